@@ -1,0 +1,233 @@
+"""The embedded lab: real tritonserver processes standing in for a hardened and an exposed deployment.
+
+`nimwarden lab up|down|status`; ``./scripts/audit`` with no argument uses it.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nimwarden.errors import UsageError
+from nimwarden.lab import triton
+
+STATE_SCHEMA = "nimwarden/lab/v1"
+DEFAULT_DIR = Path(".nimwarden") / "lab"
+LAB_USER = "nobody"  # the hardened server's user when the lab runs as root
+
+
+def lab_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    return Path(explicit or os.environ.get("NIMWARDEN_LAB_DIR") or DEFAULT_DIR).resolve()
+
+
+@dataclass
+class ServerSpec:
+    """One lab deployment: how its tritonserver is configured."""
+
+    name: str
+    hardened: bool
+    compute_ms: float = 0.0
+    extra_args: list[str] = field(default_factory=list)
+
+
+DEFAULT_SPECS = (ServerSpec("hardened", True), ServerSpec("exposed", False))
+
+RESTRICTED = "model-repository,model-config,shared-memory,statistics,trace,logging"
+
+
+def server_args(spec: ServerSpec, ports: dict[str, int], repo: Path, backends: Path, workdir: Path, key: str | None) -> list[str]:
+    common = [
+        f"--model-repository={repo}",
+        f"--backend-directory={backends}",
+        f"--http-port={ports['http']}",
+        f"--grpc-port={ports['grpc']}",
+        f"--metrics-port={ports['metrics']}",
+        "--log-verbose=0",
+        "--exit-timeout-secs=5",
+    ]
+    if spec.hardened:
+        assert key is not None
+        return common + [
+            "--http-address=127.0.0.1",
+            "--grpc-address=127.0.0.1",
+            "--model-control-mode=none",
+            f"--http-restricted-api={RESTRICTED}:admin-key={key}",
+            f"--grpc-restricted-protocol={RESTRICTED}:admin-key={key}",
+            "--allow-metrics=false",
+            "--allow-sagemaker=false",
+            "--allow-vertex-ai=false",
+            "--trace-config=level=OFF",
+            "--exit-on-error=true",
+            "--strict-readiness=true",
+            "--disable-auto-complete-config",
+            *spec.extra_args,
+        ]
+    # Defaults and the usual mistakes: explicit model control with nothing restricted,
+    # metrics on every interface, SageMaker front end left on, tracing to a file.
+    return common + [
+        "--model-control-mode=explicit",
+        "--load-model=add",
+        "--allow-metrics=true",
+        "--metrics-address=0.0.0.0",
+        "--allow-sagemaker=true",
+        f"--sagemaker-port={ports['sagemaker']}",
+        "--trace-config=level=TIMESTAMPS",
+        "--trace-config=rate=1000",
+        f"--trace-config=triton,file={workdir / 'trace.json'}",
+        *spec.extra_args,
+    ]
+
+
+def _run_as_user(runtime: triton.TritonRuntime, paths: list[Path]) -> tuple[tuple[int, int] | None, str]:
+    if os.geteuid() != 0:
+        return None, f"uid {os.geteuid()} (the lab is not running as root)"
+    if not runtime.system_python:
+        return None, "root (no world-readable Python runtime for the backend stub: install python3-numpy)"
+    if not all(triton.world_traversable(p) for p in paths):
+        return None, "root (the tritonserver wheel is not readable by other users)"
+    pw = pwd.getpwnam(LAB_USER)
+    return (pw.pw_uid, grp.getgrnam("nogroup").gr_gid if _has_group("nogroup") else pw.pw_gid), LAB_USER
+
+
+def _has_group(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def read_state(directory: Path) -> dict | None:
+    try:
+        return json.loads((directory / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_state(directory: Path, state: dict) -> None:
+    tmp = directory / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(directory / "state.json")
+
+
+def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] = DEFAULT_SPECS, log=print) -> dict:
+    """Start every lab deployment; returns the state written to ``directory/state.json``."""
+    if read_state(directory):
+        down(directory, log=lambda *_: None)
+    runtime = triton.find_runtime()
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o755)
+    backends = triton.prepare_backends(runtime, directory / "backends")
+    run_as, run_as_label = _run_as_user(runtime, [runtime.binary, runtime.libs, backends, directory])
+    state: dict = {
+        "schema": STATE_SCHEMA,
+        "dir": str(directory),
+        "started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "triton_python": f"{runtime.python_version} ({'system' if runtime.system_python else 'harness'} interpreter)",
+        "deployments": {},
+    }
+    procs = []
+    try:
+        for spec in specs:
+            spec.compute_ms = spec.compute_ms or compute_ms
+            workdir = directory / spec.name
+            if workdir.exists():
+                shutil.rmtree(workdir)
+            workdir.mkdir(parents=True)
+            repo = triton.write_model_repository(workdir, spec.compute_ms)
+            ports = {p: triton.free_port() for p in ("http", "grpc", "metrics", "sagemaker")}
+            key = None
+            dep_state: dict = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+            if spec.hardened:
+                key = secrets.token_urlsafe(24)
+                key_file = workdir / "admin-key"
+                key_file.write_text(key + "\n")
+                os.chmod(key_file, 0o600)
+                dep_state["admin_key_file"] = str(key_file)
+            user = run_as if spec.hardened else None
+            if not spec.hardened:
+                os.chmod(workdir, 0o777)  # a mistake on purpose: world-writable server directory
+            args = server_args(spec, ports, repo, backends, workdir, key)
+            log_path = workdir / "tritonserver.log"
+            log(f"lab: starting {spec.name} tritonserver (http {ports['http']}, grpc {ports['grpc']}, metrics {ports['metrics']}) as {run_as_label if user else 'root' if os.geteuid() == 0 else 'current user'}")
+            proc = triton.launch(runtime, args, log_path, run_as=user, cwd=workdir)
+            procs.append(proc)
+            dep_state.update(
+                pid=proc.pid,
+                start_time=triton.process_start_time(proc.pid),
+                log=str(log_path),
+                model_repository=str(repo),
+                backend_directory=str(backends),
+                run_as=run_as_label if user else ("root" if os.geteuid() == 0 else f"uid {os.geteuid()}"),
+                compute_ms=spec.compute_ms,
+            )
+            state["deployments"][spec.name] = dep_state
+            _write_state(directory, state)  # record PIDs at once, so `down` finds them after a crash
+        for spec, proc in zip(specs, procs):
+            dep = state["deployments"][spec.name]
+            took = triton.wait_ready(proc, dep["http"], Path(dep["log"]))
+            log(f"lab: {spec.name} ready in {took:.1f}s")
+    except BaseException:
+        down(directory, log=lambda *_: None)
+        raise
+    state["ready_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _write_state(directory, state)
+    return state
+
+
+def down(directory: Path, log=print) -> int:
+    """Stop every lab process, also those of a crashed lab whose state file is gone. Returns how many."""
+    stopped = 0
+    state = read_state(directory)
+    if state:
+        for name, dep in state.get("deployments", {}).items():
+            if triton.stop_pid(int(dep["pid"]), dep.get("start_time")):
+                stopped += 1
+                log(f"lab: stopped {name} (pid {dep['pid']})")
+    for pid in triton.processes_under(directory):
+        if triton.stop_pid(pid, triton.process_start_time(pid), grace_s=3.0):
+            stopped += 1
+            log(f"lab: stopped leftover process {pid}")
+    try:
+        (directory / "state.json").unlink()
+    except FileNotFoundError:
+        pass
+    return stopped
+
+
+def status(directory: Path) -> dict:
+    """Which deployments are running and ready."""
+    import requests
+
+    state = read_state(directory)
+    if not state:
+        return {"running": False, "dir": str(directory), "deployments": {}}
+    out = {"running": True, "dir": str(directory), "deployments": {}}
+    for name, dep in state["deployments"].items():
+        alive = triton.process_start_time(int(dep["pid"])) == dep.get("start_time")
+        ready = False
+        if alive:
+            try:
+                ready = requests.get(f"http://{dep['http']}/v2/health/ready", timeout=2).status_code == 200
+            except requests.RequestException:
+                ready = False
+        out["deployments"][name] = {"pid": dep["pid"], "alive": alive, "ready": ready, "http": dep["http"], "run_as": dep.get("run_as")}
+    out["running"] = any(d["alive"] for d in out["deployments"].values())
+    return out
+
+
+def wait_gone(pids: list[int], timeout_s: float = 10.0) -> bool:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        if all(triton.process_start_time(p) is None for p in pids):
+            return True
+        time.sleep(0.1)
+    return False

@@ -1,0 +1,222 @@
+"""Run a real ``tritonserver`` from the ``nvidia-pytriton`` wheel on a machine without GPU or Docker.
+
+The wheel ships tritonserver 2.51.0, its shared libraries and one Python
+backend stub per Python version.  The stub embeds a libpython in isolated
+mode (PYTHONPATH is ignored) and uses that interpreter's own numpy.  We
+prefer Debian's libpython3.X with python3-numpy (numpy 1.x, world-readable
+under /usr, so a non-root server user can load it); otherwise we fall back
+to the running interpreter's libpython.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from nimwarden.errors import UsageError
+
+MODEL_TEMPLATE = Path(__file__).parent / "model"
+
+
+@dataclass(frozen=True)
+class TritonRuntime:
+    binary: Path
+    libs: Path
+    python_version: str  # "3.11"
+    python_libdir: Path
+    stub_dir: Path
+    backend_files: Path
+    system_python: bool  # Debian's libpython (readable by any user) rather than the harness's
+
+    def env(self) -> dict[str, str]:
+        return {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "LD_LIBRARY_PATH": f"{self.libs}:{self.python_libdir}",
+            "HOME": "/tmp",
+            "LANG": "C.UTF-8",
+        }
+
+
+def _multiarch_libdir() -> Path:
+    arch = sysconfig.get_config_var("MULTIARCH") or "x86_64-linux-gnu"
+    return Path("/usr/lib") / arch
+
+
+def find_runtime() -> TritonRuntime:
+    try:
+        import pytriton  # noqa: F401  (only to locate the wheel)
+    except ImportError:
+        raise UsageError("the nvidia-pytriton wheel is not installed: run ./scripts/audit (or pip install 'nimwarden[lab]')") from None
+    root = Path(sys.modules["pytriton"].__file__).parent / "tritonserver"
+    binary = root / "bin" / "tritonserver"
+    libs = root.parent.parent / "nvidia_pytriton.libs"
+    backend_files = root / "backends" / "python"
+    for p in (binary, libs, backend_files):
+        if not p.exists():
+            raise UsageError(f"nvidia-pytriton is incomplete: {p} is missing; reinstall nimwarden[lab]")
+    # Debian's interpreter first: world-readable and numpy 1.x from python3-numpy.
+    for version in ("3.13", "3.12", "3.11", "3.10"):
+        lib = _multiarch_libdir() / f"libpython{version}.so.1.0"
+        stub = root / "python_backend_stubs" / version
+        if lib.exists() and stub.exists() and Path("/usr/lib/python3/dist-packages/numpy").exists():
+            return TritonRuntime(binary, libs, version, lib.parent, stub, backend_files, True)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "python_backend_stubs" / version
+    libdir = Path(sysconfig.get_config_var("LIBDIR") or "")
+    if not stub.exists():
+        raise UsageError(f"no Triton Python backend stub for Python {version} in {stub.parent}")
+    if not (libdir / f"libpython{version}.so.1.0").exists() and not list(libdir.glob(f"libpython{version}*.so*")):
+        raise UsageError(f"libpython{version}.so not found in {libdir}: install Debian's libpython{version} and python3-numpy")
+    return TritonRuntime(binary, libs, version, libdir, stub, backend_files, False)
+
+
+def prepare_backends(runtime: TritonRuntime, dest: Path) -> Path:
+    """A backend directory with the Python backend and the stub for our interpreter next to it."""
+    python_dir = dest / "python"
+    python_dir.mkdir(parents=True, exist_ok=True)
+    for src in list(runtime.backend_files.iterdir()) + list(runtime.stub_dir.iterdir()):
+        if src.is_file():
+            shutil.copy2(src, python_dir / src.name)
+    return dest
+
+
+def write_model_repository(dest: Path, compute_ms: float) -> Path:
+    repo = dest / "models"
+    if repo.exists():
+        shutil.rmtree(repo)
+    shutil.copytree(MODEL_TEMPLATE, repo, ignore=shutil.ignore_patterns("__pycache__"))
+    cfg = repo / "add" / "config.pbtxt"
+    cfg.write_text(cfg.read_text().replace("@COMPUTE_MS@", f"{compute_ms:g}"))
+    return repo
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def world_traversable(path: Path) -> bool:
+    """True when a user with no special rights can reach ``path`` (every parent has o+x)."""
+    path = path.resolve()
+    for parent in [path, *path.parents]:
+        try:
+            if parent.is_dir() and not os.stat(parent).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def process_start_time(pid: int) -> int | None:
+    """Kernel start time of a process (clock ticks since boot): guards against PID reuse."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def launch(
+    runtime: TritonRuntime,
+    args: list[str],
+    log_path: Path,
+    run_as: tuple[int, int] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen:
+    """Start tritonserver in its own session so that it outlives the CLI that started it."""
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    kwargs = {}
+    if run_as is not None:
+        kwargs = {"user": run_as[0], "group": run_as[1], "extra_groups": []}
+    try:
+        return subprocess.Popen(
+            [str(runtime.binary), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=runtime.env(),
+            cwd=str(cwd) if cwd else None,
+            start_new_session=True,
+            **kwargs,
+        )
+    finally:
+        log.close()
+
+
+def wait_ready(proc: subprocess.Popen, http_address: str, log_path: Path, deadline_s: float = 90.0) -> float:
+    """Poll /v2/health/ready until 200; raise UsageError with the log tail if it dies or times out."""
+    t0 = time.monotonic()
+    url = f"http://{http_address}/v2/health/ready"
+    while time.monotonic() - t0 < deadline_s:
+        if proc.poll() is not None:
+            raise UsageError(f"tritonserver exited with status {proc.returncode} during start-up; last log lines:\n{tail(log_path)}")
+        try:
+            if requests.get(url, timeout=1.0).status_code == 200:
+                return time.monotonic() - t0
+        except requests.RequestException:
+            pass  # not listening yet
+        time.sleep(0.2)
+    raise UsageError(f"tritonserver did not become ready within {deadline_s:.0f}s ({url}); last log lines:\n{tail(log_path)}")
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def stop_pid(pid: int, start_time: int | None, grace_s: float = 10.0) -> bool:
+    """SIGTERM, then SIGKILL after ``grace_s``; only if the PID still names the same process."""
+    if start_time is not None and process_start_time(pid) != start_time:
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        os.kill(pid, signal.SIGTERM)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < grace_s:
+        if process_start_time(pid) is None or _is_zombie(pid):
+            return True
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return True
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def processes_under(directory: Path) -> list[int]:
+    """PIDs whose command line names ``directory``: leftovers of a crashed lab."""
+    needle = str(directory.resolve()).encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline:
+            pids.append(int(entry.name))
+    return pids

@@ -1,0 +1,65 @@
+"""Secret hygiene: every artifact passes through :func:`redact` before it is written.
+
+Two nets: secrets the harness itself knows (credentials it loaded, registered
+with :func:`register`), and patterns of secrets a target may expose (NGC API
+keys, Hugging Face tokens, bearer tokens, passwords in URLs, private keys).
+A redacted value keeps its first and last two characters and a short hash,
+so a finding can still say *which* secret was seen without showing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from typing import Any
+
+_known: set[str] = set()
+_lock = threading.Lock()
+
+PATTERNS = [
+    re.compile(r"nvapi-[A-Za-z0-9_\-]{8,}"),  # NGC API keys
+    re.compile(r"hf_[A-Za-z0-9]{10,}"),  # Hugging Face tokens
+    re.compile(r"(?i)(?<=bearer )[A-Za-z0-9._~+/\-]{8,}=*"),
+    re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),  # user:password@ in URLs
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"(?i)(?<=password=)[^&\s\"']{4,}"),
+    re.compile(r"(?i)(?<=(?:api_key|apikey|token|secret)=)[^&\s\"']{8,}"),
+]
+
+
+def fingerprint(secret: str) -> str:
+    """A stable, non-reversible label for a secret: ``nv…yz[sha256:1a2b3c4d]``."""
+    digest = hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()[:8]
+    if len(secret) < 8:
+        return f"…[sha256:{digest}]"
+    return f"{secret[:2]}…{secret[-2:]}[sha256:{digest}]"
+
+
+def register(secret: str | None) -> None:
+    """Remember a secret so that it is redacted wherever it appears later."""
+    if secret and len(secret) >= 4:
+        with _lock:
+            _known.add(secret)
+
+
+def redact_text(text: str) -> str:
+    with _lock:
+        known = sorted(_known, key=len, reverse=True)
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, fingerprint(secret))
+    for pattern in PATTERNS:
+        text = pattern.sub(lambda m: fingerprint(m.group(0)) if "[sha256:" not in m.group(0) else m.group(0), text)
+    return text
+
+
+def redact(value: Any) -> Any:
+    """Redact every string inside a JSON-like value (dict keys included)."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {redact(k): redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
