@@ -24,7 +24,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nimwarden.netpol.objects import EGRESS, INGRESS, Endpoint, External, Inventory, Peer, Pod, Policy, PolicyPort, Rule
+from nimwarden.netpol.objects import (
+    EGRESS,
+    INGRESS,
+    Endpoint,
+    External,
+    Inventory,
+    Peer,
+    Pod,
+    Policy,
+    PolicyPort,
+    Rule,
+)
 
 
 @dataclass(frozen=True)

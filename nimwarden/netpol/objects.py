@@ -13,7 +13,7 @@ import ipaddress
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from nimwarden.netpol.selectors import Selector, SelectorError, parse_selector
 
@@ -21,7 +21,7 @@ NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every nam
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 INGRESS, EGRESS = "Ingress", "Egress"
 
-IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class PolicyError(ValueError):
@@ -71,7 +71,7 @@ class External:
         return self.ip
 
 
-Endpoint = Union[Pod, External]
+Endpoint = Pod | External
 
 
 @dataclass(frozen=True)
