@@ -1,0 +1,147 @@
+"""One object model for cluster state, whatever it was read from.
+
+Manifests, a snapshot and a live API server all produce a :class:`ClusterState`:
+the objects (as the API's JSON form), where they came from, and — for live
+reads — which resources the credentials were not allowed to read, so that a
+control depending on them reports ``error`` naming the missing permission
+instead of passing on an empty list.
+
+Secret values never enter the model: a Secret keeps its metadata, type, the
+names of its keys and (for registry credentials) the registry host names.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class K8sObject:
+    kind: str
+    api_version: str
+    namespace: str | None
+    name: str
+    body: Mapping[str, Any]
+    origin: str = ""  # "manifests/app.yaml#2", "snapshot.json items[4]" or the API path
+
+    @property
+    def ref(self) -> str:
+        """``Deployment/ns/name`` (namespaced) or ``ClusterRole/name``."""
+        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        return self.body.get("metadata") or {}
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self.metadata.get("labels") or {}
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return self.metadata.get("annotations") or {}
+
+    @property
+    def spec(self) -> Mapping[str, Any]:
+        return self.body.get("spec") or {}
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    source: str  # e.g. "manifests: lab/manifests/hardened" or "live: context kind-nim"
+    objects: tuple[K8sObject, ...]
+    denied: Mapping[str, str] = field(default_factory=dict)  # kind -> missing permission
+    absent: tuple[str, ...] = ()  # kinds the cluster does not serve (CRD not installed)
+    _index: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for obj in self.objects:
+            self._index.setdefault(obj.kind, []).append(obj)
+
+    def of_kind(self, kind: str, namespace: str | None = None) -> list[K8sObject]:
+        objs = self._index.get(kind, [])
+        return [o for o in objs if namespace is None or o.namespace == namespace]
+
+    def get(self, kind: str, namespace: str | None, name: str) -> K8sObject | None:
+        for o in self._index.get(kind, []):
+            if o.name == name and (o.namespace or None) == (namespace or None):
+                return o
+        return None
+
+    def unreadable(self, *kinds: str) -> str | None:
+        """Why one of these kinds could not be read (a denied permission), or None when all were."""
+        reasons = [self.denied[k] for k in kinds if k in self.denied]
+        return "; ".join(reasons) if reasons else None
+
+    def summary(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for o in self.objects:
+            counts[o.kind] = counts.get(o.kind, 0) + 1
+        return {"source": self.source, "objects": counts, "denied": dict(self.denied), "absent": list(self.absent)}
+
+
+def _registries(data: Mapping[str, Any], string_data: Mapping[str, Any]) -> list[str]:
+    raw = string_data.get(".dockerconfigjson") or string_data.get(".dockercfg")
+    if raw is None:
+        encoded = data.get(".dockerconfigjson") or data.get(".dockercfg")
+        if not encoded:
+            return []
+        try:
+            raw = base64.b64decode(encoded).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return []
+    try:
+        parsed = json.loads(raw)
+    except (TypeError, ValueError):
+        return []
+    auths = parsed.get("auths", parsed) if isinstance(parsed, dict) else {}
+    return sorted(str(k) for k in auths) if isinstance(auths, dict) else []
+
+
+def scrub_secret(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A Secret without its values: metadata, type, key names and registry hosts only."""
+    data = body.get("data") or {}
+    string_data = body.get("stringData") or {}
+    meta = dict(body.get("metadata") or {})
+    annotations = dict(meta.get("annotations") or {})
+    # kubectl apply keeps the whole object, values included, in this annotation.
+    annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    meta["annotations"] = annotations
+    return {
+        "apiVersion": body.get("apiVersion", "v1"),
+        "kind": "Secret",
+        "metadata": meta,
+        "type": body.get("type", "Opaque"),
+        "dataKeys": sorted(set(data) | set(string_data)),
+        "registries": _registries(data, string_data),
+        "inlineValues": bool(data or string_data),
+    }
+
+
+def make_object(body: Mapping[str, Any], origin: str, default_namespace: str | None = "default") -> K8sObject:
+    """Build a K8sObject from an API-form mapping (callers validate kind and name first)."""
+    from nimwarden.k8s.resources import is_namespaced
+
+    kind = str(body["kind"])
+    if kind == "Secret":
+        body = scrub_secret(body)
+    meta = body.get("metadata") or {}
+    namespace = meta.get("namespace") if is_namespaced(kind) else None
+    if is_namespaced(kind) and not namespace:
+        namespace = default_namespace
+    return K8sObject(kind, str(body.get("apiVersion", "")), namespace, str(meta["name"]), body, origin)
+
+
+def merge(states: Iterable[ClusterState], source: str) -> ClusterState:
+    objects: list[K8sObject] = []
+    denied: dict[str, str] = {}
+    absent: list[str] = []
+    for s in states:
+        objects.extend(s.objects)
+        denied.update(s.denied)
+        absent.extend(a for a in s.absent if a not in absent)
+    return ClusterState(source, tuple(objects), denied, tuple(absent))
