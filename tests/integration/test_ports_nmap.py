@@ -1,0 +1,75 @@
+"""The port probe against real listeners with the real nmap (loopback only)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+from nimwarden.judges.ports import judge_expected, judge_position, judge_undocumented
+from nimwarden.outcome import Status
+from nimwarden.probes import ports
+
+pytestmark = pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed (Debian package nmap)")
+
+HOST = "127.0.0.61"  # an address of its own, so other loopback listeners stay out of the picture
+
+
+@pytest.fixture
+def listeners():
+    socks = []
+    for _ in range(2):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((HOST, 0))
+        s.listen(8)
+        socks.append(s)
+    yield [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+
+
+def _plan(open_ports, documented_port, scan_spec, identify=False):
+    table = ports.load_port_table().extended(
+        ports.rows_from([{"port": documented_port, "service": "lab gateway", "reachable_from": ["external"]}]), "test")
+    return ports.PortPlan((HOST,), scan_spec, table.udp_ports(), "external", "triton", table,
+                          ((HOST, documented_port, "gateway"),), identify, ports.ScanLimits(host_timeout_s=30, version_timeout_s=5))
+
+
+def test_real_scan_finds_listeners_and_judges_them(listeners):
+    documented, undocumented = listeners
+    plan = _plan(listeners, documented, ports.port_spec({documented, undocumented, 1}), identify=True)
+    a = ports.probe_plan(plan, ports.guard_for(["127.0.0.0/8"]))
+    assert a.completed, a.error
+    found = {(p.port, p.proto) for p in a.observation.open_ports}
+    assert {(documented, "tcp"), (undocumented, "tcp")} <= found
+    assert (1, "tcp") not in found
+    assert a.observation.scan_s > 0 and "--host-timeout 30s" in a.observation.command
+    assert "--max-retries 1" in a.observation.command and "-T4" in a.observation.command
+    out = judge_undocumented(a, plan)
+    assert out.status is Status.FAIL and f"{HOST}:{undocumented}/tcp" in out.reason
+    assert str(documented) not in out.reason.replace(str(undocumented), "")
+    assert judge_expected(a, plan).status is Status.PASS
+    if os.geteuid() == 0:
+        assert a.observation.udp_scanned and 6831 in a.observation.udp_ports
+        assert judge_position(a, plan).status is Status.PASS
+
+
+def test_expected_port_closed_is_a_finding(listeners):
+    documented = listeners[0]
+    plan = _plan(listeners, 1, ports.port_spec({documented, 1}))
+    a = ports.probe_plan(plan, ports.guard_for([HOST]))
+    out = judge_expected(a, plan)
+    assert out.status is Status.FAIL and f"{HOST}:1/tcp" in out.reason
+
+
+def test_missing_nmap_binary_is_an_error_not_a_pass(listeners, monkeypatch):
+    plan = _plan(listeners, listeners[0], str(listeners[0]))
+    plan = ports.PortPlan(*plan.__dict__.values())
+    object.__setattr__(plan, "limits", ports.ScanLimits(nmap="/nonexistent/nmap"))
+    a = ports.probe_plan(plan, ports.guard_for([HOST]))
+    assert not a.completed
+    for judge in (judge_undocumented, judge_position, judge_expected):
+        assert judge(a, plan).status is Status.ERROR
