@@ -72,7 +72,7 @@ def _load(files: CertFiles) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
     return cert, key
 
 
-def create_ca(directory: Path, name: str = "nimwarden lab CA", days: int = 30) -> CertFiles:
+def create_ca(directory: Path, name: str = "nimwarden lab CA", days: int = 365) -> CertFiles:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = _now()
     cert = (
@@ -103,7 +103,7 @@ def issue(
     hosts: list[str] | None = None,
     *,
     client: bool = False,
-    days: int = 30,
+    days: int = 90,
     key_size: int = 2048,
 ) -> CertFiles:
     """A leaf certificate signed by ``ca``: a server certificate for ``hosts``, or a client certificate."""
@@ -136,11 +136,11 @@ def issue(
     return files
 
 
-def self_signed(directory: Path, name: str, hosts: list[str], *, days_left: float = 5, key_size: int = 2048) -> CertFiles:
+def self_signed(directory: Path, name: str, hosts: list[str], *, days_left: float = 5, key_size: int = 1024) -> CertFiles:
     """A self-signed server certificate that expires in ``days_left`` days (negative: already expired).
 
-    This is the common mistake the ``exposed`` deployment makes: no CA, and
-    nobody watching the expiry date.
+    This is the common mistake the ``exposed`` deployment makes: no CA, a
+    short legacy key, and nobody watching the expiry date.
     """
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     now = _now()

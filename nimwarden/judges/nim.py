@@ -1,0 +1,46 @@
+"""NIM endpoint judges (pure): what a caller without credentials reaches and learns.
+
+Health endpoints answering anonymously is expected (Kubernetes probes use
+them) and only recorded. Everything else is a finding when it answers 2xx
+without credentials: inference and model listing, metadata/version/licence
+(profile, licence and repository override disclosure), metrics, the OpenAPI
+explorer.
+"""
+
+from __future__ import annotations
+
+from nimwarden.outcome import Attempt, Outcome, errored, failed, incomplete, passed
+from nimwarden.probes.nim import NimObservation
+
+WHAT = {
+    "inference": "inference and model listing",
+    "metadata": "metadata, version and licence",
+    "metrics": "metrics",
+    "docs": "the OpenAPI explorer",
+}
+
+
+def judge_anonymous(a: Attempt[NimObservation], category: str) -> Outcome:
+    """NIM-*: no endpoint of ``category`` answers 2xx without credentials."""
+    if category not in WHAT:
+        raise ValueError(f"unknown NIM endpoint category {category!r}")
+    bad = incomplete(a)
+    if bad:
+        return bad
+    o = a.observation
+    assert o is not None
+    ev = a.evidence()
+    if all(x.status == 404 for x in o.answers):
+        return errored(f"{o.base_url} answered 404 on every documented NIM path: not a NIM endpoint, or the wrong URL", **ev)
+    reached = o.reachable(category)
+    if reached:
+        labels = [f"{x.method} {x.path} -> {x.status}" for x in reached]
+        disclosed = {f"{x.method} {x.path}": dict(x.disclosed) for x in reached if x.disclosed}
+        severity = None
+        if category == "metadata" and any("repository_override" in d for d in disclosed.values()):
+            severity = "high"  # the override URL names where models come from, sometimes with a credential
+        return failed(f"{o.base_url} serves {WHAT[category]} without credentials: {'; '.join(labels)}",
+                      severity=severity, **ev, reachable=labels, disclosed=disclosed)
+    asked = [x for x in o.answers if x.category == category]
+    statuses = ", ".join(f"{x.path} -> {x.status}" for x in asked)
+    return passed(f"{o.base_url} refuses {WHAT[category]} to anonymous callers ({statuses})", **ev)

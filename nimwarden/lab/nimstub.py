@@ -1,0 +1,269 @@
+"""A minimal NIM-compatible **stand-in** for the lab. It is not NVIDIA NIM.
+
+No NIM container can run on the lab's machines (no Docker, no GPU), so this
+small HTTP server exists only to exercise the harness: it serves the paths the
+NIM documentation lists (health, models, metadata, version, license, metrics,
+OpenAPI explorer, chat/completions incl. SSE streaming, completions) in the
+documented shapes, and forwards every inference to the lab's real Triton
+(the ``add`` model) when given one, so a request really crosses the stack.
+
+Like a real NIM it has no authentication of its own: that is the gateway's job.
+In ``--leaky`` mode it makes the mistakes the nim-api suite must catch: its
+metadata carries a repository override with a credential in the URL.
+
+Run: ``python -m nimwarden.lab.nimstub --host 127.0.0.1 --port 0 --triton http://127.0.0.1:8000``
+(prints ``LISTENING host:port`` once bound).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+STAND_IN = "nimwarden lab NIM stand-in (not NVIDIA NIM)"
+MODEL = "nimwarden/lab-stand-in"
+VERSION = "0.0.0-stand-in"
+
+
+class _State:
+    def __init__(self, triton: str | None, model: str, leaky: bool):
+        self.triton = triton.rstrip("/") if triton else None
+        self.model = model
+        self.leaky = leaky
+        self.started = int(time.time())
+        self.requests = 0
+        self.lock = threading.Lock()
+        # A fake, lab-only credential: the leak the suite has to find and redact.
+        self.fake_key = "nvapi-" + secrets.token_urlsafe(32) if leaky else None
+
+
+def _triton_add(state: _State, timeout_s: float = 5.0) -> list[float] | None:
+    """One real inference on the lab Triton's ``add`` model; None when no Triton was given."""
+    if not state.triton:
+        return None
+    body = json.dumps({"inputs": [
+        {"name": "INPUT0", "shape": [4], "datatype": "FP32", "data": [1, 2, 3, 4]},
+        {"name": "INPUT1", "shape": [4], "datatype": "FP32", "data": [10, 20, 30, 40]},
+    ]}).encode()
+    req = urllib.request.Request(f"{state.triton}/v2/models/add/infer", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - lab-internal http:// URL
+        out = json.loads(resp.read())
+    return out["outputs"][0]["data"]
+
+
+def _metadata(state: _State) -> dict:
+    meta = {
+        "assetInfo": [f"{state.model}:stand-in"],
+        "licenseInfo": {"name": "stand-in licence (lab only)", "type": "file", "path": "/opt/nim/LICENSE"},
+        "modelInfo": [{"modelUrl": f"ngc://nim/{state.model}", "shortName": state.model}],
+        "profile": {"id": "stand-in-cpu", "tags": {"precision": "fp32", "backend": "triton-python"}},
+        "repository_override": None,
+        "version": VERSION,
+        "stand_in": STAND_IN,
+    }
+    if state.leaky:
+        meta["repository_override"] = f"https://nim:{state.fake_key}@models.internal.example/nim/"
+    return meta
+
+
+def _openapi() -> dict:
+    paths = {p: {"get": {"summary": p}} for p in ("/v1/health/live", "/v1/health/ready", "/v1/models", "/v1/metadata",
+                                                  "/v1/version", "/v1/license", "/v1/metrics")}
+    paths.update({p: {"post": {"summary": p}} for p in ("/v1/chat/completions", "/v1/completions")})
+    return {"openapi": "3.0.2", "info": {"title": STAND_IN, "version": VERSION}, "paths": paths}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "nim-stand-in"
+    sys_version = ""
+    state: _State  # set by serve()
+
+    def log_message(self, fmt, *args):  # quiet: the lab keeps no access log for the stand-in
+        return
+
+    def _json(self, status: int, payload) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _text(self, status: int, text: str, ctype: str) -> None:
+        body = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        st = self.state
+        with st.lock:
+            st.requests += 1
+        path = self.path.split("?", 1)[0]
+        if path == "/v1/health/live":
+            return self._json(200, {"object": "health.response", "message": "Service is live."})
+        if path == "/v1/health/ready":
+            try:
+                _triton_add(st, 2.0)
+            except (OSError, urllib.error.URLError, ValueError, KeyError):
+                return self._json(503, {"object": "health.response", "message": "Service is not ready."})
+            return self._json(200, {"object": "health.response", "message": "Service is ready."})
+        if path == "/v1/models":
+            return self._json(200, {"object": "list", "data": [
+                {"id": st.model, "object": "model", "created": st.started, "owned_by": "system", "root": st.model}]})
+        if path == "/v1/metadata":
+            return self._json(200, _metadata(st))
+        if path == "/v1/version":
+            return self._json(200, {"release": VERSION, "api": "1.0.0"})
+        if path == "/v1/license":
+            return self._json(200, {"name": "stand-in licence (lab only)", "path": "/opt/nim/LICENSE", "type": "file",
+                                    "content": "This is the nimwarden lab stand-in, not an NVIDIA product."})
+        if path in ("/v1/metrics", "/metrics"):
+            return self._text(200, f"# TYPE num_requests_total counter\nnum_requests_total{{model_name=\"{st.model}\"}} {st.requests}\n",
+                              "text/plain; version=0.0.4")
+        if path == "/openapi.json":
+            return self._json(200, _openapi())
+        if path == "/docs":
+            return self._text(200, f"<!doctype html><title>{STAND_IN} - Swagger UI</title><div id=swagger-ui></div>"
+                                   "<script>/* openapi.json */</script>", "text/html")
+        return self._json(404, {"detail": "Not Found"})
+
+    def do_POST(self):  # noqa: N802
+        st = self.state
+        with st.lock:
+            st.requests += 1
+        path = self.path.split("?", 1)[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > 1_000_000:
+            return self._json(413, {"detail": "request too large"})
+        try:
+            req = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            return self._json(400, {"detail": "invalid JSON"})
+        if path not in ("/v1/chat/completions", "/v1/completions"):
+            return self._json(404 if not path.startswith("/v1/") else 405, {"detail": "Not Found"})
+        try:
+            out = _triton_add(st)
+        except (OSError, urllib.error.URLError, ValueError, KeyError) as exc:
+            return self._json(502, {"detail": f"backend error: {type(exc).__name__}"})
+        text = f"stand-in answer (triton add -> {out})" if out is not None else "stand-in answer (no backend)"
+        chat = path == "/v1/chat/completions"
+        rid = "cmpl-" + secrets.token_hex(8)
+        if req.get("stream"):
+            return self._stream(rid, text, chat)
+        choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"} if chat
+                  else {"index": 0, "text": text, "finish_reason": "stop"})
+        return self._json(200, {"id": rid, "object": "chat.completion" if chat else "text_completion",
+                                "created": int(time.time()), "model": st.model, "choices": [choice],
+                                "usage": {"prompt_tokens": 1, "completion_tokens": len(text.split()), "total_tokens": 1 + len(text.split())}})
+
+    def _stream(self, rid: str, text: str, chat: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        for word in text.split(" "):
+            delta = {"index": 0, "delta": {"content": word + " "}} if chat else {"index": 0, "text": word + " "}
+            chunk = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion", "model": self.state.model, "choices": [delta]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+
+def serve(host: str, port: int, triton: str | None, model: str = MODEL, leaky: bool = False) -> ThreadingHTTPServer:
+    handler = type("BoundHandler", (Handler,), {"state": _State(triton, model, leaky)})
+    return ThreadingHTTPServer((host, port), handler)
+
+
+def start(name: str, state_dir, *, host: str = "127.0.0.1", port: int = 0, triton: str | None = None,
+          leaky: bool = False, timeout_s: float = 10.0) -> dict:
+    """Start the stand-in as its own process (own session, outlives the caller); returns its lab state."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    workdir = Path(state_dir) / f"nimstub-{name}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "nimstub.log"
+    cmd = [sys.executable, "-m", "nimwarden.lab.nimstub", "--host", host, "--port", str(port)]
+    if triton:
+        cmd += ["--triton", triton]
+    if leaky:
+        cmd.append("--leaky")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env, cwd=str(workdir))
+    deadline = time.monotonic() + timeout_s
+    address = None
+    while time.monotonic() < deadline and address is None:
+        if proc.poll() is not None:
+            break
+        for line in log_path.read_text(errors="replace").splitlines():
+            if line.startswith("LISTENING "):
+                address = line.split(" ", 1)[1].strip()
+        time.sleep(0.05)
+    if address is None:
+        proc.kill()
+        raise RuntimeError(f"NIM stand-in {name} did not start: {log_path.read_text(errors='replace')[-1000:]}")
+    return {"name": name, "pid": proc.pid, "address": address, "url": f"http://{address}", "log": str(log_path),
+            "stand_in": STAND_IN, "leaky": leaky}
+
+
+def stop(info: dict, timeout_s: float = 5.0) -> bool:
+    """Stop a stand-in started by :func:`start`, after checking the pid is still ours."""
+    import os
+    import signal
+    from pathlib import Path
+
+    pid = int(info["pid"])
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    if b"nimwarden.lab.nimstub" not in cmdline:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return True
+        except ChildProcessError:
+            if not Path(f"/proc/{pid}").exists():
+                return True
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=STAND_IN)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--triton", help="the lab Triton's HTTP URL, e.g. http://127.0.0.1:8000")
+    ap.add_argument("--model", default=MODEL)
+    ap.add_argument("--leaky", action="store_true", help="make the disclosure mistakes the nim-api suite must catch")
+    args = ap.parse_args(argv)
+    srv = serve(args.host, args.port, args.triton, args.model, args.leaky)
+    print(f"LISTENING {srv.server_address[0]}:{srv.server_address[1]}", flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
