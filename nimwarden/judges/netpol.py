@@ -1,0 +1,176 @@
+"""Judges for the network-policy family: declared policy (static) and enforced policy (live).
+
+Pure functions: an :class:`~nimwarden.netpol.objects.Inventory` (or the
+probe's Attempt of one) plus the deployment's
+:class:`~nimwarden.netpol.static.Requirements` in, an Outcome out. Every
+finding names the policy and the rule; the logic lives in
+:mod:`nimwarden.netpol`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from nimwarden.netpol import static
+from nimwarden.netpol.enforcement import (
+    BROKEN,
+    LIVENESS,
+    NOT_ENFORCED,
+    UNJUDGED,
+    Observation,
+    judge_observations,
+    matrix_data,
+)
+from nimwarden.netpol.objects import Inventory, Pod
+from nimwarden.netpol.selectors import parse_selector
+from nimwarden.outcome import Attempt, Outcome, errored, failed, incomplete, not_applicable, passed
+
+InventoryInput = Inventory | Attempt[Inventory]
+
+
+def _unwrap(inv: InventoryInput) -> tuple[Inventory | None, Outcome | None]:
+    if isinstance(inv, Attempt):
+        bad = incomplete(inv)
+        return (None, bad) if bad else (inv.observation, None)  # type: ignore[return-value]
+    return inv, None
+
+
+def workload_pods(inv: Inventory, namespace: str | None, selector: Mapping[str, str] | None) -> list[Pod]:
+    sel = parse_selector({"matchLabels": dict(selector or {})})
+    return [p for p in inv.pods if (namespace is None or p.namespace == namespace) and sel.matches(p.labels)]
+
+
+def _scope_text(namespace: str | None, selector: Mapping[str, str] | None) -> str:
+    sel = ",".join(f"{k}={v}" for k, v in (selector or {}).items()) or "any labels"
+    return f"selector {sel} in namespace {namespace or '(any)'}"
+
+
+def _verdict(violations: Sequence[static.Violation], ok: str, bad: str, **evidence: Any) -> Outcome:
+    if not violations:
+        return passed(ok, **evidence)
+    severities = {v.severity for v in violations}
+    severity = "low" if severities == {"low"} else None
+    first = violations[0].describe()
+    more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+    return failed(f"{bad}: {first}{more}", severity=severity, violations=[v.describe() for v in violations], **evidence)
+
+
+def judge_default_deny(inv: InventoryInput, req: static.Requirements, namespaces: Iterable[str] | None = None) -> Outcome:
+    """NETPOL-DEFAULTDENY: every NIM/Triton/NeMo namespace has default-deny ingress (and egress when required)."""
+    inventory, bad = _unwrap(inv)
+    if bad:
+        return bad
+    assert inventory is not None
+    nss = sorted(set(namespaces if namespaces is not None else req.workload_namespaces))
+    if not nss:
+        return not_applicable("no NIM/Triton/NeMo namespace is named (profile network_policy.workload_namespaces or the deployment's kubernetes.namespace)")
+    violations, covered = static.check_default_deny(inventory, nss, req.require_egress_isolation)
+    dirs = "ingress and egress" if req.require_egress_isolation else "ingress"
+    return _verdict(violations, f"default-deny {dirs} covers {', '.join(nss)}", "default-deny missing", namespaces=nss, covered_by=covered)
+
+
+def _pods_or_na(inventory: Inventory, namespace: str | None, selector: Mapping[str, str] | None) -> tuple[list[Pod], Outcome | None]:
+    pods = workload_pods(inventory, namespace, selector)
+    if not pods:
+        return pods, not_applicable(f"no pods match {_scope_text(namespace, selector)}")
+    return pods, None
+
+
+def judge_api_sources(inv: InventoryInput, req: static.Requirements, namespace: str | None, selector: Mapping[str, str] | None) -> Outcome:
+    """NETPOL-NIMAPI: the API port admits only the gateway namespace."""
+    inventory, bad = _unwrap(inv)
+    if bad:
+        return bad
+    assert inventory is not None
+    pods, na = _pods_or_na(inventory, namespace, selector)
+    if na:
+        return na
+    violations, seen = static.check_sources_limited_to_namespaces(inventory, pods, req.api_ports, req.gateway_namespaces, "the gateway namespace", require_path=True)
+    ports = ", ".join(map(str, req.api_ports))
+    return _verdict(violations, f"API port {ports} admits only {', '.join(req.gateway_namespaces)} on {len(pods)} pod(s)", "API port reachable beyond the gateway", admitted=seen, pods=[p.key for p in pods])
+
+
+def judge_metrics_sources(inv: InventoryInput, req: static.Requirements, namespace: str | None, selector: Mapping[str, str] | None) -> Outcome:
+    """NETPOL-METRICS: metrics ports admit only the monitoring namespace (or nobody)."""
+    inventory, bad = _unwrap(inv)
+    if bad:
+        return bad
+    assert inventory is not None
+    pods, na = _pods_or_na(inventory, namespace, selector)
+    if na:
+        return na
+    violations, seen = static.check_sources_limited_to_namespaces(inventory, pods, req.metrics_ports, req.monitoring_namespaces, "the monitoring namespace", require_path=False)
+    ports = ", ".join(map(str, req.metrics_ports))
+    return _verdict(violations, f"metrics port {ports} admits only {', '.join(req.monitoring_namespaces)} (or nobody)", "metrics reachable beyond monitoring", admitted=seen, pods=[p.key for p in pods])
+
+
+def judge_egress(inv: InventoryInput, req: static.Requirements, namespace: str | None, selector: Mapping[str, str] | None) -> Outcome:
+    """NETPOL-EGRESS: egress is isolated and limited to HTTPS and DNS."""
+    inventory, bad = _unwrap(inv)
+    if bad:
+        return bad
+    assert inventory is not None
+    if not req.require_egress_isolation:
+        return not_applicable("the profile does not require egress isolation (network_policy.require_egress_isolation: false)")
+    pods, na = _pods_or_na(inventory, namespace, selector)
+    if na:
+        return na
+    violations = static.check_egress_limited(inventory, pods, req.egress_allowed)
+    allowed = ", ".join(map(str, req.egress_allowed))
+    return _verdict(violations, f"egress of {len(pods)} pod(s) limited to {allowed}", "egress not limited", allowed=allowed, pods=[p.key for p in pods])
+
+
+def judge_databases(inv: InventoryInput, req: static.Requirements) -> Outcome:
+    """NETPOL-DB: database ports admit only their owning services."""
+    inventory, bad = _unwrap(inv)
+    if bad:
+        return bad
+    assert inventory is not None
+    if not req.databases:
+        return not_applicable("no databases declared (network_policy.databases: Postgres 5432, Milvus 19530 with their owners)")
+    violations: list[static.Violation] = []
+    found: dict[str, list[str]] = {}
+    for db in req.databases:
+        v, pods = static.check_database_owners(inventory, db)
+        violations += v
+        found[db.name] = [p.key for p in pods]
+    if not any(found.values()):
+        return not_applicable("none of the declared databases has a pod in the snapshot: " + ", ".join(found))
+    return _verdict(violations, "database ports admit only their owning services", "database reachable beyond its owners", databases=found)
+
+
+def judge_enforcement(observations: Sequence[Observation] | Attempt[Sequence[Observation]], declared_by: str = "") -> Outcome:
+    """NETPOL-ENFORCED: what the network does matches what the policies declare.
+
+    Declared blocked but reachable → fail, critical (policy not enforced);
+    declared allowed but blocked → fail (broken service); a probe error → error.
+    """
+    if isinstance(observations, Attempt):
+        bad = incomplete(observations)
+        if bad:
+            return bad
+        observations = observations.observation or ()
+    if not observations:
+        return errored("no flows were probed: the probe plan is empty, so enforcement cannot be judged")
+    judged = judge_observations(observations)
+    data = matrix_data(judged).as_dict()
+    by = {v: [j for j in judged if j.verdict == v] for v in (NOT_ENFORCED, BROKEN, UNJUDGED)}
+    evidence = {
+        "declared_by": declared_by,
+        "flows": len(judged),
+        "not_enforced": [j.reason for j in by[NOT_ENFORCED]],
+        "broken": [j.reason for j in by[BROKEN]],
+        "errors": [j.reason for j in by[UNJUDGED]],
+        "matrix": data,
+    }
+    if by[NOT_ENFORCED]:
+        first = by[NOT_ENFORCED][0]
+        return failed(f"declared blocked, observed reachable: {len(by[NOT_ENFORCED])} flow(s), e.g. {first.flow.label} ({first.observation.detail})", severity="critical", **evidence)
+    if by[BROKEN]:
+        first = by[BROKEN][0]
+        return failed(f"declared allowed, observed blocked: {len(by[BROKEN])} flow(s), e.g. {first.flow.label}", severity="medium", **evidence)
+    if by[UNJUDGED]:
+        return errored(f"{len(by[UNJUDGED])} flow(s) could not be judged: {by[UNJUDGED][0].reason}", **evidence)
+    probed = sum(1 for j in judged if j.flow.purpose != LIVENESS)
+    return passed(f"all {probed} probed flows behave as declared ({sum(1 for j in judged if not j.flow.expected)} declared-blocked flows observed blocked)", **evidence)

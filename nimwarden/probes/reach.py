@@ -1,0 +1,95 @@
+"""Live reachability probes: run the agent in each source position, collect allowed/blocked/error.
+
+A :class:`Position` says how to run a command from a source's network
+position: in the lab a Linux network namespace (``ip netns exec <ns>``), in a
+cluster an exec into a short-lived probe pod that carries the source's labels
+(the same agent, ``python -m nimwarden.probes.reach_agent probe``). One agent
+process per position, all positions at once; inside each agent at most
+``concurrency // positions`` connects run in parallel, each with ``timeout_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from nimwarden.netpol.enforcement import ERROR, Flow, Observation
+from nimwarden.outcome import Attempt, attempt
+
+AGENT_MODULE = "nimwarden.probes.reach_agent"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where probes start from: a name and the argv prefix that enters that network position."""
+
+    name: str
+    argv_prefix: tuple[str, ...] = ()  # () = this process's own namespace (the loopback fallback)
+
+    def command(self) -> list[str]:
+        return [*self.argv_prefix, sys.executable, "-m", AGENT_MODULE, "probe"]
+
+
+def _run_agent(position: Position, flows: Sequence[Flow], timeout_s: float, concurrency: int) -> list[Observation]:
+    job = {
+        "timeout_s": timeout_s,
+        "concurrency": concurrency,
+        "targets": [{"id": str(i), "address": f.address, "port": f.port, "protocol": f.protocol} for i, f in enumerate(flows)],
+    }
+    # The agent's own deadline: every wave of connects times out, plus interpreter start-up.
+    waves = -(-len(flows) // max(1, concurrency))
+    deadline = 5.0 + waves * (timeout_s + 0.5)
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(position.command(), input=json.dumps(job), capture_output=True, text=True, timeout=deadline, check=False)
+    except subprocess.TimeoutExpired:
+        return [Observation(f, ERROR, f"agent in {position.name} did not finish within {deadline:.0f} s", time.monotonic() - t0) for f in flows]
+    except OSError as exc:
+        return [Observation(f, ERROR, f"cannot start the agent in {position.name}: {exc}") for f in flows]
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        return [Observation(f, ERROR, f"agent in {position.name} failed: {why}") for f in flows]
+    try:
+        results = {r["id"]: r for r in json.loads(proc.stdout)["results"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        return [Observation(f, ERROR, f"agent in {position.name} answered unparseable output: {exc}") for f in flows]
+    out = []
+    for i, f in enumerate(flows):
+        r = results.get(str(i))
+        if r is None or r.get("result") not in ("allowed", "blocked", "error"):
+            out.append(Observation(f, ERROR, f"agent in {position.name} returned no result for this flow"))
+        else:
+            out.append(Observation(f, r["result"], str(r.get("detail", "")), float(r.get("elapsed_s", 0.0))))
+    return out
+
+
+def probe_flows(flows: Sequence[Flow], positions: Mapping[str, Position], timeout_s: float = 0.8, concurrency: int = 32) -> list[Observation]:
+    """Probe every flow from its source's position; a flow whose source has no position is an error."""
+    by_source: dict[str, list[Flow]] = {}
+    for f in flows:
+        by_source.setdefault(f.source, []).append(f)
+    missing = [Observation(f, ERROR, f"no probe position for source {f.source}") for s, fs in by_source.items() if s not in positions for f in fs]
+    work = [(positions[s], fs) for s, fs in by_source.items() if s in positions]
+    per_agent = max(1, concurrency // max(1, len(work)))
+    results: dict[Flow, Observation] = {o.flow: o for o in missing}
+    with ThreadPoolExecutor(max_workers=max(1, len(work))) as pool:
+        for observations in pool.map(lambda item: _run_agent(item[0], item[1], timeout_s, per_agent), work):
+            results.update({o.flow: o for o in observations})
+    return [results[f] for f in flows]
+
+
+def probe_attempt(flows: Sequence[Flow], positions: Mapping[str, Position], timeout_s: float = 0.8, concurrency: int = 32) -> Attempt[list[Observation]]:
+    """The probe as an Attempt (the suite's view); an empty plan is an incomplete attempt."""
+    request = f"reach {len(flows)} flow(s) from {len({f.source for f in flows})} position(s), timeout {timeout_s:g} s"
+
+    def run() -> list[Observation]:
+        if not flows:
+            raise ValueError("the probe plan is empty")
+        return probe_flows(flows, positions, timeout_s, concurrency)
+
+    return attempt("netpol.reach", request, run)
