@@ -17,14 +17,14 @@ from typing import Any
 _known: set[str] = set()
 _lock = threading.Lock()
 
+# (pattern, group): the group is the secret itself; the rest is context kept visible.
 PATTERNS = [
-    re.compile(r"nvapi-[A-Za-z0-9_\-]{8,}"),  # NGC API keys
-    re.compile(r"hf_[A-Za-z0-9]{10,}"),  # Hugging Face tokens
-    re.compile(r"(?i)(?<=bearer )[A-Za-z0-9._~+/\-]{8,}=*"),
-    re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),  # user:password@ in URLs
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----"),
-    re.compile(r"(?i)(?<=password=)[^&\s\"']{4,}"),
-    re.compile(r"(?i)(?<=(?:api_key|apikey|token|secret)=)[^&\s\"']{8,}"),
+    (re.compile(r"(nvapi-[A-Za-z0-9_\-]{8,})"), 1),  # NGC API keys
+    (re.compile(r"(hf_[A-Za-z0-9]{10,})"), 1),  # Hugging Face tokens
+    (re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/\-]{8,}=*)"), 2),
+    (re.compile(r"://([^/\s:@]+:[^/\s@]+)@"), 1),  # user:password@ in URLs
+    (re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----)"), 1),
+    (re.compile(r"(?i)((?:password|passwd|api_key|apikey|token|secret)[\"']?\s*[=:]\s*[\"']?)([^&\s\"',}]{6,})"), 2),
 ]
 
 
@@ -49,9 +49,18 @@ def redact_text(text: str) -> str:
     for secret in known:
         if secret in text:
             text = text.replace(secret, fingerprint(secret))
-    for pattern in PATTERNS:
-        text = pattern.sub(lambda m: fingerprint(m.group(0)) if "[sha256:" not in m.group(0) else m.group(0), text)
+    for pattern, group in PATTERNS:
+        text = pattern.sub(lambda m, g=group: _replace_group(m, g), text)
     return text
+
+
+def _replace_group(match: re.Match, group: int) -> str:
+    secret = match.group(group)
+    if "[sha256:" in secret or "…" in secret:
+        return match.group(0)
+    start, end = match.start(group) - match.start(0), match.end(group) - match.start(0)
+    whole = match.group(0)
+    return whole[:start] + fingerprint(secret) + whole[end:]
 
 
 def redact(value: Any) -> Any:

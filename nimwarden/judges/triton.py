@@ -248,6 +248,22 @@ def server_version(attempt: Attempt) -> tuple[str | None, Outcome | None]:
     return version, None
 
 
+def features_open(observations: dict[str, list[Attempt]]) -> dict[str, bool | None]:
+    """Per abused feature: True open without credentials, False refused/closed, None not observed."""
+    out: dict[str, bool | None] = {}
+    for feature, attempts in observations.items():
+        if feature == "model-load":
+            verdict = dynamic_loading_disabled(attempts[0]).status.value
+            out[feature] = {"pass": False, "fail": True}.get(verdict)
+        elif feature == "sagemaker":
+            verdict = frontend_off("sagemaker", attempts[0], attempts[1]).status.value
+            out[feature] = {"pass": False, "fail": True}.get(verdict)
+        else:
+            verdict = category_restricted(feature, attempts).status.value
+            out[feature] = {"pass": False, "fail": True}.get(verdict)
+    return out
+
+
 def known_vulnerabilities(metadata: Attempt, reachable: dict[str, bool | None], version_only: bool) -> Outcome:
     """CVE findings from the disclosed version.
 

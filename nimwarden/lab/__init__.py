@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from nimwarden.errors import UsageError
 from nimwarden.lab import triton
 
 STATE_SCHEMA = "nimwarden/lab/v1"

@@ -206,6 +206,18 @@ class TritonProbe:
             getattr(contents, field).extend(spec["data"])
         return self._grpc("ModelInfer", req)
 
+    def feature_observations(self) -> dict[str, list[Attempt]]:
+        """What the known CVEs abuse, asked over HTTP without credentials."""
+        out: dict[str, list[Attempt]] = {
+            "model-load": [self.model_load("http")],
+            "logging": self.category("logging", "http"),
+            "trace": self.category("trace", "http"),
+            "shared-memory": self.category("shared-memory", "http"),
+        }
+        if self.deployment.endpoint("sagemaker") is not None:
+            out["sagemaker"] = [self.endpoint_get("sagemaker", "/models"), self.health("http")[0]]
+        return out
+
     def endpoint_get(self, endpoint: str, path: str) -> Attempt[http.HttpResponse]:
         return self._http("GET", path, endpoint=endpoint)
 

@@ -1,0 +1,200 @@
+"""`nimwarden audit|lab|report|catalog|validate` — the command line.
+
+Usage and configuration errors print one line naming the file, field or
+option and exit 2; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from nimwarden import __version__
+from nimwarden.errors import UsageError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        print(f"nimwarden: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _say(message: str) -> None:
+    print(f"nimwarden: {message}", file=sys.stderr, flush=True)
+
+
+def repo_root() -> Path:
+    """The checkout holding suites/ and targets/: the working directory if it has them, else the package's parent."""
+    cwd = Path.cwd()
+    if (cwd / "suites").is_dir():
+        return cwd
+    return Path(__file__).resolve().parent.parent
+
+
+def _parser() -> _Parser:
+    p = _Parser(prog="nimwarden", description="Security compliance harness for NVIDIA NIM, NeMo microservices and Triton.")
+    p.add_argument("--version", action="version", version=f"nimwarden {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    a = sub.add_parser("audit", help="run the compliance suites against a target (the embedded lab when --target is absent)")
+    a.add_argument("--target", metavar="FILE", help="target profile; without it the lab is started, audited and stopped")
+    a.add_argument("--reports-dir", metavar="DIR", default="reports")
+    a.add_argument("--intrusive", action="store_true", help="allow probes that write to the target")
+    a.add_argument("--fail-on", choices=("critical", "high", "medium", "low"))
+    a.add_argument("--lab-dir", metavar="DIR", help="lab state directory (default .nimwarden/lab)")
+    a.add_argument("--compute-ms", type=float, default=0.0, help="lab model compute time per request")
+
+    lab = sub.add_parser("lab", help="start, stop or inspect the embedded lab")
+    lab.add_argument("action", choices=("up", "down", "status"))
+    lab.add_argument("--dir", metavar="DIR", help="lab state directory (default .nimwarden/lab or $NIMWARDEN_LAB_DIR)")
+    lab.add_argument("--compute-ms", type=float, default=0.0, help="model compute time per request in ms")
+
+    r = sub.add_parser("report", help="regenerate the artifacts of a run directory from its summary.json")
+    r.add_argument("run_dir", nargs="?", default="reports/latest")
+    r.add_argument("--sign-off", action="store_true", help="also write the release sign-off page")
+    r.add_argument("--allure-html", action="store_true", help="also generate the Allure HTML report (needs node and java)")
+
+    c = sub.add_parser("catalog", help="list the controls")
+    c.add_argument("--family")
+    c.add_argument("--json", action="store_true")
+
+    v = sub.add_parser("validate", help="validate a target profile and exit")
+    v.add_argument("--target", metavar="FILE", required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(args_list)
+    if unknown and args.command != "audit":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.pytest_args = unknown  # audit passes the rest to pytest (-k, -x, -n 2, …)
+    try:
+        handler = {"audit": cmd_audit, "lab": cmd_lab, "report": cmd_report, "catalog": cmd_catalog, "validate": cmd_validate}[args.command]
+        return handler(args)
+    except UsageError as exc:
+        _say(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        for line in str(exc).splitlines()[1:]:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+
+
+def cmd_validate(args) -> int:
+    from nimwarden.target import load_target
+
+    target = load_target(args.target)
+    print(f"{args.target}: valid target {target.name!r} with {len(target.deployments)} deployment(s)")
+    return 0
+
+
+def cmd_catalog(args) -> int:
+    from nimwarden.catalog import load_catalog
+
+    controls = [c for c in load_catalog().values() if not args.family or c.family == args.family]
+    if args.json:
+        print(json.dumps([c.__dict__ for c in controls], indent=2, default=list))
+    else:
+        for c in controls:
+            print(f"{c.id:28} {c.family:15} {c.severity:9} {c.title}")
+    return 0
+
+
+def cmd_lab(args) -> int:
+    from nimwarden import lab
+
+    directory = lab.lab_dir(args.dir)
+    if args.action == "up":
+        state = lab.up(directory, compute_ms=args.compute_ms, log=_say)
+        _say(f"lab up: state in {directory / 'state.json'}")
+        for name, dep in state["deployments"].items():
+            print(f"{name}: http {dep['http']} grpc {dep['grpc']} metrics {dep['metrics']} (pid {dep['pid']}, runs as {dep['run_as']})")
+        return 0
+    if args.action == "down":
+        n = lab.down(directory, log=_say)
+        _say(f"lab down: {n} process(es) stopped")
+        return 0
+    status = lab.status(directory)
+    print(json.dumps(status, indent=2))
+    return 0 if status["running"] else 1
+
+
+def cmd_report(args) -> int:
+    from nimwarden.report import load_summary, write_all
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "summary.json").exists():
+        raise UsageError(f"{run_dir}: no summary.json there; pass a run directory such as reports/latest")
+    try:
+        summary = load_summary(run_dir)
+    except ValueError as exc:
+        raise UsageError(f"{run_dir / 'summary.json'}: not valid JSON ({exc})") from None
+    for path in write_all(run_dir.resolve(), summary, None):
+        print(path)
+    if args.sign_off:
+        from nimwarden.report import sign_off
+
+        print(sign_off.write_sign_off(run_dir, summary))
+    if args.allure_html:
+        from nimwarden.report import allure_html
+
+        print(allure_html.generate(run_dir))
+    return 0
+
+
+def _run_pytest(target_file: Path, args) -> int:
+    import pytest
+
+    suites = repo_root() / "suites"
+    if not suites.is_dir():
+        raise UsageError(f"{suites}: the compliance suites are missing; run nimwarden from a checkout")
+    extra = [a for a in args.pytest_args if a != "--"]
+    pytest_args = [str(suites), "--target", str(target_file), "--reports-dir", args.reports_dir, "-p", "no:cacheprovider", "-rfE", *extra]
+    if args.intrusive:
+        pytest_args.append("--intrusive")
+    if args.fail_on:
+        pytest_args += ["--fail-on", args.fail_on]
+    code = int(pytest.main(pytest_args))
+    if code == 4:  # pytest usage error (an unknown option, a bad -k expression)
+        return EXIT_USAGE
+    if code == 5:
+        _say("no compliance test was selected (check -k / -m / paths)")
+        return EXIT_USAGE
+    return code
+
+
+def cmd_audit(args) -> int:
+    from nimwarden.target import load_target
+
+    if args.target:
+        target_file = Path(args.target)
+        load_target(target_file)  # one-line error and exit 2 before pytest starts
+        return _run_pytest(target_file, args)
+    from nimwarden import lab
+
+    directory = lab.lab_dir(args.lab_dir)
+    target_file = repo_root() / "targets" / "lab.yaml"
+    default_state = (target_file.parent / "../.nimwarden/lab").resolve()
+    if directory != default_state:
+        raise UsageError(f"--lab-dir {directory}: targets/lab.yaml reads the lab state from {default_state}; use a profile of your own with --target")
+    _say(f"starting the lab in {directory}")
+    try:
+        lab.up(directory, compute_ms=args.compute_ms, log=_say)
+        load_target(target_file)
+        return _run_pytest(target_file, args)
+    finally:
+        stopped = lab.down(directory, log=lambda *_: None)
+        _say(f"lab stopped ({stopped} process(es))")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

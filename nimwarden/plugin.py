@@ -1,0 +1,381 @@
+"""The pytest plugin: options, one frozen Target, parametrized deployments, outcomes → reports.
+
+Integrates through pytest rather than around it (STYLE.md §7): an option
+group, ``pytest_generate_tests`` for deployments, a ``verdict`` fixture that
+maps our six outcomes onto pytest's, and a ``pytest_runtest_makereport``
+wrapper that attaches control metadata and evidence to every report — as
+``user_properties``, so results travel from xdist workers to the controller.
+
+The plugin is inert (markers only) unless the run is an audit: ``--target``
+given, ``NIMWARDEN_TARGET`` set, or a path under ``suites/`` collected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nimwarden import catalog
+from nimwarden.errors import ConfigError, UsageError
+from nimwarden.outcome import Outcome, Status
+from nimwarden.redact import redact
+from nimwarden.target import Deployment, Target, load_target
+
+RESULT_KEY = "nimwarden_result"
+OUTCOME_KEY = pytest.StashKey[tuple]()
+DONE_KEY = pytest.StashKey[bool]()
+STATE_KEY = pytest.StashKey["AuditState"]()
+ALLURE_SEVERITY = {"critical": "blocker", "high": "critical", "medium": "normal", "low": "minor", "info": "trivial"}
+
+
+class ControlFailed(AssertionError):
+    """A control's judge said fail: pytest shows a failed test with the evidence."""
+
+
+class ControlError(Exception):
+    """A control could not be evaluated: pytest shows it as an error."""
+
+
+@dataclass
+class AuditState:
+    target: Target
+    reports_dir: Path
+    run_dir: Path | None
+    started: Any
+    options: list[str]
+    fail_on: str | None
+    waivers: list = field(default_factory=list)
+    results: dict[str, dict] = field(default_factory=dict)
+    collected: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    probes: dict = field(default_factory=dict)
+    closing_lines: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------- options
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("nimwarden", "nimwarden compliance audit")
+    group.addoption("--target", dest="nimwarden_target", metavar="FILE", help="target profile (YAML) to audit; default $NIMWARDEN_TARGET or targets/lab.yaml")
+    group.addoption("--reports-dir", dest="nimwarden_reports_dir", metavar="DIR", default=None, help="where run directories are written (default: reports)")
+    group.addoption("--no-reports", dest="nimwarden_no_reports", action="store_true", help="do not write a run directory")
+    group.addoption("--intrusive", dest="nimwarden_intrusive", action="store_true", help="allow probes that write to the target (named as such in the report)")
+    group.addoption("--fail-on", dest="nimwarden_fail_on", choices=("critical", "high", "medium", "low"), default=None, help="only failures at or above this severity change the exit status")
+
+
+def _is_audit(config: pytest.Config) -> bool:
+    if config.getoption("nimwarden_target", None) or os.environ.get("NIMWARDEN_TARGET"):
+        return True
+    for arg in config.args:
+        path = Path(str(arg).split("::")[0])
+        if "suites" in path.resolve().parts:
+            return True
+    return False
+
+
+def _default_target(config: pytest.Config) -> Path:
+    explicit = config.getoption("nimwarden_target", None) or os.environ.get("NIMWARDEN_TARGET")
+    return Path(explicit) if explicit else Path(config.rootpath) / "targets" / "lab.yaml"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "control(id): the catalog control this compliance test implements")
+    config.addinivalue_line("markers", "kinds(*kinds): deployment kinds (triton, nim) the test applies to")
+    if not _is_audit(config):
+        return
+    from nimwarden.report.summary import new_run_dir, utc_now
+
+    try:
+        target = load_target(_default_target(config))
+        waivers = _load_waivers(target)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    worker = hasattr(config, "workerinput")
+    reports_dir = Path(config.getoption("nimwarden_reports_dir") or os.environ.get("NIMWARDEN_REPORTS_DIR") or "reports").resolve()
+    started = utc_now()
+    run_dir = None
+    if not config.getoption("nimwarden_no_reports"):
+        if worker:
+            run_dir = Path(os.environ["NIMWARDEN_RUN_DIR"]) if os.environ.get("NIMWARDEN_RUN_DIR") else None
+        else:
+            run_dir = new_run_dir(reports_dir, started)
+            os.environ["NIMWARDEN_RUN_DIR"] = str(run_dir)  # xdist workers inherit it
+            if not getattr(config.option, "xmlpath", None):
+                config.option.xmlpath = str(run_dir / "junit.xml")
+        if run_dir is not None and hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir:
+            config.option.allure_report_dir = str(run_dir / "allure-results")
+    options = [f"--intrusive={'yes' if config.getoption('nimwarden_intrusive') else 'no'}"]
+    if config.getoption("nimwarden_fail_on"):
+        options.append(f"--fail-on={config.getoption('nimwarden_fail_on')}")
+    state = AuditState(target, reports_dir, run_dir, started, options, config.getoption("nimwarden_fail_on"), waivers)
+    config.stash[STATE_KEY] = state
+    config.pluginmanager.register(AuditHooks(state), f"nimwarden-audit-{id(config)}")
+    if not worker:
+        _install_sigterm()
+
+
+def _load_waivers(target: Target) -> list:
+    if target.waivers is None:
+        return []
+    from nimwarden.waivers import load_waivers
+
+    return load_waivers(target.waivers, known_controls=catalog.load_catalog().keys())
+
+
+def _install_sigterm() -> None:
+    """SIGTERM ends an audit like Ctrl-C: finished results are kept and reports written."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        pass  # not in the main thread (embedded use): keep the default
+
+
+def _state(config: pytest.Config) -> AuditState | None:
+    return config.stash.get(STATE_KEY, None)
+
+
+# ----------------------------------------------------------------------------------- parametrization and fixtures
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "deployment" not in metafunc.fixturenames:
+        return
+    state = _state(metafunc.config)
+    if state is None:
+        raise UsageError("compliance suites need a target: pass --target FILE")
+    kinds_marker = metafunc.definition.get_closest_marker("kinds")
+    kinds = set(kinds_marker.args) if kinds_marker else None
+    deployments = [d for d in state.target.deployments if kinds is None or d.kind in kinds]
+    metafunc.parametrize("deployment", deployments, ids=[d.name for d in deployments])
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Target:
+    state = _state(request.config)
+    if state is None:
+        pytest.fail("no target: run the suites with --target FILE", pytrace=False)
+    return state.target
+
+
+@pytest.fixture(scope="session")
+def triton(request: pytest.FixtureRequest, target: Target):
+    """Factory: the session's TritonProbe for a deployment (probes cache per session)."""
+    from nimwarden.probes.triton import TritonProbe
+
+    state = _state(request.config)
+    made: dict[str, TritonProbe] = state.probes.setdefault("triton", {})
+
+    def get(deployment: Deployment) -> TritonProbe:
+        if deployment.name not in made:
+            made[deployment.name] = TritonProbe(target, deployment)
+        return made[deployment.name]
+
+    yield get
+    for probe in made.values():
+        probe.close()
+
+
+class Verdict:
+    """Call exactly once per compliance test with the judge's Outcome."""
+
+    def __init__(self, item: pytest.Item):
+        self.item = item
+
+    def __call__(self, outcome: Outcome, subject: str | None = None) -> None:
+        if not isinstance(outcome, Outcome):
+            raise TypeError(f"verdict() takes an Outcome, got {type(outcome).__name__}")
+        if OUTCOME_KEY in self.item.stash:
+            raise RuntimeError("verdict() called twice in one test")
+        self.item.stash[OUTCOME_KEY] = (outcome, subject or outcome.subject)
+        message = _message(outcome, subject)
+        _allure_evidence(outcome)
+        if outcome.status == Status.PASS:
+            return
+        if outcome.status == Status.FAIL:
+            raise ControlFailed(message)
+        if outcome.status == Status.ERROR:
+            raise ControlError(message)
+        pytest.skip(f"{outcome.status.value.replace('_', ' ')}: {redact(outcome.reason)}")
+
+
+@pytest.fixture
+def verdict(request: pytest.FixtureRequest) -> Verdict:
+    return Verdict(request.node)
+
+
+def _message(outcome: Outcome, subject: str | None) -> str:
+    evidence = json.dumps(redact(dict(outcome.evidence)), indent=2, default=str)
+    if len(evidence) > 4000:
+        evidence = evidence[:4000] + "\n…"
+    where = f" [{subject}]" if subject else ""
+    return f"{outcome.status.value.upper()}{where}: {redact(outcome.reason)}\nevidence:\n{evidence}"
+
+
+def _allure_evidence(outcome: Outcome) -> None:
+    try:
+        import allure
+    except ImportError:
+        return
+    allure.attach(json.dumps(redact(dict(outcome.evidence)), indent=2, default=str), name="evidence", attachment_type=allure.attachment_type.JSON)
+
+
+def _control_of(item: pytest.Item) -> catalog.Control | None:
+    marker = item.get_closest_marker("control")
+    if marker is None or not marker.args:
+        return None
+    return catalog.get(marker.args[0])
+
+
+@pytest.fixture(autouse=True)
+def _nimwarden_labels(request: pytest.FixtureRequest) -> None:
+    """Allure labels for compliance tests: epic = family, feature = control, severity, links to sources."""
+    marker = request.node.get_closest_marker("control")
+    if marker is None:
+        return
+    try:
+        import allure
+    except ImportError:
+        return
+    control = catalog.get(marker.args[0])
+    allure.dynamic.epic(control.family)
+    allure.dynamic.feature(f"{control.id} {control.title}")
+    allure.dynamic.severity(ALLURE_SEVERITY.get(control.severity, "normal"))
+    allure.dynamic.tag(control.id)
+    allure.dynamic.description(f"{control.rationale}\n\nRemediation: {control.remediation}\n\nSources:\n- " + "\n- ".join(control.sources))
+    dep = getattr(getattr(request.node, "callspec", None), "params", {}).get("deployment")
+    if dep is not None:
+        allure.dynamic.story(dep.name)
+
+
+# ----------------------------------------------------------------------------------- reporting hooks
+
+
+def _result_for(item: pytest.Item, report: pytest.TestReport, control: catalog.Control, call) -> dict[str, Any]:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    dep = params.get("deployment")
+    recorded = item.stash.get(OUTCOME_KEY, None)
+    default_subject = dep.name if dep is not None else "-"
+    if "protocol" in params and dep is not None:
+        ep = dep.endpoint(params["protocol"])
+        default_subject = ep.url if ep else f"{dep.name}/{params['protocol']}"
+    if recorded is not None:
+        outcome, subject = recorded
+        status, reason, evidence, severity = outcome.status.value, outcome.reason, dict(outcome.evidence), outcome.severity
+    else:
+        subject, severity, evidence = None, None, {}
+        if report.skipped:
+            status, reason = Status.SKIP.value, _skip_reason(report)
+        elif report.failed:
+            status = Status.ERROR.value
+            exc = call.excinfo.exconly() if call and call.excinfo else str(report.longrepr)[-300:]
+            reason = f"harness error during {report.when}: {exc[:500]}"
+        else:
+            status, reason = Status.ERROR.value, "the test finished without recording a verdict (fail closed)"
+    result = {
+        "control": control.id,
+        "family": control.family,
+        "severity": severity or control.severity,
+        "title": control.title,
+        "deployment": dep.name if dep is not None else "-",
+        "subject": subject or default_subject,
+        "status": status,
+        "reason": reason,
+        "evidence": evidence,
+        "sources": list(control.sources),
+        "remediation": control.remediation,
+        "duration_s": round(getattr(report, "duration", 0.0), 3),
+        "nodeid": item.nodeid,
+    }
+    if dep is not None and control.id in dep.must_fail:
+        result["expected"] = "fail"
+    return redact(result)
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    control = _control_of(item)
+    if control is None or item.stash.get(DONE_KEY, False):
+        return
+    if report.when in ("setup", "teardown") and report.passed:
+        return
+    if report.when == "call" and report.passed and OUTCOME_KEY not in item.stash:
+        # Passed without a verdict: a test that cannot fail. Make pytest say so too.
+        report.outcome = "failed"
+        report.longrepr = "nimwarden: the test finished without recording a verdict (fail closed)"
+    if report.when == "call" and call.excinfo is not None and call.excinfo.errisinstance((ControlFailed, ControlError)):
+        report.longrepr = str(call.excinfo.value)  # the verdict and its evidence, not a traceback
+    result = _result_for(item, report, control, call)
+    item.stash[DONE_KEY] = True
+    report.user_properties.append((RESULT_KEY, json.dumps(result, default=str)))
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    for key, value in getattr(report, "user_properties", ()):
+        if key == RESULT_KEY and report.when == "call":
+            status = json.loads(value)["status"]
+            if status == Status.ERROR.value:
+                return "error", "E", "ERROR"
+            if status == Status.FAIL.value:
+                return "failed", "F", "FAIL"
+    return None
+
+
+class AuditHooks:
+    """Per-audit hooks, registered only when the run is an audit (one instance per config)."""
+
+    def __init__(self, state: AuditState):
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in getattr(report, "user_properties", ()):
+            if key == RESULT_KEY:
+                self.state.results[report.nodeid] = json.loads(value)
+
+    def pytest_collection_modifyitems(self, session, config, items) -> None:
+        self.state.collected = [i.nodeid for i in items if i.get_closest_marker("control")]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids) -> None:  # controller side of xdist
+        if not self.state.collected:
+            self.state.collected = list(ids)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.state.closing_lines:
+            terminalreporter.write_sep("=", "nimwarden")
+            for line in self.state.closing_lines:
+                terminalreporter.write_line(line)
+
+    def pytest_keyboard_interrupt(self, excinfo) -> None:
+        self.state.interrupted = True
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if hasattr(session.config, "workerinput"):
+            return
+        from nimwarden.report import finish_run
+
+        status = finish_run(session, self.state, list(self.state.results.values()), exitstatus)
+        if status is not None:
+            session.exitstatus = status

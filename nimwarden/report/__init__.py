@@ -1,0 +1,82 @@
+"""Report writers, run at session end (and on interrupt).
+
+Every writer is a pure function of the summary dict, so ``nimwarden report
+<run dir>`` can regenerate the artifacts from summary.json alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from nimwarden.report import gating
+from nimwarden.report.summary import build_summary, point_latest, utc_now, write_summary
+
+
+def finish_run(session, state, results: list[dict[str, Any]], pytest_exit: int) -> int | None:
+    """Build summary.json and every artifact for an audit session; return the contract exit status."""
+    from nimwarden.waivers import apply_waivers
+
+    finished = utc_now()
+    results, waiver_findings = apply_waivers(results, state.waivers, dt.date.today())
+    finished_ids = {r.get("nodeid") for r in results}
+    not_run = [n for n in state.collected if n not in finished_ids]
+    summary = build_summary(
+        target=state.target,
+        results=results,
+        started=state.started,
+        finished=finished,
+        interrupted=state.interrupted or bool(session.shouldstop and not_run and pytest_exit == 2),
+        not_run=not_run,
+        options=state.options,
+        waiver_findings=waiver_findings,
+    )
+    verdicts = {v.name: v for v in gating.deployment_verdicts(summary, state.fail_on)}
+    for entry in summary["deployments"]:
+        v = verdicts.get(entry["name"])
+        entry["verdict"] = v.verdict if v else gating.UNEVALUATED
+    status = gating.exit_status(summary, state.fail_on)
+    if not results and pytest_exit not in (0, 1):
+        status = 2 if pytest_exit in (4,) else status
+    summary["exit_status"] = status
+    lines = []
+    if state.run_dir is not None:
+        write_all(state.run_dir, summary, state.reports_dir)
+        point_latest(state.reports_dir, state.run_dir)
+        lines.append(f"report: {state.run_dir / 'report.html'}")
+    lines += gating.explain(summary, state.fail_on).splitlines()
+    state.closing_lines = lines  # printed by the plugin's pytest_terminal_summary, after pytest's own
+    return status
+
+
+def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None = None) -> list[Path]:
+    """summary.json, report.html (with trend), and the machine formats that exist."""
+    written = []
+    history = None
+    if reports_dir is not None:
+        try:
+            from nimwarden.report import trends
+
+            trends.attach_trend(summary, reports_dir, run_dir)
+            history = trends.history(reports_dir, run_dir, summary)
+        except (OSError, ValueError, KeyError):
+            history = None
+    written.append(write_summary(run_dir, summary))
+    from nimwarden.report.html import write_html
+
+    written.append(write_html(run_dir, summary, history))
+    for name in ("sarif", "oscal"):
+        try:
+            module = __import__(f"nimwarden.report.{name}", fromlist=["write"])
+        except ImportError:
+            continue
+        writer = getattr(module, f"write_{name}", None)
+        if writer is not None:
+            written.append(writer(run_dir, summary))
+    return written
+
+
+def load_summary(run_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
