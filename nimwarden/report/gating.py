@@ -1,0 +1,155 @@
+"""Verdicts per deployment and the exit status of an audit (ARCHITECTURE.md contract).
+
+Exit status: 0 every deployment met its expectation; 1 a compliance failure on
+a deployment expected to be compliant, or a canary that passed; 2 usage or
+configuration error (raised by the CLI, never computed here); 3 a control could
+not be evaluated (error) and no failure was found.
+
+``--fail-on SEVERITY`` narrows what counts: with it, only failures and errors
+at or above that severity count (critical > high > medium > low > info).
+A failure below the threshold is still reported everywhere, it just does not
+change the exit status. Canary checks are never narrowed: a canary that passes
+means the harness is blind, whatever the severity.
+
+A canary is a deployment with ``expect: noncompliant``. It "passed" when it
+shows no failure at all, or when a result marked ``"expected": "fail"`` (a
+control the target declares it breaks) came back ``pass``.
+
+Waived results never count; an expired waiver does not apply, so its result
+stays ``fail`` and counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nimwarden.outcome import SEVERITIES
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_ERROR = 3
+
+FAIL_ON_CHOICES = ("critical", "high", "medium", "low")
+
+COMPLIANT = "compliant"
+NONCOMPLIANT = "non-compliant"
+UNEVALUATED = "could not evaluate"
+CANARY_CAUGHT = "non-compliant as expected"
+CANARY_PASSED = "canary passed: harness blind"
+
+
+def severity_rank(severity: str | None) -> int:
+    """Higher is worse; unknown severities rank lowest so they never gate by accident of typo."""
+    order = list(reversed(SEVERITIES))  # info, low, medium, high, critical
+    return order.index(severity) if severity in order else -1
+
+
+def at_or_above(severity: str | None, threshold: str | None) -> bool:
+    if threshold is None:
+        return True
+    if threshold not in SEVERITIES:
+        raise ValueError(f"--fail-on must be one of {', '.join(FAIL_ON_CHOICES)}, not {threshold!r}")
+    return severity_rank(severity) >= severity_rank(threshold)
+
+
+@dataclass(frozen=True)
+class DeploymentVerdict:
+    name: str
+    expect: str  # "compliant" | "noncompliant"
+    verdict: str
+    counts: Mapping[str, int]
+    canaries_passed: tuple[Mapping[str, Any], ...] = ()
+    failures: tuple[Mapping[str, Any], ...] = field(default=())
+    errors: tuple[Mapping[str, Any], ...] = field(default=())
+
+    @property
+    def met_expectation(self) -> bool:
+        return self.verdict in (COMPLIANT, CANARY_CAUGHT)
+
+    @property
+    def is_canary(self) -> bool:
+        return self.expect == "noncompliant"
+
+
+def _deployment_entries(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Declared deployments, plus any that only appear in results (expect: compliant, fail closed)."""
+    declared = list(summary.get("deployments") or [])
+    names = {d.get("name") for d in declared}
+    for result in summary.get("results") or []:
+        name = result.get("deployment")
+        if name not in names:
+            names.add(name)
+            declared.append({"name": name, "expect": "compliant"})
+    return declared
+
+
+def _counts(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.get("status", "error")] = counts.get(r.get("status", "error"), 0) + 1
+    return counts
+
+
+def deployment_verdicts(summary: Mapping[str, Any], fail_on: str | None = None) -> list[DeploymentVerdict]:
+    verdicts = []
+    all_results = list(summary.get("results") or [])
+    for entry in _deployment_entries(summary):
+        name = entry.get("name")
+        expect = entry.get("expect", "compliant")
+        mine = [r for r in all_results if r.get("deployment") == name]
+        counts = _counts(mine)
+        if expect == "noncompliant":
+            caught = [r for r in mine if r.get("status") == "fail"]
+            blind = [r for r in mine if r.get("status") == "pass" and r.get("expected") == "fail"]
+            if not caught and not blind and not mine:
+                blind_all: list[Mapping[str, Any]] = []
+                verdict = UNEVALUATED
+            else:
+                blind_all = blind
+                verdict = CANARY_PASSED if (blind or not caught) else CANARY_CAUGHT
+            verdicts.append(DeploymentVerdict(name, expect, verdict, counts, tuple(blind_all), tuple(caught)))
+            continue
+        failures = [r for r in mine if r.get("status") == "fail" and at_or_above(r.get("severity"), fail_on)]
+        errors = [r for r in mine if r.get("status") == "error" and at_or_above(r.get("severity"), fail_on)]
+        if failures:
+            verdict = NONCOMPLIANT
+        elif errors:
+            verdict = UNEVALUATED
+        elif not mine:
+            verdict = UNEVALUATED  # nothing ran: never call an unexamined deployment compliant
+        else:
+            verdict = COMPLIANT
+        verdicts.append(DeploymentVerdict(name, expect, verdict, counts, (), tuple(failures), tuple(errors)))
+    return verdicts
+
+
+def exit_status(summary: Mapping[str, Any], fail_on: str | None = None) -> int:
+    """The audit's exit status from its summary (see module docstring)."""
+    if fail_on is not None and fail_on not in FAIL_ON_CHOICES:
+        raise ValueError(f"--fail-on must be one of {', '.join(FAIL_ON_CHOICES)}, not {fail_on!r}")
+    verdicts = deployment_verdicts(summary, fail_on)
+    if any(v.verdict in (NONCOMPLIANT, CANARY_PASSED) for v in verdicts):
+        return EXIT_FAILURE
+    counted_errors = [
+        r
+        for r in summary.get("results") or []
+        if r.get("status") == "error" and at_or_above(r.get("severity"), fail_on)
+    ]
+    if counted_errors or any(v.verdict == UNEVALUATED for v in verdicts) or summary.get("interrupted"):
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def explain(summary: Mapping[str, Any], fail_on: str | None = None) -> str:
+    """One line per deployment, for the end of a CI log."""
+    lines = []
+    for v in deployment_verdicts(summary, fail_on):
+        detail = ", ".join(f"{k} {n}" for k, n in sorted(v.counts.items()))
+        lines.append(f"{v.name} (expect {v.expect}): {v.verdict}" + (f" [{detail}]" if detail else ""))
+    status = exit_status(summary, fail_on)
+    gate = f" (--fail-on {fail_on})" if fail_on else ""
+    lines.append(f"exit status {status}{gate}")
+    return "\n".join(lines)
