@@ -306,3 +306,53 @@ def stop(info: dict, timeout_s: float = 5.0) -> bool:
     if _is_our_nginx(pid, conf):
         os.kill(pid, signal.SIGKILL)
     return True
+
+
+# --------------------------------------------------------------------------- the lab's whole edge
+
+
+def up_edge(state_dir: Path | str, specs: list[dict], log=print) -> dict:
+    """PKI, NIM stand-ins and one gateway per deployment, from specs like
+    ``{"name": "hardened", "hardened": True, "host": "127.0.0.2", "upstream": "http://127.0.0.1:8000",
+    "nim": False, "cert_hosts": ["127.0.0.1"]}`` (``nim: True`` puts the NIM stand-in, forwarding
+    to ``upstream``, between the gateway and Triton). Returns the edge part of the lab state.
+    """
+    from nimwarden.lab import nimstub, pki
+
+    state_dir = Path(state_dir)
+    strong = {s["name"]: sorted({s["host"], "localhost", *s.get("cert_hosts", [])}) for s in specs}
+    weak = {s["name"]: [s["host"]] for s in specs if not s["hardened"]}
+    certs = pki.lab_pki(state_dir / "pki", strong, weak_hosts=weak)
+    out: dict = {"pki": certs, "deployments": {}}
+    try:
+        for s in specs:
+            dep: dict = {}
+            out["deployments"][s["name"]] = dep
+            upstream = s["upstream"]
+            if s.get("nim"):
+                # hardened: the stand-in listens on the internal address only; exposed: on the edge address too
+                stub_host = "127.0.0.1" if s["hardened"] else s["host"]
+                dep["nimstub"] = nimstub.start(s["name"], state_dir, host=stub_host, triton=upstream, leaky=not s["hardened"])
+                upstream = dep["nimstub"]["url"]
+                log(f"lab: {s['name']} NIM stand-in on {dep['nimstub']['address']}")
+            cert = certs["servers"][s["name"]] if s["hardened"] else certs["self_signed"][s["name"]]
+            dep["gateway"] = start(s["name"], upstream, state_dir, s["hardened"], host=s["host"],
+                                   cert=cert["cert"], key=cert["key"])
+            log(f"lab: {s['name']} gateway {dep['gateway']['https_url']} (http {dep['gateway']['http_port']})")
+    except BaseException:
+        down_edge(out)
+        raise
+    return out
+
+
+def down_edge(edge: dict) -> int:
+    """Stop what :func:`up_edge` started; returns how many processes were stopped."""
+    from nimwarden.lab import nimstub
+
+    stopped = 0
+    for dep in (edge or {}).get("deployments", {}).values():
+        if "gateway" in dep and stop(dep["gateway"]):
+            stopped += 1
+        if "nimstub" in dep and nimstub.stop(dep["nimstub"]):
+            stopped += 1
+    return stopped

@@ -240,22 +240,34 @@ def _certificate(host: str, port: int, server_name: str, ca_file: Path | None, c
     )
 
 
-def _without_client_certificate(host: str, port: int, server_name: str, protocols: Mapping[str, bool], timeout_s: float) -> str:
+def _without_client_certificate(host: str, port: int, server_name: str, protocols: Mapping[str, bool],
+                                client: ClientCredentials | None, timeout_s: float) -> str:
     """Handshake with no client certificate. TLS 1.2 when offered: the refusal then happens
-    inside the handshake, unambiguously; TLS 1.3 only reports it after, so wait for the alert."""
-    ctx = _lenient_context(None)
-    read_s = 0.0
-    if protocols.get("TLSv1.2"):
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    else:
-        read_s = min(2.0, timeout_s)
-    try:
-        _handshake(ctx, host, port, server_name, timeout_s, read_s=read_s)
-    except ssl.SSLError as exc:
-        return f"refused: {exc.reason or exc}"
-    except ConnectionResetError:
-        return "refused: connection reset"
-    return "accepted"
+    inside the handshake, unambiguously; TLS 1.3 only reports it after, so wait for the alert.
+    With a client certificate configured, the same handshake *with* it must succeed, or the
+    refusal proves nothing about certificates."""
+
+    def try_once(creds: ClientCredentials | None) -> str:
+        ctx = _lenient_context(creds)
+        read_s = 0.0
+        if protocols.get("TLSv1.2"):
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        else:
+            read_s = min(2.0, timeout_s)
+        try:
+            _handshake(ctx, host, port, server_name, timeout_s, read_s=read_s)
+        except ssl.SSLError as exc:
+            return f"refused: {exc.reason or exc}"
+        except ConnectionResetError:
+            return "refused: connection reset"
+        return "accepted"
+
+    without = try_once(None)
+    if without.startswith("refused") and client is not None:
+        control = try_once(client)
+        if control != "accepted":
+            raise TlsProbeError(f"handshake refused with and without the client certificate ({control}): cannot tell whether mutual TLS is what refuses")
+    return without
 
 
 # --------------------------------------------------------------------------- public API
@@ -277,7 +289,7 @@ def scan(
         raise TlsProbeError(f"{host}:{port} completed no handshake with any protocol version")
     ca = Path(ca_file) if ca_file else None
     certificate = _certificate(host, port, sni, ca, client, timeout_s)
-    no_cert = _without_client_certificate(host, port, sni, protocols, timeout_s)
+    no_cert = _without_client_certificate(host, port, sni, protocols, client, timeout_s)
     return TlsObservation(host, port, sni, protocols, ciphers, certificate, client_auth, no_cert)
 
 
@@ -377,3 +389,22 @@ def probe_tls(
 def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
+
+
+def nmap_protocols(host: str, port: int, *, guard: Callable[[str], None], timeout_s: float = 30.0) -> dict[str, bool]:
+    """Protocol versions as nmap's ssl-enum-ciphers sees them: an independent implementation
+    (Lua, its own ClientHellos) used to cross-check sslyze."""
+    from nimwarden.probes.ports import scoped_addresses
+
+    (addr,) = scoped_addresses([host], guard)
+    import nmap
+
+    nm = nmap.PortScanner()
+    res = nm.scan(hosts=addr, ports=str(int(port)), sudo=False,
+                  arguments=f"-n -Pn -sT --script ssl-enum-ciphers --host-timeout {int(timeout_s)}s --max-retries 1")
+    try:
+        text = res["scan"][addr]["tcp"][int(port)]["script"]["ssl-enum-ciphers"]
+    except KeyError:
+        raise TlsProbeError(f"ssl-enum-ciphers returned nothing for {addr}:{port}") from None
+    seen = {line.strip().rstrip(":").strip() for line in text.splitlines() if line.startswith("  ") and not line.startswith("   ")}
+    return {p: p in seen for p in PROTOCOLS if p != "SSLv2"}
