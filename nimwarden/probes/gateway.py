@@ -130,6 +130,9 @@ def probe_auth(
             for r in requests_:
                 anon = _send(s, base, r, {}, timeout)
                 cred = _send(s, base, r, {credential[0]: credential[1]}, timeout) if credential else None
+                if cred == 429:  # a rate limit still counting an earlier burst: wait it out once
+                    time.sleep(1.0)
+                    cred = _send(s, base, r, {credential[0]: credential[1]}, timeout)
                 out.append(PathResult(r, anon, cred))
         return AuthObservation(base, credential[2] if credential else None, tuple(out))
 
