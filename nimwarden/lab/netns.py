@@ -187,6 +187,15 @@ def existing(tag: str) -> list[str]:
     return [n for n in names if n.startswith(f"{PREFIX}-{tag}-")]
 
 
+def _alive(pid: int) -> bool:
+    """Running, that is: present and not a zombie waiting for its parent to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def _stop_processes(ns: str) -> None:
     """Stop processes the lab started inside ``ns`` (they would keep the namespace alive)."""
     pids = [int(p) for p in _ip("netns", "pids", ns, check=False).stdout.split() if p.isdigit()]
@@ -198,7 +207,7 @@ def _stop_processes(ns: str) -> None:
                 pass
         deadline = time.monotonic() + 3.0
         while pids and time.monotonic() < deadline:
-            pids = [p for p in pids if Path(f"/proc/{p}").exists()]
+            pids = [p for p in pids if _alive(p)]
             time.sleep(0.05)
         if not pids:
             return

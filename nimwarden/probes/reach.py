@@ -3,7 +3,7 @@
 A :class:`Position` says how to run a command from a source's network
 position: in the lab a Linux network namespace (``ip netns exec <ns>``), in a
 cluster an exec into a short-lived probe pod that carries the source's labels
-(the same agent, ``python -m nimwarden.probes.reach_agent probe``). One agent
+(the same agent, ``reach_agent.py probe``). One agent
 process per position, all positions at once; inside each agent at most
 ``concurrency // positions`` connects run in parallel, each with ``timeout_s``.
 """
@@ -17,11 +17,14 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from nimwarden.netpol.enforcement import ERROR, Flow, Observation
 from nimwarden.outcome import Attempt, attempt
 
-AGENT_MODULE = "nimwarden.probes.reach_agent"
+# The agent is standard-library only: run it as a file with -I -S so that it starts
+# without site-packages (fast, and independent of how nimwarden is installed).
+AGENT_ARGV = (sys.executable, "-I", "-S", str(Path(__file__).with_name("reach_agent.py")), "probe")
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Position:
     argv_prefix: tuple[str, ...] = ()  # () = this process's own namespace (the loopback fallback)
 
     def command(self) -> list[str]:
-        return [*self.argv_prefix, sys.executable, "-m", AGENT_MODULE, "probe"]
+        return [*self.argv_prefix, *AGENT_ARGV]
 
 
 def _run_agent(position: Position, flows: Sequence[Flow], timeout_s: float, concurrency: int) -> list[Observation]:
