@@ -101,6 +101,7 @@ def deployment_verdicts(summary: Mapping[str, Any], fail_on: str | None = None) 
         expect = entry.get("expect", "compliant")
         mine = [r for r in all_results if r.get("deployment") == name]
         counts = _counts(mine)
+        errors = [r for r in mine if r.get("status") == "error" and at_or_above(r.get("severity"), fail_on)]
         if expect == "noncompliant":
             caught = [r for r in mine if r.get("status") == "fail"]
             blind = [r for r in mine if r.get("status") == "pass" and r.get("expected") == "fail"]
@@ -109,11 +110,20 @@ def deployment_verdicts(summary: Mapping[str, Any], fail_on: str | None = None) 
                 verdict = UNEVALUATED
             else:
                 blind_all = blind
-                verdict = CANARY_PASSED if (blind or not caught) else CANARY_CAUGHT
-            verdicts.append(DeploymentVerdict(name, expect, verdict, counts, tuple(blind_all), tuple(caught)))
+                errored = [r for r in mine if r.get("status") == "error"]
+                if blind:
+                    verdict = CANARY_PASSED
+                elif caught:
+                    verdict = CANARY_CAUGHT
+                elif errored:
+                    verdict = UNEVALUATED  # nothing caught because nothing could be looked at: not blind, unevaluated
+                else:
+                    verdict = CANARY_PASSED
+            verdicts.append(
+                DeploymentVerdict(name, expect, verdict, counts, tuple(blind_all), tuple(caught), tuple(errors))
+            )
             continue
         failures = [r for r in mine if r.get("status") == "fail" and at_or_above(r.get("severity"), fail_on)]
-        errors = [r for r in mine if r.get("status") == "error" and at_or_above(r.get("severity"), fail_on)]
         if failures:
             verdict = NONCOMPLIANT
         elif errors:

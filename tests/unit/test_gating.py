@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from report_samples import lab_summary, result, with_results
 
 from nimwarden.report import gating
+from tests.unit.report_samples import lab_summary, result, with_results
 
 
 def _lab(*results):
@@ -104,3 +104,11 @@ def test_explain_names_each_deployment_and_the_exit_status():
     assert "hardened (expect compliant): compliant" in text
     assert "exposed (expect noncompliant): non-compliant as expected" in text
     assert text.splitlines()[-1] == "exit status 0 (--fail-on high)"
+
+
+def test_canary_with_only_errors_is_unevaluated_not_blind():
+    err = result("TRITON-MODELCTL-001", "triton-api", "critical", "exposed", "e", "error", "refused", expected="fail")
+    summary = _lab(HARD_PASS, err)
+    (exposed,) = [v for v in gating.deployment_verdicts(summary) if v.name == "exposed"]
+    assert exposed.verdict == gating.UNEVALUATED and exposed.errors[0]["reason"] == "refused"
+    assert gating.exit_status(summary) == 3

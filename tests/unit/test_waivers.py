@@ -6,11 +6,11 @@ import datetime as dt
 import textwrap
 
 import pytest
-from report_samples import lab_summary, result, with_results
 
 from nimwarden.errors import ConfigError
 from nimwarden.report import gating
 from nimwarden.waivers import apply_waivers, load_waivers, parse_waivers, recount
+from tests.unit.report_samples import lab_summary, result, with_results
 
 TODAY = dt.date(2026, 11, 22)
 GOOD = """

@@ -1,0 +1,116 @@
+"""Evidence of one result rendered as HTML: request/response, object and field path, observed vs expected.
+
+Evidence is free-form data from probes, and much of it comes from the
+target (response bodies, object names), so every value is escaped; an SVG
+supplied by a probe is embedded as an ``<img>`` data URI, where it cannot run
+script, never inline.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from html import escape
+from typing import Any
+
+from nimwarden.report import charts
+
+REQUEST_KEYS = ("probe", "request", "method", "url", "headers_sent")
+RESPONSE_KEYS = ("response_status", "status_code", "response", "response_headers", "response_body", "grpc_status")
+OBJECT_KEYS = ("object", "kind", "namespace", "name", "field", "path", "container", "file", "line")
+COMPARE_KEYS = ("observed", "expected")
+PICTURE_KEYS = ("svg", "latencies_ms", "latency_histogram", "reachability", "matrix")
+LONG_TEXT = 200
+
+
+def e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def value_html(value: Any) -> str:
+    """A scalar inline; anything structured or long as pretty JSON in a <pre>."""
+    if isinstance(value, str):
+        if len(value) > LONG_TEXT or "\n" in value:
+            return f"<pre>{e(value)}</pre>"
+        return f"<code>{e(value)}</code>"
+    if isinstance(value, bool) or value is None:
+        return f"<code>{e(json.dumps(value))}</code>"
+    if isinstance(value, int | float):
+        return f"<code>{e(value)}</code>"
+    try:
+        text = json.dumps(value, indent=2, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return f"<pre>{e(text)}</pre>"
+
+
+def _rows(evidence: Mapping[str, Any], keys: tuple[str, ...]) -> str:
+    return "".join(f"<tr><th>{e(k)}</th><td>{value_html(evidence[k])}</td></tr>" for k in keys if k in evidence)
+
+
+def _block(title: str, css: str, rows: str) -> str:
+    return f'<div class="ev {css}"><h4>{e(title)}</h4><table>{rows}</table></div>' if rows else ""
+
+
+def object_path(evidence: Mapping[str, Any]) -> str:
+    """``Deployment/nim/llama › spec.template.spec.containers[0].securityContext`` style locator."""
+    obj = evidence.get("object")
+    if obj is None and evidence.get("kind") and evidence.get("name"):
+        ns = evidence.get("namespace")
+        obj = f"{evidence['kind']}/{ns + '/' if ns else ''}{evidence['name']}"
+    # "path" alone is usually an HTTP path; it is a field path only next to an object
+    field = evidence.get("field") or (evidence.get("path") if obj is not None else None)
+    if obj is None and field is None:
+        return ""
+    where = f"{e(obj)}" if obj is not None else ""
+    if field is not None:
+        where += f' <span class="path">› {e(field)}</span>'
+    if evidence.get("file"):
+        loc = f"{evidence['file']}" + (f":{evidence['line']}" if evidence.get("line") else "")
+        where += f' <span class="file">({e(loc)})</span>'
+    return f'<div class="ev object"><h4>Object</h4><p>{where}</p></div>'
+
+
+def comparison(evidence: Mapping[str, Any]) -> str:
+    if "observed" not in evidence and "expected" not in evidence:
+        return ""
+    observed = value_html(evidence["observed"]) if "observed" in evidence else "<em>not recorded</em>"
+    expected = value_html(evidence["expected"]) if "expected" in evidence else "<em>not recorded</em>"
+    return (
+        '<div class="ev compare"><h4>Observed vs expected</h4><table>'
+        f'<tr><th class="observed">observed</th><td>{observed}</td></tr>'
+        f'<tr><th class="expected">expected</th><td>{expected}</td></tr></table></div>'
+    )
+
+
+def pictures(evidence: Mapping[str, Any]) -> str:
+    parts = []
+    svg = evidence.get("svg")
+    if isinstance(svg, str) and svg.lstrip().startswith("<svg"):
+        data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+        parts.append(f'<img class="ev-svg" alt="picture from the probe" src="data:image/svg+xml;base64,{data}">')
+    for chart in (charts.latency_chart(evidence), charts.reachability_matrix(evidence)):
+        if chart:
+            parts.append(chart)
+    return f'<div class="ev pictures">{"".join(parts)}</div>' if parts else ""
+
+
+def evidence_html(evidence: Mapping[str, Any] | None) -> str:
+    if not evidence:
+        return '<p class="muted">no evidence recorded</p>'
+    if not isinstance(evidence, Mapping):
+        return value_html(evidence)
+    shown = set(REQUEST_KEYS + RESPONSE_KEYS + COMPARE_KEYS + PICTURE_KEYS)
+    if object_path(evidence):
+        shown |= set(OBJECT_KEYS)
+    rest = tuple(k for k in evidence if k not in shown)
+    parts = [
+        _block("Request", "request", _rows(evidence, REQUEST_KEYS)),
+        _block("Response", "response", _rows(evidence, RESPONSE_KEYS)),
+        object_path(evidence),
+        comparison(evidence),
+        pictures(evidence),
+        _block("Other evidence", "other", _rows(evidence, rest)),
+    ]
+    return "".join(p for p in parts if p)

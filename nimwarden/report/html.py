@@ -1,0 +1,317 @@
+"""report.html: the self-contained compliance report a release manager reads and signs.
+
+A pure function of summary.json (+ the catalog for titles, remediation and
+sources), so ``nimwarden report <run dir>`` can regenerate it from the file
+alone. One HTML file: CSS and JS inline, no network (a Content-Security-Policy
+allows only this page's own script and style, by hash), prints well.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nimwarden.report import charts, gating
+from nimwarden.report.evidence_html import e, evidence_html
+
+ASSETS = Path(__file__).parent
+STATUS_ORDER = ("fail", "error", "waived", "pass", "not_applicable", "skip")
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+VERDICT_CLASS = {
+    gating.COMPLIANT: "ok",
+    gating.CANARY_CAUGHT: "ok",
+    gating.NONCOMPLIANT: "bad",
+    gating.CANARY_PASSED: "bad",
+    gating.UNEVALUATED: "unknown",
+}
+
+
+def _catalog() -> Mapping[str, Any]:
+    try:
+        from nimwarden.catalog import load_catalog
+
+        return load_catalog()
+    except Exception:  # noqa: BLE001 - a report from summary.json alone must still render
+        return {}
+
+
+def control_info(result: Mapping[str, Any], catalog: Mapping[str, Any]) -> dict[str, Any]:
+    """What the report shows about a result's control: the result's own fields first, the catalog's second."""
+    control = catalog.get(result.get("control", ""))
+    pick = lambda key, default="": result.get(key) or (getattr(control, key, None) if control else None) or default  # noqa: E731
+    return {
+        "title": pick("title", result.get("control", "")),
+        "severity": pick("severity", "info"),
+        "family": pick("family", "unknown"),
+        "remediation": pick("remediation"),
+        "rationale": getattr(control, "rationale", "") if control else "",
+        "sources": list(pick("sources", ())),
+        "mitre": list(getattr(control, "mitre", ()) if control else ()),
+    }
+
+
+def _sort_key(result: Mapping[str, Any], info: Mapping[str, Any]) -> tuple:
+    status = result.get("status", "error")
+    sev = info["severity"]
+    return (
+        STATUS_ORDER.index(status) if status in STATUS_ORDER else 0,
+        SEVERITY_ORDER.index(sev) if sev in SEVERITY_ORDER else len(SEVERITY_ORDER),
+        str(result.get("control", "")),
+        str(result.get("deployment", "")),
+        str(result.get("subject", "")),
+    )
+
+
+def _header(summary: Mapping[str, Any], status: int) -> str:
+    words = {0: "every deployment met its expectation", 1: "compliance failure", 3: "could not evaluate everything"}
+    return (
+        f'<header><h1>nimwarden compliance report <span class="target">{e(summary.get("target", "?"))}</span></h1>'
+        f'<p class="overall exit-{status}">exit status {status}: {e(words.get(status, "see details"))}'
+        f'{" — run was interrupted" if summary.get("interrupted") else ""}</p>'
+        f'<p class="muted">{e(summary.get("started_at", ""))} → {e(summary.get("finished_at", ""))}</p></header>'
+    )
+
+
+def _trend_list(items: Sequence[Mapping[str, Any]], limit: int = 50) -> str:
+    if not items:
+        return ""
+    lis = "".join(
+        f'<li><span class="badge st-{e(i.get("status"))}">{e(i.get("status"))}</span> <code>{e(i.get("control"))}</code> '
+        f'{e(i.get("deployment"))} · {e(i.get("subject"))}</li>'
+        for i in items[:limit]
+    )
+    more = f"<li>… and {len(items) - limit} more</li>" if len(items) > limit else ""
+    return f"<ul>{lis}{more}</ul>"
+
+
+def _trend(summary: Mapping[str, Any], history: Sequence[Mapping[str, Any]] | None) -> str:
+    trend = summary.get("trend")
+    chart = charts.trend_chart(history or [])
+    if not trend and not chart:
+        return ""
+    parts = ['<section id="trend"><h2>Since the previous run</h2>']
+    if trend:
+        c = trend.get("counts", {})
+        parts.append(
+            f'<p>compared with <code>{e(trend.get("previous_run", ""))}</code> '
+            f'({e(trend.get("previous_started_at", ""))}): '
+            f'<span class="trend-new">{int(c.get("new", 0))} new</span> · '
+            f'<span class="trend-fixed">{int(c.get("fixed", 0))} fixed</span> · '
+            f'{int(c.get("unchanged", 0))} unchanged · {int(c.get("not_rechecked", 0))} not rechecked</p>'
+        )
+        for key, label in (("new", "New findings"), ("fixed", "Fixed"), ("not_rechecked", "Not rechecked")):
+            if trend.get(key):
+                parts.append(f'<div class="trend-{key}"><h3>{label}</h3>{_trend_list(trend[key])}</div>')
+    else:
+        parts.append("<p>first run of this target: nothing to compare with</p>")
+    if chart:
+        parts.append(f'<figure class="chart">{chart}<figcaption>failures and errors, last {len(history or [])} runs'
+                     "</figcaption></figure>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def fail_on_of(summary: Mapping[str, Any]) -> str | None:
+    """The --fail-on threshold the run used, from run.fail_on or its recorded options."""
+    run = summary.get("run") or {}
+    value = run.get("fail_on")
+    options = [str(o) for o in run.get("options") or []]
+    for i, opt in enumerate(options):
+        if opt.startswith("--fail-on="):
+            value = opt.split("=", 1)[1]
+        elif opt == "--fail-on" and i + 1 < len(options):
+            value = options[i + 1]
+    return value if value in gating.FAIL_ON_CHOICES else None
+
+
+def _verdicts(summary: Mapping[str, Any]) -> str:
+    fail_on = fail_on_of(summary)
+    kinds = {d.get("name"): d.get("kind", "") for d in summary.get("deployments") or []}
+    banners = []
+    for v in gating.deployment_verdicts(summary, fail_on):
+        counts = " · ".join(f"{n} {s}" for s, n in sorted(v.counts.items(), key=lambda kv: _status_index(kv[0])))
+        extra = ""
+        if v.canaries_passed:
+            extra = "<p>canary controls that passed (the harness may be blind):</p>" + _trend_list(
+                [dict(r) for r in v.canaries_passed]
+            )
+        elif v.verdict == gating.CANARY_PASSED:
+            extra = "<p>this deployment is expected to be non-compliant but no control failed on it</p>"
+        expect = "canary, expected non-compliant" if v.is_canary else "expected compliant"
+        banners.append(
+            f'<div class="verdict {VERDICT_CLASS.get(v.verdict, "unknown")}" data-deployment="{e(v.name)}">'
+            f'<h3>{e(v.name)} <span class="muted">{e(kinds.get(v.name, ""))}</span></h3>'
+            f'<p class="word">{e(v.verdict)}</p><p class="muted">{e(expect)} · {e(counts)}</p>{extra}</div>'
+        )
+    return f'<section id="verdicts"><h2>Verdict per deployment</h2><div class="banners">{"".join(banners)}</div></section>'
+
+
+def _status_index(status: str) -> int:
+    return STATUS_ORDER.index(status) if status in STATUS_ORDER else -1
+
+
+def _waiver_findings(summary: Mapping[str, Any]) -> str:
+    findings = summary.get("waiver_findings") or []
+    if not findings:
+        return ""
+    rows = "".join(
+        f'<tr class="waiver-{e(f.get("kind"))}"><td>{e(f.get("kind"))}</td><td><code>{e(f["waiver"].get("control"))}'
+        f'</code></td><td>{e(f["waiver"].get("deployment"))}</td><td>{e(f["waiver"].get("owner"))}</td>'
+        f'<td>{e(f["waiver"].get("ticket"))}</td><td>{e(f["waiver"].get("expires"))}</td><td>{e(f.get("reason"))}</td></tr>'
+        for f in findings
+        if isinstance(f.get("waiver"), Mapping)
+    )
+    return (
+        '<section id="waiver-findings"><h2>Waiver problems</h2><table class="grid"><tr><th>kind</th><th>control</th>'
+        f"<th>deployment</th><th>owner</th><th>ticket</th><th>expires</th><th>detail</th></tr>{rows}</table></section>"
+    )
+
+
+def _matrix(summary: Mapping[str, Any], infos: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> str:
+    deployments = [d.name for d in gating.deployment_verdicts(summary)]
+    families = sorted({i["family"] for _, i in infos})
+    if not deployments or not families:
+        return ""
+    cells: dict[tuple[str, str], dict[str, int]] = {}
+    for r, i in infos:
+        bucket = cells.setdefault((i["family"], r.get("deployment")), {})
+        bucket[r.get("status", "error")] = bucket.get(r.get("status", "error"), 0) + 1
+    head = "".join(f"<th>{e(d)}</th>" for d in deployments)
+    body = []
+    for fam in families:
+        tds = []
+        for d in deployments:
+            counts = cells.get((fam, d), {})
+            worst = min(counts, key=_status_index_worst) if counts else "none"
+            text = " · ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _status_index(kv[0]))) or "—"
+            tds.append(f'<td class="cell st-{e(worst)}" data-family="{e(fam)}" data-deployment="{e(d)}">{e(text)}</td>')
+        body.append(f"<tr><th>{e(fam)}</th>{''.join(tds)}</tr>")
+    return (
+        '<section id="matrix"><h2>Families × deployments</h2><table class="grid matrix">'
+        f'<tr><th>family</th>{head}</tr>{"".join(body)}</table></section>'
+    )
+
+
+def _status_index_worst(status: str) -> int:
+    return STATUS_ORDER.index(status) if status in STATUS_ORDER else 0
+
+
+def _filters(infos: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> str:
+    dims = {
+        "severity": sorted({i["severity"] for _, i in infos}, key=lambda s: SEVERITY_ORDER.index(s) if s in SEVERITY_ORDER else 9),
+        "family": sorted({i["family"] for _, i in infos}),
+        "status": sorted({r.get("status", "error") for r, _ in infos}, key=_status_index_worst),
+        "deployment": sorted({str(r.get("deployment", "")) for r, _ in infos}),
+    }
+    groups = []
+    for dim, values in dims.items():
+        boxes = "".join(
+            f'<label><input type="checkbox" data-filter="{dim}" value="{e(v)}" checked> {e(v)}</label>' for v in values
+        )
+        groups.append(f"<fieldset><legend>{dim}</legend>{boxes}</fieldset>")
+    return (
+        f'<form id="filters" class="no-print">{"".join(groups)}'
+        '<fieldset><legend>text</legend><input type="search" id="filter-text" placeholder="control, subject, reason…">'
+        '</fieldset><p id="shown-count" aria-live="polite"></p></form>'
+    )
+
+
+def _list(items: Sequence[str]) -> str:
+    return "<ul>" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul>" if items else ""
+
+
+def _result(index: int, result: Mapping[str, Any], info: Mapping[str, Any]) -> str:
+    status = result.get("status", "error")
+    waiver = result.get("waiver")
+    parts = [f'<p class="reason">{e(result.get("reason", ""))}</p>', evidence_html(result.get("evidence"))]
+    if isinstance(waiver, Mapping):
+        parts.append(
+            f'<div class="waiver"><h4>Waiver</h4><p>accepted by {e(waiver.get("owner"))} until {e(waiver.get("expires"))} '
+            f'(ticket {e(waiver.get("ticket"))}): {e(waiver.get("reason"))}</p></div>'
+        )
+    if info["remediation"] and status in ("fail", "error", "waived"):
+        parts.append(f'<div class="remediation"><h4>Remediation</h4><p>{e(info["remediation"])}</p></div>')
+    if info["rationale"]:
+        parts.append(f'<div class="rationale"><h4>Why it matters</h4><p>{e(info["rationale"])}</p></div>')
+    if info["sources"]:
+        parts.append(f'<div class="sources"><h4>Source</h4>{_list(info["sources"])}</div>')
+    if info["mitre"]:
+        parts.append(f'<div class="mitre"><h4>MITRE ATT&amp;CK</h4>{_list(info["mitre"])}</div>')
+    if result.get("duration_s") is not None:
+        parts.append(f'<p class="muted">took {e(result.get("duration_s"))} s</p>')
+    opened = " open" if status in ("fail", "error") else ""
+    return (
+        f'<details class="result st-{e(status)}" id="r{index}" data-severity="{e(info["severity"])}" '
+        f'data-family="{e(info["family"])}" data-status="{e(status)}" data-deployment="{e(result.get("deployment", ""))}"'
+        f"{opened}><summary>"
+        f'<span class="badge st-{e(status)}">{e(status)}</span> <span class="badge sev-{e(info["severity"])}">'
+        f'{e(info["severity"])}</span> <code class="control">{e(result.get("control", ""))}</code> '
+        f'<span class="title">{e(info["title"])}</span> <span class="where">{e(result.get("deployment", ""))} · '
+        f'{e(result.get("subject", ""))}</span></summary><div class="body">{"".join(parts)}</div></details>'
+    )
+
+
+def _metadata(summary: Mapping[str, Any]) -> str:
+    run = summary.get("run") or {}
+    options = run.get("options") or []
+    intrusive = any("intrusive" in str(o) for o in options)
+    rows = [
+        ("target", summary.get("target")),
+        ("tool version", summary.get("tool_version")),
+        ("catalog version", run.get("catalog_version")),
+        ("started", summary.get("started_at")),
+        ("finished", summary.get("finished_at")),
+        ("ran by", f"{run.get('user', '?')} on {run.get('host', '?')}" if run else None),
+        ("command", run.get("command")),
+        ("options", " ".join(str(o) for o in options) if options else "(none)"),
+        ("intrusive probes", "yes: probes that write to the target were allowed" if intrusive else "no"),
+        ("interrupted", "yes" if summary.get("interrupted") else "no"),
+        ("schema", summary.get("schema")),
+    ]
+    dl = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows if v not in (None, ""))
+    totals = " · ".join(f"{n} {s}" for s, n in (summary.get("totals") or {}).items())
+    return f'<section id="metadata"><h2>Run</h2><dl>{dl}<dt>totals</dt><dd>{e(totals)}</dd></dl></section>'
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def render_html(
+    summary: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]] | None = None,
+    catalog: Mapping[str, Any] | None = None,
+) -> str:
+    catalog = _catalog() if catalog is None else catalog
+    css = (ASSETS / "report.css").read_text(encoding="utf-8")
+    js = (ASSETS / "report.js").read_text(encoding="utf-8")
+    infos = [(r, control_info(r, catalog)) for r in summary.get("results") or []]
+    infos.sort(key=lambda ri: _sort_key(*ri))
+    status = gating.exit_status(summary, fail_on_of(summary))
+    results = "".join(_result(i, r, info) for i, (r, info) in enumerate(infos))
+    csp = f"default-src 'none'; img-src data:; style-src {_csp_hash(css)}; script-src {_csp_hash(js)}"
+    title = f"nimwarden — {summary.get('target', '?')} — {summary.get('started_at', '')}"
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{e(title)}</title>'
+        f"<style>{css}</style></head><body>"
+        + _header(summary, status)
+        + _trend(summary, history)
+        + _verdicts(summary)
+        + _waiver_findings(summary)
+        + _matrix(summary, infos)
+        + f'<section id="results"><h2>Results ({len(infos)})</h2>{_filters(infos)}<div id="result-list">{results}'
+        "</div></section>"
+        + _metadata(summary)
+        + f"<script>{js}</script></body></html>"
+    )
+
+
+def write_html(run_dir: str | Path, summary: Mapping[str, Any], history: Sequence[Mapping[str, Any]] | None = None) -> Path:
+    path = Path(run_dir) / "report.html"
+    path.write_text(render_html(summary, history), encoding="utf-8")
+    return path

@@ -1,0 +1,209 @@
+"""SARIF 2.1.0 for code-scanning dashboards (GitHub, GitLab, Azure DevOps).
+
+Rules come from the catalog; every ``fail`` and ``error`` becomes a result
+(a file with no results for a failing run is the complaint users have about
+peer tools). A waived failure is kept as a result with an external, accepted
+suppression, so the dashboard shows the risk as accepted instead of losing it.
+
+Locations: when the evidence names a manifest (``file`` and optionally
+``line``) the result points at it; otherwise it carries a logical location
+``<target>/<deployment>/<subject>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_VERSION = "2.1.0"
+REPORTED = ("fail", "error", "waived")
+# GitHub code scanning ranks alerts by this numeric property (CVSS-like scale).
+SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "0.0"}
+LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
+
+
+def _catalog() -> Mapping[str, Any]:
+    from nimwarden.catalog import load_catalog
+
+    return load_catalog()
+
+
+def _rule(control_id: str, control: Any, fallback: Mapping[str, Any]) -> dict[str, Any]:
+    title = getattr(control, "title", None) or fallback.get("title") or control_id
+    severity = getattr(control, "severity", None) or fallback.get("severity") or "info"
+    family = getattr(control, "family", None) or fallback.get("family") or "unknown"
+    remediation = getattr(control, "remediation", None) or fallback.get("remediation") or ""
+    sources = list(getattr(control, "sources", None) or fallback.get("sources") or [])
+    mitre = list(getattr(control, "mitre", ()) or ())
+    help_lines = [f"Remediation: {remediation}"] if remediation else []
+    help_lines += [f"Source: {s}" for s in sources]
+    help_md = "\n".join([f"**Remediation:** {remediation}"] if remediation else []) + "".join(
+        f"\n- {s}" for s in sources
+    )
+    return {
+        "id": control_id,
+        "name": "".join(part.capitalize() for part in control_id.split("-")),
+        "shortDescription": {"text": title},
+        "fullDescription": {"text": getattr(control, "rationale", None) or title},
+        "help": {"text": "\n".join(help_lines) or title, "markdown": help_md or title},
+        "defaultConfiguration": {"level": LEVEL.get(severity, "warning")},
+        "properties": {
+            "tags": ["security", "compliance", family] + [m.split(" ")[0] for m in mitre],
+            "security-severity": SECURITY_SEVERITY.get(severity, "0.0"),
+            "precision": "high",
+            "severity": severity,
+            "family": family,
+            "sources": sources,
+            "mitre": mitre,
+        },
+    }
+
+
+def _uri(path: str) -> str:
+    """A relative URI for a manifest path; absolute paths become file:// URIs."""
+    p = PurePosixPath(str(path).replace("\\", "/"))
+    if p.is_absolute():
+        return Path(str(p)).as_uri()
+    return quote(str(p), safe="/")
+
+
+def _locations(result: Mapping[str, Any], target: str) -> list[dict[str, Any]]:
+    evidence = result.get("evidence") or {}
+    deployment, subject = str(result.get("deployment", "")), str(result.get("subject", ""))
+    logical = {
+        "name": subject or deployment or target,
+        "fullyQualifiedName": f"{target}/{deployment}/{subject}",
+        "kind": "resource",
+    }
+    location: dict[str, Any] = {"logicalLocations": [logical]}
+    file = evidence.get("file") if isinstance(evidence, Mapping) else None
+    if isinstance(file, str) and file:
+        physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(file)}}
+        if not PurePosixPath(file).is_absolute():
+            physical["artifactLocation"]["uriBaseId"] = "%SRCROOT%"
+        line = evidence.get("line")
+        if isinstance(line, int) and not isinstance(line, bool) and line >= 1:
+            physical["region"] = {"startLine": line}
+        location["physicalLocation"] = physical
+    return [location]
+
+
+def _fingerprint(result: Mapping[str, Any], target: str) -> str:
+    key = "|".join(str(result.get(k, "")) for k in ("control", "deployment", "subject"))
+    return hashlib.sha256(f"{target}|{key}".encode()).hexdigest()
+
+
+def _result(result: Mapping[str, Any], rule_index: Mapping[str, int], target: str) -> dict[str, Any]:
+    status = result.get("status")
+    severity = result.get("severity") or "info"
+    where = f"{result.get('deployment', '')} {result.get('subject', '')}".strip()
+    prefix = "could not evaluate: " if status == "error" else ""
+    out: dict[str, Any] = {
+        "ruleId": result.get("control"),
+        "ruleIndex": rule_index[result.get("control")],
+        # "open": the tool could not decide (SARIF §3.27.9); the spec then requires level "none".
+        "kind": "open" if status == "error" else "fail",
+        "level": "none" if status == "error" else LEVEL.get(severity, "warning"),
+        "message": {"text": f"{prefix}{where}: {result.get('reason', '')}"},
+        "locations": _locations(result, target),
+        "partialFingerprints": {"nimwardenFinding/v1": _fingerprint(result, target)},
+        "properties": {
+            "deployment": result.get("deployment"),
+            "subject": result.get("subject"),
+            "status": status,
+            "severity": severity,
+            "family": result.get("family"),
+            "evidence": result.get("evidence") or {},
+        },
+    }
+    waiver = result.get("waiver")
+    if status == "waived" and isinstance(waiver, Mapping):
+        out["suppressions"] = [
+            {
+                "kind": "external",
+                "state": "accepted",
+                "justification": f"{waiver.get('reason', '')} (owner {waiver.get('owner', '?')}, "
+                f"ticket {waiver.get('ticket', '?')}, expires {waiver.get('expires', '?')})",
+            }
+        ]
+    return out
+
+
+def _notifications(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    notes = []
+    for finding in summary.get("waiver_findings") or []:
+        waiver = finding.get("waiver") or {}
+        notes.append(
+            {
+                "level": "error" if finding.get("kind") == "expired" else "warning",
+                "message": {"text": str(finding.get("reason", ""))},
+                "associatedRule": {"id": str(waiver.get("control", ""))},
+                "properties": {"kind": finding.get("kind"), "waiver": waiver},
+            }
+        )
+    return notes
+
+
+def build_sarif(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    catalog = _catalog() if catalog is None else catalog
+    target = str(summary.get("target", "target"))
+    results = list(summary.get("results") or [])
+    rules, rule_index = [], {}
+    for control_id, control in sorted(catalog.items()):
+        if getattr(control, "retired", False):
+            continue
+        rule_index[control_id] = len(rules)
+        rules.append(_rule(control_id, control, {}))
+    for r in results:  # results for controls the installed catalog does not know still need a rule
+        cid = r.get("control")
+        if cid not in rule_index:
+            rule_index[cid] = len(rules)
+            rules.append(_rule(str(cid), None, r))
+    run = summary.get("run") or {}
+    invocation: dict[str, Any] = {
+        "executionSuccessful": not summary.get("interrupted", False),
+        "toolConfigurationNotifications": _notifications(summary),
+    }
+    if summary.get("started_at"):
+        invocation["startTimeUtc"] = summary["started_at"]
+    if summary.get("finished_at"):
+        invocation["endTimeUtc"] = summary["finished_at"]
+    if isinstance(summary.get("exit_status"), int):
+        invocation["exitCode"] = summary["exit_status"]
+    if run.get("command"):
+        invocation["commandLine"] = str(run["command"])
+    for key, field in (("host", "machine"), ("user", "account")):
+        if run.get(key):
+            invocation[field] = str(run[key])
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": SARIF_VERSION,
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "nimwarden",
+                        "version": str(summary.get("tool_version", "")),
+                        "semanticVersion": str(summary.get("tool_version", "")),
+                        "rules": rules,
+                        "properties": {"catalog_version": run.get("catalog_version")},
+                    }
+                },
+                "automationDetails": {"id": f"nimwarden/{target}/{summary.get('started_at', '')}"},
+                "invocations": [invocation],
+                "results": [_result(r, rule_index, target) for r in results if r.get("status") in REPORTED],
+                "properties": {"target": target, "totals": summary.get("totals") or {}},
+            }
+        ],
+    }
+
+
+def write_sarif(run_dir: str | Path, summary: Mapping[str, Any]) -> Path:
+    path = Path(run_dir) / "report.sarif"
+    path.write_text(json.dumps(build_sarif(summary), indent=2, default=str) + "\n", encoding="utf-8")
+    return path

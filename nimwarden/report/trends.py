@@ -1,0 +1,144 @@
+"""Compare a run with the previous run for the same target, and collect history for charts.
+
+A finding is a result with status ``fail`` or ``error``; it is identified by
+control + deployment + subject, so the same problem on the same object is
+recognised from one run to the next even when its reason text changes.
+
+- new: a finding now that was not a finding before;
+- fixed: a finding before whose key now passes (or no longer applies);
+- unchanged: a finding in both runs;
+- not_rechecked: a finding before whose key was not evaluated this time
+  (skipped, waived or absent): not fixed, just not looked at.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+FINDING_STATUSES = ("fail", "error")
+SOLVED_STATUSES = ("pass", "not_applicable")
+
+
+def finding_key(result: Mapping[str, Any]) -> tuple[str, str, str]:
+    return (str(result.get("control", "")), str(result.get("deployment", "")), str(result.get("subject", "")))
+
+
+def _brief(result: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "control": result.get("control"),
+        "deployment": result.get("deployment"),
+        "subject": result.get("subject"),
+        "status": result.get("status"),
+        "severity": result.get("severity"),
+        "title": result.get("title"),
+    }
+
+
+def compare(previous: Mapping[str, Any], current: Mapping[str, Any], previous_run: str = "") -> dict[str, Any]:
+    """The trend record stored in ``summary["trend"]``."""
+    before = {finding_key(r): r for r in previous.get("results") or [] if r.get("status") in FINDING_STATUSES}
+    now_all = {finding_key(r): r for r in current.get("results") or []}
+    now = {k: r for k, r in now_all.items() if r.get("status") in FINDING_STATUSES}
+    new = [_brief(now[k]) for k in sorted(now.keys() - before.keys())]
+    unchanged = [_brief(now[k]) for k in sorted(now.keys() & before.keys())]
+    fixed, not_rechecked = [], []
+    for k in sorted(before.keys() - now.keys()):
+        if k in now_all and now_all[k].get("status") in SOLVED_STATUSES:
+            fixed.append(_brief(now_all[k]) | {"was": before[k].get("status")})
+        else:
+            gone = dict(_brief(before[k]))
+            gone["status"] = now_all[k].get("status") if k in now_all else "absent"
+            not_rechecked.append(gone)
+    return {
+        "previous_run": previous_run,
+        "previous_started_at": previous.get("started_at"),
+        "counts": {
+            "new": len(new),
+            "fixed": len(fixed),
+            "unchanged": len(unchanged),
+            "not_rechecked": len(not_rechecked),
+        },
+        "new": new,
+        "fixed": fixed,
+        "unchanged": unchanged,
+        "not_rechecked": not_rechecked,
+    }
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # a half-written or foreign file is not a previous run
+    if not isinstance(data, dict) or data.get("schema") != "nimwarden/summary/v1":
+        return None
+    return data
+
+
+def earlier_runs(reports_dir: str | Path, current_run_dir: str | Path, target: str) -> list[tuple[str, dict[str, Any]]]:
+    """(run name, summary) of every run of ``target`` older than the current one, oldest first.
+
+    Run directories are named by UTC timestamp, so their names sort in time
+    order; ``latest`` (a link) and ``baselines`` are not runs.
+    """
+    reports_dir = Path(reports_dir)
+    current = Path(current_run_dir).name
+    runs = []
+    if not reports_dir.is_dir():
+        return runs
+    for child in sorted(reports_dir.iterdir()):
+        if child.is_symlink() or not child.is_dir() or child.name >= current or child.name == "baselines":
+            continue
+        summary = _read_summary(child / "summary.json")
+        if summary is not None and summary.get("target") == target:
+            runs.append((child.name, summary))
+    return runs
+
+
+def previous_run(
+    reports_dir: str | Path, current_run_dir: str | Path, target: str
+) -> tuple[str, dict[str, Any]] | None:
+    runs = earlier_runs(reports_dir, current_run_dir, target)
+    return runs[-1] if runs else None
+
+
+def attach_trend(summary: dict[str, Any], reports_dir: str | Path, run_dir: str | Path) -> dict[str, Any] | None:
+    """Store the comparison with the previous run in ``summary["trend"]`` (None when this is the first)."""
+    found = previous_run(reports_dir, run_dir, str(summary.get("target", "")))
+    if found is None:
+        summary.pop("trend", None)
+        return None
+    name, previous = found
+    summary["trend"] = compare(previous, summary, name)
+    return summary["trend"]
+
+
+def _history_point(name: str, summary: Mapping[str, Any]) -> dict[str, Any]:
+    by_severity: dict[str, int] = {}
+    for r in summary.get("results") or []:
+        if r.get("status") == "fail":
+            sev = r.get("severity") or "unknown"
+            by_severity[sev] = by_severity.get(sev, 0) + 1
+    totals = summary.get("totals") or {}
+    return {
+        "run": name,
+        "started_at": summary.get("started_at"),
+        "fail": int(totals.get("fail", 0)),
+        "error": int(totals.get("error", 0)),
+        "waived": int(totals.get("waived", 0)),
+        "pass": int(totals.get("pass", 0)),
+        "fail_by_severity": by_severity,
+    }
+
+
+def history(
+    reports_dir: str | Path, run_dir: str | Path, summary: Mapping[str, Any], limit: int = 20
+) -> list[dict[str, Any]]:
+    """The last ``limit`` runs of this target including the current one, oldest first, for the trend chart."""
+    runs = earlier_runs(reports_dir, run_dir, str(summary.get("target", "")))
+    points = [_history_point(name, s) for name, s in runs]
+    points.append(_history_point(Path(run_dir).name, summary))
+    return points[-limit:]

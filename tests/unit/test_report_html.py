@@ -1,0 +1,179 @@
+"""report.html rendered from hand-built summaries: content, escaping, self-containment, pictures."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from html.parser import HTMLParser
+
+from nimwarden.report import charts
+from nimwarden.report.html import render_html, write_html
+from tests.unit.report_samples import HOSTILE, lab_summary, result, with_results
+
+
+class _Collector(HTMLParser):
+    """Parses the page with the standard library: every tag, every attribute, every script/style body."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.scripts, self.styles, self._in = [], [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in = tag if tag in ("script", "style") else None
+
+    def handle_endtag(self, tag):
+        self._in = None
+
+    def handle_data(self, data):
+        if self._in == "script":
+            self.scripts.append(data)
+        elif self._in == "style":
+            self.styles.append(data)
+
+
+def _parse(page):
+    c = _Collector()
+    c.feed(page)
+    return c
+
+
+def test_hostile_text_from_the_target_is_escaped():
+    page = render_html(lab_summary())
+    assert HOSTILE not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    parsed = _parse(page)
+    assert len(parsed.scripts) == 1  # only the report's own script
+    assert not [t for t, a in parsed.tags if t == "img" and "onerror" in a]
+
+
+def test_page_is_self_contained_and_its_csp_allows_only_its_own_script_and_style():
+    page = render_html(lab_summary())
+    parsed = _parse(page)
+    for tag, attrs in parsed.tags:
+        for key in ("src", "href"):
+            value = attrs.get(key)
+            assert value is None or value.startswith(("data:", "#")), (tag, key, value)
+    assert not [t for t, a in parsed.tags if t == "link"]
+    (csp,) = [a["content"] for t, a in parsed.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+
+    def sha(text):
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+    assert f"script-src {sha(parsed.scripts[0])}" in csp
+    assert f"style-src {sha(parsed.styles[0])}" in csp
+    assert "default-src 'none'" in csp
+
+
+def test_every_result_is_a_filterable_row_with_its_dimensions():
+    summary = lab_summary()
+    parsed = _parse(render_html(summary))
+    rows = [a for t, a in parsed.tags if t == "details" and "result" in a.get("class", "")]
+    assert len(rows) == len(summary["results"])
+    assert {r["data-status"] for r in rows} == {"pass", "fail", "error", "not_applicable"}
+    assert {"critical", "high", "medium", "low"} <= {r["data-severity"] for r in rows}
+    filters = {(a["data-filter"], a["value"]) for t, a in parsed.tags if t == "input" and "data-filter" in a}
+    assert ("family", "network-policy") in filters and ("deployment", "exposed") in filters
+    # failures first, so a reader sees them without scrolling
+    assert rows[0]["data-status"] == "fail" and rows[0]["data-severity"] == "critical"
+
+
+def test_verdict_banners_matrix_and_metadata():
+    page = render_html(lab_summary())
+    assert re.search(r'data-deployment="hardened">.*?<p class="word">compliant</p>', page)
+    assert re.search(r'data-deployment="exposed">.*?<p class="word">non-compliant as expected</p>', page)
+    assert "exit status 3: could not evaluate everything" in page
+    assert '<td class="cell st-fail" data-family="triton-api" data-deployment="exposed">1 fail</td>' in page
+    assert '<td class="cell st-error" data-family="host" data-deployment="exposed">1 error</td>' in page
+    assert "<dt>ran by</dt><dd>nightly on ci-runner-7</dd>" in page
+    assert "<dt>catalog version</dt><dd>2026.11.1</dd>" in page
+
+
+def test_canary_that_passed_is_called_out():
+    summary = lab_summary()
+    for r in summary["results"]:
+        if r["deployment"] == "exposed" and r["control"] == "TRITON-MODELCTL-001":
+            r.update(status="pass", expected="fail", reason="403")
+    page = render_html(summary)
+    assert "canary passed: harness blind" in page
+    assert "canary controls that passed" in page
+    assert "exit status 1" in page
+
+
+def test_evidence_shows_request_response_object_path_and_observed_vs_expected():
+    page = render_html(lab_summary())
+    assert "<h4>Request</h4>" in page and "POST http://127.0.0.1:18100/v2/repository/index" in page
+    assert "<h4>Response</h4>" in page
+    assert (
+        'Deployment/lab/triton-exposed <span class="path">› '
+        "spec.template.spec.containers[0].securityContext.runAsNonRoot</span>"
+    ) in page
+    assert "(nimwarden/lab/manifests/exposed.yaml:27)" in page
+    assert '<th class="observed">observed</th><td><code>200</code></td>' in page
+
+
+def test_remediation_and_sources_come_from_the_result_or_the_catalog():
+    summary = with_results(
+        lab_summary(),
+        [result("TRITON-MODELCTL-001", "triton-api", "critical", "exposed", "e", "fail", "200", sources=[])],
+    )
+    page = render_html(summary)
+    assert "--model-control-mode=none" in page  # catalog remediation
+    assert "Secure Deployment Considerations: Restrict or disable access" in page  # catalog source
+    assert "T1190 Exploit Public-Facing Application" in page  # catalog MITRE mapping
+
+
+def test_pictures_latency_matrix_and_probe_svg_as_image():
+    page = render_html(lab_summary())
+    assert 'aria-label="latency distribution"' in page
+    assert 'aria-label="network reachability matrix"' in page
+    assert 'src="data:image/svg+xml;base64,' in page
+    assert "ns/ingress-nginx → triton:8002: reachable" in page
+
+
+def test_trend_section_at_the_top_with_chart():
+    summary = lab_summary()
+    summary["trend"] = {
+        "previous_run": "20261121T080000Z",
+        "previous_started_at": "2026-11-21T08:00:00Z",
+        "counts": {"new": 1, "fixed": 2, "unchanged": 3, "not_rechecked": 0},
+        "new": [{"control": "TLS-VERSION-001", "deployment": "exposed", "subject": "e", "status": "fail"}],
+        "fixed": [],
+        "unchanged": [],
+        "not_rechecked": [],
+    }
+    history = [{"run": "20261121T080000Z", "fail": 7, "error": 0}, {"run": "20261122T080000Z", "fail": 6, "error": 1}]
+    page = render_html(summary, history)
+    assert page.index('id="trend"') < page.index('id="verdicts"')
+    assert '<span class="trend-new">1 new</span>' in page and '<span class="trend-fixed">2 fixed</span>' in page
+    assert 'aria-label="findings per run"' in page
+    assert "20261121T080000Z: 7 fail" in page
+
+
+def test_write_html_writes_report_html(tmp_path):
+    path = write_html(tmp_path, lab_summary())
+    assert path == tmp_path / "report.html"
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_latency_histogram_from_samples_and_from_ready_buckets():
+    edges, counts, pct = charts.latency_histogram_data({"latencies_ms": [1, 2, 3, 4, 100]})
+    assert sum(counts) == 5 and edges[0] == 1 and edges[-1] == 100
+    assert pct["p50"] == 3
+    edges, counts, pct = charts.latency_histogram_data(
+        {"latency_histogram": {"bounds_ms": [0, 1, 2], "counts": [5, 7], "percentiles_ms": {"p99": 1.9}}}
+    )
+    assert (edges, counts, pct) == ([0.0, 1.0, 2.0], [5, 7], {"p99": 1.9})
+    assert charts.latency_histogram_data({"latencies_ms": ["fast"]}) is None
+    assert charts.latency_histogram_data({"latency_histogram": {"bounds_ms": [0, 1], "counts": [1, 2]}}) is None
+
+
+def test_reachability_matrix_marks_mismatches_against_expectation():
+    svg = charts.reachability_matrix(
+        {"matrix": {"rows": ["a"], "cols": ["x", "y"], "cells": [[True, None]], "expected": [[False, False]]}}
+    )
+    assert "a → x: reachable, expected blocked" in svg and 'fill="#c62828"' in svg
+    assert "a → y: unknown" in svg
+    assert charts.reachability_matrix({"matrix": {"rows": ["a"], "cols": ["x"], "cells": [[1, 2]]}}) == ""
+    assert "&lt;b&gt;" in charts.reachability_matrix({"reachability": {"<b>": {"x": False}}})

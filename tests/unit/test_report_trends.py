@@ -1,0 +1,83 @@
+"""Trends: comparison with the previous run of the same target, from summary.json files on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from nimwarden.report import trends
+from tests.unit.report_samples import lab_summary, result, with_results
+
+
+def _run(reports, name, summary):
+    run_dir = reports / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    return run_dir
+
+
+A = result("TLS-VERSION-001", "tls", "high", "exposed", "e:443", "fail", "TLSv1")
+B = result("PORTS-METRICS-001", "ports", "medium", "exposed", "e:8002", "fail", "open")
+C = result("HOST-UID-001", "host", "medium", "hardened", "p", "error", "denied")
+
+
+def test_compare_new_fixed_unchanged_not_rechecked():
+    previous = with_results(lab_summary(), [A, B, C])
+    current = with_results(
+        lab_summary(),
+        [
+            dict(A, reason="TLSv1.1 accepted"),  # same key, new wording: unchanged
+            dict(B, status="pass", reason="closed"),  # fixed
+            result("GATEWAY-RATELIMIT-001", "gateway", "medium", "exposed", "g", "fail", "no limit"),  # new
+        ],
+    )
+    trend = trends.compare(previous, current, "20261121T080000Z")
+    assert trend["counts"] == {"new": 1, "fixed": 1, "unchanged": 1, "not_rechecked": 1}
+    assert [t["control"] for t in trend["new"]] == ["GATEWAY-RATELIMIT-001"]
+    assert trend["fixed"][0]["control"] == "PORTS-METRICS-001" and trend["fixed"][0]["was"] == "fail"
+    assert trend["unchanged"][0]["control"] == "TLS-VERSION-001"
+    assert trend["not_rechecked"][0] == dict(trend["not_rechecked"][0], control="HOST-UID-001", status="absent")
+    assert trend["previous_run"] == "20261121T080000Z"
+
+
+def test_same_control_on_another_subject_is_a_new_finding():
+    trend = trends.compare(with_results(lab_summary(), [A]), with_results(lab_summary(), [dict(A, subject="e:8443")]))
+    assert trend["counts"]["new"] == 1 and trend["counts"]["not_rechecked"] == 1
+
+
+def test_previous_run_is_the_latest_older_run_of_the_same_target(tmp_path):
+    reports = tmp_path / "reports"
+    _run(reports, "20261120T080000Z", with_results(lab_summary("2026-11-20T08:00:00Z"), [A]))
+    _run(reports, "20261121T080000Z", with_results(lab_summary("2026-11-21T08:00:00Z"), [A, B]))
+    other = with_results(lab_summary(), [C])
+    other["target"] = "staging"
+    _run(reports, "20261121T090000Z", other)  # other target: ignored
+    (reports / "20261121T100000Z").mkdir()  # no summary.json (interrupted before writing): ignored
+    (reports / "20261121T110000Z").mkdir()
+    (reports / "20261121T110000Z" / "summary.json").write_text("{not json", encoding="utf-8")
+    current_dir = reports / "20261122T080000Z"
+    current_dir.mkdir()
+    os.symlink(current_dir.name, reports / "latest")
+    _run(reports, "20261123T080000Z", with_results(lab_summary(), []))  # newer than current: ignored
+
+    current = with_results(lab_summary("2026-11-22T08:00:00Z"), [A])
+    trend = trends.attach_trend(current, reports, current_dir)
+    assert trend is current["trend"]
+    assert trend["previous_run"] == "20261121T080000Z"
+    assert trend["counts"] == {"new": 0, "fixed": 0, "unchanged": 1, "not_rechecked": 1}
+
+    points = trends.history(reports, current_dir, current)
+    assert [p["run"] for p in points] == ["20261120T080000Z", "20261121T080000Z", "20261122T080000Z"]
+    assert [p["fail"] for p in points] == [1, 2, 1]
+    assert points[1]["fail_by_severity"] == {"high": 1, "medium": 1}
+    assert [p["run"] for p in trends.history(reports, current_dir, current, limit=2)] == [
+        "20261121T080000Z",
+        "20261122T080000Z",
+    ]
+
+
+def test_first_run_has_no_trend(tmp_path):
+    summary = with_results(lab_summary(), [A])
+    summary["trend"] = {"stale": True}
+    assert trends.attach_trend(summary, tmp_path / "reports", tmp_path / "reports" / "20261122T080000Z") is None
+    assert "trend" not in summary
