@@ -21,7 +21,7 @@ import numpy as np
 from nimwarden.perf import metrics as server_metrics
 from nimwarden.perf.inputs import Payload
 from nimwarden.perf.stats import LatencySummary
-from nimwarden.perf.transport import Endpoint, check_response, make_sender
+from nimwarden.perf.transport import Endpoint, Transport
 from nimwarden.perf.windows import Stability, Window, merge, stability, window_from_slices
 
 MAX_ERROR_SAMPLES = 5
@@ -196,18 +196,16 @@ def measure(
     metrics_url: str | None = None,
     metrics_headers: dict[str, str] | None = None,
     on_window: Callable[[Window], None] | None = None,
+    engine: str | None = None,
 ) -> Measurement:
     """Run one load level until stable or out of windows. Raises when even one request cannot be made."""
     # One full request first: a server that cannot answer at all is an error, not "0 infer/s".
-    send, close = make_sender(endpoint, payload)
-    try:
-        check_response(endpoint, send())
-    finally:
-        close()
+    transport = Transport(endpoint, payload, engine)
+    transport.preflight()
 
     workers = load.max_in_flight if load.rate else load.concurrency
     recs = [_Recorder() for _ in range(workers)]
-    senders = [make_sender(endpoint, payload) for _ in range(workers)]
+    senders = [transport.sender() for _ in range(workers)]
     stop = threading.Event()
     schedule = _Schedule(load.rate, load.arrival, load.seed, time.perf_counter_ns()) if load.rate else None
     threads = [

@@ -1,11 +1,12 @@
 """Senders: the cheapest way to put one pre-encoded inference request on the wire.
 
-Measured on the 2-core project machine (benchmarks/perf_overhead.py): a
-blocking raw gRPC stub per thread, each on its own channel and connection,
-sending pre-serialized bytes, costs the client the least CPU per request;
-``tritonclient``'s asyncio client, which rebuilds the protobuf and parses
-every response, costs the most. The client shares the cores with the
-server, so every microsecond it spends is taken from the thing we measure.
+Measured on the 2-core project machine (benchmarks/perf_overhead.py): the
+lean HTTP/2 client of h2grpc.py, one connection per worker thread, sending
+pre-serialized bytes, costs the client the least CPU per request; grpcio's
+blocking stub costs several times more and ``tritonclient``'s asyncio client,
+which rebuilds the protobuf and parses every response, the most. The client
+shares the cores with the server, so every microsecond it spends is taken
+from the thing we measure.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from nimwarden.perf.h2grpc import H2GrpcChannel, frame_message
 from nimwarden.perf.inputs import Payload
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -53,8 +55,79 @@ class Endpoint:
 Sender = Callable[[], bytes]
 
 
+class Transport:
+    """Senders for one endpoint and payload, after one fully checked request.
+
+    ``engine`` "h2" (default for gRPC) is the lean HTTP/2 client of h2grpc.py;
+    "grpcio" is the stock gRPC stack, kept for comparison and for servers the
+    lean client cannot talk to. The first request is decoded completely and
+    must carry outputs; for "h2" it also fixes the success signature.
+    """
+
+    def __init__(self, endpoint: Endpoint, payload: Payload, engine: str | None = None) -> None:
+        self.endpoint, self.payload = endpoint, payload
+        self.engine = engine or ("h2" if endpoint.protocol == "grpc" else "http.client")
+        if self.engine not in ("h2", "grpcio", "http.client"):
+            raise ValueError(f"unknown engine {self.engine!r}")
+        self._success_trailers: bytes | None = None
+
+    def preflight(self) -> dict[str, list[int]]:
+        """One request decoded in full: the output shapes, or an exception saying why not."""
+        if self.engine == "h2":
+            ch = self._h2_channel()
+            try:
+                body, trailers = ch.call(frame_message(self.payload.grpc_request))
+            except Exception:
+                # the lean client cannot read error texts: ask grpcio for the server's words
+                send, close = grpc_sender(self.endpoint, self.payload)
+                try:
+                    send()
+                finally:
+                    close()
+                raise
+            finally:
+                ch.close()
+            outputs = check_response(self.endpoint, body)
+            self._success_trailers = trailers
+            return outputs
+        send, close = self.sender()
+        try:
+            return check_response(self.endpoint, send())
+        finally:
+            close()
+
+    def sender(self) -> tuple[Sender, Callable[[], None]]:
+        if self.engine == "grpcio":
+            return grpc_sender(self.endpoint, self.payload)
+        if self.engine == "http.client":
+            return http_sender(self.endpoint, self.payload)
+        if self._success_trailers is None:
+            raise RuntimeError("preflight() first: the h2 engine needs the success signature")
+        ch, msg, ok = self._h2_channel(), frame_message(self.payload.grpc_request), self._success_trailers
+        call = ch.call
+
+        def send() -> bytes:
+            body, trailers = call(msg)
+            if trailers != ok:
+                raise RequestFailed("gRPC status other than the first request's OK")
+            return body
+
+        return send, ch.close
+
+    def _h2_channel(self) -> H2GrpcChannel:
+        ep = self.endpoint
+        context = None
+        if ep.tls:
+            context = ssl.create_default_context(cafile=ep.ca_file)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.set_alpn_protocols(["h2"])
+        host, port = ep.host_port
+        return H2GrpcChannel(host, port, MODEL_INFER, {k.lower(): v for k, v in ep.headers.items()},
+                             ep.timeout_s, context, ep.server_name)
+
+
 def grpc_sender(endpoint: Endpoint, payload: Payload) -> tuple[Sender, Callable[[], None]]:
-    """A blocking ModelInfer call on a channel of its own; returns (send, close)."""
+    """A blocking grpcio ModelInfer call on a channel of its own; returns (send, close)."""
     import grpc  # noqa: PLC0415
 
     options = [
@@ -118,10 +191,6 @@ def http_sender(endpoint: Endpoint, payload: Payload) -> tuple[Sender, Callable[
         return data
 
     return send, lambda: conn[0].close()
-
-
-def make_sender(endpoint: Endpoint, payload: Payload) -> tuple[Sender, Callable[[], None]]:
-    return grpc_sender(endpoint, payload) if endpoint.protocol == "grpc" else http_sender(endpoint, payload)
 
 
 def check_response(endpoint: Endpoint, raw: bytes) -> dict[str, list[int]]:
