@@ -23,6 +23,7 @@ from nimwarden.netpol.enforcement import (
     matrix_data,
 )
 from nimwarden.netpol.objects import Inventory, Pod
+from nimwarden.netpol.picture import render_svg
 from nimwarden.netpol.selectors import parse_selector
 from nimwarden.outcome import Attempt, Outcome, errored, failed, incomplete, not_applicable, passed
 
@@ -154,7 +155,7 @@ def judge_enforcement(observations: Sequence[Observation] | Attempt[Sequence[Obs
     if not observations:
         return errored("no flows were probed: the probe plan is empty, so enforcement cannot be judged")
     judged = judge_observations(observations)
-    data = matrix_data(judged).as_dict()
+    data = matrix_data(judged)
     by = {v: [j for j in judged if j.verdict == v] for v in (NOT_ENFORCED, BROKEN, UNJUDGED)}
     evidence = {
         "declared_by": declared_by,
@@ -162,7 +163,9 @@ def judge_enforcement(observations: Sequence[Observation] | Attempt[Sequence[Obs
         "not_enforced": [j.reason for j in by[NOT_ENFORCED]],
         "broken": [j.reason for j in by[BROKEN]],
         "errors": [j.reason for j in by[UNJUDGED]],
-        "matrix": data,
+        "matrix": data.as_grid(),  # the report draws it (nimwarden.report.charts)
+        "svg": render_svg(data),  # declared and observed per cell, verdict as border
+        "cells": data.as_dict()["cells"],  # the table: every flow with its reason
     }
     if by[NOT_ENFORCED]:
         first = by[NOT_ENFORCED][0]

@@ -119,6 +119,22 @@ class MatrixData:
         cells = tuple(Cell(c["source"], c["column"], c["expected"] == ALLOWED, c["observed"], c["verdict"], c["reason"]) for c in raw["cells"])
         return cls(tuple(raw["sources"]), tuple(raw["columns"]), cells)
 
+    def as_grid(self) -> dict:
+        """The report's matrix shape (nimwarden.report.charts): rows, cols, observed and expected booleans.
+
+        A cell that was not probed, or whose probe erred, is None ("unknown").
+        """
+        observed, expected = [], []
+        for src in self.sources:
+            o_row, e_row = [], []
+            for col in self.columns:
+                c = self.cell(src, col)
+                o_row.append(None if c is None or c.observed == ERROR else c.observed == ALLOWED)
+                e_row.append(None if c is None else c.expected)
+            observed.append(o_row)
+            expected.append(e_row)
+        return {"rows": list(self.sources), "cols": list(self.columns), "cells": observed, "expected": expected}
+
     def as_dict(self) -> dict:
         return {
             "sources": list(self.sources),

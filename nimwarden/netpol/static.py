@@ -187,12 +187,18 @@ def admissions(inv: Inventory, pod: Pod, key: PortKey) -> tuple[bool, list[Admis
     return isolated, out
 
 
-def _admitted_namespaces(inv: Inventory, adm: Admission) -> list[str]:
+def _admitted_namespaces(inv: Inventory, adm: Admission, also: Iterable[str] = ()) -> list[str]:
+    """Namespaces the peer admits among those known, those it pins by name, and ``also``.
+
+    A namespace missing from the snapshot (manifests rarely carry the ingress
+    controller's) is judged by its automatic name label alone.
+    """
     assert adm.peer is not None
-    if adm.peer.namespace_selector is None:
+    sel = adm.peer.namespace_selector
+    if sel is None:
         return [adm.policy.namespace]
-    names = set(inv.namespaces) | {p.namespace for p in inv.pods}
-    return sorted(n for n in names if adm.peer.namespace_selector.matches(inv.namespace(n).labels))
+    names = set(inv.namespaces) | {p.namespace for p in inv.pods} | set(sel.pinned_values(NAME_LABEL) or ()) | set(also)
+    return sorted(n for n in names if sel.matches(inv.namespace(n).labels))
 
 
 def check_sources_limited_to_namespaces(
@@ -222,7 +228,7 @@ def check_sources_limited_to_namespaces(
                 elif adm.peer.namespace_selector is not None and adm.peer.namespace_selector.is_empty:
                     violations.append(Violation(adm.where, f"empty namespaceSelector admits every namespace to {key}, not only {what}", pod.key))
                 else:
-                    nss = _admitted_namespaces(inv, adm)
+                    nss = _admitted_namespaces(inv, adm, allowed)
                     entry["namespaces"] = nss
                     outside = [n for n in nss if n not in allowed]
                     if outside:
@@ -234,7 +240,12 @@ def check_sources_limited_to_namespaces(
                             entry["note"] = f"namespaceSelector {sel.describe()} uses a mutable label; pin {NAME_LABEL} to name the namespace exactly"
                 seen.append(entry)
             if require_path and not admits_allowed and len(violations) == before:
-                violations.append(Violation(f"Pod {pod.key}", f"no rule admits {what} to {key}: the intended path is blocked", pod.key, severity="low"))
+                unknown = [n for n in allowed if n not in inv.namespaces]
+                if unknown:
+                    # Its labels are unknown, so a label selector may still admit it: say so, do not guess.
+                    seen.append({"pod": pod.key, "port": str(key), "note": f"namespace(s) {', '.join(unknown)} not in the snapshot; whether {what} is admitted cannot be confirmed"})
+                else:
+                    violations.append(Violation(f"Pod {pod.key}", f"no rule admits {what} to {key}: the intended path is blocked", pod.key, severity="low"))
     return violations, seen
 
 

@@ -97,3 +97,15 @@ def test_matrix_picture_is_valid_svg_marking_unenforced_cells():
     assert 'stroke="#c62828"' in svg  # the not-enforced border
     assert "tenant/c -&gt; nim/triton 8000/TCP: declared blocked, observed reachable" in svg
     assert "not probed" in svg  # gw/g was never probed on 8002
+
+
+def test_evidence_feeds_the_report_matrix_and_carries_the_picture():
+    from nimwarden.report.charts import reachability_matrix
+
+    out = judge_enforcement([GATEWAY_OK, obs(flow("tenant/c", 8000, False), ALLOWED), obs(flow("tenant/c", 8002, False), ERROR), LIVE])
+    grid = out.evidence["matrix"]
+    assert grid["rows"] == ["gw/g", "tenant/c"] and grid["cols"] == ["nim/triton 8000/TCP", "nim/triton 8002/TCP"]
+    assert grid["cells"] == [[True, None], [True, None]] and grid["expected"] == [[True, None], [False, False]]
+    chart = reachability_matrix(out.evidence)
+    assert "reachable, expected blocked" in chart
+    assert out.evidence["svg"].startswith("<svg")

@@ -205,3 +205,14 @@ def test_requirements_parse_ports_and_reject_ownerless_databases():
     assert PortKey(53, "UDP") in req.egress_allowed
     with pytest.raises(ValueError, match="owners"):
         requirements_from_mapping({"databases": [{"name": "pg", "namespace": "n", "ports": [5432]}]})
+
+
+def test_gateway_namespace_missing_from_the_snapshot():
+    objs = [o for o in copy.deepcopy(SEED) if o["metadata"]["name"] != "ingress-nginx"]
+    # Pinned by the immutable name label: admitted even though the snapshot lacks the namespace.
+    objs[-1]["spec"]["ingress"][0]["from"] = [{"namespaceSelector": {"matchLabels": {NAME_LABEL: "ingress-nginx"}}}]
+    assert judges.judge_api_sources(inventory(objs), Requirements(), "nim-service", NIM).status is Status.PASS
+    # By a mutable label: cannot be confirmed, so no "blocked path" finding, but a note.
+    objs[-1]["spec"]["ingress"][0]["from"] = [{"namespaceSelector": {"matchLabels": {"name": "ingress-nginx"}}}]
+    out = judges.judge_api_sources(inventory(objs), Requirements(), "nim-service", NIM)
+    assert out.status is Status.PASS and "cannot be confirmed" in out.evidence["admitted"][-1]["note"]
