@@ -260,3 +260,46 @@ def environment(host: Any, pid: int) -> EnvironmentObservation:
 
 def probe_environment(host: Any, pid: int) -> Attempt[EnvironmentObservation]:
     return attempt("host.environ", f"/proc/{pid}/environ", lambda: environment(host, pid))
+
+
+# ----------------------------------------------------------------------------- locating a deployment's server
+
+
+@dataclass(frozen=True)
+class ServerLocation:
+    spec: str  # testinfra host spec: local:// or kubectl://pod?namespace=…&container=…
+    pid: int
+
+    def evidence(self) -> dict[str, Any]:
+        return {"host": self.spec, "pid": self.pid}
+
+
+def host_spec(deployment: Any) -> str | None:
+    """Where the deployment's server can be inspected: ``options.host.testinfra``, else local:// for loopback endpoints."""
+    declared = ((getattr(deployment, "options", None) or {}).get("host") or {}).get("testinfra")
+    if declared:
+        return str(declared)
+    http = deployment.endpoint("http") if hasattr(deployment, "endpoint") else None
+    if http is not None and (http.host in ("localhost", "::1") or http.host.startswith("127.")):
+        return "local://"
+    return None
+
+
+def locate_server(deployment: Any) -> Attempt[ServerLocation]:
+    """The tritonserver process of a deployment: on the local host by its --http-port, in a pod by name."""
+    spec = host_spec(deployment)
+    if spec is None:
+        return Attempt("host.locate", f"deployment {deployment.name}", None,
+                       "no host access: endpoints are not on this host and options.host.testinfra is not set")
+    http = deployment.endpoint("http")
+    port = http.port if (http is not None and spec == "local://") else None
+
+    def find() -> ServerLocation:
+        pids = find_tritonserver_pids(get_host(spec), http_port=port)
+        if not pids:
+            raise HostProbeError(f"no tritonserver process{f' serving --http-port={port}' if port else ''} on {spec}")
+        if len(pids) > 1:
+            raise HostProbeError(f"{len(pids)} tritonserver processes match on {spec}: {pids}; set options.host to pick one")
+        return ServerLocation(spec, pids[0])
+
+    return attempt("host.locate", f"tritonserver of {deployment.name} on {spec}", find)
