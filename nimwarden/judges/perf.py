@@ -1,0 +1,104 @@
+"""Pure judges for the performance family: measurements + policy -> Outcome.
+
+Fail closed: an incomplete measurement, an unstable one, or a comparison
+that cannot be made for a reason other than "not comparable" is an error.
+A baseline that is missing or was measured elsewhere makes a comparison
+``not_applicable`` with the reason, never a pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nimwarden.outcome import Attempt, Outcome, errored, failed, incomplete, not_applicable, passed
+from nimwarden.perf import baseline as baselines
+from nimwarden.perf.detector import Samples, compare
+
+
+def _unstable(m: Any) -> Outcome | None:
+    if m.stable:
+        return None
+    s = m.stability
+    return errored(
+        f"measurement of {m.model} at {m.load.mode} did not stabilize within {len(m.windows)} windows "
+        f"(last 3 windows: throughput spread {s.throughput_spread:.1%}, latency spread {s.latency_spread:.1%}, "
+        f"tolerance {m.load.tolerance:.0%})", **m.evidence())
+
+
+def stable_measurement(att: Attempt) -> Outcome:
+    """PERF-STABLE: the load level was measured to a stable figure and no request failed."""
+    bad = incomplete(att)
+    if bad:
+        return bad
+    m = att.observation
+    if m.errors:
+        return failed(f"{m.errors} of {m.errors + sum(w.completed for w in m.windows)} inference requests failed "
+                      f"under {m.load.mode}", **att.evidence())
+    bad = _unstable(m)
+    if bad:
+        return bad
+    lat = m.latency
+    return passed(f"{m.model} at {m.load.mode}: {m.throughput:.1f} infer/s, p50 {lat.p50_us / 1000:.2f} ms, "
+                  f"p99 {lat.p99_us / 1000:.2f} ms, stable, no failed requests", **att.evidence())
+
+
+def regression(att: Attempt, base: baselines.Baseline | None, fingerprint: dict, tolerance: float,
+               baseline_path: str, min_change: float | None = None) -> Outcome:
+    """PERF-REGRESSION: the current run is not slower than the baseline beyond noise."""
+    bad = incomplete(att)
+    if bad:
+        return bad
+    m = att.observation
+    if base is None:
+        return not_applicable(f"no baseline recorded at {baseline_path}; record one with --perf-update-baseline",
+                              fingerprint=fingerprint)
+    diff = baselines.differences(base.fingerprint, fingerprint)
+    if diff:
+        return not_applicable(f"baseline {baseline_path} was measured in another environment: " + "; ".join(diff),
+                              baseline_fingerprint=base.fingerprint, fingerprint=fingerprint)
+    level = base.level(m.load.mode)
+    if level is None:
+        return not_applicable(f"baseline {baseline_path} has no entry for {m.load.mode} "
+                              f"(has: {', '.join(sorted(base.levels)) or 'none'})")
+    if m.errors:
+        return failed(f"{m.errors} inference requests failed during the comparison run", **att.evidence())
+    bad = _unstable(m)
+    if bad:
+        return bad
+    try:
+        cmp = compare(Samples.from_windows(m.windows), Samples.from_windows(level["windows"]), tolerance,
+                      min_change=min_change)
+    except ValueError as exc:
+        return errored(f"cannot compare with {baseline_path}: {exc}")
+    evidence = {"comparison": cmp.evidence(), "baseline": baseline_path, "baseline_recorded_at": level.get("recorded_at"),
+                "baseline_throughput": level.get("throughput"), "current": m.evidence(), "fingerprint": fingerprint}
+    if cmp.regressed:
+        return failed(f"{m.model} at {m.load.mode} regressed: {cmp.describe()}", **evidence)
+    return passed(f"{m.model} at {m.load.mode} within {cmp.min_change:.0%} of baseline or not significant: "
+                  f"{cmp.describe()}", **evidence)
+
+
+def under_load(att: Attempt, latency_tolerance: float) -> Outcome:
+    """PERF-UNDERLOAD: the audit caused no inference failure and did not slow inference beyond tolerance."""
+    bad = incomplete(att)
+    if bad:
+        return bad
+    r = att.observation
+    ev = att.evidence()
+    if r.failed:
+        return failed(f"{r.failed} of {r.requests} background inference requests failed while the audit ran: "
+                      "a probe disturbed the service (a finding against the harness itself)", severity="critical", **ev)
+    if r.server_failures:
+        return failed(f"the server's inference failure counter rose by {r.server_failures:g} during the audit",
+                      severity="critical", **ev)
+    if r.failures_before is not None and r.failures_after is None:
+        return errored(f"could not read the server's failure counter after the audit: {r.metrics_note}", **ev)
+    if r.reference is None or r.during is None:
+        return errored("the background load completed no requests in the reference or the audit period", **ev)
+    ratio = r.during.p50_us / r.reference.p50_us
+    if ratio > 1 + latency_tolerance:
+        return failed(f"p50 latency rose {ratio - 1:+.0%} during the audit (tolerance {latency_tolerance:.0%})", **ev)
+    counter = ("server failure counter unchanged" if r.server_failures is not None
+               else "no metrics endpoint declared, so only the client's count was checked")
+    return passed(f"{r.requests} background requests over {r.duration_s:.0f}s, none failed; {counter}; "
+                  f"p50 {ratio - 1:+.0%} against the quiet reference", **ev)

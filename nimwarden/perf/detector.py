@@ -1,0 +1,88 @@
+"""Regression detector: is the current run slower than the baseline, beyond noise?
+
+Decides with bootstrap confidence intervals over per-window samples, not a
+single ratio: the throughput ratio (current/baseline, mean of windows) and
+the p99 ratio (mean of per-window p99). A change is a regression when its
+interval lies entirely on the slow side of "no change" (significant) *and*
+its point estimate reaches ``min_change`` (relevant). ``min_change``
+defaults to half the profile's tolerance, so a change of the full tolerance
+(a "10 % slower" release) is caught reliably while a statistically visible
+but tiny drift, or a large but noisy one, pages nobody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nimwarden.perf.stats import Interval, bootstrap_ratio
+
+MIN_WINDOWS = 3
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Per-window figures of one run (as stored in a baseline)."""
+
+    throughput: tuple[float, ...]
+    p99_us: tuple[float, ...]
+
+    @classmethod
+    def from_windows(cls, windows: Sequence) -> Samples:
+        """From loadgen Windows, or from the dicts a baseline file stores."""
+        tput, p99 = [], []
+        for w in windows:
+            if isinstance(w, dict):
+                tput.append(float(w["throughput"]))
+                p99.append(float(w["p99_us"]))
+            elif w.completed:
+                tput.append(w.throughput)
+                p99.append(w.latency.p99_us)
+        return cls(tuple(tput), tuple(p99))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    throughput_ratio: Interval
+    p99_ratio: Interval
+    min_change: float
+    throughput_regressed: bool
+    p99_regressed: bool
+
+    @property
+    def regressed(self) -> bool:
+        return self.throughput_regressed or self.p99_regressed
+
+    def describe(self) -> str:
+        t, p = self.throughput_ratio, self.p99_ratio
+        conf = round(t.confidence * 100)
+        return (f"throughput {_pct(t.estimate)} ({conf}% CI {_pct(t.low)} to {_pct(t.high)}), "
+                f"p99 latency {_pct(p.estimate)} ({conf}% CI {_pct(p.low)} to {_pct(p.high)}) vs baseline")
+
+    def evidence(self) -> dict:
+        return {"throughput_ratio": self.throughput_ratio.as_dict(), "p99_ratio": self.p99_ratio.as_dict(),
+                "min_change": self.min_change, "throughput_regressed": self.throughput_regressed,
+                "p99_regressed": self.p99_regressed}
+
+
+def _pct(ratio: float) -> str:
+    return f"{(ratio - 1) * 100:+.1f}%"
+
+
+def compare(current: Samples, baseline: Samples, tolerance: float = 0.10, *, min_change: float | None = None,
+            confidence: float = 0.95, resamples: int = 4000, seed: int = 0) -> Comparison:
+    """Bootstrap both ratios; raises ValueError when either run has fewer than 3 windows."""
+    for name, s in (("current", current), ("baseline", baseline)):
+        if len(s.throughput) < MIN_WINDOWS:
+            raise ValueError(f"{name} run has {len(s.throughput)} windows; the detector needs {MIN_WINDOWS}")
+    if not 0 < tolerance < 1:
+        raise ValueError("tolerance must lie between 0 and 1")
+    min_change = tolerance / 2 if min_change is None else min_change
+    tput = bootstrap_ratio(current.throughput, baseline.throughput, confidence=confidence,
+                           resamples=resamples, seed=seed)
+    p99 = bootstrap_ratio(current.p99_us, baseline.p99_us, confidence=confidence, resamples=resamples, seed=seed + 1)
+    return Comparison(
+        throughput_ratio=tput, p99_ratio=p99, min_change=min_change,
+        throughput_regressed=tput.high < 1.0 and tput.estimate <= 1.0 - min_change,
+        p99_regressed=p99.low > 1.0 and p99.estimate >= 1.0 + min_change,
+    )
