@@ -13,6 +13,8 @@ from nimwarden.errors import ConfigError
 from nimwarden.k8s.model import ClusterState, K8sObject, make_object
 
 SUFFIXES = (".yaml", ".yml", ".json")
+# libyaml's loader when PyYAML was built with it: same safe semantics, ~10x faster on large renders.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def manifest_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -68,7 +70,7 @@ def load_file(file: Path, default_namespace: str = "default") -> list[K8sObject]
         raise ConfigError(file, "", f"cannot read: {exc}") from None
     docs: list[Any] = []
     try:
-        for doc in yaml.safe_load_all(text):  # JSON is YAML too
+        for doc in yaml.load_all(text, Loader=SAFE_LOADER):  # JSON is YAML too
             docs.append(doc)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
