@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nimwarden.netpol.enforcement import ERROR, Flow, Observation
-from nimwarden.outcome import Attempt, attempt
+from nimwarden.outcome import Attempt, Outcome, attempt, not_applicable
 
 # The agent is standard-library only: run it as a file with -I -S so that it starts
 # without site-packages (fast, and independent of how nimwarden is installed).
@@ -96,3 +96,15 @@ def probe_attempt(flows: Sequence[Flow], positions: Mapping[str, Position], time
         return probe_flows(flows, positions, timeout_s, concurrency)
 
     return attempt("netpol.reach", request, run)
+
+
+def live_attempt(target, deployment, timeout_s: float = 0.8) -> Attempt[list[Observation]] | Outcome:
+    """The enforcement probe for a deployment of ``target``: lab network namespaces, or why not."""
+    if getattr(target, "lab_state", None) is not None:
+        from nimwarden.lab.netpol import enforcement_attempt
+
+        return enforcement_attempt(target.lab_state, deployment.name, timeout_s)
+    return not_applicable(
+        "live reachability probes in a cluster need probe pods in each source position (created and deleted by the harness); "
+        "not implemented yet, so enforcement is judged in the lab only"
+    )
