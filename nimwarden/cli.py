@@ -157,7 +157,8 @@ def _run_pytest(target_file: Path, args) -> int:
     if not suites.is_dir():
         raise UsageError(f"{suites}: the compliance suites are missing; run nimwarden from a checkout")
     extra = [a for a in args.pytest_args if a != "--"]
-    pytest_args = [str(suites), "--target", str(target_file), "--reports-dir", args.reports_dir, "-p", "no:cacheprovider", "-rfE", *extra]
+    chosen = [a for a in extra if not a.startswith("-") and Path(a.split("::")[0]).exists()]
+    pytest_args = ([] if chosen else [str(suites)]) + ["--target", str(target_file), "--reports-dir", args.reports_dir, "-p", "no:cacheprovider", "-rfE", *extra]
     if args.intrusive:
         pytest_args.append("--intrusive")
     if args.fail_on:

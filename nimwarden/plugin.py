@@ -317,6 +317,9 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     control = _control_of(item)
     if control is None or item.stash.get(DONE_KEY, False):
         return
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "deployment" in params and not isinstance(params["deployment"], Deployment):
+        return  # empty parameter set: no deployment of the kinds this test applies to, nothing to report
     if report.when in ("setup", "teardown") and report.passed:
         return
     if report.when == "call" and report.passed and OUTCOME_KEY not in item.stash:

@@ -62,7 +62,7 @@ class Limits:
 def describe_error(exc: BaseException, deadline_hit: bool, limits: Limits) -> str:
     """A reason a security engineer can act on, naming the fault."""
     if deadline_hit:
-        return f"no complete answer within the {limits.deadline_s:g}s deadline (server too slow or hanging)"
+        return f"no complete answer within the {limits.deadline_s:g}s deadline (server too slow or hanging: no answer in time)"
     if isinstance(exc, OutOfScope):
         return f"refused: {exc}"
     if isinstance(exc, socket.gaierror):
@@ -72,7 +72,7 @@ def describe_error(exc: BaseException, deadline_hit: bool, limits: Limits) -> st
     if isinstance(exc, ConnectionResetError):
         return "connection reset by the server"
     if isinstance(exc, (socket.timeout, TimeoutError)):
-        return f"timed out ({exc or 'no answer'})"
+        return f"no answer within {limits.read_s:g}s (timed out)"
     if isinstance(exc, ssl.SSLError):
         return f"TLS handshake failed: {exc.reason or exc}"
     if isinstance(exc, http.client.RemoteDisconnected):

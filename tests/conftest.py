@@ -1,0 +1,109 @@
+"""Shared fixtures for the harness's own tests: a real lab, profiles pointing at it, audits run as users run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "lab: needs the lab's real tritonserver processes")
+    config.addinivalue_line("markers", "root: needs root (network namespaces, iptables, nmap SYN scans)")
+    config.addinivalue_line("markers", "gpu: needs an NVIDIA GPU")
+
+
+@pytest.fixture(scope="session")
+def lab_state(tmp_path_factory):
+    """The embedded lab, started once for the session in its own directory, stopped afterwards."""
+    from nimwarden import lab
+
+    directory = tmp_path_factory.mktemp("lab")
+    os.chmod(directory, 0o755)
+    os.chmod(directory.parent, 0o755)
+    state = lab.up(directory, log=lambda *_: None)
+    yield state
+    lab.down(directory, log=lambda *_: None)
+
+
+def lab_profile(tmp_path: Path, state: dict, **changes) -> Path:
+    """targets/lab.yaml pointed at ``state``; ``changes`` patch deployments by name."""
+    profile = yaml.safe_load((ROOT / "targets" / "lab.yaml").read_text())
+    state_file = Path(state["dir"]) / "state.json"
+    profile["lab"]["state_file"] = str(state_file)
+    profile["waivers"] = str(ROOT / "targets" / "lab-waivers.yaml")
+    for dep in profile["deployments"]:
+        dep.update(changes.get(dep["name"], {}))
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    return path
+
+
+def run_audit(profile: Path, reports: Path, *pytest_args: str, timeout: float = 300, env=None) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """`nimwarden audit --target …` in a subprocess, exactly as a user runs it."""
+    cmd = [sys.executable, "-m", "nimwarden.cli", "audit", "--target", str(profile), "--reports-dir", str(reports), *pytest_args]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    summary_path = reports / "latest" / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    return proc, summary
+
+
+def results_by(summary: dict) -> dict[tuple[str, str, str], dict]:
+    return {(r["deployment"], r["control"], r["subject"]): r for r in summary["results"]}
+
+
+class HangingServer:
+    """Accepts TCP connections and never answers (a real socket on loopback)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+                self.conns.append(conn)
+            except OSError:
+                continue
+
+    def close(self):
+        self._stop.set()
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def hanging_server():
+    server = HangingServer()
+    yield server
+    server.close()
+
+
+def dead_port() -> int:
+    """A loopback port with nothing listening (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def have(binary: str) -> bool:
+    return shutil.which(binary) is not None

@@ -1,0 +1,25 @@
+"""A pytest plugin for the harness's own tests: break a run on purpose at a chosen point.
+
+NIMWARDEN_TEST_KILL_PID + NIMWARDEN_TEST_KILL_AFTER=N: SIGKILL that process after N tests.
+NIMWARDEN_TEST_SIGINT_AFTER=N: send SIGINT to this pytest process after N tests (as Ctrl-C does).
+"""
+
+import os
+import signal
+
+_seen = {"n": 0}
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    _seen["n"] += 1
+    n = _seen["n"]
+    kill_after = int(os.environ.get("NIMWARDEN_TEST_KILL_AFTER", "0") or 0)
+    if kill_after and n == kill_after:
+        pid = int(os.environ["NIMWARDEN_TEST_KILL_PID"])
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    sigint_after = int(os.environ.get("NIMWARDEN_TEST_SIGINT_AFTER", "0") or 0)
+    if sigint_after and n == sigint_after:
+        os.kill(os.getpid(), signal.SIGINT)

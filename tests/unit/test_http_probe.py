@@ -1,0 +1,122 @@
+"""The bounded HTTP client against real misbehaving sockets: every fault is an incomplete attempt, in bounded time."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from nimwarden.errors import OutOfScope
+from nimwarden.probes.http import Limits, request, tcp_connect
+from tests.conftest import dead_port
+
+LIMITS = Limits(connect_s=1.0, read_s=1.0)
+
+
+class Misbehaving:
+    """A loopback server whose every connection runs ``behave(conn)``."""
+
+    def __init__(self, behave):
+        self.behave = behave
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        self.sock.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn):
+        try:
+            conn.recv(65536)
+            self.behave(conn, self.stop)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+def slow(conn, stop):
+    for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100:
+        if stop.is_set():
+            return
+        conn.send(bytes([byte]))
+        time.sleep(1.0)
+
+
+def hang(conn, stop):
+    stop.wait(10)
+
+
+def reset(conn, stop):
+    conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+
+def garbage(conn, stop):
+    conn.send(b"\x16\x03\x01\x02\x00garbage-not-http\r\n\r\n")
+
+
+def good(conn, stop):
+    conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}")
+
+
+@pytest.mark.parametrize(
+    "behave, words",
+    [(slow, "deadline"), (hang, "no answer"), (reset, "reset"), (garbage, "not valid HTTP")],
+)
+def test_faults_become_errors_within_the_deadline(behave, words):
+    server = Misbehaving(behave)
+    try:
+        t0 = time.monotonic()
+        attempt = request("GET", f"http://127.0.0.1:{server.port}/v2", probe="test", limits=LIMITS)
+        took = time.monotonic() - t0
+    finally:
+        server.close()
+    assert not attempt.completed
+    assert words in attempt.error, attempt.error
+    assert took < LIMITS.deadline_s + 1.0, took
+
+
+def test_good_answer_is_an_observation():
+    server = Misbehaving(good)
+    try:
+        attempt = request("GET", f"http://127.0.0.1:{server.port}/v2", probe="test", limits=LIMITS)
+    finally:
+        server.close()
+    assert attempt.completed and attempt.observation.status == 200 and attempt.observation.json() == {"ok": True}
+
+
+def test_refused_and_unresolvable():
+    refused = request("GET", f"http://127.0.0.1:{dead_port()}/", probe="test", limits=LIMITS)
+    assert refused.error.startswith("connection refused")
+    unresolved = request("GET", "http://no-such-host.invalid:80/", probe="test", limits=LIMITS)
+    assert "does not resolve" in unresolved.error
+    assert tcp_connect("127.0.0.1", dead_port(), probe="t", limits=LIMITS).observation == "closed"
+
+
+def test_out_of_scope_is_refused_before_any_packet():
+    contacted = []
+
+    def guard(host):
+        contacted.append(host)
+        raise OutOfScope(f"{host} is outside the scope")
+
+    attempt = request("GET", "http://192.0.2.1:80/", probe="test", limits=LIMITS, guard=guard)
+    assert attempt.error.startswith("refused:") and attempt.elapsed_s < 0.5
+    assert contacted == ["192.0.2.1"]
