@@ -1,0 +1,102 @@
+"""The performance judges: good case passes, bad case fails, broken probe errors, not comparable is n/a."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nimwarden.judges import perf as judge
+from nimwarden.outcome import Attempt, Status
+from nimwarden.perf import baseline
+from nimwarden.perf.loadgen import LoadSpec, Measurement
+from nimwarden.perf.stats import summarize_latency
+from nimwarden.perf.underload import UnderLoadReport
+from nimwarden.perf.windows import Window, merge, stability
+
+LOAD = LoadSpec(concurrency=4, window_s=1.0)
+
+
+def measurement(tputs=(1000, 1000, 1000, 1000), lat_us=500.0, errors=0, seed=0) -> Measurement:
+    rng = np.random.default_rng(seed)
+    windows = tuple(Window(i, 1.0, int(t), errors if i == 0 else 0, lat_us * (1 + rng.normal(0, 0.01, int(t))))
+                    for i, t in enumerate(tputs))
+    tput, lat, _ = merge(windows[-3:])
+    return Measurement("grpc://127.0.0.1:1", "add", LOAD, windows, stability(windows, LOAD.tolerance), tput, lat,
+                       errors, ("RequestFailed: x",) if errors else (), 0, None, "no metrics")
+
+
+def ok(obs):
+    return Attempt("perf.loadgen", "concurrency 4 on add", obs, None, 1.0)
+
+
+BROKEN = Attempt("perf.loadgen", "concurrency 4 on add", None, "ConnectionRefusedError: refused", 0.1)
+
+
+def test_stable_measurement_pass_fail_error():
+    assert judge.stable_measurement(ok(measurement())).status is Status.PASS
+    failed = judge.stable_measurement(ok(measurement(errors=3)))
+    assert failed.status is Status.FAIL and "3 of" in failed.reason
+    unstable = judge.stable_measurement(ok(measurement(tputs=(1000, 600, 1000, 1400))))
+    assert unstable.status is Status.ERROR and "did not stabilize" in unstable.reason
+    assert judge.stable_measurement(BROKEN).status is Status.ERROR
+
+
+def _baseline(tmp_path, fp, tputs=(1000, 1000, 1000, 1000)):
+    path = baseline.path_for("lab", "hardened", "add", root=tmp_path)
+    baseline.save(path, fp, LOAD.mode, baseline.level_record(measurement(tputs, seed=9)))
+    return baseline.load(path), str(path)
+
+
+FP = baseline.fingerprint(server_version="2.51.0", model="add", model_versions=["1"], protocol="grpc",
+                          input_shapes={"INPUT0": [4]})
+
+
+def test_regression_fails_with_the_interval_on_a_slower_release(tmp_path):
+    base, path = _baseline(tmp_path, FP)
+    slower = measurement(tputs=(900, 900, 900, 900), lat_us=550.0)
+    out = judge.regression(ok(slower), base, FP, 0.10, path)
+    assert out.status is Status.FAIL
+    assert "regressed: throughput -10.0%" in out.reason and "95% CI" in out.reason
+
+
+def test_regression_passes_an_unchanged_release(tmp_path):
+    base, path = _baseline(tmp_path, FP)
+    out = judge.regression(ok(measurement(seed=3)), base, FP, 0.10, path)
+    assert out.status is Status.PASS, out.reason
+
+
+def test_regression_not_applicable_without_baseline_or_in_another_environment(tmp_path):
+    out = judge.regression(ok(measurement()), None, FP, 0.10, "reports/baselines/lab/hardened/add.json")
+    assert out.status is Status.NOT_APPLICABLE and "no baseline" in out.reason
+    base, path = _baseline(tmp_path, FP)
+    other = dict(FP, triton_version="2.59.1")
+    out = judge.regression(ok(measurement()), base, other, 0.10, path)
+    assert out.status is Status.NOT_APPLICABLE and "triton_version" in out.reason
+    base16 = baseline.Baseline(base.path, base.fingerprint, {"concurrency 16": base.levels[LOAD.mode]})
+    assert judge.regression(ok(measurement()), base16, FP, 0.10, path).status is Status.NOT_APPLICABLE
+
+
+def test_regression_errors_on_broken_or_unstable_runs(tmp_path):
+    base, path = _baseline(tmp_path, FP)
+    assert judge.regression(BROKEN, base, FP, 0.10, path).status is Status.ERROR
+    unstable = measurement(tputs=(1000, 600, 1000, 1400))
+    assert judge.regression(ok(unstable), base, FP, 0.10, path).status is Status.ERROR
+
+
+def report(failed=0, before=5.0, after=5.0, ref=500.0, during=520.0, note="from metrics"):
+    return UnderLoadReport("grpc://127.0.0.1:1", "add", "rate 50/s", 30.0, 1500, failed, (), summarize_latency([ref] * 10),
+                           summarize_latency([during] * 10), before, after, note)
+
+
+def test_under_load_outcomes():
+    assert judge.under_load(ok(report()), 0.5).status is Status.PASS
+    bad = judge.under_load(ok(report(failed=1)), 0.5)
+    assert bad.status is Status.FAIL and bad.severity == "critical" and "harness itself" in bad.reason
+    counter = judge.under_load(ok(report(after=6.0)), 0.5)
+    assert counter.status is Status.FAIL and counter.severity == "critical"
+    slow = judge.under_load(ok(report(during=900.0)), 0.5)
+    assert slow.status is Status.FAIL and "p50" in slow.reason
+    assert judge.under_load(ok(report(after=None)), 0.5).status is Status.ERROR
+    assert judge.under_load(BROKEN, 0.5).status is Status.ERROR
+    # no metrics endpoint declared: the client-side count still decides, and the reason says so
+    no_metrics = judge.under_load(ok(report(before=None, after=None)), 0.5)
+    assert no_metrics.status is Status.PASS and "only the client's count" in no_metrics.reason
