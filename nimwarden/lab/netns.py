@@ -20,12 +20,17 @@ Needs root; :func:`available` says why not otherwise.
 
 from __future__ import annotations
 
+import argparse
+import ctypes
 import hashlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -213,10 +218,114 @@ def _stop_processes(ns: str) -> None:
             return
 
 
+# -- port-forward: host loopback -> a namespace's loopback (what `kubectl port-forward` does) --------
+CLONE_NEWNET = 0x40000000
+FORWARD_MARK = "nimwarden.lab.netns forward"
+
+
+def socket_in_netns(ns: str, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
+    """A socket that lives in network namespace ``ns`` (created on a thread that entered it).
+
+    setns(CLONE_NEWNET) changes only the calling thread, and a socket keeps the
+    namespace it was created in, so the rest of the process stays where it is.
+    """
+    box: dict = {}
+
+    def enter() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open(f"/var/run/netns/{ns}", "rb") as f:
+                if libc.setns(f.fileno(), CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns {ns}: {os.strerror(err)}")
+            box["sock"] = socket.socket(family, kind)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=enter, name=f"setns-{ns}")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["sock"]
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass  # either side closed: the connection is over
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _serve_forward(ns: str, listen_port: int, target_port: int) -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", listen_port))
+    listener.listen(128)
+    print(json.dumps({"forwarding": f"127.0.0.1:{listen_port} -> {ns} 127.0.0.1:{target_port}"}), flush=True)
+    while True:
+        client, _ = listener.accept()
+        try:
+            upstream = socket_in_netns(ns)
+            upstream.settimeout(5.0)
+            upstream.connect(("127.0.0.1", target_port))
+            upstream.settimeout(None)
+        except OSError:
+            client.close()
+            continue
+        threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+
+
+def port_forward(state_dir: Path, position: str, listen_port: int, target_port: int) -> subprocess.Popen:
+    """Forward host 127.0.0.1:``listen_port`` to ``target_port`` on a position's loopback.
+
+    Like ``kubectl port-forward`` it enters the pod's namespace, so it bypasses
+    the policy (loopback is always open): it serves the suites that probe a
+    deployment directly, never the reachability probes. Recorded in the state so
+    :func:`down` stops it. Returns once the forwarder listens.
+    """
+    state_dir = Path(state_dir)
+    state = read_state(state_dir)
+    if not state:
+        raise RuntimeError("lab network is not up")
+    ns = state["positions"][position]["netns"]
+    proc = subprocess.Popen([sys.executable, "-m", "nimwarden.lab.netns", "forward", ns, str(listen_port), str(target_port)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    state.setdefault("forwarders", []).append({"pid": proc.pid, "netns": ns, "listen": listen_port, "target": target_port})
+    _record(state_dir / STATE_FILE, state)
+    line = proc.stdout.readline() if proc.stdout else ""
+    if "forwarding" not in line:
+        proc.kill()
+        raise RuntimeError(f"port-forward to {ns}:{target_port} did not start (exit {proc.wait()})")
+    return proc
+
+
+def _stop_forwarders(state: dict) -> None:
+    for fwd in state.get("forwarders", []):
+        pid = int(fwd["pid"])
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if FORWARD_MARK in cmdline and fwd["netns"] in cmdline:  # not a reused PID
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
 def down(state_dir: Path) -> list[str]:
     """Remove everything :func:`up` created (recorded, or found by tag after a crash). Returns the names removed."""
     state_dir = Path(state_dir)
     state = read_state(state_dir) or {}
+    _stop_forwarders(state)
     tag = state.get("tag") or tag_for(state_dir)
     names = list(dict.fromkeys([*state.get("created", []), *existing(tag)]))
     removed = []
@@ -242,3 +351,19 @@ def status(state_dir: Path) -> dict:
     tag = (state or {}).get("tag") or tag_for(Path(state_dir))
     present = existing(tag)
     return {"up": bool(state and state.get("ready")) and all(p["netns"] in present for p in state["positions"].values()), "namespaces": present, "state": state}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m nimwarden.lab.netns", description="lab network helpers")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    fw = sub.add_parser("forward", help="forward host 127.0.0.1:LISTEN to a namespace's 127.0.0.1:TARGET")
+    fw.add_argument("netns")
+    fw.add_argument("listen", type=int)
+    fw.add_argument("target", type=int)
+    args = ap.parse_args(argv)
+    _serve_forward(args.netns, args.listen, args.target)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

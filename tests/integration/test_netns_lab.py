@@ -149,3 +149,27 @@ def test_agent_failure_in_a_position_is_an_error(lab_net):
     bogus = {"tenant-a/client": Position("tenant", ("ip", "netns", "exec", "nwl-does-not-exist"))}
     [o] = probe_flows(flows, bogus, timeout_s=0.5)
     assert o.result == "error" and "agent in tenant failed" in o.detail
+
+
+def test_port_forward_reaches_a_namespace_loopback_and_down_stops_it(lab_net):
+    import requests
+
+    from tests.conftest import dead_port
+
+    state_dir, state = lab_net
+    ns = state["positions"]["hardened"]["netns"]
+    server = netns.run_in(ns, [sys.executable, "-m", "http.server", "8000", "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = dead_port()
+    fwd = netns.port_forward(state_dir, "hardened", port, 8000)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            r = requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+            break
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    assert r.status_code == 200
+    netns.down(state_dir)
+    assert fwd.wait(timeout=5) is not None and server.wait(timeout=5) is not None
