@@ -1,0 +1,96 @@
+"""Streaming LLM metrics against the lab's NIM stand-in and a tiny SSE server that misbehaves on purpose."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from nimwarden.judges import perf as judge
+from nimwarden.lab import nimstub
+from nimwarden.outcome import Status, attempt
+from nimwarden.perf import llm
+from nimwarden.perf.loadgen import LoadSpec
+
+QUICK = LoadSpec(concurrency=2, window_s=0.5, max_windows=4, warmup_s=0.2, tolerance=1.0)
+
+
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory):
+    info = nimstub.start("perf", tmp_path_factory.mktemp("nim"), host="127.0.0.1")
+    yield info
+    nimstub.stop(info)
+
+
+def test_stand_in_stream_gives_ttft_itl_and_tokens_per_second(stand_in):
+    ep = llm.StreamEndpoint(stand_in["url"], nimstub.MODEL, timeout_s=5)
+    one = llm.stream_once(ep)
+    assert one.tokens >= 3 and one.start_ns < one.first_token_ns <= one.end_ns
+    m = llm.measure_stream(ep, QUICK)
+    assert m.errors == 0 and m.requests_per_s > 0 and m.output_tokens_per_s > m.requests_per_s
+    assert 0 < m.ttft.p50_us <= m.request_latency.p50_us
+    assert m.inter_token is not None
+    out = judge.stable_measurement(attempt("perf.llm", "stream c2", lambda: m))
+    assert out.status is Status.PASS, out.reason
+
+
+class _Paced(BaseHTTPRequestHandler):
+    """Tokens every 20 ms after a 100 ms first-token delay; ``mode`` breaks the stream in chosen ways."""
+
+    mode = "good"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.mode == "http500":
+            self.send_response(500)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        time.sleep(0.1)
+        for i in range(5):
+            chunk = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": f"t{i}"}}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+            time.sleep(0.02)
+        if self.mode != "no_done":
+            self.wfile.write(b"data: [DONE]\n\n")
+        self.close_connection = True
+
+
+def _serve(mode: str):
+    handler = type("H", (_Paced,), {"mode": mode})
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+def test_ttft_and_inter_token_latency_are_measured_not_guessed():
+    srv, url = _serve("good")
+    try:
+        r = llm.stream_once(llm.StreamEndpoint(url, "m", timeout_s=5))
+    finally:
+        srv.shutdown()
+    ttft_ms = (r.first_token_ns - r.start_ns) / 1e6
+    gaps_ms = [(b - a) / 1e6 for a, b in zip(r.token_times_ns, r.token_times_ns[1:])]
+    assert r.tokens == 5 and 95 <= ttft_ms < 400
+    assert all(15 <= g < 200 for g in gaps_ms)
+
+
+@pytest.mark.parametrize("mode,words", [("no_done", "without data: [DONE]"), ("http500", "HTTP 500")])
+def test_a_broken_stream_is_an_error(mode, words):
+    srv, url = _serve(mode)
+    try:
+        ep = llm.StreamEndpoint(url, "m", timeout_s=5)
+        att = attempt("perf.llm", "stream", lambda: llm.measure_stream(ep, QUICK))
+    finally:
+        srv.shutdown()
+    out = judge.stable_measurement(att)
+    assert out.status is Status.ERROR and words in out.reason

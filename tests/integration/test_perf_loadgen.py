@@ -1,0 +1,116 @@
+"""The load generator, audit-under-load and judges against a real tritonserver (the lab's ``add`` model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from nimwarden.judges import perf as judge
+from nimwarden.outcome import Status, attempt
+from nimwarden.perf import devserver, inputs, loadgen, model_info
+from nimwarden.perf.transport import Endpoint
+from nimwarden.perf.underload import BackgroundLoad
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(bool(devserver.available()), reason=devserver.available() or "")]
+
+QUICK = dict(window_s=0.4, max_windows=4, warmup_s=0.2, tolerance=1.0)
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = devserver.start(compute_ms=0)
+    yield s
+    s.stop()
+
+
+def payload_for(endpoint: Endpoint, model: str = "add"):
+    info = model_info.fetch(endpoint, model)
+    return info, inputs.build_payload(model, inputs.specs_from_metadata(info.metadata, max_batch_size=info.max_batch_size))
+
+
+def test_model_info_and_inputs_come_from_the_server(server):
+    info, payload = payload_for(Endpoint("grpc", server.grpc_url))
+    assert info.server_version.startswith("2.") and info.versions == ("1",)
+    assert payload.input_shapes == {"INPUT0": [4], "INPUT1": [4]}
+
+
+@pytest.mark.parametrize("protocol,engine", [("grpc", "h2"), ("grpc", "grpcio"), ("http", None)])
+def test_closed_loop_counts_match_the_server(server, protocol, engine):
+    ep = Endpoint(protocol, server.grpc_url if protocol == "grpc" else server.http_url)
+    _, payload = payload_for(ep)
+    m = loadgen.measure(ep, payload, loadgen.LoadSpec(concurrency=2, **QUICK), metrics_url=server.metrics_url,
+                        engine=engine)
+    assert m.errors == 0 and m.throughput > 20
+    assert m.latency.p50_us <= m.latency.p99_us
+    # the server saw the requests we counted in the reported windows (± those in flight at the edges)
+    counted = sum(w.completed for w in m.windows[-3:])
+    assert m.server is not None and abs(m.server.requests_success - counted) <= 2 * 2 + 0.05 * counted
+    assert m.server.requests_failed == 0 and m.server.avg_compute_infer_us > 0
+    assert m.server.avg_request_us < m.latency.avg_us  # the server's part is inside the client's latency
+
+
+def test_open_loop_keeps_the_requested_poisson_rate(server):
+    ep = Endpoint("grpc", server.grpc_url)
+    _, payload = payload_for(ep)
+    spec = loadgen.LoadSpec(rate=150, arrival="poisson", max_in_flight=4, window_s=1.0, max_windows=3, warmup_s=0.2,
+                            tolerance=1.0)
+    m = loadgen.measure(ep, payload, spec)
+    assert m.errors == 0
+    assert 110 < m.throughput < 190
+
+
+def test_unknown_model_is_an_error_not_zero_throughput(server):
+    ep = Endpoint("grpc", server.grpc_url)
+    _, payload = payload_for(ep)
+    bogus = inputs.build_payload("no-such-model", payload.specs)
+    att = attempt("perf.loadgen", "concurrency 1 on no-such-model",
+                  lambda: loadgen.measure(ep, bogus, loadgen.LoadSpec(concurrency=1, **QUICK)))
+    out = judge.stable_measurement(att)
+    assert out.status is Status.ERROR and "no-such-model" in out.reason  # grpcio's words from the server
+
+
+def test_stable_measurement_passes_on_a_real_server(server):
+    ep = Endpoint("grpc", server.grpc_url)
+    _, payload = payload_for(ep)
+    att = attempt("perf.loadgen", "c1", lambda: loadgen.measure(ep, payload, loadgen.LoadSpec(concurrency=1, **QUICK)))
+    out = judge.stable_measurement(att)
+    assert out.status is Status.PASS, out.reason
+    assert out.evidence["latency_us"]["p99_us"] > 0
+
+
+def test_audit_under_load_sees_no_failure_from_read_only_probes(server):
+    import requests
+
+    ep = Endpoint("grpc", server.grpc_url)
+    _, payload = payload_for(ep)
+    load = BackgroundLoad(ep, payload, concurrency=2, rate=80, metrics_url=server.metrics_url, reference_s=0.5).start()
+    for _ in range(20):  # what a read-only probe does: metadata, health, metrics
+        requests.get(f"http://{server.http_url}/v2/models/add", timeout=2)
+        requests.get(server.metrics_url, timeout=2)
+    rep = load.stop()
+    assert rep.requests > 40 and rep.failed == 0 and rep.server_failures == 0
+    out = judge.under_load(attempt("perf.underload", "rate 80/s", lambda: rep), latency_tolerance=3.0)
+    assert out.status is Status.PASS, out.reason
+
+
+def test_requests_failing_mid_run_are_counted_and_fail_the_control():
+    s = devserver.start(compute_ms=0)
+    try:
+        ep = Endpoint("grpc", s.grpc_url, timeout_s=2.0)
+        _, payload = payload_for(ep)
+
+        def kill_after_first(w):
+            if w.index == 0:
+                s.stop()  # the "disturbing probe": the server goes away under load
+
+        att = attempt("perf.loadgen", "c2", lambda: loadgen.measure(
+            ep, payload, loadgen.LoadSpec(concurrency=2, window_s=0.5, max_windows=3, warmup_s=0.1, tolerance=1.0),
+            on_window=kill_after_first))
+        assert att.completed
+        m = att.observation
+        assert m.windows[0].completed > 0 and m.errors > 0 and m.error_samples
+        assert judge.stable_measurement(att).status is Status.FAIL
+        # and a background load cannot even start against a dead server: error, never pass
+        bg = attempt("perf.underload", "start", lambda: BackgroundLoad(ep, payload, reference_s=0.1).start())
+        assert not bg.completed
+    finally:
+        s.stop()
