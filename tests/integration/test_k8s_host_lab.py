@@ -1,0 +1,65 @@
+"""Host controls against the lab's real tritonserver processes: hardened passes, exposed fails."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from nimwarden.judges import k8s_host as judge
+from nimwarden.outcome import Status
+from nimwarden.probes import host as probe
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab runs hardened as another user only when root")]
+
+
+@pytest.fixture(scope="module")
+def open_lab():
+    """The lab in a world-traversable directory: under pytest's 0700 basetemp the lab cannot drop privileges
+    and runs hardened as root (which these controls would rightly fail)."""
+    from nimwarden import lab
+
+    directory = Path(tempfile.mkdtemp(prefix="nimwarden-hostlab-"))
+    os.chmod(directory, 0o755)
+    try:
+        yield lab.up(directory, log=lambda *_: None)
+    finally:
+        lab.down(directory, log=lambda *_: None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def servers(open_lab):
+    lab_state = open_lab
+    assert lab_state["deployments"]["hardened"].get("run_as") == "nobody", lab_state["deployments"]["hardened"].get("run_as")
+    h = probe.get_host("local://")
+    out = {}
+    for name, dep in lab_state["deployments"].items():
+        pids = probe.find_tritonserver_pids(h, http_port=int(dep["http"].rsplit(":", 1)[1]))
+        assert len(pids) == 1, (name, pids)
+        out[name] = (h, probe.process_info(h, pids[0]))
+    return out
+
+
+def test_server_user(servers):
+    h, info = servers["hardened"]
+    assert judge.process_user(probe.probe_process(h, info.pid)).status == Status.PASS
+    h, info = servers["exposed"]
+    assert judge.process_user(probe.probe_process(h, info.pid)).status == Status.FAIL
+
+
+@pytest.mark.parametrize("roles", [("backend-directory", "repoagent-directory", "cache-directory"), ("model-repository",)])
+def test_directories(servers, roles):
+    h, info = servers["hardened"]
+    good = judge.not_writable(probe.probe_directories(h, info, roles), "dirs")
+    assert good.status == Status.PASS, good.reason
+    h, info = servers["exposed"]
+    assert judge.not_writable(probe.probe_directories(h, info, roles), "dirs").status == Status.FAIL
+
+
+def test_environment_of_hardened_server_is_clean(servers):
+    h, info = servers["hardened"]
+    assert judge.environment_secrets(probe.probe_environment(h, info.pid)).status == Status.PASS
