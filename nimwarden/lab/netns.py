@@ -220,7 +220,7 @@ def _stop_processes(ns: str) -> None:
 
 # -- port-forward: host loopback -> a namespace's loopback (what `kubectl port-forward` does) --------
 CLONE_NEWNET = 0x40000000
-FORWARD_MARK = "nimwarden.lab.netns forward"
+FORWARD_MARK = "from nimwarden.lab.netns import main; main(['forward'"
 
 
 def socket_in_netns(ns: str, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
@@ -264,12 +264,7 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
                 pass
 
 
-def _serve_forward(ns: str, listen_port: int, target_port: int) -> None:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", listen_port))
-    listener.listen(128)
-    print(json.dumps({"forwarding": f"127.0.0.1:{listen_port} -> {ns} 127.0.0.1:{target_port}"}), flush=True)
+def _accept_forward(listener: socket.socket, ns: str, target_port: int) -> None:
     while True:
         client, _ = listener.accept()
         try:
@@ -284,26 +279,40 @@ def _serve_forward(ns: str, listen_port: int, target_port: int) -> None:
         threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
 
 
-def port_forward(state_dir: Path, position: str, listen_port: int, target_port: int) -> subprocess.Popen:
-    """Forward host 127.0.0.1:``listen_port`` to ``target_port`` on a position's loopback.
+def _serve_forward(ns: str, pairs: dict[int, int]) -> None:
+    for listen_port, target_port in pairs.items():
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", listen_port))
+        listener.listen(128)
+        threading.Thread(target=_accept_forward, args=(listener, ns, target_port), daemon=True).start()
+    print(json.dumps({"forwarding": {f"127.0.0.1:{k}": f"{ns} 127.0.0.1:{v}" for k, v in pairs.items()}}), flush=True)
+    threading.Event().wait()
+
+
+def port_forward(state_dir: Path, position: str, pairs: dict[int, int]) -> subprocess.Popen:
+    """Forward host 127.0.0.1:<listen> to <target> on a position's loopback, for each listen: target pair.
 
     Like ``kubectl port-forward`` it enters the pod's namespace, so it bypasses
     the policy (loopback is always open): it serves the suites that probe a
-    deployment directly, never the reachability probes. Recorded in the state so
-    :func:`down` stops it. Returns once the forwarder listens.
+    deployment directly, never the reachability probes. One process per call,
+    recorded in the state so :func:`down` stops it. Returns once it listens.
     """
     state_dir = Path(state_dir)
     state = read_state(state_dir)
     if not state:
         raise RuntimeError("lab network is not up")
     ns = state["positions"][position]["netns"]
-    proc = subprocess.Popen([sys.executable, "-m", "nimwarden.lab.netns", "forward", ns, str(listen_port), str(target_port)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-    state.setdefault("forwarders", []).append({"pid": proc.pid, "netns": ns, "listen": listen_port, "target": target_port})
+    spec = ",".join(f"{k}:{v}" for k, v in pairs.items())
+    # -c rather than -m: nimwarden.lab may already import this module (runpy would warn).
+    code = f"from nimwarden.lab.netns import main; main(['forward', {ns!r}, {spec!r}])"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    state.setdefault("forwarders", []).append({"pid": proc.pid, "netns": ns, "ports": {str(k): v for k, v in pairs.items()}})
     _record(state_dir / STATE_FILE, state)
     line = proc.stdout.readline() if proc.stdout else ""
     if "forwarding" not in line:
         proc.kill()
-        raise RuntimeError(f"port-forward to {ns}:{target_port} did not start (exit {proc.wait()})")
+        raise RuntimeError(f"port-forward into {ns} ({spec}) did not start (exit {proc.wait()})")
     return proc
 
 
@@ -358,10 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     fw = sub.add_parser("forward", help="forward host 127.0.0.1:LISTEN to a namespace's 127.0.0.1:TARGET")
     fw.add_argument("netns")
-    fw.add_argument("listen", type=int)
-    fw.add_argument("target", type=int)
+    fw.add_argument("pairs", help="LISTEN:TARGET[,LISTEN:TARGET...]")
     args = ap.parse_args(argv)
-    _serve_forward(args.netns, args.listen, args.target)
+    _serve_forward(args.netns, {int(a): int(b) for a, b in (p.split(":") for p in args.pairs.split(","))})
     return 0
 
 

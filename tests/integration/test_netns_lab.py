@@ -160,7 +160,7 @@ def test_port_forward_reaches_a_namespace_loopback_and_down_stops_it(lab_net):
     ns = state["positions"]["hardened"]["netns"]
     server = netns.run_in(ns, [sys.executable, "-m", "http.server", "8000", "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     port = dead_port()
-    fwd = netns.port_forward(state_dir, "hardened", port, 8000)
+    fwd = netns.port_forward(state_dir, "hardened", {port: 8000})
     deadline = time.monotonic() + 10
     while True:
         try:
