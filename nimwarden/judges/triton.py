@@ -35,7 +35,7 @@ def classify(answer: ApiAnswer) -> str:
             return RESTRICTED
         if code in (200, 405):
             return OPEN
-        if code in (400, 404, 500) and TRITON_ERROR.search(answer.body) and answer.body.lstrip().startswith("{"):
+        if code in (400, 404, 500, 503) and TRITON_ERROR.search(answer.body) and answer.body.lstrip().startswith("{"):
             return OPEN
         return UNKNOWN
     if answer.status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
@@ -43,6 +43,8 @@ def classify(answer: ApiAnswer) -> str:
     if answer.status == "UNAVAILABLE" and "restricted" in answer.body:
         return RESTRICTED
     if answer.status == "OK":
+        return OPEN
+    if answer.status == "UNAVAILABLE" and "not allowed" in answer.body:
         return OPEN
     if answer.status in ("NOT_FOUND", "INTERNAL", "INVALID_ARGUMENT", "UNIMPLEMENTED", "FAILED_PRECONDITION") and (
         TRITON_ERROR.search(answer.body) or answer.status == "NOT_FOUND"

@@ -114,7 +114,8 @@ class TritonProbe:
             code, details = exc.code(), exc.details() or ""
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return Attempt("triton.grpc", asked, None, f"no answer within the {self.limits.deadline_s:g}s deadline", time.monotonic() - t0)
-            if code == grpc.StatusCode.UNAVAILABLE and "restricted" not in details:
+            # UNAVAILABLE is also how Triton answers a restricted call or a load in model-control-mode none.
+            if code == grpc.StatusCode.UNAVAILABLE and not any(w in details for w in ("restricted", "not allowed")):
                 return Attempt("triton.grpc", asked, None, f"gRPC endpoint unavailable: {details[:200]}", time.monotonic() - t0)
             answer = ApiAnswer("grpc", asked, code.name, details[:600])
         except Exception as exc:  # noqa: BLE001 - error, never a pass
