@@ -112,3 +112,11 @@ def test_upstream_fixture(level, version, check, expect, tweak):
     else:
         assert not result.allowed, "expected denied"
         assert check in result.checks_failed(), f"expected {check} among {result.checks_failed()}"
+
+
+@pytest.mark.parametrize("case", FIXTURES["rendered"], ids=[c["upstream"] for c in FIXTURES["rendered"]])
+def test_upstream_rendered_pod(case):
+    result = evaluate_pod(case["pod"], case["level"], case["version"])
+    assert result.allowed == (case["expect"] == "pass"), result.violations
+    if case["expect"] == "fail":
+        assert case["check"] in result.checks_failed()
