@@ -55,14 +55,16 @@ def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None =
     """summary.json, report.html (with trend), and the machine formats that exist."""
     written = []
     history = None
-    if reports_dir is not None:
-        try:
-            from nimwarden.report import trends
+    try:
+        from nimwarden.report import trends
 
+        if reports_dir is not None:
             trends.attach_trend(summary, reports_dir, run_dir)
-            history = trends.history(reports_dir, run_dir, summary)
-        except (OSError, ValueError, KeyError):
-            history = None
+        # `nimwarden report <run dir>` passes no reports_dir: keep the stored trend, and draw the
+        # history chart from the run's siblings so a regenerated report.html loses nothing.
+        history = trends.history(reports_dir if reports_dir is not None else Path(run_dir).parent, run_dir, summary)
+    except (OSError, ValueError, KeyError):
+        history = None
     written.append(write_summary(run_dir, summary))
     from nimwarden.report.html import write_html
 

@@ -28,8 +28,29 @@ def e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def records_table(value: Any) -> str:
+    """A list of flat records (e.g. one row per request probed) as a table: easier to scan than JSON."""
+    if not (isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value)):
+        return ""
+    columns: list[str] = []
+    for record in value:
+        columns += [k for k in record if k not in columns]
+    if len(columns) > 8 or not all(_scalar(v) for record in value for v in record.values()):
+        return ""
+    head = "".join(f"<th>{e(c)}</th>" for c in columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{e(json.dumps(r.get(c)) if not isinstance(r.get(c), str) else r.get(c))}</td>" for c in columns) + "</tr>"
+        for r in value
+    )
+    return f'<table class="records"><tr>{head}</tr>{rows}</table>'
+
+
 def value_html(value: Any) -> str:
-    """A scalar inline; anything structured or long as pretty JSON in a <pre>."""
+    """A scalar inline; a list of flat records as a table; anything else structured or long as JSON in a <pre>."""
     if isinstance(value, str):
         if len(value) > LONG_TEXT or "\n" in value:
             return f"<pre>{e(value)}</pre>"
@@ -38,6 +59,9 @@ def value_html(value: Any) -> str:
         return f"<code>{e(json.dumps(value))}</code>"
     if isinstance(value, int | float):
         return f"<code>{e(value)}</code>"
+    table = records_table(value)
+    if table:
+        return table
     try:
         text = json.dumps(value, indent=2, sort_keys=True, default=str)
     except (TypeError, ValueError):

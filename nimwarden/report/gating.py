@@ -158,7 +158,8 @@ def explain(summary: Mapping[str, Any], fail_on: str | None = None) -> str:
     lines = []
     for v in deployment_verdicts(summary, fail_on):
         detail = ", ".join(f"{k} {n}" for k, n in sorted(v.counts.items()))
-        lines.append(f"{v.name} (expect {v.expect}): {v.verdict}" + (f" [{detail}]" if detail else ""))
+        name = "target-wide" if v.name in ("-", "", None) else v.name  # results tied to no one deployment
+        lines.append(f"{name} (expect {v.expect}): {v.verdict}" + (f" [{detail}]" if detail else ""))
     status = exit_status(summary, fail_on)
     gate = f" (--fail-on {fail_on})" if fail_on else ""
     lines.append(f"exit status {status}{gate}")

@@ -143,7 +143,7 @@ def _verdicts(summary: Mapping[str, Any]) -> str:
         expect = "canary, expected non-compliant" if v.is_canary else "expected compliant"
         banners.append(
             f'<div class="verdict {VERDICT_CLASS.get(v.verdict, "unknown")}" data-deployment="{e(v.name)}">'
-            f'<h3>{e(v.name)} <span class="muted">{e(kinds.get(v.name, ""))}</span></h3>'
+            f'<h3>{e(deployment_label(v.name))} <span class="muted">{e(kinds.get(v.name, ""))}</span></h3>'
             f'<p class="word">{e(v.verdict)}</p><p class="muted">{e(expect)} · {e(counts)}</p>{extra}</div>'
         )
     return f'<section id="verdicts"><h2>Verdict per deployment</h2><div class="banners">{"".join(banners)}</div></section>'
@@ -179,7 +179,7 @@ def _matrix(summary: Mapping[str, Any], infos: Sequence[tuple[Mapping[str, Any],
     for r, i in infos:
         bucket = cells.setdefault((i["family"], r.get("deployment")), {})
         bucket[r.get("status", "error")] = bucket.get(r.get("status", "error"), 0) + 1
-    head = "".join(f"<th>{e(d)}</th>" for d in deployments)
+    head = "".join(f"<th>{e(deployment_label(d))}</th>" for d in deployments)
     body = []
     for fam in families:
         tds = []
@@ -209,7 +209,9 @@ def _filters(infos: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> st
     groups = []
     for dim, values in dims.items():
         boxes = "".join(
-            f'<label><input type="checkbox" data-filter="{dim}" value="{e(v)}" checked> {e(v)}</label>' for v in values
+            f'<label><input type="checkbox" data-filter="{dim}" value="{e(v)}" checked> '
+            f"{e(deployment_label(v) if dim == 'deployment' else v)}</label>"
+            for v in values
         )
         groups.append(f"<fieldset><legend>{dim}</legend>{boxes}</fieldset>")
     return (
@@ -223,7 +225,12 @@ def _list(items: Sequence[str]) -> str:
     return "<ul>" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul>" if items else ""
 
 
-def _result(index: int, result: Mapping[str, Any], info: Mapping[str, Any]) -> str:
+def deployment_label(name: Any) -> str:
+    """Results not tied to one deployment carry "-": call it what it is."""
+    return "target-wide" if name in ("-", "", None) else str(name)
+
+
+def _result(index: int, result: Mapping[str, Any], info: Mapping[str, Any], canary: bool = False) -> str:
     status = result.get("status", "error")
     waiver = result.get("waiver")
     parts = [f'<p class="reason">{e(result.get("reason", ""))}</p>', evidence_html(result.get("evidence"))]
@@ -242,14 +249,15 @@ def _result(index: int, result: Mapping[str, Any], info: Mapping[str, Any]) -> s
         parts.append(f'<div class="mitre"><h4>MITRE ATT&amp;CK</h4>{_list(info["mitre"])}</div>')
     if result.get("duration_s") is not None:
         parts.append(f'<p class="muted">took {e(result.get("duration_s"))} s</p>')
-    opened = " open" if status in ("fail", "error") else ""
+    # open what needs a reader: failures where compliance was expected, and every error
+    opened = " open" if status == "error" or (status == "fail" and not canary) else ""
     return (
         f'<details class="result st-{e(status)}" id="r{index}" data-severity="{e(info["severity"])}" '
         f'data-family="{e(info["family"])}" data-status="{e(status)}" data-deployment="{e(result.get("deployment", ""))}"'
         f"{opened}><summary>"
         f'<span class="badge st-{e(status)}">{e(status)}</span> <span class="badge sev-{e(info["severity"])}">'
         f'{e(info["severity"])}</span> <code class="control">{e(result.get("control", ""))}</code> '
-        f'<span class="title">{e(info["title"])}</span> <span class="where">{e(result.get("deployment", ""))} · '
+        f'<span class="title">{e(info["title"])}</span> <span class="where">{e(deployment_label(result.get("deployment")))} · '
         f'{e(result.get("subject", ""))}</span></summary><div class="body">{"".join(parts)}</div></details>'
     )
 
@@ -291,7 +299,8 @@ def render_html(
     infos = [(r, control_info(r, catalog)) for r in summary.get("results") or []]
     infos.sort(key=lambda ri: _sort_key(*ri))
     status = gating.exit_status(summary, fail_on_of(summary))
-    results = "".join(_result(i, r, info) for i, (r, info) in enumerate(infos))
+    canaries = {d.get("name") for d in summary.get("deployments") or [] if d.get("expect") == "noncompliant"}
+    results = "".join(_result(i, r, info, r.get("deployment") in canaries) for i, (r, info) in enumerate(infos))
     csp = f"default-src 'none'; img-src data:; style-src {_csp_hash(css)}; script-src {_csp_hash(js)}"
     title = f"nimwarden — {summary.get('target', '?')} — {summary.get('started_at', '')}"
     return (

@@ -177,3 +177,29 @@ def test_reachability_matrix_marks_mismatches_against_expectation():
     assert "a → y: unknown" in svg
     assert charts.reachability_matrix({"matrix": {"rows": ["a"], "cols": ["x"], "cells": [[1, 2]]}}) == ""
     assert "&lt;b&gt;" in charts.reachability_matrix({"reachability": {"<b>": {"x": False}}})
+
+
+def test_lists_of_flat_records_render_as_tables_and_hostile_cells_are_escaped():
+    evidence = {"responses": [{"request": "GET /v2/logging", "without_credentials": 200}, {"request": HOSTILE}]}
+    summary = with_results(
+        lab_summary(), [result("GATEWAY-AUTHN-001", "gateway", "critical", "hardened", "g", "fail", "open", evidence)]
+    )
+    page = render_html(summary)
+    assert '<table class="records"><tr><th>request</th><th>without_credentials</th></tr>' in page
+    assert "<td>GET /v2/logging</td><td>200</td>" in page and "<td>null</td>" in page
+    assert HOSTILE not in page
+
+
+def test_only_unexpected_failures_and_errors_are_open_by_default():
+    parsed = _parse(render_html(lab_summary()))
+    rows = [a for t, a in parsed.tags if t == "details" and "result" in a.get("class", "")]
+    opened = {(r["data-deployment"], r["data-status"]) for r in rows if "open" in r}
+    assert opened == {("exposed", "error")}  # the canary's failures are expected: closed until asked for
+    summary = with_results(lab_summary(), [result("TLS-VERSION-001", "tls", "high", "hardened", "h", "fail", "TLSv1")])
+    assert ' data-deployment="hardened" open>' in render_html(summary)
+
+
+def test_results_tied_to_no_deployment_are_labelled_target_wide():
+    summary = with_results(lab_summary(), [result("NETPOL-ENFORCED-001", "network-policy", "high", "-", "cluster", "pass", "ok")])
+    page = render_html(summary)
+    assert "<h3>target-wide " in page and 'value="-" checked> target-wide</label>' in page
