@@ -2,12 +2,18 @@
 
 Decides with bootstrap confidence intervals over per-window samples, not a
 single ratio: the throughput ratio (current/baseline, mean of windows) and
-the p99 ratio (mean of per-window p99). A change is a regression when its
-interval lies entirely on the slow side of "no change" (significant) *and*
-its point estimate reaches ``min_change`` (relevant). ``min_change``
-defaults to half the profile's tolerance, so a change of the full tolerance
-(a "10 % slower" release) is caught reliably while a statistically visible
-but tiny drift, or a large but noisy one, pages nobody.
+the p99 ratio (mean of per-window p99).
+
+- Throughput regresses when its interval lies entirely below "no change"
+  (significant) *and* its point estimate is down by at least ``min_change``
+  (relevant; half the profile's tolerance by default), so a change of the
+  full tolerance (a "10 % slower" release) is caught reliably while a
+  statistically visible but tiny drift, or a large but noisy one, pages
+  nobody.
+- p99 regresses only when even the interval's optimistic end is worse than
+  the full tolerance. Tails are noisy on a shared machine (per-window p99 of
+  a quiet, unchanged release moved by +-40 % on the 2-core project machine),
+  so p99 catches tail blow-ups and throughput catches steady slowdowns.
 """
 
 from __future__ import annotations
@@ -84,5 +90,5 @@ def compare(current: Samples, baseline: Samples, tolerance: float = 0.10, *, min
     return Comparison(
         throughput_ratio=tput, p99_ratio=p99, min_change=min_change,
         throughput_regressed=tput.high < 1.0 and tput.estimate <= 1.0 - min_change,
-        p99_regressed=p99.low > 1.0 and p99.estimate >= 1.0 + min_change,
+        p99_regressed=p99.low > 1.0 + tolerance,
     )
