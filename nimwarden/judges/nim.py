@@ -44,3 +44,22 @@ def judge_anonymous(a: Attempt[NimObservation], category: str) -> Outcome:
     asked = [x for x in o.answers if x.category == category]
     statuses = ", ".join(f"{x.path} -> {x.status}" for x in asked)
     return passed(f"{o.base_url} refuses {WHAT[category]} to anonymous callers ({statuses})", **ev)
+
+
+def judge_anonymous_all(attempts: list[Attempt[NimObservation]], category: str) -> Outcome:
+    """The verdict over every reachable NIM base URL: any fail fails, else any error errors."""
+    outcomes = [judge_anonymous(a, category) for a in attempts]
+    for status in ("fail", "error"):
+        hit = [o for o in outcomes if o.status.value == status]
+        if hit:
+            if len(hit) == 1:
+                return hit[0]
+            ev = {"per_endpoint": [dict(o.evidence) for o in hit]}
+            return Outcome(hit[0].status, " | ".join(o.reason for o in hit), ev, severity=max((o.severity for o in hit if o.severity), default=None, key=_rank))
+    if not outcomes:
+        return errored(f"no NIM endpoint to probe for {WHAT[category]}")
+    return passed(" | ".join(o.reason for o in outcomes), per_endpoint=[dict(o.evidence) for o in outcomes])
+
+
+def _rank(severity: str) -> int:
+    return ("info", "low", "medium", "high", "critical").index(severity)

@@ -14,7 +14,20 @@ from nimwarden.probes.ports import OpenPort, PortPlan, PortScanObservation
 def _base(a: Attempt[PortScanObservation], plan: PortPlan) -> dict:
     ev = a.evidence()
     ev.update(position=plan.position, port_table_version=plan.table.version)
+    if a.observation is not None:
+        theirs = [f"{p.label} -> {plan.others[p.port]}" for p in a.observation.open_ports if _theirs(p, plan)]
+        if theirs:
+            ev["attributed_to_other_deployments"] = theirs
     return ev
+
+
+def _theirs(p: OpenPort, plan: PortPlan) -> bool:
+    """An open port declared by another deployment of the target (and not documented here)."""
+    return p.proto == "tcp" and p.port in plan.others and not plan.table.rows_for(p.port, p.proto)
+
+
+def _ours(obs: PortScanObservation, plan: PortPlan) -> list[OpenPort]:
+    return [p for p in obs.open_ports if not _theirs(p, plan)]
 
 
 def judge_undocumented(a: Attempt[PortScanObservation], plan: PortPlan) -> Outcome:
@@ -24,12 +37,12 @@ def judge_undocumented(a: Attempt[PortScanObservation], plan: PortPlan) -> Outco
         return bad
     obs = a.observation
     assert obs is not None
-    extra = [p for p in obs.open_ports if p.state == "open" and not plan.table.rows_for(p.port, p.proto)]
+    extra = [p for p in _ours(obs, plan) if p.state == "open" and not plan.table.rows_for(p.port, p.proto)]
     ev = _base(a, plan)
     if extra:
         ev["undocumented"] = [p.label for p in extra]
         return failed(f"{len(extra)} undocumented open port(s): {', '.join(p.label for p in extra)}", **ev)
-    return passed(f"all {len(obs.open_ports)} open port(s) on {', '.join(obs.hosts)} are documented", **ev)
+    return passed(f"all {len(_ours(obs, plan))} open port(s) of this deployment on {', '.join(obs.hosts)} are documented", **ev)
 
 
 def _allowed(p: OpenPort, plan: PortPlan) -> tuple[bool, str]:
@@ -49,7 +62,7 @@ def judge_position(a: Attempt[PortScanObservation], plan: PortPlan) -> Outcome:
     assert obs is not None
     ev = _base(a, plan)
     findings = []
-    for p in obs.open_ports:
+    for p in _ours(obs, plan):
         ok, service = _allowed(p, plan)
         if not ok and p.state == "open":
             findings.append(f"{p.label} = {service}")

@@ -194,3 +194,39 @@ def judge_plaintext(a: Attempt[PlaintextObservation], endpoint: str, expect_tls:
     if expect_tls:
         return failed(f"{endpoint} {o.host}:{o.port} does not speak TLS ({o.tls_handshake})", **ev)
     return errored(f"{endpoint} {o.host}:{o.port} speaks neither TLS nor HTTP", **ev)
+
+
+# --------------------------------------------------------------------------- from a target profile
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """``options.tls`` of a deployment (over the target's): what to require and how to connect."""
+
+    ca_file: str | None = None
+    require: tuple[str, ...] = ("gateway",)  # endpoint names that must speak TLS
+    mutual: tuple[str, ...] = ()  # endpoint names that must refuse clients without a certificate
+    client_cert: str | None = None
+    client_key: str | None = None
+    server_name: str | None = None
+    expiry_warning_days: int = 30
+
+    def policy(self, endpoint: str) -> TlsPolicy:
+        return TlsPolicy(expiry_warning_days=self.expiry_warning_days, require_mutual=endpoint in self.mutual,
+                         server_name=self.server_name)
+
+
+def settings(target, deployment) -> TlsSettings:
+    merged: dict = {}
+    for src in (getattr(target, "options", {}) or {}, getattr(deployment, "options", {}) or {}):
+        merged.update(src.get("tls", {}) or {})
+    known = set(TlsSettings.__dataclass_fields__)
+    unknown = set(merged) - known
+    if unknown:
+        raise ValueError(f"options.tls: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+    for key in ("require", "mutual"):
+        if key in merged:
+            merged[key] = tuple(merged[key])
+    if "expiry_warning_days" in merged:
+        merged["expiry_warning_days"] = int(merged["expiry_warning_days"])
+    return TlsSettings(**merged)

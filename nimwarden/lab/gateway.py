@@ -279,12 +279,15 @@ def _tail(prefix: Path, n: int = 2000) -> str:
 
 
 def _is_our_nginx(pid: int, conf: str) -> bool:
-    """Guard against a recycled pid: only signal the nginx started with our config."""
+    """Guard against a recycled pid: only signal the nginx started with our config.
+
+    nginx rewrites its process title ("nginx: master process /usr/sbin/nginx -p … -c <conf> …"),
+    so /proc/<pid>/cmdline is one space-separated string, not the original argv."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return False
-    return any(a.decode(errors="replace") == conf for a in cmdline)
+    return "nginx" in cmdline and f" {conf} " in f" {cmdline.strip()} "
 
 
 def stop(info: dict, timeout_s: float = 5.0) -> bool:
@@ -311,18 +314,20 @@ def stop(info: dict, timeout_s: float = 5.0) -> bool:
 # --------------------------------------------------------------------------- the lab's whole edge
 
 
-def up_edge(state_dir: Path | str, specs: list[dict], log=print) -> dict:
+def up_edge(state_dir: Path | str, specs: list[dict], log=print, certs: dict | None = None) -> dict:
     """PKI, NIM stand-ins and one gateway per deployment, from specs like
     ``{"name": "hardened", "hardened": True, "host": "127.0.0.2", "upstream": "http://127.0.0.1:8000",
     "nim": False, "cert_hosts": ["127.0.0.1"]}`` (``nim: True`` puts the NIM stand-in, forwarding
     to ``upstream``, between the gateway and Triton). Returns the edge part of the lab state.
+    ``certs``: a PKI made earlier with :func:`nimwarden.lab.pki.lab_pki` (the lab makes one
+    before Triton starts, so its gRPC uses the same CA); made here when absent.
     """
     from nimwarden.lab import nimstub, pki
 
     state_dir = Path(state_dir)
     strong = {s["name"]: sorted({s["host"], "localhost", *s.get("cert_hosts", [])}) for s in specs}
     weak = {s["name"]: [s["host"]] for s in specs if not s["hardened"]}
-    certs = pki.lab_pki(state_dir / "pki", strong, weak_hosts=weak)
+    certs = certs or pki.lab_pki(state_dir / "pki", strong, weak_hosts=weak)
     out: dict = {"pki": certs, "deployments": {}}
     try:
         for s in specs:

@@ -236,3 +236,61 @@ def credential_header(header: str | None, value: str | None) -> tuple[str, str] 
     if header.lower() == "authorization" and " " not in value:
         value = f"Bearer {value}"
     return header, value
+
+
+# --------------------------------------------------------------------------- from a target profile
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    base_url: str | None  # the external API entry: the gateway, else the first exposed HTTP(S) endpoint
+    via_gateway: bool
+    credential: tuple[str, str, str] | None  # (header, value, where it came from)
+    requests: tuple[Request, ...]
+    burst_url: str | None
+    burst_max_requests: int
+    burst_max_duration_s: float
+    documented_burst: int | None
+
+
+def settings(deployment: Any) -> GatewaySettings:
+    """Everything the gateway suite needs, read from the deployment's profile entry.
+
+    The credential is ``credentials.gateway`` (header defaults to Authorization, a bare
+    token becomes ``Bearer <token>``); its value is registered for redaction at once.
+    """
+    from nimwarden.redact import register
+
+    opts = dict((getattr(deployment, "options", {}) or {}).get("gateway", {}) or {})
+    eps = dict(deployment.endpoints)
+    base, via = None, False
+    if "gateway" in eps:
+        base, via = eps["gateway"].url, True
+    else:
+        for name in deployment.exposure:
+            e = eps.get(name)
+            if e is not None and e.scheme in ("http", "https"):
+                base = e.url
+                break
+    credential = None
+    cred = (getattr(deployment, "credentials", {}) or {}).get("gateway")
+    if cred is not None:
+        value = cred.resolve()
+        register(value)
+        hv = credential_header(cred.header, value)
+        if hv:
+            register(hv[1])
+            credential = (hv[0], hv[1], cred.describe())
+    if deployment.kind == "nim":
+        reqs, default_path = nim_requests(), "/v1/health/ready"
+    else:
+        reqs, default_path = triton_requests(deployment.models[0] if deployment.models else "add"), "/v2/health/ready"
+    path = str(opts.get("burst_path", default_path))
+    documented = opts.get("documented_burst")
+    return GatewaySettings(
+        base_url=base, via_gateway=via, credential=credential, requests=reqs,
+        burst_url=(base.rstrip("/") + path) if base else None,
+        burst_max_requests=int(opts.get("burst_max_requests", 30)),
+        burst_max_duration_s=float(opts.get("burst_max_duration_s", 5.0)),
+        documented_burst=int(documented) if documented is not None else None,
+    )

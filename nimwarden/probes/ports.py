@@ -185,6 +185,7 @@ class ScanLimits:
     max_retries: int = 1
     max_rate: int = 20000  # packets per second, a hard cap
     version_timeout_s: int = 8  # nmap waits ~6 s for a banner before probing: keep it short
+    identify_max_ports: int = 8
     nmap: str = ""  # path of the nmap binary; empty: $NIMWARDEN_NMAP or python-nmap's search path
 
 
@@ -243,7 +244,8 @@ def scan(
     elapsed = float(result["nmap"]["scanstats"].get("elapsed", 0.0))
     command = result["nmap"].get("command_line", "")
     if identify is not None:
-        wanted = [p for p in found if p.proto == "tcp" and identify(p)]
+        # at most a few: version detection waits for banners, and the scan must stay bounded
+        wanted = [p for p in found if p.proto == "tcp" and identify(p)][: limits.identify_max_ports]
         if wanted:
             found = _identify(nm, found, wanted, limits)
     return PortScanObservation(addrs, tcp_ports, tuple(udp_ports), udp, udp_note, tuple(found), command,
@@ -301,6 +303,10 @@ class PortPlan:
     expected_open: tuple[tuple[str, int, str], ...]  # (host, port, endpoint name)
     identify: bool
     limits: ScanLimits
+    # Ports declared as endpoints of the target's *other* deployments: on a shared host
+    # (a node IP, a lab's loopback) a wildcard listener shows up on every address; it
+    # is that deployment's finding, judged in its own scan, not this one's.
+    others: Mapping[int, str] = field(default_factory=dict)
 
 
 def _options(target: Any, deployment: Any) -> dict:
@@ -331,20 +337,50 @@ def plan(target: Any, deployment: Any, table: PortTable | None = None) -> PortPl
         hosts = tuple(dict.fromkeys(e.host for n, e in eps.items() if n in exposed))
     else:
         hosts = tuple(dict.fromkeys(e.host for e in eps.values()))
+    hosts = resolve(hosts)
     site = rows_from(opts.get("documented", []), "options.ports.documented")
     own = tuple(
         PortRow(e.port, "tcp", f"{deployment.name} {n} endpoint ({e.url})", "api", (),
                 POSITIONS if n in exposed else ("cluster-internal",), "target profile")
-        for n, e in eps.items() if e.host in hosts
+        for n, e in eps.items() if _addr(e.host) in hosts
     )
     table = table.extended(own + site, f"{getattr(target, 'name', 'target')}")
-    expected = tuple((e.host, e.port, n) for n, e in eps.items()
-                     if e.host in hosts and (position == "cluster-internal" or n in exposed))
+    expected = tuple((_addr(e.host), e.port, n) for n, e in eps.items()
+                     if _addr(e.host) in hosts and (position == "cluster-internal" or n in exposed))
     spec = str(opts.get("tcp_ports", "1-65535"))
     tcp = port_spec(parse_port_spec(spec) | set(table.tcp_ports()) | {p for _, p, _ in expected})
     limits = ScanLimits(**{k: (str(v) if k == "nmap" else int(v)) for k, v in (opts.get("limits") or {}).items()})
+    others = {e.port: d.name for d in getattr(target, "deployments", ()) if d.name != deployment.name
+              for e in d.endpoints.values() if e.port not in {x.port for x in eps.values()}}
     return PortPlan(hosts, tcp, table.udp_ports(), position, deployment.kind, table, expected,
-                    bool(opts.get("identify", True)), limits)
+                    bool(opts.get("identify", True)), limits, others)
+
+
+def _addr(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return resolve((host,))[0] if resolve((host,)) else host
+
+
+def resolve(hosts: Iterable[str]) -> tuple[str, ...]:
+    """Host names to addresses, before the scope guard sees them (nmap never resolves: -n)."""
+    import socket
+
+    out: list[str] = []
+    for h in hosts:
+        try:
+            out.append(str(ipaddress.ip_address(h.strip("[]"))))
+            continue
+        except ValueError:
+            pass
+        try:
+            infos = socket.getaddrinfo(h, None, proto=socket.IPPROTO_TCP)
+        except OSError:
+            out.append(h)  # left as a name: the scope check refuses it with a clear message
+            continue
+        out.extend(i[4][0] for i in infos)
+    return tuple(dict.fromkeys(out))
 
 
 def parse_port_spec(spec: str) -> set[int]:
@@ -375,7 +411,7 @@ def port_spec(ports: set[int]) -> str:
 
 def probe_plan(p: PortPlan, guard: Callable[[str], None]) -> Attempt[PortScanObservation]:
     def undocumented(port: OpenPort) -> bool:
-        return not p.table.rows_for(port.port, port.proto)
+        return not p.table.rows_for(port.port, port.proto) and port.port not in p.others
 
     return probe_ports(p.hosts, guard=guard, tcp_ports=p.tcp_ports, udp_ports=p.udp_ports,
                        identify=undocumented if p.identify else None, limits=p.limits)

@@ -130,3 +130,16 @@ def test_plan_from_a_profile_scans_only_the_exposed_hosts():
     assert p.expected_open == (("127.0.0.2", 18443, "gateway"),)
     assert {443, 5432, 18443} <= ports.parse_port_spec(p.tcp_ports)
     assert [r.reachable_from for r in p.table.rows_for(18443, "tcp")] == [("external", "cluster-internal")]
+
+
+def test_wildcard_listener_of_another_deployment_is_attributed_to_it_not_judged_here():
+    plan = _plan()
+    plan = ports.PortPlan(*[getattr(plan, f) for f in plan.__dataclass_fields__ if f != "others"], others={40001: "exposed"})
+    obs = _obs(OpenPort("127.0.0.2", 8443, "tcp", "open"), OpenPort("127.0.0.2", 40001, "tcp", "open"))
+    for judge in (judge_undocumented, judge_position):
+        out = judge(_ok(obs), plan)
+        assert out.status is Status.PASS, out.reason
+        assert out.evidence["attributed_to_other_deployments"] == ["127.0.0.2:40001/tcp (unknown) -> exposed"]
+    # a port of no deployment at all is still this deployment's finding
+    stray = _obs(OpenPort("127.0.0.2", 40002, "tcp", "open"))
+    assert judge_undocumented(_ok(stray), plan).status is Status.FAIL
