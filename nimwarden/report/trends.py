@@ -78,30 +78,35 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def earlier_runs(reports_dir: str | Path, current_run_dir: str | Path, target: str) -> list[tuple[str, dict[str, Any]]]:
-    """(run name, summary) of every run of ``target`` older than the current one, oldest first.
+def earlier_runs(
+    reports_dir: str | Path, current_run_dir: str | Path, target: str, limit: int | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(run name, summary) of the last ``limit`` runs of ``target`` older than the current one, oldest first.
 
     Run directories are named by UTC timestamp, so their names sort in time
-    order; ``latest`` (a link) and ``baselines`` are not runs.
+    order; ``latest`` (a link) and ``baselines`` are not runs. Reading stops
+    once ``limit`` runs are found: a year of nightly runs is not re-parsed.
     """
     reports_dir = Path(reports_dir)
     current = Path(current_run_dir).name
-    runs = []
+    runs: list[tuple[str, dict[str, Any]]] = []
     if not reports_dir.is_dir():
         return runs
-    for child in sorted(reports_dir.iterdir()):
+    for child in sorted(reports_dir.iterdir(), reverse=True):
+        if limit is not None and len(runs) >= limit:
+            break
         if child.is_symlink() or not child.is_dir() or child.name >= current or child.name == "baselines":
             continue
         summary = _read_summary(child / "summary.json")
         if summary is not None and summary.get("target") == target:
             runs.append((child.name, summary))
-    return runs
+    return runs[::-1]
 
 
 def previous_run(
     reports_dir: str | Path, current_run_dir: str | Path, target: str
 ) -> tuple[str, dict[str, Any]] | None:
-    runs = earlier_runs(reports_dir, current_run_dir, target)
+    runs = earlier_runs(reports_dir, current_run_dir, target, limit=1)
     return runs[-1] if runs else None
 
 
@@ -138,7 +143,7 @@ def history(
     reports_dir: str | Path, run_dir: str | Path, summary: Mapping[str, Any], limit: int = 20
 ) -> list[dict[str, Any]]:
     """The last ``limit`` runs of this target including the current one, oldest first, for the trend chart."""
-    runs = earlier_runs(reports_dir, run_dir, str(summary.get("target", "")))
+    runs = earlier_runs(reports_dir, run_dir, str(summary.get("target", "")), limit=max(0, limit - 1))
     points = [_history_point(name, s) for name, s in runs]
     points.append(_history_point(Path(run_dir).name, summary))
     return points[-limit:]
