@@ -13,16 +13,12 @@ from collections.abc import Iterable, Sequence
 
 from nimwarden.judges.k8s_common import Finding, needs, verdict_from
 from nimwarden.k8s.model import ClusterState
+from nimwarden.k8s.redaction import REDACTED_MARKER, RESTRICTED_KEY, SECRET_NAME, literal
 from nimwarden.k8s.workloads import PodTemplate
 from nimwarden.outcome import Outcome, not_applicable, passed
-from nimwarden.redact import fingerprint
+from nimwarden.redact import fingerprint, redact_text
 
-SECRET_NAME = re.compile(
-    r"(?i)(^|_)(NGC_API_KEY|NGC_CLI_API_KEY|HF_TOKEN|HUGGING_FACE_HUB_TOKEN|API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|"
-    r"CREDENTIALS?|PRIVATE_KEY|ACCESS_KEY|AUTH)($|_)")
-CONNECTION_STRING = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]+:([^/\s@]+)@")
-ENV_REFERENCE = re.compile(r"^\$\([A-Za-z_][A-Za-z0-9_]*\)$")  # $(VAR): Kubernetes substitutes another env var
-RESTRICTED_KEY = re.compile(r"--(?:http-restricted-api|grpc-restricted-protocol)[= ][^:\s]*:[^=\s]+=(\S+)")
+CONNECTION_STRING = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/\s:@]+:[^/\s@]+|[^/\s@]*\[sha256:[0-9a-f]{8}\])@")
 DEFAULT_PRIVATE_REGISTRIES = ("nvcr.io",)
 # Shapes of secret values, whatever the variable is called.
 SECRET_VALUES = (
@@ -32,14 +28,21 @@ SECRET_VALUES = (
     re.compile(r"\bAKIA[0-9A-Z]{16}\b"),  # AWS access key id
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),  # GitHub token
     re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"),  # JWT
+    REDACTED_MARKER,  # a secret fingerprinted when the snapshot was written
 )
 
 
-def _literal(value: object) -> str | None:
-    text = "" if value is None else str(value)
-    if not text.strip() or ENV_REFERENCE.match(text.strip()):
-        return None
-    return text
+def _show(value: str) -> str:
+    """How a secret appears in a finding: its fingerprint (or as is, when a snapshot already redacted it)."""
+    return value if REDACTED_MARKER.search(value) else fingerprint(value)
+
+
+def _show_url(value: str) -> str:
+    """A connection string with its credentials fingerprinted; host and database stay readable."""
+    if REDACTED_MARKER.search(value):
+        return value
+    shown = redact_text(value)
+    return shown if shown != value else fingerprint(value)
 
 
 def _looks_secret(value: str) -> bool:
@@ -57,26 +60,25 @@ def literal_secrets(templates: Sequence[PodTemplate]) -> Outcome:
         for path, c in tpl.containers():
             name = str(c.get("name") or path)
             for i, e in enumerate(c.get("env") or ()):
-                value = _literal(e.get("value"))
+                value = literal(e.get("value"))
                 if value is None:
                     continue
                 if CONNECTION_STRING.search(value):
                     continue  # judged by the connection-string control
                 if SECRET_NAME.search(str(e.get("name", ""))) or _looks_secret(value):
-                    findings.append(Finding(tpl.ref, f"literal {e.get('name')}={fingerprint(value)} (use valueFrom.secretKeyRef)",
+                    findings.append(Finding(tpl.ref, f"literal {e.get('name')}={_show(value)} (use valueFrom.secretKeyRef)",
                                             tpl.source_path(f"{path}.env[{i}].value"), name, "critical"))
-            words = [str(w) for w in (c.get("command") or []) + (c.get("args") or [])]
-            joined = " ".join(words)
+            joined = " ".join(str(w) for w in (c.get("command") or []) + (c.get("args") or []))
             for m in RESTRICTED_KEY.finditer(joined):
-                key = _literal(m.group(1))
+                key = literal(m.group(1))
                 if key:
-                    findings.append(Finding(tpl.ref, f"restricted-API key given literally: {fingerprint(key)} (use $(ENV) from a secret)",
+                    findings.append(Finding(tpl.ref, f"restricted-API key given literally: {_show(key)} (use $(ENV) from a secret)",
                                             tpl.source_path(f"{path}.args"), name, "high"))
-            for w in words:
-                for p in SECRET_VALUES:
-                    for m in p.finditer(w):
-                        findings.append(Finding(tpl.ref, f"secret-looking literal {fingerprint(m.group(0))} in command/args",
-                                                tpl.source_path(f"{path}.args"), name, "critical"))
+            rest = RESTRICTED_KEY.sub(" ", joined)  # reported above; scan the remaining words for secret shapes
+            for p in SECRET_VALUES:
+                for m in p.finditer(rest):
+                    findings.append(Finding(tpl.ref, f"secret-looking literal {_show(m.group(0))} in command/args",
+                                            tpl.source_path(f"{path}.args"), name, "critical"))
     return verdict_from(findings, what="literal secret in the pod spec", subjects=_templates_ref(templates),
                         ok="secret-looking variables come from secretKeyRef / secretRef")
 
@@ -112,13 +114,13 @@ def configmap_secrets(state: ClusterState, templates: Sequence[PodTemplate]) -> 
             continue
         checked.append(cm.ref)
         for key, raw in (cm.body.get("data") or {}).items():
-            value = _literal(raw)
+            value = literal(raw)
             if value is None:
                 continue
             if CONNECTION_STRING.search(value):
-                findings.append(Finding(cm.ref, f"connection string with credentials in {key}: {fingerprint(value)}", f"data.{key}", severity="high"))
+                findings.append(Finding(cm.ref, f"connection string with credentials in {key}: {_show_url(value)}", f"data.{key}", severity="high"))
             elif SECRET_NAME.search(key) or _looks_secret(value):
-                findings.append(Finding(cm.ref, f"secret-looking {key}={fingerprint(value)} (ConfigMaps are not secret)", f"data.{key}", severity="critical"))
+                findings.append(Finding(cm.ref, f"secret-looking {key}={_show(value)} (ConfigMaps are not secret)", f"data.{key}", severity="critical"))
     return verdict_from(findings, what="secret in a ConfigMap", subjects=checked or _templates_ref(templates),
                         ok=f"no secret in {len(checked)} ConfigMap(s)")
 
@@ -128,9 +130,9 @@ def connection_strings(templates: Sequence[PodTemplate]) -> Outcome:
     for tpl in templates:
         for path, c in tpl.containers():
             for i, e in enumerate(c.get("env") or ()):
-                value = _literal(e.get("value"))
+                value = literal(e.get("value"))
                 if value and CONNECTION_STRING.search(value):
-                    findings.append(Finding(tpl.ref, f"{e.get('name')} holds a connection string with a password ({fingerprint(value)})",
+                    findings.append(Finding(tpl.ref, f"{e.get('name')} holds a connection string with a password ({_show_url(value)})",
                                             tpl.source_path(f"{path}.env[{i}].value"), str(c.get("name") or path), "high"))
     return verdict_from(findings, what="credentials in a plain env connection string", subjects=_templates_ref(templates),
                         ok="no connection string with credentials in plain env")

@@ -3,7 +3,8 @@
 A snapshot written here is a ``List`` with an extra top-level ``nimwarden``
 member recording when and from where it was taken and which resources could
 not be read (so an offline audit still reports ``error`` for them).
-Secret values are never written (see :func:`nimwarden.k8s.model.scrub_secret`).
+Secret values are never written: Secrets are reduced to key names (:func:`nimwarden.k8s.model.scrub_secret`)
+and literal secrets elsewhere are fingerprinted (:func:`nimwarden.k8s.redaction.redact_object`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from nimwarden.errors import ConfigError
 from nimwarden.k8s.manifests import _check_object
 from nimwarden.k8s.model import ClusterState, K8sObject, make_object, merge
+from nimwarden.k8s.redaction import redact_object
 
 SNAPSHOT_SCHEMA = "nimwarden/k8s-snapshot/v1"
 
@@ -77,7 +79,7 @@ def state_to_document(state: ClusterState) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "List",
-        "items": [dict(o.body) for o in state.objects],
+        "items": [redact_object(o.body) for o in state.objects],
         "nimwarden": {
             "schema": SNAPSHOT_SCHEMA,
             "taken_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -172,3 +172,23 @@ def test_group_binding_to_builtin_edit_grants_exec_and_secrets():
     templates = pod_templates(state)
     assert rbac.pod_exec(state, templates).status == Status.FAIL
     assert rbac.secrets_cluster_wide(state, templates).status == Status.FAIL
+
+
+def test_snapshot_is_redacted_yet_still_judged(tmp_path):
+    from nimwarden.k8s import load_snapshot
+    from nimwarden.k8s.snapshot import state_to_document
+
+    state, templates = EXPOSED
+    f = tmp_path / "snap.json"
+    f.write_text(json.dumps(state_to_document(state)))
+    text = f.read_text()
+    for canary in ("CANARY1111", "CANARYaaaa", "CANARYpassw0rd", "CANARY0000", "CANARYadminKey"):
+        assert canary not in text, canary
+    offline = load_snapshot([f])
+    offline_templates = pod_templates(offline)
+    for judge, args, live_args in ((sec.literal_secrets, (offline_templates,), (templates,)),
+                                   (sec.connection_strings, (offline_templates,), (templates,)),
+                                   (sec.configmap_secrets, (offline, offline_templates), (state, templates))):
+        offline_out, direct = judge(*args), judge(*live_args)
+        assert offline_out.status == Status.FAIL
+        assert offline_out.evidence["findings"] == direct.evidence["findings"]
