@@ -220,6 +220,14 @@ def _parse_time(text: str) -> dt.datetime | None:
         return None
 
 
+def _last_data_change(meta) -> dt.datetime | None:
+    """When the Secret's values last changed: the newest managedFields entry touching data, else its creation."""
+    times = [_parse_time(str(mf.get("time") or "")) for mf in meta.get("managedFields") or ()
+             if any(k in (mf.get("fieldsV1") or {}) for k in ("f:data", "f:stringData"))]
+    times = [t for t in times if t is not None]
+    return max(times) if times else _parse_time(str(meta.get("creationTimestamp") or ""))
+
+
 def secret_age(state: ClusterState, templates: Sequence[PodTemplate], max_age_days: float = 90,
                now: dt.datetime | None = None) -> Outcome:
     """Secrets the workloads use are younger than the rotation policy, or rotated by an external store."""
@@ -234,7 +242,7 @@ def secret_age(state: ClusterState, templates: Sequence[PodTemplate], max_age_da
             managed.append(f"Secret/{ns}/{name} (ExternalSecret refresh {es.spec.get('refreshInterval')})")
             continue
         secret = state.get("Secret", ns, name)
-        created = _parse_time((secret.metadata.get("creationTimestamp") if secret else None) or "")
+        created = _last_data_change(secret.metadata) if secret else None
         if created is None:
             unknown.append(f"Secret/{ns}/{name}")
             continue

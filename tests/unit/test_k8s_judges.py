@@ -154,6 +154,11 @@ def test_secret_age_policy():
     now = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
     assert sec.secret_age(state, templates, 90, now).status == Status.FAIL
     assert sec.secret_age(state, templates, 400, now).status == Status.PASS
+    rotated = {**secret, "metadata": {**secret["metadata"], "managedFields": [
+        {"manager": "rotator", "operation": "Update", "time": "2026-11-01T00:00:00Z", "fieldsV1": {"f:data": {"f:K": {}}}},
+        {"manager": "kubectl", "operation": "Update", "time": "2026-11-20T00:00:00Z", "fieldsV1": {"f:metadata": {}}}]}}
+    state = _state(rotated, _deploy(c))
+    assert sec.secret_age(state, pod_templates(state), 90, now).status == Status.PASS  # data rewritten 21 days ago
     no_age = _state({**secret, "metadata": {"name": "k", "namespace": "n"}}, _deploy(c))
     assert sec.secret_age(no_age, pod_templates(no_age), 90, now).status == Status.NOT_APPLICABLE
 
