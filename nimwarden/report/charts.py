@@ -199,3 +199,105 @@ def reachability_matrix(evidence: Mapping[str, Any], cell: int = 26) -> str:
                 f"<title>{_e(r)} → {_e(cols[j])}: {_e(word)}</title></rect>"
             )
     return _svg(width, height, body, "network reachability matrix")
+
+
+PERCENTILE_KEYS = (("avg", "avg_us"), ("p50", "p50_us"), ("p90", "p90_us"), ("p95", "p95_us"), ("p99", "p99_us"))
+
+
+def percentiles_chart(latency_us: Any, width: int = 420) -> str:
+    """Horizontal bars of a latency summary (perf's ``latency_us``: avg/p50/p90/p95/p99 in µs), drawn in ms."""
+    if not isinstance(latency_us, Mapping):
+        return ""
+    rows = [(label, latency_us.get(key)) for label, key in PERCENTILE_KEYS]
+    rows = [(label, float(v) / 1000.0) for label, v in rows if _numbers([v])]
+    if not rows:
+        return ""
+    left, bar_h, gap = 40, 14, 6
+    plot_w = width - left - 70
+    peak = max(v for _, v in rows) or 1.0
+    body = []
+    for i, (label, value) in enumerate(rows):
+        y = 6 + i * (bar_h + gap)
+        w = max(1.0, plot_w * value / peak)
+        body.append(
+            f'<text x="{left - 6}" y="{y + bar_h - 3}" text-anchor="end" font-size="10">{label}</text>'
+            f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{COLORS["bar"]}"/>'
+            f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 3}" font-size="10">{value:.2f} ms</text>'
+        )
+    count = latency_us.get("count")
+    height = 10 + len(rows) * (bar_h + gap) + (14 if count else 0)
+    if count:
+        body.append(f'<text x="{left}" y="{height - 4}" font-size="10">{_e(count)} requests</text>')
+    return _svg(width, height, body, "latency percentiles")
+
+
+def windows_chart(windows: Any, width: int = 520, height: int = 150) -> str:
+    """Measurement windows left to right: throughput bars, p99 latency dots (perf's stability picture)."""
+    if not isinstance(windows, Sequence) or isinstance(windows, str) or len(windows) < 2:
+        return ""
+    points = []
+    for w in windows:
+        if not isinstance(w, Mapping) or not _numbers([w.get("throughput")]):
+            return ""
+        p99 = w.get("p99_us")
+        points.append((float(w["throughput"]), float(p99) / 1000.0 if _numbers([p99]) else None))
+    left, bottom, top = 44, 28, 12
+    plot_w, plot_h = width - left - 44, height - bottom - top
+    t_peak = max(t for t, _ in points) or 1.0
+    p_peak = max((p for _, p in points if p is not None), default=0.0) or 1.0
+    slot = plot_w / len(points)
+    body = [
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#555"/>',
+        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" font-size="9">{t_peak:.0f}/s</text>',
+        f'<text x="{left + plot_w + 4}" y="{top + 8}" font-size="9" fill="{COLORS["fail"]}">{p_peak:.1f} ms</text>',
+    ]
+    for i, (t, p) in enumerate(points):
+        h = plot_h * t / t_peak
+        x = left + i * slot
+        body.append(
+            f'<rect x="{x + slot * 0.15:.1f}" y="{top + plot_h - h:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" '
+            f'fill="{COLORS["bar"]}" opacity="0.75"><title>window {i}: {t:.1f} infer/s</title></rect>'
+        )
+        if p is not None:
+            cy = top + plot_h - plot_h * p / p_peak
+            body.append(
+                f'<circle cx="{x + slot / 2:.1f}" cy="{cy:.1f}" r="3" fill="{COLORS["fail"]}">'
+                f"<title>window {i}: p99 {p:.2f} ms</title></circle>"
+            )
+    body.append(
+        f'<text x="{left}" y="{height - 6}" font-size="10">bars: throughput per window · dots: p99 latency</text>'
+    )
+    return _svg(width, height, body, "measurement windows")
+
+
+def ratio_chart(evidence: Mapping[str, Any], width: int = 420) -> str:
+    """Current/baseline ratios with their confidence intervals around 1.0 (perf regression verdicts)."""
+    rows = []
+    for key, label in (("throughput_ratio", "throughput"), ("p99_ratio", "p99 latency")):
+        r = evidence.get(key)
+        if isinstance(r, Mapping) and _numbers([r.get("estimate"), r.get("low"), r.get("high")]):
+            rows.append((label, float(r["estimate"]), float(r["low"]), float(r["high"])))
+    if not rows:
+        return ""
+    left, row_h = 80, 26
+    plot_w = width - left - 20
+    lo = min(0.8, *(r[2] for r in rows))
+    hi = max(1.2, *(r[3] for r in rows))
+
+    def x_of(v: float) -> float:
+        return left + plot_w * (v - lo) / (hi - lo)
+
+    height = 24 + len(rows) * row_h
+    body = [
+        f'<line x1="{x_of(1.0):.1f}" y1="4" x2="{x_of(1.0):.1f}" y2="{height - 14}" stroke="#555" stroke-dasharray="3 2"/>',
+        f'<text x="{x_of(1.0):.1f}" y="{height - 3}" text-anchor="middle" font-size="9">baseline = 1.0</text>',
+    ]
+    for i, (label, est, low, high) in enumerate(rows):
+        y = 12 + i * row_h
+        body.append(
+            f'<text x="{left - 6}" y="{y + 4}" text-anchor="end" font-size="10">{label}</text>'
+            f'<line x1="{x_of(low):.1f}" y1="{y}" x2="{x_of(high):.1f}" y2="{y}" stroke="{COLORS["bar"]}" stroke-width="3"/>'
+            f'<circle cx="{x_of(est):.1f}" cy="{y}" r="4" fill="{COLORS["bar"]}"><title>{label}: {est:.3f} '
+            f"(CI {low:.3f} to {high:.3f})</title></circle>"
+        )
+    return _svg(width, height, body, "change against baseline")

@@ -20,7 +20,7 @@ REQUEST_KEYS = ("probe", "request", "method", "url", "headers_sent")
 RESPONSE_KEYS = ("response_status", "status_code", "response", "response_headers", "response_body", "grpc_status")
 OBJECT_KEYS = ("object", "kind", "namespace", "name", "field", "path", "container", "file", "line")
 COMPARE_KEYS = ("observed", "expected")
-PICTURE_KEYS = ("svg", "latencies_ms", "latency_histogram", "reachability", "matrix")
+PICTURE_KEYS = ("svg", "latencies_ms", "latency_histogram", "reachability", "matrix")  # drawn, not tabled
 LONG_TEXT = 200
 
 
@@ -108,15 +108,32 @@ def comparison(evidence: Mapping[str, Any]) -> str:
     )
 
 
-def pictures(evidence: Mapping[str, Any]) -> str:
-    parts = []
+def _charts(evidence: Mapping[str, Any]) -> list[str]:
+    out = []
     svg = evidence.get("svg")
     if isinstance(svg, str) and svg.lstrip().startswith("<svg"):
         data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
-        parts.append(f'<img class="ev-svg" alt="picture from the probe" src="data:image/svg+xml;base64,{data}">')
-    for chart in (charts.latency_chart(evidence), charts.reachability_matrix(evidence)):
+        out.append(f'<img class="ev-svg" alt="picture from the probe" src="data:image/svg+xml;base64,{data}">')
+    for chart in (
+        charts.latency_chart(evidence),
+        charts.percentiles_chart(evidence.get("latency_us")),
+        charts.windows_chart(evidence.get("windows")),
+        charts.ratio_chart(evidence),
+        charts.reachability_matrix(evidence),
+    ):
         if chart:
-            parts.append(chart)
+            out.append(chart)
+    return out
+
+
+def pictures(evidence: Mapping[str, Any]) -> str:
+    parts = _charts(evidence)
+    # combined verdicts (one per model and load level) carry each part's evidence: picture every part
+    for part in evidence.get("parts") or []:
+        if isinstance(part, Mapping) and isinstance(part.get("evidence"), Mapping):
+            inner = _charts(part["evidence"])
+            if inner:
+                parts.append(f'<figure><figcaption>{e(part.get("subject", ""))}</figcaption>{"".join(inner)}</figure>')
     return f'<div class="ev pictures">{"".join(parts)}</div>' if parts else ""
 
 

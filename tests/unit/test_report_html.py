@@ -203,3 +203,26 @@ def test_results_tied_to_no_deployment_are_labelled_target_wide():
     summary = with_results(lab_summary(), [result("NETPOL-ENFORCED-001", "network-policy", "high", "-", "cluster", "pass", "ok")])
     page = render_html(summary)
     assert "<h3>target-wide " in page and 'value="-" checked> target-wide</label>' in page
+
+
+def test_performance_evidence_is_drawn_per_part():
+    """The perf suite's shape: a combined verdict whose parts carry latency_us, windows and baseline ratios."""
+    windows = [{"index": i, "duration_s": 5.0, "completed": 900 + i, "errors": 0, "throughput": 180.0 + i,
+                "avg_us": 4100.0, "p99_us": 6100.0 + 50 * i} for i in range(4)]
+    part = {"endpoint": "grpc://127.0.0.1:18001", "model": "add", "load": "closed", "stable": True,
+            "latency_us": {"count": 3600, "avg_us": 4100.0, "p50_us": 3900.0, "p90_us": 5200.0,
+                           "p95_us": 5600.0, "p99_us": 6200.0},
+            "windows": windows,
+            "throughput_ratio": {"estimate": 0.97, "low": 0.94, "high": 1.01, "confidence": 0.95},
+            "p99_ratio": {"estimate": 1.02, "low": 0.99, "high": 1.06, "confidence": 0.95}}
+    evidence = {"parts": [{"subject": "add closed", "status": "pass", "reason": "ok", "evidence": part}]}
+    summary = with_results(
+        lab_summary(), [result("PERF-REGRESSION-001", "performance", "medium", "hardened", "add", "pass", "ok", evidence)]
+    )
+    page = render_html(summary)
+    assert "<figcaption>add closed</figcaption>" in page
+    assert 'aria-label="latency percentiles"' in page and "6.20 ms" in page and "3600 requests" in page
+    assert 'aria-label="measurement windows"' in page and "window 3: p99 6.25 ms" in page
+    assert 'aria-label="change against baseline"' in page and "p99 latency: 1.020 (CI 0.990 to 1.060)" in page
+    assert charts.windows_chart([{"throughput": "fast"}, {"throughput": 1}]) == ""
+    assert charts.percentiles_chart({"p99_us": None}) == ""
