@@ -15,12 +15,14 @@ from typing import Any
 
 from nimwarden.report import gating
 from nimwarden.report.evidence_html import e
+from nimwarden.report.html import deployment_label, fail_on_of
 
 CSS = """
 body{font:12pt/1.4 Georgia,'DejaVu Serif',serif;max-width:50rem;margin:2rem auto;color:#111}
 h1{font-size:1.5rem;margin:0}h2{font-size:1.1rem;border-bottom:1px solid #999;margin-top:1.4rem}
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #bbb;padding:.25rem .4rem;text-align:left;
 vertical-align:top;font-size:10.5pt}code{font-family:'DejaVu Sans Mono',monospace;font-size:9.5pt;word-break:break-all}
+td.control code{white-space:nowrap;word-break:normal}
 .ok{color:#2e7d32;font-weight:bold}.bad{color:#c62828;font-weight:bold}.unknown{color:#ef6c00;font-weight:bold}
 .sign{margin-top:2.5rem;display:grid;grid-template-columns:1fr 1fr;gap:2rem}
 .line{border-top:1px solid #111;padding-top:.2rem;font-size:10pt}
@@ -62,14 +64,15 @@ def render_sign_off(summary: Mapping[str, Any], digest: str, fail_on: str | None
         ]
     )
     verdicts = "".join(
-        f'<tr><td>{e(v.name)}</td><td>{e(v.expect)}</td><td class="{VERDICT_CLASS.get(v.verdict, "unknown")}">'
+        f'<tr><td>{e(deployment_label(v.name))}</td><td>{e(v.expect)}</td><td class="{VERDICT_CLASS.get(v.verdict, "unknown")}">'
         f"{e(v.verdict)}</td><td>{e(', '.join(f'{n} {s}' for s, n in sorted(v.counts.items())))}</td></tr>"
         for v in gating.deployment_verdicts(summary, fail_on)
     )
     totals = " · ".join(f"{n} {s}" for s, n in (summary.get("totals") or {}).items())
     waived = [r for r in summary.get("results") or [] if r.get("status") == "waived" and r.get("waiver")]
     waiver_rows = "".join(
-        f"<tr><td><code>{e(r.get('control'))}</code></td><td>{e(r.get('deployment'))} · {e(r.get('subject'))}</td>"
+        f"<tr><td class=\"control\"><code>{e(r.get('control'))}</code></td>"
+        f"<td>{e(deployment_label(r.get('deployment')))} · {e(r.get('subject'))}</td>"
         f"<td>{e(r['waiver'].get('owner'))}</td><td>{e(r['waiver'].get('ticket'))}</td>"
         f"<td>{e(r['waiver'].get('expires'))}</td><td>{e(r['waiver'].get('reason'))}</td></tr>"
         for r in waived
@@ -82,8 +85,9 @@ def render_sign_off(summary: Mapping[str, Any], digest: str, fail_on: str | None
         # a canary's failures are expected; what blocks is a canary control that passed, or any error
         failures += [*v.canaries_passed, *v.errors] if v.is_canary else [*v.failures, *v.errors]
     failure_rows = "".join(
-        f"<tr><td><code>{e(r.get('control'))}</code></td><td>{e(r.get('severity'))}</td><td>{e(r.get('status'))}</td>"
-        f"<td>{e(r.get('deployment'))} · {e(r.get('subject'))}</td><td>{e(r.get('reason'))}</td></tr>"
+        f"<tr><td class=\"control\"><code>{e(r.get('control'))}</code></td><td>{e(r.get('severity'))}</td>"
+        f"<td>{e(r.get('status'))}</td><td>{e(deployment_label(r.get('deployment')))} · {e(r.get('subject'))}</td>"
+        f"<td>{e(r.get('reason'))}</td></tr>"
         for r in failures
     )
     words = {0: "every deployment met its expectation", 1: "compliance failure", 3: "could not evaluate everything"}
@@ -116,8 +120,6 @@ def render_sign_off(summary: Mapping[str, Any], digest: str, fail_on: str | None
 
 def write_sign_off(run_dir: str | Path, summary: Mapping[str, Any], fail_on: str | None = None) -> Path:
     """Write sign-off.html next to the summary.json whose digest it carries."""
-    from nimwarden.report.html import fail_on_of
-
     run_dir = Path(run_dir)
     fail_on = fail_on or fail_on_of(summary)  # sign against the gate the run itself used
     summary_path = run_dir / "summary.json"

@@ -191,3 +191,14 @@ def test_report_prints(browser, tmp_path):
     pdf = base64.b64decode(browser.call("Page.printToPDF", printBackground=True)["data"])
     assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
     assert browser.problems() == []
+
+
+def test_sign_off_page_prints_to_pdf(browser, tmp_path):
+    from nimwarden.report.sign_off import write_sign_off
+
+    (tmp_path / "summary.json").write_text(json.dumps(lab_summary()), encoding="utf-8")
+    _open(browser, write_sign_off(tmp_path, lab_summary()).as_uri())
+    assert browser.problems() == []
+    assert browser.js("document.querySelectorAll('.sign .line').length") == 4
+    pdf = base64.b64decode(browser.call("Page.printToPDF", preferCSSPageSize=True)["data"])
+    assert pdf.startswith(b"%PDF") and len(pdf) > 5_000
