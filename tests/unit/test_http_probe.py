@@ -56,7 +56,7 @@ def slow(conn, stop):
         if stop.is_set():
             return
         conn.send(bytes([byte]))
-        time.sleep(1.0)
+        time.sleep(0.4)  # faster than the read timeout, slower than the deadline allows
 
 
 def hang(conn, stop):
