@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -109,6 +110,7 @@ def main() -> int:
     ap.add_argument("--stability", type=int, default=10, help="percent, both tools")
     ap.add_argument("--compute-ms", type=float, default=0.0, help="the lab model's compute time")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
 
     binary, env = ensure_perf_analyzer()
     reason = devserver.available()

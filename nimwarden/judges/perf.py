@@ -102,3 +102,23 @@ def under_load(att: Attempt, latency_tolerance: float) -> Outcome:
                else "no metrics endpoint declared, so only the client's count was checked")
     return passed(f"{r.requests} background requests over {r.duration_s:.0f}s, none failed; {counter}; "
                   f"p50 {ratio - 1:+.0%} against the quiet reference", **ev)
+
+
+_RANK = {"fail": 0, "error": 1, "pass": 2, "not_applicable": 3, "skip": 3, "waived": 3}
+
+
+def combine(parts: list[tuple[str, Outcome]]) -> Outcome:
+    """One verdict for several (subject, outcome) parts, e.g. every model and load level of a deployment.
+
+    Any fail fails, else any error errors, else any pass passes; only when
+    every part does not apply does the whole not apply.
+    """
+    if not parts:
+        return errored("nothing was measured: no model or load level configured")
+    if len(parts) == 1:
+        return parts[0][1]
+    worst = min(parts, key=lambda p: _RANK[p[1].status.value])[1]
+    shown = [f"{s}: {o.reason}" for s, o in parts if o.status == worst.status]
+    evidence = {"parts": [{"subject": s, "status": o.status.value, "reason": o.reason, "evidence": dict(o.evidence)}
+                          for s, o in parts]}
+    return Outcome(worst.status, "; ".join(shown), evidence, severity=worst.severity)
