@@ -3,7 +3,7 @@
 A finding always names the owning object (``Deployment/ns/name``), the
 container where one applies, and the field path in the object the user wrote,
 so a failure reads ``Deployment/nim/llama → nim: spec.template.spec.containers[0]
-.securityContext.privileged: privileged container``.
+.securityContext.privileged — privileged container``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ class Finding:
 
     def __str__(self) -> str:
         who = f"{self.ref} → {self.container}" if self.container else self.ref
-        return f"{who}: {self.path}: {self.problem}" if self.path else f"{who}: {self.problem}"
+        # " — " rather than ":" before free text, so that a path ending in a secret-ish key
+        # (data.NGC_API_KEY) is not read as "key: value" by the report redactor.
+        return f"{who}: {self.path} — {self.problem}" if self.path else f"{who} — {self.problem}"
 
 
 def worst(severities: Iterable[str | None]) -> str | None:
@@ -42,7 +44,7 @@ def verdict_from(findings: Sequence[Finding], *, what: str, subjects: Sequence[s
     if findings:
         first = str(findings[0])
         more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
-        return failed(f"{what}: {first}{more}", severity=worst(f.severity for f in findings),
+        return failed(f"{what} — {first}{more}", severity=worst(f.severity for f in findings),
                       findings=[str(f) for f in findings], objects=list(subjects), **evidence)
     return passed(ok, objects=list(subjects), **evidence)
 

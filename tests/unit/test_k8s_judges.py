@@ -197,3 +197,14 @@ def test_snapshot_is_redacted_yet_still_judged(tmp_path):
         offline_out, direct = judge(*args), judge(*live_args)
         assert offline_out.status == Status.FAIL
         assert offline_out.evidence["findings"] == direct.evidence["findings"]
+
+
+@pytest.mark.parametrize("name", list(TEMPLATE_JUDGES) + list(STATE_JUDGES))
+def test_report_redaction_leaves_findings_readable(name):
+    """The report redacts every string; our reasons must already be safe, so it changes nothing."""
+    from nimwarden.redact import redact
+
+    judge = TEMPLATE_JUDGES.get(name) or STATE_JUDGES[name]
+    out = judge(EXPOSED[1]) if name in TEMPLATE_JUDGES else judge(*EXPOSED)
+    assert redact(out.reason) == out.reason
+    assert redact(list(out.evidence.get("findings", []))) == list(out.evidence.get("findings", []))
