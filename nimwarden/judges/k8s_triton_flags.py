@@ -14,8 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nimwarden.judges.k8s_common import Finding, verdict_from
+from nimwarden.k8s.redaction import RESTRICTED_FLAGS, redact_restricted_value
 from nimwarden.k8s.workloads import PodTemplate
 from nimwarden.outcome import Outcome, not_applicable
+from nimwarden.redact import redact_text
 
 SENSITIVE_CATEGORIES = ("model-repository", "shared-memory", "logging", "trace")
 TRUE = ("true", "1", "yes", "on")
@@ -101,7 +103,13 @@ def _judge(templates, what: str, ok: str, check) -> Outcome:
         for problem, severity in check(s):
             findings.append(Finding(s.ref, problem, s.path, s.container, severity))
     return verdict_from(findings, what=what, subjects=sorted({s.ref for s in servers}), ok=ok,
-                        flags={f"{s.ref} → {s.container}": {k: list(v) for k, v in s.flags.items()} for s in servers})
+                        flags={f"{s.ref} → {s.container}": _shown_flags(s) for s in servers})
+
+
+def _shown_flags(s: TritonArgs) -> dict[str, list[str]]:
+    """Flags for evidence, with restricted-API keys fingerprinted (they are secrets when given literally)."""
+    return {k: [redact_restricted_value(v) if k in RESTRICTED_FLAGS else redact_text(v) for v in values]
+            for k, values in s.flags.items()}
 
 
 def _restricted(values: tuple[str, ...]) -> set[str]:

@@ -35,6 +35,14 @@ def literal(value: object) -> str | None:
     return text
 
 
+def redact_restricted_value(value: str) -> str:
+    """``a,b:header=KEY`` with KEY fingerprinted (the value of --http-restricted-api / --grpc-restricted-protocol)."""
+    m = _KEY_VALUE.match(value)
+    if m and literal(m.group(2)) and not REDACTED_MARKER.search(m.group(2)):
+        return f"{m.group(1)}{fingerprint(m.group(2))}"
+    return value
+
+
 def _redact_words(words: list) -> None:
     """Fingerprint restricted-API keys given literally to tritonserver (``--http-restricted-api=a,b:h=KEY``)."""
     for i, w in enumerate(words):

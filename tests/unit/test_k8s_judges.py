@@ -208,3 +208,14 @@ def test_report_redaction_leaves_findings_readable(name):
     out = judge(EXPOSED[1]) if name in TEMPLATE_JUDGES else judge(*EXPOSED)
     assert redact(out.reason) == out.reason
     assert redact(list(out.evidence.get("findings", []))) == list(out.evidence.get("findings", []))
+
+
+CANARIES = ("CANARY1111", "CANARYaaaa", "CANARYpassw0rd", "CANARY0000", "CANARYadminKey")
+
+
+@pytest.mark.parametrize("name", list(TEMPLATE_JUDGES) + list(STATE_JUDGES))
+def test_no_canary_secret_in_any_outcome(name):
+    judge = TEMPLATE_JUDGES.get(name) or STATE_JUDGES[name]
+    out = judge(EXPOSED[1]) if name in TEMPLATE_JUDGES else judge(*EXPOSED)
+    text = out.reason + json.dumps(out.evidence, default=str)
+    assert not [c for c in CANARIES if c in text]
