@@ -69,11 +69,26 @@ def services(state: ClusterState, templates: Sequence[PodTemplate]) -> Outcome:
                         ok="Services that route to the workloads are cluster-internal")
 
 
+def _nimservice_ingresses(templates: Sequence[PodTemplate]) -> list[K8sObject]:
+    """The Ingress the NIM Operator creates from a NIMService's spec.expose.ingress (same name as the NIMService)."""
+    out = []
+    for tpl in templates:
+        ingress = (tpl.owner.spec.get("expose") or {}).get("ingress") or {} if tpl.owner.kind == "NIMService" else {}
+        if ingress.get("enabled"):
+            body = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                    "metadata": {"name": tpl.owner.name, "namespace": tpl.owner.namespace}, "spec": ingress.get("spec") or {}}
+            out.append(K8sObject("Ingress", body["apiVersion"], tpl.owner.namespace, tpl.owner.name, body,
+                                 f"{tpl.ref} spec.expose.ingress"))
+    return out
+
+
 def _routes(state: ClusterState, templates: Sequence[PodTemplate]) -> list[tuple[K8sObject, list[tuple[int, int, dict]]]]:
     """Ingresses/HTTPRoutes/Routes whose backends are the workloads' Services, with the matching rule/path indexes."""
     names = {(s.namespace, s.name) for s in workload_services(state, templates)}
+    # the operator names a NIMService's Service after the NIMService
+    names |= {(t.owner.namespace, t.owner.name) for t in templates if t.owner.kind == "NIMService"}
     out = []
-    for ing in state.of_kind("Ingress"):
+    for ing in state.of_kind("Ingress") + _nimservice_ingresses(templates):
         hits = []
         default = ((ing.spec.get("defaultBackend") or {}).get("service") or {}).get("name")
         if (ing.namespace, default) in names:

@@ -62,6 +62,18 @@ def _subject_matches(subject: Mapping, binding: K8sObject, ns: str, name: str) -
     return False
 
 
+def _cluster_role_rules(state: ClusterState, role: K8sObject) -> list:
+    """A ClusterRole's rules; for an aggregated one (rules filled in by the controller) the rules of the roles it selects."""
+    rules = list(role.body.get("rules") or [])
+    selectors = (role.body.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
+    for sel in selectors:
+        labels = sel.get("matchLabels") or {}
+        for other in state.of_kind("ClusterRole"):
+            if other.name != role.name and labels and all(other.labels.get(k) == v for k, v in labels.items()):
+                rules.extend(other.body.get("rules") or [])
+    return rules
+
+
 def grants(state: ClusterState, ns: str, name: str) -> tuple[list[Grant], list[str]]:
     """Every rule granted to a service account, and the role references that could not be resolved."""
     out, unresolved = [], []
@@ -74,7 +86,8 @@ def grants(state: ClusterState, ns: str, name: str) -> tuple[list[Grant], list[s
         kind, rname = ref.get("kind"), ref.get("name")
         role = state.get("Role", b.namespace, rname) if kind == "Role" else state.get("ClusterRole", None, rname)
         if role is not None:
-            rules, role_ref = role.body.get("rules") or [], role.ref
+            rules = _cluster_role_rules(state, role) if role.kind == "ClusterRole" else role.body.get("rules") or []
+            role_ref = role.ref
         elif kind == "ClusterRole" and rname in BUILTIN_CLUSTER_ROLES:
             rules, role_ref = BUILTIN_CLUSTER_ROLES[rname], f"ClusterRole/{rname} (built-in)"
         else:

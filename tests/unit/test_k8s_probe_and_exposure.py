@@ -121,3 +121,30 @@ def test_ingress_tls_must_cover_the_host():
     state = _state(DEPLOY, SVC, ing)
     out = expo.ingress_tls(state, pod_templates(state))
     assert out.status == Status.FAIL and "b.example" in out.reason
+
+
+def test_nimservice_ingress_without_tls_publishing_root():
+    nim = {"apiVersion": "apps.nvidia.com/v1alpha1", "kind": "NIMService", "metadata": {"name": "llm", "namespace": "n"},
+           "spec": {"image": {"repository": "nvcr.io/nim/x", "tag": "1"},
+                    "expose": {"service": {"type": "ClusterIP", "port": 8000},
+                               "ingress": {"enabled": True, "spec": {"rules": [{"http": {"paths": [
+                                   {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "llm", "port": {"number": 8000}}}}]}}]}}}}}
+    state = _state(nim)
+    templates = pod_templates(state)
+    assert expo.ingress_tls(state, templates).status == Status.FAIL
+    out = expo.root_path(state, templates)
+    assert out.status == Status.FAIL and "Ingress/n/llm" in out.reason
+
+
+def test_aggregated_cluster_role_rules_are_resolved():
+    from nimwarden.judges import k8s_rbac as rbac
+
+    agg = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "nim-agg"},
+           "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"nim/aggregate": "true"}}]}, "rules": []}
+    part = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "nim-part", "labels": {"nim/aggregate": "true"}},
+            "rules": [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}]}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "b", "namespace": "n"},
+               "roleRef": {"kind": "ClusterRole", "name": "nim-agg"}, "subjects": [{"kind": "ServiceAccount", "name": "default"}]}
+    state = _state(DEPLOY, agg, part, binding)
+    assert rbac.pod_exec(state, pod_templates(state)).status == Status.FAIL
