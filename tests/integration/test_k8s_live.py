@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from k8s_replay import ReplayServer, load_objects  # noqa: E402
-
-from nimwarden.k8s import load_manifests, load_snapshot, take_snapshot  # noqa: E402
-from nimwarden.k8s.live import K8sReadError, read_cluster  # noqa: E402
+from nimwarden.k8s import load_manifests, load_snapshot, take_snapshot
+from nimwarden.k8s.live import K8sReadError, read_cluster
+from tests.k8s_replay import ReplayServer, load_objects
 
 LAB = Path(__file__).parents[2] / "nimwarden" / "lab" / "manifests"
 

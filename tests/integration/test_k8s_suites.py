@@ -4,7 +4,6 @@ a snapshot, and the live path through the replay server TEST DOUBLE (tests/k8s_r
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,7 @@ import yaml
 
 from nimwarden.catalog import load_catalog
 from tests.conftest import ROOT, dead_port, run_audit
-
-sys.path.insert(0, str(ROOT / "tests"))
-from k8s_replay import TOKEN, ReplayServer, load_objects  # noqa: E402
+from tests.k8s_replay import TOKEN, ReplayServer, load_objects
 
 LAB = ROOT / "nimwarden" / "lab" / "manifests"
 # `nimwarden audit` always collects suites/: select the Kubernetes suites by module name.
