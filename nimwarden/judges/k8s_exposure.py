@@ -70,15 +70,27 @@ def services(state: ClusterState, templates: Sequence[PodTemplate]) -> Outcome:
 
 
 def _nimservice_ingresses(templates: Sequence[PodTemplate]) -> list[K8sObject]:
-    """The Ingress the NIM Operator creates from a NIMService's spec.expose.ingress (same name as the NIMService)."""
+    """The Ingress the NIM Operator creates for a NIMService (named after it): from spec.expose.ingress
+    (enabled + an IngressSpec) or spec.expose.router.ingress (ingressClass, tlsSecretName, hostDomainName)."""
     out = []
     for tpl in templates:
-        ingress = (tpl.owner.spec.get("expose") or {}).get("ingress") or {} if tpl.owner.kind == "NIMService" else {}
-        if ingress.get("enabled"):
-            body = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-                    "metadata": {"name": tpl.owner.name, "namespace": tpl.owner.namespace}, "spec": ingress.get("spec") or {}}
-            out.append(K8sObject("Ingress", body["apiVersion"], tpl.owner.namespace, tpl.owner.name, body,
-                                 f"{tpl.ref} spec.expose.ingress"))
+        if tpl.owner.kind != "NIMService":
+            continue
+        name, expose = tpl.owner.name, tpl.owner.spec.get("expose") or {}
+        port = (expose.get("service") or {}).get("port", 8000)
+        spec = None
+        if (expose.get("ingress") or {}).get("enabled"):
+            spec = expose["ingress"].get("spec") or {}
+        router = expose.get("router") or {}
+        if router.get("ingress"):
+            host = f"{name}.{router['hostDomainName']}" if router.get("hostDomainName") else None
+            backend = {"service": {"name": name, "port": {"number": port}}}
+            spec = {"rules": [{**({"host": host} if host else {}), "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}]}
+            if router["ingress"].get("tlsSecretName"):
+                spec["tls"] = [{"hosts": [host] if host else [], "secretName": router["ingress"]["tlsSecretName"]}]
+        if spec is not None:
+            body = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name, "namespace": tpl.owner.namespace}, "spec": spec}
+            out.append(K8sObject("Ingress", body["apiVersion"], tpl.owner.namespace, name, body, f"{tpl.ref} spec.expose"))
     return out
 
 

@@ -148,3 +148,15 @@ def test_aggregated_cluster_role_rules_are_resolved():
                "roleRef": {"kind": "ClusterRole", "name": "nim-agg"}, "subjects": [{"kind": "ServiceAccount", "name": "default"}]}
     state = _state(DEPLOY, agg, part, binding)
     assert rbac.pod_exec(state, pod_templates(state)).status == Status.FAIL
+
+
+@pytest.mark.parametrize(("tls", "expected"), [("nim-tls-cert", Status.PASS), (None, Status.FAIL)])
+def test_nimservice_router_ingress(tls, expected):
+    ingress = {"ingressClass": "nginx", **({"tlsSecretName": tls} if tls else {})}
+    nim = {"apiVersion": "apps.nvidia.com/v1alpha1", "kind": "NIMService", "metadata": {"name": "llm", "namespace": "n"},
+           "spec": {"image": {"repository": "nvcr.io/nim/x", "tag": "1"},
+                    "expose": {"service": {"port": 8000}, "router": {"hostDomainName": "ai.example", "ingress": ingress}}}}
+    state = _state(nim)
+    templates = pod_templates(state)
+    assert expo.ingress_tls(state, templates).status == expected
+    assert expo.root_path(state, templates).status == Status.FAIL  # the router publishes the whole service
