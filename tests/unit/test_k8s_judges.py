@@ -219,3 +219,13 @@ def test_no_canary_secret_in_any_outcome(name):
     out = judge(EXPOSED[1]) if name in TEMPLATE_JUDGES else judge(*EXPOSED)
     text = out.reason + json.dumps(out.evidence, default=str)
     assert not [c for c in CANARIES if c in text]
+
+
+def test_nimservice_literal_env_secret_points_at_the_cr_field():
+    nim = {"apiVersion": "apps.nvidia.com/v1alpha1", "kind": "NIMService", "metadata": {"name": "llm", "namespace": "n"},
+           "spec": {"image": {"repository": "nvcr.io/nim/x", "tag": "1"}, "authSecret": "ngc",
+                    "env": [{"name": "HF_TOKEN", "value": "hf_CANARYbbbbbbbbbbbbbbbbbbbbbb"}]}}
+    out = sec.literal_secrets(pod_templates(_state(nim)))
+    assert out.status == Status.FAIL
+    assert "NIMService/n/llm → llm: spec.env[0].value — literal HF_TOKEN=hf…bb[sha256:" in out.reason
+    assert "CANARYbbbb" not in out.reason
