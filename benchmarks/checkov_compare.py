@@ -161,7 +161,11 @@ def main() -> int:
     if binary is None:
         print(json.dumps({"benchmark": "checkov_compare", "error": where}), flush=True)
         return 2
-    version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=120).stdout.strip()
+    try:
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(json.dumps({"benchmark": "checkov_compare", "error": f"checkov at {binary} ({where}) does not run: {exc}"}), flush=True)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         lab_dir = Path(tmp) / "lab"
         shutil.copytree(LAB, lab_dir)
