@@ -1,5 +1,6 @@
 """NIM endpoints (family nim-api): what a caller without credentials reaches from the probe
-position on a NIM deployment, and what it discloses (redacted)."""
+position on a NIM deployment (kind nim, or a Triton deployment with a NIM front declared as
+its ``nim`` endpoint), and what it discloses (redacted)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import pytest
 from nimwarden.judges import nim as judge
 from nimwarden.outcome import not_applicable
 from nimwarden.probes import nim
-
-pytestmark = pytest.mark.kinds("nim")
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +26,8 @@ def nim_answers(target):
 
 
 def _run(deployment, nim_answers, verdict, category):
+    if not nim.serves_nim(deployment):
+        return verdict(not_applicable(f"deployment {deployment.name} is not a NIM and declares no nim endpoint"))
     urls, attempts = nim_answers(deployment)
     if not urls:
         return verdict(not_applicable(f"deployment {deployment.name} has no HTTP endpoint reachable from the probe position"))

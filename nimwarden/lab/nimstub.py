@@ -196,7 +196,9 @@ def start(name: str, state_dir, *, host: str = "127.0.0.1", port: int = 0, trito
     workdir = Path(state_dir) / f"nimstub-{name}"
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "nimstub.log"
-    cmd = [sys.executable, "-m", "nimwarden.lab.nimstub", "--host", host, "--port", str(port)]
+    # --workdir only names the lab directory on the command line, so that a lab `down`
+    # after a crash finds this process like its other leftovers
+    cmd = [sys.executable, "-m", "nimwarden.lab.nimstub", "--host", host, "--port", str(port), "--workdir", str(workdir)]
     if triton:
         cmd += ["--triton", triton]
     if leaky:
@@ -255,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--triton", help="the lab Triton's HTTP URL, e.g. http://127.0.0.1:8000")
     ap.add_argument("--model", default=MODEL)
     ap.add_argument("--leaky", action="store_true", help="make the disclosure mistakes the nim-api suite must catch")
+    ap.add_argument("--workdir", help="the lab directory this stand-in belongs to (identification only)")
     args = ap.parse_args(argv)
     srv = serve(args.host, args.port, args.triton, args.model, args.leaky)
     print(f"LISTENING {srv.server_address[0]}:{srv.server_address[1]}", flush=True)

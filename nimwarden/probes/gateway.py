@@ -285,6 +285,8 @@ def settings(deployment: Any) -> GatewaySettings:
         reqs, default_path = nim_requests(), "/v1/health/ready"
     else:
         reqs, default_path = triton_requests(deployment.models[0] if deployment.models else "add"), "/v2/health/ready"
+        if "nim" in eps:  # a NIM front beside Triton behind the same gateway: its paths too
+            reqs = reqs + nim_requests()
     path = str(opts.get("burst_path", default_path))
     documented = opts.get("documented_burst")
     return GatewaySettings(

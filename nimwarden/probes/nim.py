@@ -123,16 +123,24 @@ def probe_nim(base_url: str, *, guard: Callable[[str], None] | None = None,
     return attempt(PROBE, f"{len(NIM_PATHS)} NIM path(s) on {base} without credentials", run)
 
 
-def reachable_base_urls(target: Any, deployment: Any) -> tuple[str, ...]:
-    """The HTTP(S) endpoints a caller at the probe position can address.
+def serves_nim(deployment: Any) -> bool:
+    """A NIM deployment, or a Triton deployment with a NIM front (a ``nim`` endpoint)."""
+    return deployment.kind == "nim" or "nim" in dict(deployment.endpoints)
 
-    From outside: every HTTP(S) endpoint on a host that carries an endpoint
-    named in ``exposure`` (a service published on the gateway's address is
-    reachable whether the profile meant it or not). From inside: all of them.
+
+def reachable_base_urls(target: Any, deployment: Any) -> tuple[str, ...]:
+    """The NIM API URLs a caller at the probe position can address.
+
+    Candidates: the gateway and the NIM's own endpoint (``http`` for a deployment of
+    kind nim, ``nim`` for a NIM front beside Triton). From outside, only those on a
+    host that carries an endpoint named in ``exposure`` (a NIM published on the
+    gateway's address is reachable whether the profile meant it or not); from inside
+    the cluster, all of them.
     """
     eps = dict(deployment.endpoints)
-    http = {n: e for n, e in eps.items() if e.scheme in ("http", "https") and n != "gateway_http"}
+    own = "http" if deployment.kind == "nim" else "nim"
+    candidates = {n: e for n, e in eps.items() if n in ("gateway", own) and e.scheme in ("http", "https")}
     if target.probe_position != "external":
-        return tuple(e.url for e in http.values())
+        return tuple(e.url for e in candidates.values())
     edge_hosts = {e.host for n, e in eps.items() if n in set(deployment.exposure)}
-    return tuple(e.url for e in http.values() if e.host in edge_hosts)
+    return tuple(e.url for e in candidates.values() if e.host in edge_hosts)

@@ -114,3 +114,12 @@ def test_gateway_refuses_a_non_http_upstream(tmp_path):
     with pytest.raises(lab_gateway.GatewayError):
         lab_gateway.render_config(prefix=tmp_path, host="127.0.0.2", https_port=1, http_port=2, upstream_http="https://x",
                                   cert=Path("c"), key=Path("k"), hardened=True, token="t")
+
+
+def test_nim_front_beside_triton_is_routed_with_the_same_auth_and_limit(tmp_path):
+    conf = lab_gateway.render_config(prefix=tmp_path, host="127.0.0.2", https_port=8443, http_port=8080,
+                                     upstream_http="http://127.0.0.1:8000", cert=Path("c.pem"), key=Path("k.pem"),
+                                     hardened=True, token="tok", routes={"/v1/": "http://127.0.0.1:9000"})
+    block = conf[conf.index("location /v1/"):]
+    assert "limit_req zone=nw_api" in block.split("}")[0] and "proxy_pass http://127.0.0.1:9000;" in block
+    assert conf.index("return 401") < conf.index("location /v1/")

@@ -50,3 +50,23 @@ def test_all_endpoints_combined():
     assert judge_anonymous_all([CLOSED, BROKEN], "metrics").status is Status.ERROR
     assert judge_anonymous_all([OPEN, BROKEN], "metrics").status is Status.FAIL
     assert judge_anonymous_all([], "metrics").status is Status.ERROR
+
+
+def test_reachable_base_urls_follow_the_probe_position():
+    from types import SimpleNamespace
+
+    from nimwarden.probes.nim import reachable_base_urls, serves_nim
+
+    ep = lambda url, host: SimpleNamespace(url=url, host=host, scheme=url.split(":")[0])  # noqa: E731
+    dep = SimpleNamespace(kind="triton", exposure=("gateway",), endpoints={
+        "http": ep("http://127.0.0.1:8000", "127.0.0.1"), "nim": ep("http://127.0.0.1:9000", "127.0.0.1"),
+        "gateway": ep("https://127.0.0.2:8443", "127.0.0.2")})
+    outside = SimpleNamespace(probe_position="external")
+    inside = SimpleNamespace(probe_position="cluster-internal")
+    assert serves_nim(dep)
+    assert reachable_base_urls(outside, dep) == ("https://127.0.0.2:8443",)
+    assert set(reachable_base_urls(inside, dep)) == {"https://127.0.0.2:8443", "http://127.0.0.1:9000"}
+    leaky = SimpleNamespace(kind="triton", exposure=("gateway",), endpoints={
+        "nim": ep("http://127.0.0.3:9000", "127.0.0.3"), "gateway": ep("https://127.0.0.3:8443", "127.0.0.3")})
+    assert set(reachable_base_urls(outside, leaky)) == {"https://127.0.0.3:8443", "http://127.0.0.3:9000"}
+    assert not serves_nim(SimpleNamespace(kind="triton", endpoints={"http": dep.endpoints["http"]}))
