@@ -41,7 +41,10 @@ def _catalog() -> Mapping[str, Any]:
 def control_info(result: Mapping[str, Any], catalog: Mapping[str, Any]) -> dict[str, Any]:
     """What the report shows about a result's control: the result's own fields first, the catalog's second."""
     control = catalog.get(result.get("control", ""))
-    pick = lambda key, default="": result.get(key) or (getattr(control, key, None) if control else None) or default  # noqa: E731
+
+    def pick(key: str, default: Any = "") -> Any:
+        return result.get(key) or (getattr(control, key, None) if control else None) or default
+
     return {
         "title": pick("title", result.get("control", "")),
         "severity": pick("severity", "info"),

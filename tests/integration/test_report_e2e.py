@@ -25,6 +25,7 @@ from nimwarden.waivers import recount
 from tests.conftest import ROOT, lab_profile, run_audit
 from tests.unit.test_report_browser import CHROMIUM, VISIBLE, _open, chromium  # noqa: F401 - chromium is a fixture
 from tests.unit.test_report_oscal import load_oscal_validator
+from tests.unit.test_report_summary_schema import summary_validator
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 SARIF_SCHEMA = ROOT / "tests" / "fixtures" / "schemas" / "sarif-schema-2.1.0.json"
@@ -70,6 +71,13 @@ def test_every_artifact_is_written(audits):
     for _, _, run in audits.values():
         for name in ("summary.json", "report.html", "junit.xml", "report.sarif", "oscal-assessment-results.json"):
             assert (run / name).is_file(), name
+
+
+def test_summaries_follow_the_contract_schema(audits):
+    validator = summary_validator()
+    for _, summary, _ in audits.values():
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(summary)]
+        assert errors == []
 
 
 def test_exit_status_is_the_gate_applied_to_the_summary(audits):
