@@ -190,7 +190,10 @@ def _matrix(summary: Mapping[str, Any], infos: Sequence[tuple[Mapping[str, Any],
             counts = cells.get((fam, d), {})
             worst = min(counts, key=_status_index_worst) if counts else "none"
             text = " · ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _status_index(kv[0]))) or "—"
-            tds.append(f'<td class="cell st-{e(worst)}" data-family="{e(fam)}" data-deployment="{e(d)}">{e(text)}</td>')
+            tds.append(
+                f'<td class="cell st-{e(worst)}" data-family="{e(fam)}" data-deployment="{e(d)}" '
+                f'title="show these results">{e(text)}</td>'
+            )
         body.append(f"<tr><th>{e(fam)}</th>{''.join(tds)}</tr>")
     return (
         '<section id="matrix"><h2>Families × deployments</h2><table class="grid matrix">'
@@ -220,7 +223,8 @@ def _filters(infos: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> st
     return (
         f'<form id="filters" class="no-print">{"".join(groups)}'
         '<fieldset><legend>text</legend><input type="search" id="filter-text" placeholder="control, subject, reason…">'
-        '</fieldset><p id="shown-count" aria-live="polite"></p></form>'
+        '</fieldset><button type="button" id="filter-reset">show all</button>'
+        '<p id="shown-count" aria-live="polite"></p></form>'
     )
 
 

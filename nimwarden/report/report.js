@@ -46,6 +46,30 @@
     });
   }
 
+  function setOnly(dim, value) {
+    var boxes = form.querySelectorAll('input[data-filter="' + dim + '"]');
+    Array.prototype.forEach.call(boxes, function (b) { b.checked = b.value === value; });
+  }
+
+  // A cell of the families x deployments matrix shows exactly its results.
+  Array.prototype.forEach.call(document.querySelectorAll("td.cell[data-family]"), function (cell) {
+    cell.addEventListener("click", function () {
+      setOnly("family", cell.getAttribute("data-family"));
+      setOnly("deployment", cell.getAttribute("data-deployment"));
+      apply();
+      document.getElementById("results").scrollIntoView();
+    });
+  });
+
+  var reset = document.getElementById("filter-reset");
+  if (reset) {
+    reset.addEventListener("click", function () {
+      Array.prototype.forEach.call(form.querySelectorAll("input[data-filter]"), function (b) { b.checked = true; });
+      if (text) { text.value = ""; }
+      apply();
+    });
+  }
+
   form.addEventListener("change", apply);
   if (text) { text.addEventListener("input", apply); }
   form.addEventListener("submit", function (ev) { ev.preventDefault(); });

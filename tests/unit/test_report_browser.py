@@ -166,6 +166,11 @@ def test_report_renders_without_console_errors_and_filters_work(browser, tmp_pat
 
     browser.js("const t = document.getElementById('filter-text'); t.value = 'NETPOL'; t.dispatchEvent(new Event('input'))")
     assert set(browser.js(f"{VISIBLE}.map(r => r.querySelector('.control').textContent)")) == {"NETPOL-INGRESS-001"}
+
+    browser.js("document.getElementById('filter-reset').click()")
+    assert browser.js(f"{VISIBLE}.length") == total
+    browser.js("document.querySelector('td.cell[data-family=tls][data-deployment=exposed]').click()")
+    assert browser.js(f"{VISIBLE}.map(r => r.dataset.family + '/' + r.dataset.deployment)") == ["tls/exposed"]
     assert browser.problems() == []
 
 
@@ -188,8 +193,11 @@ def test_report_prints(browser, tmp_path):
     _open(browser, url)
     browser.call("Emulation.setEmulatedMedia", media="print")
     assert browser.js("getComputedStyle(document.getElementById('filters')).display") == "none"
+    assert browser.js("document.querySelectorAll('details.result:not([open])').length") > 0
     pdf = base64.b64decode(browser.call("Page.printToPDF", printBackground=True)["data"])
     assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
+    # paper cannot expand a row: printing opened every shown result
+    assert browser.js("document.querySelectorAll('details.result:not([open])').length") == 0
     assert browser.problems() == []
 
 

@@ -84,8 +84,8 @@ def test_verdict_banners_matrix_and_metadata():
     assert re.search(r'data-deployment="hardened">.*?<p class="word">compliant</p>', page)
     assert re.search(r'data-deployment="exposed">.*?<p class="word">non-compliant as expected</p>', page)
     assert "exit status 3: could not evaluate everything" in page
-    assert '<td class="cell st-fail" data-family="triton-api" data-deployment="exposed">1 fail</td>' in page
-    assert '<td class="cell st-error" data-family="host" data-deployment="exposed">1 error</td>' in page
+    assert '<td class="cell st-fail" data-family="triton-api" data-deployment="exposed" title="show these results">1 fail</td>' in page
+    assert '<td class="cell st-error" data-family="host" data-deployment="exposed" title="show these results">1 error</td>' in page
     assert "<dt>ran by</dt><dd>nightly on ci-runner-7</dd>" in page
     assert "<dt>catalog version</dt><dd>2026.11.1</dd>" in page
 
