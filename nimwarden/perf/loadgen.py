@@ -1,30 +1,25 @@
 """The load generator: closed-loop (fixed concurrency) and open-loop (fixed rate) modes.
 
-Workers are threads, each with its own connection, sending one pre-encoded
-request with a blocking call (the GIL is released while it waits); each
-worker appends start and end timestamps to its own lists, and the measuring
-thread slices those lists at window boundaries, so the hot loop does nothing
-but time, send and append. Windows and stability follow perf_analyzer
-(windows.py); warm-up requests are never counted.
+Workers (workers.py) are threads, optionally spread over processes, each
+with its own connection, sending one pre-encoded request with a blocking
+call; each appends start and end timestamps to its own lists, and the
+measuring thread collects them at window boundaries, so the hot loop does
+nothing but time, send and append. Windows and stability follow
+perf_analyzer (windows.py); warm-up requests are never counted.
 """
 
 from __future__ import annotations
 
-import itertools
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from nimwarden.perf import metrics as server_metrics
 from nimwarden.perf.inputs import Payload
 from nimwarden.perf.stats import LatencySummary
 from nimwarden.perf.transport import Endpoint, Transport
 from nimwarden.perf.windows import Stability, Window, merge, stability, window_from_slices
-
-MAX_ERROR_SAMPLES = 5
+from nimwarden.perf.workers import ProcessPool, Schedule, ThreadPool
 
 
 @dataclass(frozen=True)
@@ -41,6 +36,7 @@ class LoadSpec:
     warmup_s: float = 2.0
     min_windows: int = 3  # measure at least this many windows even when stable earlier
     seed: int = 0
+    processes: int = 1  # closed loop: spread the workers over this many processes (see workers.py)
 
     def __post_init__(self) -> None:
         if self.rate is None and self.concurrency < 1:
@@ -49,6 +45,8 @@ class LoadSpec:
             raise ValueError("rate must be positive")
         if self.arrival not in ("constant", "poisson"):
             raise ValueError("arrival must be constant or poisson")
+        if self.processes < 1:
+            raise ValueError("processes must be at least 1")
         if self.window_s <= 0 or self.max_windows < 3 or self.min_windows < 3:
             raise ValueError("need a positive window and at least 3 windows")
 
@@ -95,91 +93,6 @@ class Measurement:
         }
 
 
-class _Recorder:
-    """One worker's timestamps; only that worker appends, the measurer only reads lengths and slices."""
-
-    __slots__ = ("starts", "ends", "failed", "errors", "delayed")
-
-    def __init__(self) -> None:
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        self.failed: list[int] = []  # indices into ends
-        self.errors: list[str] = []
-        self.delayed = 0
-
-
-def _closed_loop(send: Callable[[], bytes], rec: _Recorder, stop: threading.Event) -> None:
-    clock = time.perf_counter_ns
-    starts, ends, failed = rec.starts.append, rec.ends.append, rec.failed.append
-    while not stop.is_set():
-        t0 = clock()
-        try:
-            send()
-            t1 = clock()
-        except Exception as exc:  # noqa: BLE001 - counted as a failed request, reported as such
-            t1 = clock()
-            failed(len(rec.ends))
-            if len(rec.errors) < MAX_ERROR_SAMPLES:
-                rec.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
-            stop.wait(0.005)  # a refusing server must not turn the client into a busy loop
-        starts(t0)
-        ends(t1)
-
-
-class _Schedule:
-    """Send times of an open-loop run: constant spacing or Poisson arrivals, shared by all senders."""
-
-    def __init__(self, rate: float, arrival: str, seed: int, t0_ns: int) -> None:
-        self._rng = np.random.default_rng(seed)
-        self._rate, self._arrival, self._next_ns = rate, arrival, float(t0_ns)
-        self._lock = threading.Lock()
-        self._count = itertools.count()
-
-    def next_due_ns(self) -> int:
-        with self._lock:
-            if self._arrival == "poisson":
-                self._next_ns += self._rng.exponential(1e9 / self._rate)
-            else:
-                self._next_ns = self._next_ns + 1e9 / self._rate
-            return int(self._next_ns)
-
-
-def _open_loop(send: Callable[[], bytes], rec: _Recorder, stop: threading.Event, schedule: _Schedule) -> None:
-    clock = time.perf_counter_ns
-    while not stop.is_set():
-        due = schedule.next_due_ns()
-        wait = due - clock()
-        if wait > 0:
-            if stop.wait(wait / 1e9):
-                return
-        elif wait < -1_000_000:
-            rec.delayed += 1  # every sender was busy: the client could not keep the rate
-        t0 = clock()
-        try:
-            send()
-        except Exception as exc:  # noqa: BLE001 - counted as a failed request
-            rec.failed.append(len(rec.ends))
-            if len(rec.errors) < MAX_ERROR_SAMPLES:
-                rec.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
-        rec.starts.append(t0)
-        rec.ends.append(clock())
-
-
-def _window(index: int, duration_s: float, recs: list[_Recorder], a: list[int], b: list[int]) -> Window:
-    starts: list[int] = []
-    ends: list[int] = []
-    failed_idx: list[int] = []
-    for rec, lo, hi in zip(recs, a, b):
-        base = len(ends)
-        starts.extend(rec.starts[lo:hi])
-        ends.extend(rec.ends[lo:hi])
-        failed_idx.extend(base + i - lo for i in rec.failed if lo <= i < hi)
-    mask = np.zeros(len(ends), dtype=bool)
-    if failed_idx:
-        mask[failed_idx] = True
-    return window_from_slices(index, duration_s, starts, ends, mask)
-
-
 def _try_scrape(url: str | None, model: str, headers) -> tuple[server_metrics.Snapshot | None, str]:
     if not url:
         return None, "no metrics endpoint configured for this deployment"
@@ -203,61 +116,48 @@ def measure(
     transport = Transport(endpoint, payload, engine)
     transport.preflight()
 
-    workers = load.max_in_flight if load.rate else load.concurrency
-    recs = [_Recorder() for _ in range(workers)]
-    senders = [transport.sender() for _ in range(workers)]
-    stop = threading.Event()
-    schedule = _Schedule(load.rate, load.arrival, load.seed, time.perf_counter_ns()) if load.rate else None
-    threads = [
-        threading.Thread(
-            target=_open_loop if schedule else _closed_loop,
-            args=(s, r, stop, schedule) if schedule else (s, r, stop),
-            name=f"nimwarden-load-{i}", daemon=True,
-        )
-        for i, ((s, _), r) in enumerate(zip(senders, recs))
-    ]
+    if load.rate:
+        pool = ThreadPool(transport, load.max_in_flight,
+                          Schedule(load.rate, load.arrival, load.seed, time.perf_counter_ns()))
+    elif load.processes > 1 and load.concurrency > 1:
+        pool = ProcessPool(endpoint, payload, engine, load.concurrency, min(load.processes, load.concurrency))
+    else:
+        pool = ThreadPool(transport, load.concurrency)
     windows: list[Window] = []
     snapshots: list[server_metrics.Snapshot | None] = []
     note = ""
+    pool.start()
     try:
-        for t in threads:
-            t.start()
         time.sleep(load.warmup_s)
-        marks = [len(r.ends) for r in recs]
+        pool.collect()  # warm-up requests are never counted
         snap, note = _try_scrape(metrics_url, payload.model, metrics_headers)
         snapshots.append(snap)
         t_prev = time.perf_counter()
         for index in range(load.max_windows):
             time.sleep(max(0.0, t_prev + load.window_s - time.perf_counter()))
-            now_marks = [len(r.ends) for r in recs]
             t_now = time.perf_counter()
-            w = _window(index, t_now - t_prev, recs, marks, now_marks)
+            w = window_from_slices(index, t_now - t_prev, *pool.collect())
             windows.append(w)
             if snapshots[0] is not None:
                 snap, note = _try_scrape(metrics_url, payload.model, metrics_headers)
                 snapshots.append(snap)
             if on_window:
                 on_window(w)
-            marks, t_prev = now_marks, t_now
+            t_prev = t_now
             if len(windows) >= load.min_windows and stability(windows, load.tolerance).stable:
                 break
     finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=endpoint.timeout_s + 1)
-        for _, close_sender in senders:
-            close_sender()
+        pool.stop()
 
     reported = windows[-3:]
     tput, latency, _ = merge(reported)
     server = None
     if len(snapshots) > 3 and snapshots[-4] is not None and snapshots[-1] is not None:
         server = server_metrics.delta(snapshots[-4], snapshots[-1])
-    errors = sorted({e for r in recs for e in r.errors})[:MAX_ERROR_SAMPLES]
     return Measurement(
         endpoint=endpoint.describe(), model=payload.model, load=load, windows=tuple(windows),
         stability=stability(windows, load.tolerance), throughput=tput, latency=latency,
-        errors=sum(w.errors for w in windows), error_samples=tuple(errors),
-        delayed=sum(r.delayed for r in recs), server=server, server_note=note,
+        errors=sum(w.errors for w in windows), error_samples=tuple(pool.errors()),
+        delayed=pool.delayed(), server=server, server_note=note,
         input_shapes=payload.input_shapes,
     )

@@ -18,9 +18,9 @@ import numpy as np
 
 from nimwarden.perf import metrics as server_metrics
 from nimwarden.perf.inputs import Payload
-from nimwarden.perf.loadgen import _closed_loop, _open_loop, _Recorder, _Schedule
 from nimwarden.perf.stats import LatencySummary, summarize_latency
 from nimwarden.perf.transport import Endpoint, Transport
+from nimwarden.perf.workers import Recorder, Schedule, closed_loop, open_loop
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class BackgroundLoad:
         self.metrics_url, self.metrics_headers, self.reference_s = metrics_url, metrics_headers, reference_s
         self._transport = Transport(endpoint, payload, engine)
         self._stop = threading.Event()
-        self._recs = [_Recorder() for _ in range(concurrency)]
+        self._recs = [Recorder() for _ in range(concurrency)]
         self._threads: list[threading.Thread] = []
         self._closers: list = []
         self._failures_before: float | None = None
@@ -91,12 +91,12 @@ class BackgroundLoad:
         except Exception as exc:  # noqa: BLE001 - unreachable metrics are what a hardened server looks like
             self._note = (f"metrics endpoint {self.metrics_url} not reachable from the probe position "
                           f"({type(exc).__name__}): the server's failure counter was not checked")
-        schedule = _Schedule(self.rate, "constant", 0, time.perf_counter_ns()) if self.rate else None
+        schedule = Schedule(self.rate, "constant", 0, time.perf_counter_ns()) if self.rate else None
         for i, rec in enumerate(self._recs):
             send, close = self._transport.sender()
             self._closers.append(close)
             args = (send, rec, self._stop, schedule) if schedule else (send, rec, self._stop)
-            t = threading.Thread(target=_open_loop if schedule else _closed_loop, args=args,
+            t = threading.Thread(target=open_loop if schedule else closed_loop, args=args,
                                  name=f"nimwarden-underload-{i}", daemon=True)
             t.start()
             self._threads.append(t)

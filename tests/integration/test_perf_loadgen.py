@@ -33,17 +33,19 @@ def test_model_info_and_inputs_come_from_the_server(server):
     assert payload.input_shapes == {"INPUT0": [4], "INPUT1": [4]}
 
 
-@pytest.mark.parametrize("protocol,engine", [("grpc", "h2"), ("grpc", "grpcio"), ("http", None)])
-def test_closed_loop_counts_match_the_server(server, protocol, engine):
+@pytest.mark.parametrize("protocol,engine,processes", [
+    ("grpc", "h2", 1), ("grpc", "h2", 2), ("grpc", "grpcio", 1), ("http", None, 1)])
+def test_closed_loop_counts_match_the_server(server, protocol, engine, processes):
     ep = Endpoint(protocol, server.grpc_url if protocol == "grpc" else server.http_url)
     _, payload = payload_for(ep)
-    m = loadgen.measure(ep, payload, loadgen.LoadSpec(concurrency=2, **QUICK), metrics_url=server.metrics_url,
-                        engine=engine)
+    m = loadgen.measure(ep, payload, loadgen.LoadSpec(concurrency=2, processes=processes, **QUICK),
+                        metrics_url=server.metrics_url, engine=engine)
     assert m.errors == 0 and m.throughput > 20
     assert m.latency.p50_us <= m.latency.p99_us
-    # the server saw the requests we counted in the reported windows (± those in flight at the edges)
+    # the server saw the requests we counted in the reported windows (± those completing while the
+    # metrics were being fetched at the window edges)
     counted = sum(w.completed for w in m.windows[-3:])
-    assert m.server is not None and abs(m.server.requests_success - counted) <= 2 * 2 + 0.05 * counted
+    assert m.server is not None and abs(m.server.requests_success - counted) <= 10 + 0.10 * counted
     assert m.server.requests_failed == 0 and m.server.avg_compute_infer_us > 0
     assert m.server.avg_request_us < m.latency.avg_us  # the server's part is inside the client's latency
 
