@@ -226,3 +226,12 @@ def test_performance_evidence_is_drawn_per_part():
     assert 'aria-label="change against baseline"' in page and "p99 latency: 1.020 (CI 0.990 to 1.060)" in page
     assert charts.windows_chart([{"throughput": "fast"}, {"throughput": 1}]) == ""
     assert charts.percentiles_chart({"p99_us": None}) == ""
+
+
+def test_interrupted_run_with_no_results_still_renders_and_says_so():
+    summary = with_results(lab_summary(), [])
+    summary["interrupted"] = True
+    page = render_html(summary)
+    assert "exit status 3: could not evaluate everything — run was interrupted" in page
+    assert page.count('<p class="word">could not evaluate</p>') == 2
+    assert "<h2>Results (0)</h2>" in page
