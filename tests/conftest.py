@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -28,12 +29,14 @@ def lab_state(tmp_path_factory):
     """The embedded lab, started once for the session in its own directory, stopped afterwards."""
     from nimwarden import lab
 
-    directory = tmp_path_factory.mktemp("lab")
+    # Not under pytest's 0700 temp root: the hardened server drops to `nobody` and must reach its files.
+    directory = Path(tempfile.mkdtemp(prefix="nimwarden-lab-"))
     os.chmod(directory, 0o755)
-    os.chmod(directory.parent, 0o755)
-    state = lab.up(directory, log=lambda *_: None)
-    yield state
-    lab.down(directory, log=lambda *_: None)
+    try:
+        yield lab.up(directory, log=lambda *_: None)
+    finally:
+        lab.down(directory, log=lambda *_: None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def lab_profile(tmp_path: Path, state: dict, **changes) -> Path:

@@ -157,7 +157,13 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
             args = server_args(spec, ports, repo, backends, workdir, key)
             log_path = workdir / "tritonserver.log"
             log(f"lab: starting {spec.name} tritonserver (http {ports['http']}, grpc {ports['grpc']}, metrics {ports['metrics']}) as {run_as_label if user else 'root' if os.geteuid() == 0 else 'current user'}")
-            proc = triton.launch(runtime, args, log_path, run_as=user, cwd=workdir)
+            env = None
+            if not spec.hardened:
+                # A mistake on purpose, and a canary for secret hygiene: credentials in the server's
+                # plain environment. Random per run, shaped like the real thing, worthless anywhere.
+                env = {"NGC_API_KEY": f"nvapi-canary{secrets.token_hex(16)}", "HF_TOKEN": f"hf_canary{secrets.token_hex(12)}"}
+                dep_state["canary_env"] = sorted(env)
+            proc = triton.launch(runtime, args, log_path, run_as=user, cwd=workdir, extra_env=env)
             procs.append(proc)
             dep_state.update(
                 pid=proc.pid,

@@ -133,6 +133,7 @@ def launch(
     log_path: Path,
     run_as: tuple[int, int] | None = None,
     cwd: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """Start tritonserver in its own session so that it outlives the CLI that started it."""
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
@@ -145,7 +146,7 @@ def launch(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=runtime.env(),
+            env={**runtime.env(), **(extra_env or {})},
             cwd=str(cwd) if cwd else None,
             start_new_session=True,
             **kwargs,
@@ -210,6 +211,7 @@ def processes_under(directory: Path) -> list[int]:
     """PIDs whose command line names ``directory``: leftovers of a crashed lab."""
     needle = str(directory.resolve()).encode()
     pids = []
+    ancestors = _ancestors(os.getpid())  # never the caller's own wrappers (timeout, a shell, pytest)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -217,6 +219,17 @@ def processes_under(directory: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if needle in cmdline:
+        if needle in cmdline and int(entry.name) not in ancestors:
             pids.append(int(entry.name))
     return pids
+
+
+def _ancestors(pid: int) -> set[int]:
+    seen = set()
+    while pid > 1 and pid not in seen:
+        seen.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return seen
