@@ -6,8 +6,10 @@ peer tools). A waived failure is kept as a result with an external, accepted
 suppression, so the dashboard shows the risk as accepted instead of losing it.
 
 Locations: when the evidence names a manifest (``file`` and optionally
-``line``) the result points at it; otherwise it carries a logical location
-``<target>/<deployment>/<subject>``.
+``line``) the result points at it; otherwise at the target profile file that
+declares the deployment (dashboards need a file). Every result also carries
+logical locations: ``<target>/<deployment>/<subject>`` and the Kubernetes
+objects the judge named.
 """
 
 from __future__ import annotations
@@ -72,16 +74,28 @@ def _uri(path: str) -> str:
     return quote(str(p), safe="/")
 
 
-def _locations(result: Mapping[str, Any], target: str) -> list[dict[str, Any]]:
-    evidence = result.get("evidence") or {}
+def profile_uri(summary: Mapping[str, Any]) -> str | None:
+    """The target profile as a repository-relative path (profiles live under targets/ by convention)."""
+    path = str((summary.get("run") or {}).get("target_file") or "")
+    if not path:
+        return None
+    parts = PurePosixPath(path.replace("\\", "/")).parts
+    if "targets" in parts:
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index("targets"):])
+    return parts[-1]
+
+
+def _locations(result: Mapping[str, Any], target: str, fallback_file: str | None) -> list[dict[str, Any]]:
+    evidence = result.get("evidence") if isinstance(result.get("evidence"), Mapping) else {}
     deployment, subject = str(result.get("deployment", "")), str(result.get("subject", ""))
-    logical = {
-        "name": subject or deployment or target,
-        "fullyQualifiedName": f"{target}/{deployment}/{subject}",
-        "kind": "resource",
-    }
-    location: dict[str, Any] = {"logicalLocations": [logical]}
-    file = evidence.get("file") if isinstance(evidence, Mapping) else None
+    logical = [{"name": subject or deployment or target, "fullyQualifiedName": f"{target}/{deployment}/{subject}",
+                "kind": "resource"}]
+    objects = evidence.get("objects")
+    if isinstance(objects, list):  # Kubernetes judges name every object they judged
+        logical += [{"name": str(o), "fullyQualifiedName": f"{target}/{o}", "kind": "resource"}
+                    for o in objects[:9] if isinstance(o, str) and o and o != subject]
+    location: dict[str, Any] = {"logicalLocations": logical}
+    file = evidence.get("file")
     if isinstance(file, str) and file:
         physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(file)}}
         if not PurePosixPath(file).is_absolute():
@@ -90,6 +104,9 @@ def _locations(result: Mapping[str, Any], target: str) -> list[dict[str, Any]]:
         if isinstance(line, int) and not isinstance(line, bool) and line >= 1:
             physical["region"] = {"startLine": line}
         location["physicalLocation"] = physical
+    elif fallback_file:
+        # Dashboards such as GitHub code scanning need a file: point at the profile that declares the target.
+        location["physicalLocation"] = {"artifactLocation": {"uri": _uri(fallback_file), "uriBaseId": "%SRCROOT%"}}
     return [location]
 
 
@@ -98,7 +115,9 @@ def _fingerprint(result: Mapping[str, Any], target: str) -> str:
     return hashlib.sha256(f"{target}|{key}".encode()).hexdigest()
 
 
-def _result(result: Mapping[str, Any], rule_index: Mapping[str, int], target: str) -> dict[str, Any]:
+def _result(
+    result: Mapping[str, Any], rule_index: Mapping[str, int], target: str, fallback_file: str | None = None
+) -> dict[str, Any]:
     status = result.get("status")
     severity = result.get("severity") or "info"
     where = f"{result.get('deployment', '')} {result.get('subject', '')}".strip()
@@ -110,7 +129,7 @@ def _result(result: Mapping[str, Any], rule_index: Mapping[str, int], target: st
         "kind": "open" if status == "error" else "fail",
         "level": "none" if status == "error" else LEVEL.get(severity, "warning"),
         "message": {"text": f"{prefix}{where}: {result.get('reason', '')}"},
-        "locations": _locations(result, target),
+        "locations": _locations(result, target, fallback_file),
         "partialFingerprints": {"nimwardenFinding/v1": _fingerprint(result, target)},
         "properties": {
             "deployment": result.get("deployment"),
@@ -196,7 +215,9 @@ def build_sarif(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = 
                 },
                 "automationDetails": {"id": f"nimwarden/{target}/{summary.get('started_at', '')}"},
                 "invocations": [invocation],
-                "results": [_result(r, rule_index, target) for r in results if r.get("status") in REPORTED],
+                "results": [
+                    _result(r, rule_index, target, profile_uri(summary)) for r in results if r.get("status") in REPORTED
+                ],
                 "properties": {"target": target, "totals": summary.get("totals") or {}},
             }
         ],

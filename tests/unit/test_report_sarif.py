@@ -117,3 +117,34 @@ def test_write_sarif(tmp_path, validator):
     path = write_sarif(tmp_path, lab_summary())
     assert path.name == "report.sarif"
     assert _errors(validator, json.loads(path.read_text(encoding="utf-8"))) == []
+
+
+def test_results_without_a_manifest_point_at_the_target_profile(validator):
+    summary = lab_summary()
+    summary["run"]["target_file"] = "/srv/checkout/targets/staging/lab.yaml"
+    doc = build_sarif(summary)
+    assert _errors(validator, doc) == []
+    api = next(r for r in doc["runs"][0]["results"] if r["ruleId"] == "TRITON-MODELCTL-001")
+    assert api["locations"][0]["physicalLocation"]["artifactLocation"] == {
+        "uri": "targets/staging/lab.yaml", "uriBaseId": "%SRCROOT%"}
+    pod = next(r for r in doc["runs"][0]["results"] if r["ruleId"] == "POD-RUNASNONROOT-001")
+    assert pod["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "nimwarden/lab/manifests/exposed.yaml"
+
+
+def test_profile_uri_forms():
+    from nimwarden.report.sarif import profile_uri
+
+    assert profile_uri({"run": {"target_file": "/a/targets/x/targets/lab.yaml"}}) == "targets/lab.yaml"
+    assert profile_uri({"run": {"target_file": "/etc/nimwarden/target.yaml"}}) == "target.yaml"
+    assert profile_uri({"run": {}}) is None
+
+
+def test_kubernetes_objects_become_logical_locations(validator):
+    judged = result(
+        "RBAC-EXEC-001", "rbac", "high", "hardened", "ServiceAccount/nim/llama", "fail", "exec",
+        {"objects": ["Deployment/nim/llama", "ServiceAccount/nim/llama", 7], "findings": ["x"]},
+    )
+    doc = build_sarif(with_results(lab_summary(), [judged]))
+    assert _errors(validator, doc) == []
+    names = [loc["name"] for loc in doc["runs"][0]["results"][0]["locations"][0]["logicalLocations"]]
+    assert names == ["ServiceAccount/nim/llama", "Deployment/nim/llama"]
