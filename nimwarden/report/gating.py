@@ -12,8 +12,9 @@ change the exit status. Canary checks are never narrowed: a canary that passes
 means the harness is blind, whatever the severity.
 
 A canary is a deployment with ``expect: noncompliant``. It "passed" when it
-shows no failure at all, or when a result marked ``"expected": "fail"`` (a
-control the target declares it breaks) came back ``pass``.
+shows no failure at all, or when a control it is declared to break (the
+deployment's ``must_fail`` list, or a result marked ``"expected": "fail"``)
+came back ``pass``.
 
 Waived results never count; an expired waiver does not apply, so its result
 stays ``fail`` and counts.
@@ -104,7 +105,11 @@ def deployment_verdicts(summary: Mapping[str, Any], fail_on: str | None = None) 
         errors = [r for r in mine if r.get("status") == "error" and at_or_above(r.get("severity"), fail_on)]
         if expect == "noncompliant":
             caught = [r for r in mine if r.get("status") == "fail"]
-            blind = [r for r in mine if r.get("status") == "pass" and r.get("expected") == "fail"]
+            must_fail = set(entry.get("must_fail") or ())
+            blind = [
+                r for r in mine
+                if r.get("status") == "pass" and (r.get("expected") == "fail" or r.get("control") in must_fail)
+            ]
             if not caught and not blind and not mine:
                 blind_all: list[Mapping[str, Any]] = []
                 verdict = UNEVALUATED

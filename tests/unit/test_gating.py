@@ -112,3 +112,11 @@ def test_canary_with_only_errors_is_unevaluated_not_blind():
     (exposed,) = [v for v in gating.deployment_verdicts(summary) if v.name == "exposed"]
     assert exposed.verdict == gating.UNEVALUATED and exposed.errors[0]["reason"] == "refused"
     assert gating.exit_status(summary) == 3
+
+
+def test_canary_must_fail_list_is_honoured_without_the_result_marker():
+    summary = _lab(HARD_PASS, dict(EXPOSED_FAIL, status="pass", expected=None),
+                   result("TLS-VERSION-001", "tls", "high", "exposed", "e", "fail", "TLSv1"))
+    assert gating.exit_status(summary) == 0  # nothing says the passing control was one it must fail
+    summary["deployments"][1]["must_fail"] = ["TRITON-MODELCTL-001"]
+    assert gating.exit_status(summary) == 1
