@@ -70,10 +70,13 @@ def _sort_key(result: Mapping[str, Any], info: Mapping[str, Any]) -> tuple:
 
 def _header(summary: Mapping[str, Any], status: int) -> str:
     words = {0: "every deployment met its expectation", 1: "compliance failure", 3: "could not evaluate everything"}
+    recorded = summary.get("exit_status")
+    differs = isinstance(recorded, int) and recorded != status  # e.g. a usage error, or results edited since
     return (
         f'<header><h1>nimwarden compliance report <span class="target">{e(summary.get("target", "?"))}</span></h1>'
         f'<p class="overall exit-{status}">exit status {status}: {e(words.get(status, "see details"))}'
-        f'{" — run was interrupted" if summary.get("interrupted") else ""}</p>'
+        f'{" — run was interrupted" if summary.get("interrupted") else ""}'
+        f'{f" (the run itself exited {recorded})" if differs else ""}</p>'
         f'<p class="muted">{e(summary.get("started_at", ""))} → {e(summary.get("finished_at", ""))}</p></header>'
     )
 

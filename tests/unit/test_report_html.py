@@ -235,3 +235,10 @@ def test_interrupted_run_with_no_results_still_renders_and_says_so():
     assert "exit status 3: could not evaluate everything — run was interrupted" in page
     assert page.count('<p class="word">could not evaluate</p>') == 2
     assert "<h2>Results (0)</h2>" in page
+
+
+def test_header_mentions_a_recorded_exit_status_that_differs():
+    summary = lab_summary()  # computed 3; the sample records 3
+    assert "the run itself exited" not in render_html(summary)
+    summary["exit_status"] = 2
+    assert "exit status 3: could not evaluate everything (the run itself exited 2)" in render_html(summary)
