@@ -28,11 +28,16 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 3, 4, 6, 7, 8, 9
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
 RECV_WINDOW = 1 << 30
+MAX_FRAME = 16384  # SETTINGS_MAX_FRAME_SIZE default; we never ask for more
 MAX_STREAM_ID = 1 << 30  # reconnect long before the 2^31 limit
 
 
 class GrpcCallFailed(Exception):
     pass
+
+
+class GrpcStatusError(GrpcCallFailed):
+    """The call completed with a gRPC status other than OK (a trailers-only answer)."""
 
 
 def _hpack_int(value: int, prefix_bits: int, first: int = 0) -> bytes:
@@ -84,6 +89,7 @@ class H2GrpcChannel:
         self._block = header_block(path, authority, tls_context is not None, metadata or {})
         self.success_trailers: bytes | None = None
         self._sock: socket.socket | None = None
+        self._goaway = False
 
     # -- connection -------------------------------------------------------
     def connect(self) -> None:
@@ -97,6 +103,7 @@ class H2GrpcChannel:
         self._sock, self._buf, self._pos = sock, bytearray(), 0
         self._next_stream, self._send_window, self._stream_window = 1, 65535, 65535
         self._received = 0
+        self._goaway = False
         # header table 0: the server's trailers become constant bytes (see module doc); no push
         settings = struct.pack(">HI", 0x1, 0) + struct.pack(">HI", 0x2, 0) + struct.pack(">HI", 0x4, RECV_WINDOW)
         sock.sendall(PREFACE + _frame(SETTINGS, 0, 0, settings)
@@ -140,27 +147,52 @@ class H2GrpcChannel:
         elif ftype == WINDOW_UPDATE and stream == 0:
             self._send_window += struct.unpack(">I", payload)[0] & 0x7FFFFFFF
         elif ftype == GOAWAY:
-            raise GrpcCallFailed("server sent GOAWAY")
+            # finish the call in flight if the server still serves it (else the connection closes);
+            # the next call opens a new connection
+            self._goaway = True
 
     # -- one call ----------------------------------------------------------
     def call(self, message: bytes) -> tuple[bytes, bytes]:
         """Send one length-prefixed gRPC message; returns (response message, trailer block)."""
-        if self._sock is None or self._next_stream > MAX_STREAM_ID:
+        if self._sock is None or self._next_stream > MAX_STREAM_ID or self._goaway:
             self.close()
             self.connect()
         sid = self._next_stream
         self._next_stream += 2
-        while self._send_window < len(message):  # honour the server's connection window
-            self._control(*self._read_frame())
-        self._send_window -= len(message)
-        if len(message) > self._stream_window:
-            raise GrpcCallFailed("request larger than the server's stream window")
         try:
-            self._sock.sendall(_frame(HEADERS, END_HEADERS, sid, self._block) + _frame(DATA, END_STREAM, sid, message))
+            headers = _frame(HEADERS, END_HEADERS, sid, self._block)
+            if len(message) <= min(MAX_FRAME, self._send_window, self._stream_window):
+                self._send_window -= len(message)  # the common case: one write per request
+                self._sock.sendall(headers + _frame(DATA, END_STREAM, sid, message))
+            else:
+                self._sock.sendall(headers)
+                self._send_chunked(sid, message)
             return self._read_response(sid)
+        except GrpcStatusError:
+            raise  # a clean gRPC error: the connection is fine
         except (OSError, GrpcCallFailed):
             self.close()  # unknown connection state: the next call reconnects
             raise
+
+    def _send_chunked(self, sid: int, message: bytes) -> None:
+        """DATA frames no larger than the frame limit, within the server's flow-control windows."""
+        view, off, stream_window = memoryview(message), 0, self._stream_window
+        while off < len(message):
+            chunk = min(len(message) - off, MAX_FRAME, self._send_window, stream_window)
+            if chunk <= 0:  # wait for the server to open a window
+                ftype, flags, stream, payload = self._read_frame()
+                if stream == sid and ftype == WINDOW_UPDATE:
+                    stream_window += struct.unpack(">I", payload)[0] & 0x7FFFFFFF
+                elif stream == sid:
+                    raise GrpcCallFailed(f"the server answered (frame type {ftype}) before the request was sent")
+                else:
+                    self._control(ftype, flags, stream, payload)
+                continue
+            last = off + chunk >= len(message)
+            self._sock.sendall(_frame(DATA, END_STREAM if last else 0, sid, bytes(view[off:off + chunk])))
+            self._send_window -= chunk
+            stream_window -= chunk
+            off += chunk
 
     def _read_response(self, sid: int) -> tuple[bytes, bytes]:
         data = bytearray()
@@ -197,7 +229,7 @@ class H2GrpcChannel:
             if ended and not block:
                 break
         if len(blocks) < 2 or len(data) < 5:
-            raise GrpcCallFailed("the server answered without a message (a gRPC error status)")
+            raise GrpcStatusError("the server answered without a message (a gRPC error status)")
         if data[0] != 0:
             raise GrpcCallFailed("compressed gRPC responses are not supported")
         length = int.from_bytes(data[1:5], "big")

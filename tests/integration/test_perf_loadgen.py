@@ -116,3 +116,22 @@ def test_requests_failing_mid_run_are_counted_and_fail_the_control():
         assert not bg.completed
     finally:
         s.stop()
+
+
+def test_h2_client_frames_large_requests_and_survives_error_statuses(server):
+    from nimwarden.perf import h2grpc
+
+    host, port = server.grpc_url.split(":")
+    ch = h2grpc.H2GrpcChannel(host, int(port), "/inference.GRPCInferenceService/ModelInfer", timeout_s=5)
+    ep = Endpoint("grpc", server.grpc_url)
+    _, good = payload_for(ep)
+    ok_body, ok_trailers = ch.call(h2grpc.frame_message(good.grpc_request))
+    # 400 KB: many DATA frames and more than the server's initial stream window; the server must read it
+    # all and answer with a gRPC error (wrong shape), not a protocol error
+    big = inputs.build_payload("add", (inputs.TensorSpec("INPUT0", "FP32", (100_000,)),
+                                       inputs.TensorSpec("INPUT1", "FP32", (4,))))
+    with pytest.raises(h2grpc.GrpcStatusError):
+        ch.call(h2grpc.frame_message(big.grpc_request))
+    body, trailers = ch.call(h2grpc.frame_message(good.grpc_request))  # same connection still serves
+    assert trailers == ok_trailers and len(body) == len(ok_body)
+    ch.close()
