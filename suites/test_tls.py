@@ -88,11 +88,14 @@ def test_mutual_tls_refuses_clients_without_certificate(target, deployment, endp
 
 
 @pytest.mark.control("TLS-PLAINTEXT-001")
-@pytest.mark.parametrize("endpoint", ["gateway", "gateway_http", "grpc"])
-def test_no_plaintext_where_tls_expected(target, deployment, endpoint, verdict):
-    ep = deployment.endpoint(endpoint)
-    required = endpoint in judge.settings(target, deployment).require
-    if ep is None or not (required or endpoint == "gateway_http"):
-        return verdict(not_applicable(f"{deployment.name}: {endpoint} is not declared or not required to be TLS"))
-    a = tls.probe_plaintext(ep.host, ep.port, guard=target.guard, timeout_s=target.timeouts.read_s)
-    verdict(judge.judge_plaintext(a, endpoint, expect_tls=required), subject=ep.url)
+def test_no_plaintext_where_tls_expected(target, deployment, verdict):
+    required = judge.settings(target, deployment).require
+    names = [n for n in (*required, "gateway_http") if deployment.endpoint(n) is not None]
+    if not names:
+        return verdict(not_applicable(f"{deployment.name} declares none of the endpoints required to be TLS ({', '.join(required)})"))
+    checks = []
+    for name in dict.fromkeys(names):
+        ep = deployment.endpoint(name)
+        a = tls.probe_plaintext(ep.host, ep.port, guard=target.guard, timeout_s=target.timeouts.read_s)
+        checks.append((name, a, name in required))
+    verdict(judge.judge_plaintext_all(checks), subject=" ".join(deployment.endpoint(n).url for n in dict.fromkeys(names)))

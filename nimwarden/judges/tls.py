@@ -230,3 +230,17 @@ def settings(target, deployment) -> TlsSettings:
     if "expiry_warning_days" in merged:
         merged["expiry_warning_days"] = int(merged["expiry_warning_days"])
     return TlsSettings(**merged)
+
+
+def judge_plaintext_all(checks: list[tuple[str, Attempt[PlaintextObservation], bool]]) -> Outcome:
+    """TLS-PLAINTEXT over every endpoint of a deployment that must be TLS (and its plain HTTP
+    port): any plain-text endpoint fails, else any probe error errors, else pass."""
+    if not checks:
+        return errored("no endpoint to check")
+    outcomes = [(name, judge_plaintext(a, name, expect)) for name, a, expect in checks]
+    evidence = {name: {"status": o.status.value, "reason": o.reason, **dict(o.evidence)} for name, o in outcomes}
+    for status in ("fail", "error"):
+        hit = [o.reason for _, o in outcomes if o.status.value == status]
+        if hit:
+            return (failed if status == "fail" else errored)("; ".join(hit), endpoints=evidence)
+    return passed("; ".join(o.reason for _, o in outcomes), endpoints=evidence)

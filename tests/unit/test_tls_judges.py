@@ -157,3 +157,13 @@ def test_lab_pki_issues_a_verifiable_chain_and_a_weak_self_signed_certificate(tm
     weak = x509.load_pem_x509_certificate(open(out["self_signed"]["exposed"]["cert"], "rb").read())
     assert weak.issuer == weak.subject and weak.public_key().key_size == 1024
     assert weak.not_valid_after_utc - dt.datetime.now(dt.timezone.utc) < dt.timedelta(days=30)
+
+
+def test_plaintext_over_all_endpoints():
+    tls_ok, redirect = _plain("completed", None), _plain("failed: x", 308, "https://gw/")
+    plain, broken = _plain("failed: x", 200), Attempt("tls.plaintext", "GET", None, "refused", 0.0)
+    assert j.judge_plaintext_all([("gateway", tls_ok, True), ("gateway_http", redirect, False)]).status is Status.PASS
+    out = j.judge_plaintext_all([("gateway", tls_ok, True), ("grpc", plain, True), ("x", broken, True)])
+    assert out.status is Status.FAIL and "grpc" in out.reason and out.evidence["endpoints"]["x"]["status"] == "error"
+    assert j.judge_plaintext_all([("gateway", tls_ok, True), ("x", broken, True)]).status is Status.ERROR
+    assert j.judge_plaintext_all([]).status is Status.ERROR
