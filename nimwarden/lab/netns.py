@@ -306,7 +306,8 @@ def port_forward(state_dir: Path, position: str, pairs: dict[int, int]) -> subpr
     spec = ",".join(f"{k}:{v}" for k, v in pairs.items())
     # -c rather than -m: nimwarden.lab may already import this module (runpy would warn).
     code = f"from nimwarden.lab.netns import main; main(['forward', {ns!r}, {spec!r}])"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    # stderr to DEVNULL: a long-lived forwarder must not hold the caller's terminal or pipe open.
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     state.setdefault("forwarders", []).append({"pid": proc.pid, "netns": ns, "ports": {str(k): v for k, v in pairs.items()}})
     _record(state_dir / STATE_FILE, state)
     line = proc.stdout.readline() if proc.stdout else ""
