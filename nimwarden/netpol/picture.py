@@ -21,6 +21,7 @@ LEGEND = (
     ("error", "probe error"),
 )
 CELL, GAP, CHAR_W = 34, 4, 7
+KEY_LINE = "cell: upper-left = declared, lower-right = observed; green allowed, grey blocked, amber error"
 
 
 def render_svg(data: MatrixData | dict, title: str = "Network policy: declared vs observed") -> str:
@@ -29,7 +30,9 @@ def render_svg(data: MatrixData | dict, title: str = "Network policy: declared v
         data = MatrixData.from_dict(data)
     left = 16 + CHAR_W * max((len(s) for s in data.sources), default=4)
     top = 40 + int(CHAR_W * 0.75 * max((len(c) for c in data.columns), default=4))
-    width = left + (CELL + GAP) * max(len(data.columns), 1) + 20
+    longest_col = max((len(c) for c in data.columns), default=4)
+    # Column labels lean right at 45 degrees past the grid; the legend has a long first line.
+    width = max(left + (CELL + GAP) * max(len(data.columns), 1) + int(CHAR_W * 0.75 * longest_col) + 20, 8 + CHAR_W * len(KEY_LINE))
     legend_y = top + (CELL + GAP) * max(len(data.sources), 1) + 16
     height = legend_y + 22 * (len(LEGEND) + 1) + 10
     out = [
@@ -57,7 +60,7 @@ def render_svg(data: MatrixData | dict, title: str = "Network policy: declared v
             out.append(f'<polygon points="{x + CELL},{y} {x + CELL},{y + CELL} {x},{y + CELL}" fill="{observed}"/>')
             out.append(f'<rect x="{x + 1.5}" y="{y + 1.5}" width="{CELL - 3}" height="{CELL - 3}" fill="none" stroke="{BORDER.get(cell.verdict, BORDER["error"])}" stroke-width="3"/>')
             out.append("</g>")
-    out.append(f'<text x="8" y="{legend_y}">cell: upper-left = declared, lower-right = observed; green allowed, grey blocked, amber error</text>')
+    out.append(f'<text x="8" y="{legend_y}">{KEY_LINE}</text>')
     for i, (verdict, text) in enumerate(LEGEND):
         y = legend_y + 22 * (i + 1)
         out.append(f'<rect x="8" y="{y - 12}" width="14" height="14" fill="none" stroke="{BORDER[verdict]}" stroke-width="3"/>')
