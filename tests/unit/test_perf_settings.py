@@ -1,0 +1,49 @@
+"""options.performance of a deployment: defaults, and errors that name the file and the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from nimwarden.errors import ConfigError
+from nimwarden.perf.settings import parse
+from nimwarden.target import Credential, Deployment, KubernetesRef
+
+
+def dep(kind="triton", **perf):
+    return Deployment(name="d", kind=kind, expect="compliant", endpoints={}, exposure=(), models=("add",),
+                      credentials={"gw": Credential("gw", "Authorization", "GW_TOKEN", None)}, must_fail=(),
+                      kubernetes=KubernetesRef(), options={"performance": perf} if perf else {})
+
+
+def test_defaults_follow_perf_analyzer():
+    s = parse(dep(), "lab.yaml")
+    assert s.models == ("add",) and s.protocol == "grpc" and s.tolerance == 0.10
+    (level,) = s.levels
+    assert (level.concurrency, level.window_s, level.max_windows, level.rate) == (1, 5.0, 10, None)
+    nim = parse(dep("nim"), "lab.yaml")
+    assert nim.protocol == "http" and nim.levels[0].window_s == 10.0  # perf_analyzer's LLM window
+
+
+def test_levels_rate_and_under_load():
+    s = parse(dep(concurrency=[1, 4], tolerance=0.2, under_load={"rate": None, "concurrency": 3}), "p.yaml")
+    assert [lv.concurrency for lv in s.levels] == [1, 4] and all(lv.tolerance == 0.2 for lv in s.levels)
+    assert s.under_load.rate is None and s.under_load.concurrency == 3
+    r = parse(dep(rate=200, arrival="poisson"), "p.yaml")
+    assert r.levels[0].rate == 200 and r.levels[0].arrival == "poisson"
+
+
+@pytest.mark.parametrize("perf,field", [
+    ({"concurency": [1]}, "options.performance.concurency"),
+    ({"concurrency": [0]}, "options.performance.concurrency[0]"),
+    ({"concurrency": "4"}, "options.performance.concurrency"),
+    ({"tolerance": 5}, "options.performance.tolerance"),
+    ({"protocol": "udp"}, "options.performance.protocol"),
+    ({"credential": "nope"}, "options.performance.credential"),
+    ({"shapes": {"add": {"INPUT0": [-1]}}}, "options.performance.shapes"),
+    ({"under_load": {"rps": 5}}, "options.performance.under_load"),
+    ({"arrival": "bursty", "rate": 5}, "options.performance.arrival"),
+])
+def test_bad_settings_name_file_and_field(perf, field):
+    with pytest.raises(ConfigError) as exc:
+        parse(dep(**perf), "targets/x.yaml")
+    assert str(exc.value).startswith(f"targets/x.yaml: deployments[d].{field}:")
