@@ -31,11 +31,24 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 SARIF_SCHEMA = ROOT / "tests" / "fixtures" / "schemas" / "sarif-schema-2.1.0.json"
 
 
+def _profile(directory, lab_state, edit=None):
+    """targets/lab.yaml for this lab, written elsewhere: paths in it become absolute, then ``edit`` applies."""
+    path = lab_profile(directory, lab_state)
+    raw = yaml.safe_load(path.read_text())
+    kube = raw.get("kubernetes") or {}
+    if kube.get("paths"):
+        kube["paths"] = [str((ROOT / "targets" / p).resolve()) for p in kube["paths"]]
+    if edit:
+        edit(raw)
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
 @pytest.fixture(scope="module")
 def audits(lab_state, tmp_path_factory):
     work = tmp_path_factory.mktemp("e2e")
     reports = work / "reports"
-    proc_a, summary_a = run_audit(lab_profile(work, lab_state), reports, timeout=600)
+    proc_a, summary_a = run_audit(_profile(work, lab_state), reports, timeout=600)
     assert summary_a is not None, proc_a.stdout[-3000:] + proc_a.stderr[-3000:]
     run_a = (reports / "latest").resolve()
 
@@ -53,13 +66,14 @@ def audits(lab_state, tmp_path_factory):
     b_dir.mkdir()
     waivers_file = b_dir / "waivers.yaml"
     waivers_file.write_text(yaml.safe_dump({"waivers": waivers}))
-    profile_b = lab_profile(b_dir, lab_state)
-    raw = yaml.safe_load(profile_b.read_text())
-    raw["waivers"] = str(waivers_file)
-    for dep in raw["deployments"]:
-        if dep["name"] == "hardened":
-            dep["endpoints"]["metrics"] = "http://${lab.exposed.metrics}"
-    profile_b.write_text(yaml.safe_dump(raw))
+
+    def edit(raw):
+        raw["waivers"] = str(waivers_file)
+        for dep in raw["deployments"]:
+            if dep["name"] == "hardened":
+                dep["endpoints"]["metrics"] = "http://${lab.exposed.metrics}"
+
+    profile_b = _profile(b_dir, lab_state, edit)
     proc_b, summary_b = run_audit(profile_b, reports, "--fail-on", "critical", "suites/test_triton_api.py", timeout=600)
     assert summary_b is not None, proc_b.stdout[-3000:] + proc_b.stderr[-3000:]
     run_b = (reports / "latest").resolve()
