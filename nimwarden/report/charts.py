@@ -7,6 +7,7 @@ label is escaped, because subjects and model names come from the target.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
@@ -24,6 +25,12 @@ def _svg(width: int, height: int, body: list[str], label: str) -> str:
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
         f"<title>{_e(label)}</title>" + "".join(body) + "</svg>"
     )
+
+
+def run_label(run: str) -> str:
+    """``20261122T084658Z`` → ``11-22 08:46``: short enough to sit under a bar."""
+    m = re.fullmatch(r"\d{4}(\d{2})(\d{2})T(\d{2})(\d{2})\d{2}Z(-\d+)?", run)
+    return f"{m[1]}-{m[2]} {m[3]}:{m[4]}{m[5] or ''}" if m else run[-13:]
 
 
 def trend_chart(points: Sequence[Mapping[str, Any]], width: int = 640, height: int = 200) -> str:
@@ -50,7 +57,7 @@ def trend_chart(points: Sequence[Mapping[str, Any]], width: int = 640, height: i
                 f'fill="{COLORS[key]}"><title>{_e(p.get("run", ""))}: {value} {key}</title></rect>'
             )
         if len(points) <= 12 or i in (0, len(points) - 1):
-            label = str(p.get("run", ""))[-13:]
+            label = run_label(str(p.get("run", "")))
             body.append(
                 f'<text x="{left + i * slot + slot / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle" '
                 f'font-size="9">{_e(label)}</text>'

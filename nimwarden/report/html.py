@@ -70,11 +70,13 @@ def _sort_key(result: Mapping[str, Any], info: Mapping[str, Any]) -> tuple:
 
 def _header(summary: Mapping[str, Any], status: int) -> str:
     words = {0: "every deployment met its expectation", 1: "compliance failure", 3: "could not evaluate everything"}
+    gate = fail_on_of(summary)
     recorded = summary.get("exit_status")
     differs = isinstance(recorded, int) and recorded != status  # e.g. a usage error, or results edited since
     return (
         f'<header><h1>nimwarden compliance report <span class="target">{e(summary.get("target", "?"))}</span></h1>'
         f'<p class="overall exit-{status}">exit status {status}: {e(words.get(status, "see details"))}'
+        f'{f" (gate: --fail-on {gate})" if gate else ""}'
         f'{" — run was interrupted" if summary.get("interrupted") else ""}'
         f'{f" (the run itself exited {recorded})" if differs else ""}</p>'
         f'<p class="muted">{e(summary.get("started_at", ""))} → {e(summary.get("finished_at", ""))}</p></header>'
@@ -108,9 +110,14 @@ def _trend(summary: Mapping[str, Any], history: Sequence[Mapping[str, Any]] | No
             f'<span class="trend-fixed">{int(c.get("fixed", 0))} fixed</span> · '
             f'{int(c.get("unchanged", 0))} unchanged · {int(c.get("not_rechecked", 0))} not rechecked</p>'
         )
-        for key, label in (("new", "New findings"), ("fixed", "Fixed"), ("not_rechecked", "Not rechecked")):
+        for key, label in (("new", "New findings"), ("fixed", "Fixed")):
             if trend.get(key):
-                parts.append(f'<div class="trend-{key}"><h3>{label}</h3>{_trend_list(trend[key])}</div>')
+                parts.append(f'<div class="trend-block {key}"><h3>{label}</h3>{_trend_list(trend[key])}</div>')
+        if trend.get("not_rechecked"):  # usually a narrower run: worth a look, not the headline
+            parts.append(
+                f'<details class="trend-block not-rechecked"><summary>Not rechecked this time '
+                f'({len(trend["not_rechecked"])})</summary>{_trend_list(trend["not_rechecked"])}</details>'
+            )
     else:
         parts.append("<p>first run of this target: nothing to compare with</p>")
     if chart:

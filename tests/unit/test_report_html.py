@@ -242,3 +242,21 @@ def test_header_mentions_a_recorded_exit_status_that_differs():
     assert "the run itself exited" not in render_html(summary)
     summary["exit_status"] = 2
     assert "exit status 3: could not evaluate everything (the run itself exited 2)" in render_html(summary)
+
+
+def test_trend_keeps_not_rechecked_collapsed_and_runs_get_short_labels():
+    summary = lab_summary()
+    item = {"control": "POD-CAPS-001", "deployment": "exposed", "subject": "Deployment/x", "status": "absent"}
+    summary["trend"] = {"previous_run": "20261121T080000Z", "counts": {"not_rechecked": 1},
+                        "new": [], "fixed": [], "unchanged": [], "not_rechecked": [item]}
+    page = render_html(summary)
+    assert '<details class="trend-block not-rechecked"><summary>Not rechecked this time (1)</summary>' in page
+    assert charts.run_label("20261122T084658Z") == "11-22 08:46"
+    assert charts.run_label("20261122T084658Z-2") == "11-22 08:46-2"
+    assert charts.run_label("manual") == "manual"
+
+
+def test_header_names_the_gate_the_run_used():
+    summary = lab_summary()
+    summary["run"]["options"] = ["--fail-on=critical"]
+    assert "(gate: --fail-on critical)" in render_html(summary)
