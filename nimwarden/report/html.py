@@ -153,6 +153,9 @@ def _verdicts(summary: Mapping[str, Any]) -> str:
             )
         elif v.verdict == gating.CANARY_PASSED:
             extra = "<p>this deployment is expected to be non-compliant but no control failed on it</p>"
+        below = v.counts.get("fail", 0) - len(v.failures)
+        if fail_on and not v.is_canary and below > 0:
+            extra += f"<p>{below} failure(s) below the gate (--fail-on {e(fail_on)}): reported, not counted</p>"
         expect = "canary, expected non-compliant" if v.is_canary else "expected compliant"
         banners.append(
             f'<div class="verdict {VERDICT_CLASS.get(v.verdict, "unknown")}" data-deployment="{e(v.name)}">'

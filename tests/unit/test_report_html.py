@@ -259,4 +259,8 @@ def test_trend_keeps_not_rechecked_collapsed_and_runs_get_short_labels():
 def test_header_names_the_gate_the_run_used():
     summary = lab_summary()
     summary["run"]["options"] = ["--fail-on=critical"]
-    assert "(gate: --fail-on critical)" in render_html(summary)
+    page = render_html(summary)
+    assert "(gate: --fail-on critical)" in page
+    assert "failure(s) below the gate" not in page  # hardened has no failure in the sample
+    summary["results"].append(result("TLS-VERSION-001", "tls", "high", "hardened", "h2", "fail", "TLSv1"))
+    assert "1 failure(s) below the gate (--fail-on critical): reported, not counted" in render_html(summary)
