@@ -62,7 +62,7 @@ def _own_edge(state: Path):
     return target, stop
 
 
-def measure(target, repeat: int, identify: bool = True) -> None:
+def measure(target, repeat: int, identify: bool = True, testssl: bool = False) -> None:
     t_all = time.monotonic()
     for _ in range(repeat):
         tls.clear_cache()
@@ -96,7 +96,7 @@ def measure(target, repeat: int, identify: bool = True) -> None:
                              tlsj.judge_hostname, tlsj.judge_expiry, tlsj.judge_key_size)}
                 emit(bench="edge.tls_scan", deployment=d.name, endpoint=ep.url, seconds=took, error=a.error, verdicts=verdicts)
                 if a.completed and client is None:
-                    cross_check(d.name, ep, a.observation, target.guard)
+                    cross_check(d.name, ep, a.observation, target.guard, testssl)
             g = gw.settings(d)
             if g.base_url:
                 t0 = time.monotonic()
@@ -112,18 +112,23 @@ def measure(target, repeat: int, identify: bool = True) -> None:
          seconds=round(time.monotonic() - t_all, 3), seconds_per_run=round((time.monotonic() - t_all) / repeat, 3))
 
 
-def cross_check(deployment: str, ep, obs, guard) -> None:
-    """sslyze's protocol verdicts against nmap ssl-enum-ciphers' for the same endpoint."""
-    t0 = time.monotonic()
-    try:
-        theirs = tls.nmap_protocols(ep.host, ep.port, guard=guard)
-    except Exception as exc:  # noqa: BLE001 - reported as a row, the benchmark goes on
-        emit(bench="edge.tls_crosscheck", deployment=deployment, endpoint=ep.url, error=f"{type(exc).__name__}: {exc}")
-        return
-    ours = {p: v for p, v in obs.protocols.items() if p != "SSLv2"}
-    emit(bench="edge.tls_crosscheck", deployment=deployment, endpoint=ep.url, scanner="nmap ssl-enum-ciphers",
-         agree=ours == theirs, sslyze=[p for p, v in ours.items() if v], nmap=[p for p, v in theirs.items() if v],
-         seconds=round(time.monotonic() - t0, 3))
+def cross_check(deployment: str, ep, obs, guard, testssl: bool) -> None:
+    """sslyze's protocol verdicts against independent scanners' for the same endpoint."""
+    scanners = [("nmap ssl-enum-ciphers", tls.nmap_protocols)]
+    if testssl:
+        scanners.append(("testssl.sh", tls.testssl_protocols))
+    for name, fn in scanners:
+        t0 = time.monotonic()
+        try:
+            theirs = fn(ep.host, ep.port, guard=guard)
+        except Exception as exc:  # noqa: BLE001 - reported as a row, the benchmark goes on
+            emit(bench="edge.tls_crosscheck", deployment=deployment, endpoint=ep.url, scanner=name,
+                 error=f"{type(exc).__name__}: {exc}")
+            continue
+        ours = {p: v for p, v in obs.protocols.items() if p in theirs}
+        emit(bench="edge.tls_crosscheck", deployment=deployment, endpoint=ep.url, scanner=name,
+             agree=ours == {p: theirs[p] for p in ours}, sslyze=[p for p, v in ours.items() if v],
+             other=[p for p, v in theirs.items() if v], seconds=round(time.monotonic() - t0, 3))
 
 
 def main() -> int:
@@ -132,16 +137,17 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--no-identify", action="store_true",
                     help="skip nmap version detection of undocumented ports (it waits for banners: seconds per crowded host)")
+    ap.add_argument("--testssl", action="store_true", help="also cross-check with testssl.sh (slow: ~30 s per endpoint)")
     args = ap.parse_args()
     if args.target:
         from nimwarden.target import load_target
 
-        measure(load_target(args.target), args.repeat, not args.no_identify)
+        measure(load_target(args.target), args.repeat, not args.no_identify, args.testssl)
         return 0
     with tempfile.TemporaryDirectory(prefix="nimwarden-edge-bench-") as tmp:
         target, stop = _own_edge(Path(tmp))
         try:
-            measure(target, args.repeat, not args.no_identify)
+            measure(target, args.repeat, not args.no_identify, args.testssl)
         finally:
             stop()
     return 0

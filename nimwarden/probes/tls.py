@@ -421,3 +421,42 @@ def grpc_channel_credentials(ca_file: str | Path | None, client_cert: str | Path
 
     return grpc.ssl_channel_credentials(root_certificates=read(ca_file), private_key=read(client_key),
                                         certificate_chain=read(client_cert))
+
+
+_TESTSSL_IDS = {"SSLv2": "SSLv2", "SSLv3": "SSLv3", "TLS1": "TLSv1.0", "TLS1_1": "TLSv1.1", "TLS1_2": "TLSv1.2", "TLS1_3": "TLSv1.3"}
+
+
+def testssl_protocols(host: str, port: int, *, guard: Callable[[str], None], timeout_s: float = 120.0,
+                      binary: str = "testssl") -> dict[str, bool]:
+    """Protocol versions as testssl.sh (Debian package testssl.sh) sees them: a second
+    independent cross-check (bash + its own sockets). Slow: tens of seconds per endpoint."""
+    import json
+    import shutil
+    import subprocess
+    import tempfile
+
+    from nimwarden.probes.ports import scoped_addresses
+
+    (addr,) = scoped_addresses([host], guard)
+    exe = shutil.which(binary) or shutil.which("testssl.sh")
+    if exe is None:
+        raise TlsProbeError("testssl.sh is not installed (Debian package testssl.sh)")
+    with tempfile.TemporaryDirectory(prefix="nimwarden-testssl-") as tmp:
+        out = Path(tmp) / "result.json"
+        subprocess.run([exe, "--protocols", "--quiet", "--color", "0", "--warnings", "off", "--nodns", "none",
+                        "--jsonfile", str(out), f"{addr}:{int(port)}"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout_s, check=False)
+        try:
+            rows = json.loads(out.read_text())
+        except (OSError, ValueError) as exc:
+            raise TlsProbeError(f"testssl.sh wrote no readable result: {exc}") from None
+    return parse_testssl(rows)
+
+
+def parse_testssl(rows: list[dict]) -> dict[str, bool]:
+    """testssl.sh's JSON rows (``--jsonfile``) to protocol -> offered; every version must be reported."""
+    found = {_TESTSSL_IDS[r["id"]]: not str(r.get("finding", "")).startswith("not offered")
+             for r in rows if isinstance(r, dict) and r.get("id") in _TESTSSL_IDS}
+    if set(found) != set(PROTOCOLS):
+        raise TlsProbeError(f"testssl.sh reported only {sorted(found)}")
+    return found

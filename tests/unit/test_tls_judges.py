@@ -167,3 +167,16 @@ def test_plaintext_over_all_endpoints():
     assert out.status is Status.FAIL and "grpc" in out.reason and out.evidence["endpoints"]["x"]["status"] == "error"
     assert j.judge_plaintext_all([("gateway", tls_ok, True), ("x", broken, True)]).status is Status.ERROR
     assert j.judge_plaintext_all([]).status is Status.ERROR
+
+
+def test_testssl_json_is_parsed_and_incomplete_output_refused():
+    from nimwarden.probes.tls import TlsProbeError, parse_testssl
+
+    rows = [{"id": "SSLv2", "finding": "not offered"}, {"id": "SSLv3", "finding": "not offered"},
+            {"id": "TLS1", "finding": "offered (deprecated)"}, {"id": "TLS1_1", "finding": "offered (deprecated)"},
+            {"id": "TLS1_2", "finding": "offered"}, {"id": "TLS1_3", "finding": "offered with final"},
+            {"id": "ALPN", "finding": "http/1.1"}]
+    assert parse_testssl(rows) == {"SSLv2": False, "SSLv3": False, "TLSv1.0": True, "TLSv1.1": True,
+                                   "TLSv1.2": True, "TLSv1.3": True}
+    with pytest.raises(TlsProbeError):
+        parse_testssl(rows[:3])
