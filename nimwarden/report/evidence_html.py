@@ -111,7 +111,8 @@ def comparison(evidence: Mapping[str, Any]) -> str:
 def _charts(evidence: Mapping[str, Any]) -> list[str]:
     out = []
     svg = evidence.get("svg")
-    if isinstance(svg, str) and svg.lstrip().startswith("<svg"):
+    has_svg = isinstance(svg, str) and svg.lstrip().startswith("<svg")
+    if has_svg:
         data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
         out.append(f'<img class="ev-svg" alt="picture from the probe" src="data:image/svg+xml;base64,{data}">')
     for chart in (
@@ -119,7 +120,8 @@ def _charts(evidence: Mapping[str, Any]) -> list[str]:
         charts.percentiles_chart(evidence.get("latency_us")),
         charts.windows_chart(evidence.get("windows")),
         charts.ratio_chart(evidence),
-        charts.reachability_matrix(evidence),
+        # the probe's own picture of the same matrix is richer (declared and observed per cell): one is enough
+        "" if has_svg else charts.reachability_matrix(evidence),
     ):
         if chart:
             out.append(chart)

@@ -264,3 +264,14 @@ def test_header_names_the_gate_the_run_used():
     assert "failure(s) below the gate" not in page  # hardened has no failure in the sample
     summary["results"].append(result("TLS-VERSION-001", "tls", "high", "hardened", "h2", "fail", "TLSv1"))
     assert "1 failure(s) below the gate (--fail-on critical): reported, not counted" in render_html(summary)
+
+
+def test_probe_svg_replaces_the_generic_matrix_of_the_same_data():
+    grid = {"rows": ["ns/a"], "cols": ["svc:80"], "cells": [[True]], "expected": [[False]]}
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><title>declared vs observed</title></svg>'
+    both = result("NETPOL-ENFORCED-001", "network-policy", "high", "hardened", "ns", "fail", "open",
+                  {"matrix": grid, "svg": svg})
+    only_grid = dict(both, subject="ns2", evidence={"matrix": grid})
+    page = render_html(with_results(lab_summary(), [both, only_grid]))
+    assert page.count('aria-label="network reachability matrix"') == 1
+    assert page.count('src="data:image/svg+xml;base64,') == 1
