@@ -120,7 +120,8 @@ def probe_auth(
     guard: Callable[[str], None] | None = None,
     timeout: tuple[float, float] = (2.0, 5.0),
 ) -> Attempt[AuthObservation]:
-    """Send each request once without and (if configured) once with the credential."""
+    """Send each request once without credentials, and inference/health requests once more
+    with the credential (when one is configured)."""
     base = base_url.rstrip("/")
     _check_scope(base, guard)
 
@@ -129,7 +130,10 @@ def probe_auth(
         with _session() as s:
             for r in requests_:
                 anon = _send(s, base, r, {}, timeout)
-                cred = _send(s, base, r, {credential[0]: credential[1]}, timeout) if credential else None
+                # with the credential only where a success is expected: every extra request
+                # counts against the gateway's rate limit (management paths: GATEWAY-INTERNAL)
+                wanted = credential is not None and r.category in ("inference", "health")
+                cred = _send(s, base, r, {credential[0]: credential[1]}, timeout) if wanted else None
                 if cred == 429:  # a rate limit still counting an earlier burst: wait it out once
                     time.sleep(1.0)
                     cred = _send(s, base, r, {credential[0]: credential[1]}, timeout)
