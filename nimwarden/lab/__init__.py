@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from nimwarden.lab import triton
+from nimwarden.lab import netns, triton
 
 STATE_SCHEMA = "nimwarden/lab/v1"
 DEFAULT_DIR = Path(".nimwarden") / "lab"
@@ -42,7 +42,11 @@ DEFAULT_SPECS = (ServerSpec("hardened", True), ServerSpec("exposed", False))
 RESTRICTED = "model-repository,model-config,shared-memory,statistics,trace,logging"
 
 
-def server_args(spec: ServerSpec, ports: dict[str, int], repo: Path, backends: Path, workdir: Path, key: str | None) -> list[str]:
+# Ports inside a deployment's network namespace (its own address, like a pod's).
+NETNS_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002, "sagemaker": 8080}
+
+
+def server_args(spec: ServerSpec, ports: dict[str, int], repo: Path, backends: Path, workdir: Path, key: str | None, bind: str = "127.0.0.1") -> list[str]:
     common = [
         f"--model-repository={repo}",
         f"--backend-directory={backends}",
@@ -55,8 +59,8 @@ def server_args(spec: ServerSpec, ports: dict[str, int], repo: Path, backends: P
     if spec.hardened:
         assert key is not None
         return common + [
-            "--http-address=127.0.0.1",
-            "--grpc-address=127.0.0.1",
+            f"--http-address={bind}",
+            f"--grpc-address={bind}",
             "--model-control-mode=none",
             f"--http-restricted-api={RESTRICTED}:admin-key={key}",
             f"--grpc-restricted-protocol={RESTRICTED}:admin-key={key}",
@@ -134,7 +138,15 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
         "deployments": {},
     }
     procs = []
+    net = None
+    net_ok, net_why = netns.available()
     try:
+        if net_ok:
+            net = netns.up(directory)
+            log(f"lab: network namespaces up ({net['subnet']} on a private bridge; hardened enforces its policy with iptables, exposed does not)")
+        else:
+            log(f"lab: no network namespaces: {net_why}")
+        state["network"] = {"namespaces": net is not None, "reason": net_why if net is None else "network namespaces on a private bridge"}
         for spec in specs:
             spec.compute_ms = spec.compute_ms or compute_ms
             workdir = directory / spec.name
@@ -154,17 +166,31 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
             user = run_as if spec.hardened else None
             if not spec.hardened:
                 os.chmod(workdir, 0o777)  # a mistake on purpose: world-writable server directory
-            args = server_args(spec, ports, repo, backends, workdir, key)
             log_path = workdir / "tritonserver.log"
-            log(f"lab: starting {spec.name} tritonserver (http {ports['http']}, grpc {ports['grpc']}, metrics {ports['metrics']}) as {run_as_label if user else 'root' if os.geteuid() == 0 else 'current user'}")
+            position = (net or {}).get("positions", {}).get(spec.name)
+            if position:
+                # Inside its namespace the server listens on its own address like a pod; the
+                # policy (iptables for hardened), not the bind address, decides who reaches it.
+                args = server_args(spec, NETNS_PORTS, repo, backends, workdir, key, bind="0.0.0.0")
+                log(f"lab: starting {spec.name} tritonserver in {position['netns']} ({position['address']}), forwarded to 127.0.0.1 (http {ports['http']}, grpc {ports['grpc']}, metrics {ports['metrics']})")
+            else:
+                args = server_args(spec, ports, repo, backends, workdir, key)
+                log(f"lab: starting {spec.name} tritonserver (http {ports['http']}, grpc {ports['grpc']}, metrics {ports['metrics']}) as {run_as_label if user else 'root' if os.geteuid() == 0 else 'current user'}")
             env = None
             if not spec.hardened:
                 # A mistake on purpose, and a canary for secret hygiene: credentials in the server's
                 # plain environment. Random per run, shaped like the real thing, worthless anywhere.
                 env = {"NGC_API_KEY": f"nvapi-canary{secrets.token_hex(16)}", "HF_TOKEN": f"hf_canary{secrets.token_hex(12)}"}
                 dep_state["canary_env"] = sorted(env)
-            proc = triton.launch(runtime, args, log_path, run_as=user, cwd=workdir, extra_env=env)
+            proc = triton.launch(runtime, args, log_path, run_as=user, cwd=workdir, extra_env=env, netns_name=position["netns"] if position else None)
             procs.append(proc)
+            if position:
+                # Like kubectl port-forward: host loopback into the namespace's loopback, so the
+                # suites that probe a deployment directly keep their ${lab.<name>.<port>} addresses.
+                # Only what the server serves: a forwarder on a dead port would look open to nmap.
+                served = ("http", "grpc") if spec.hardened else tuple(NETNS_PORTS)
+                netns.port_forward(directory, spec.name, {ports[name]: NETNS_PORTS[name] for name in served})
+                dep_state.update(netns=position["netns"], netns_address=position["address"])
             dep_state.update(
                 pid=proc.pid,
                 start_time=triton.process_start_time(proc.pid),
@@ -201,6 +227,9 @@ def down(directory: Path, log=print) -> int:
         if triton.stop_pid(pid, triton.process_start_time(pid), grace_s=3.0):
             stopped += 1
             log(f"lab: stopped leftover process {pid}")
+    # Namespaces, veths, bridge, iptables chains and port-forwards; also after a crash.
+    for ns in netns.down(directory):
+        log(f"lab: removed network namespace {ns}")
     try:
         (directory / "state.json").unlink()
     except FileNotFoundError:
@@ -226,6 +255,7 @@ def status(directory: Path) -> dict:
                 ready = False
         out["deployments"][name] = {"pid": dep["pid"], "alive": alive, "ready": ready, "http": dep["http"], "run_as": dep.get("run_as")}
     out["running"] = any(d["alive"] for d in out["deployments"].values())
+    out["network"] = netns.status(directory)["namespaces"]
     return out
 
 

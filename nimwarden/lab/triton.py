@@ -134,15 +134,29 @@ def launch(
     run_as: tuple[int, int] | None = None,
     cwd: Path | None = None,
     extra_env: dict[str, str] | None = None,
+    netns_name: str | None = None,
 ) -> subprocess.Popen:
-    """Start tritonserver in its own session so that it outlives the CLI that started it."""
+    """Start tritonserver in its own session so that it outlives the CLI that started it.
+
+    With ``netns_name`` it runs inside that lab network namespace: ``ip netns exec``
+    enters it as root, then ``setpriv`` drops to ``run_as`` (Popen's user= would
+    drop before ``ip`` could enter the namespace).
+    """
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
     kwargs = {}
-    if run_as is not None:
+    argv = [str(runtime.binary), *args]
+    if netns_name is not None:
+        from nimwarden.lab import netns
+
+        prefix = netns.exec_prefix(netns_name)
+        if run_as is not None:
+            prefix += ["setpriv", f"--reuid={run_as[0]}", f"--regid={run_as[1]}", "--clear-groups", "--"]
+        argv = [*prefix, *argv]
+    elif run_as is not None:
         kwargs = {"user": run_as[0], "group": run_as[1], "extra_groups": []}
     try:
         return subprocess.Popen(
-            [str(runtime.binary), *args],
+            argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

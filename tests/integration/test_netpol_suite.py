@@ -116,5 +116,5 @@ def test_static_controls_on_the_lab_manifests_without_a_lab_network(tmp_path):
     assert got[("hardened", "NETPOL-ENFORCED-001")]["status"] == "not_applicable"
     for control in ("NETPOL-NIMAPI-001", "NETPOL-EGRESS-001", "NETPOL-METRICS-001", "NETPOL-DEFAULTDENY-001"):
         assert got[("exposed", control)]["status"] == "fail", (control, got[("exposed", control)]["reason"])
-    for control in ("NETPOL-NIMAPI-001", "NETPOL-EGRESS-001", "NETPOL-METRICS-001"):
+    for control in ("NETPOL-NIMAPI-001", "NETPOL-EGRESS-001", "NETPOL-METRICS-001", "NETPOL-DEFAULTDENY-001"):
         assert got[("hardened", control)]["status"] == "pass", (control, got[("hardened", control)]["reason"])
