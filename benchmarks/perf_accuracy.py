@@ -4,7 +4,10 @@
 On one private lab server (the lab's ``add`` model), in one run, alternate
 perf_analyzer and our generator at concurrency 1, 4 and 16 over gRPC, with
 the same window length and stability rule, and compare throughput (goal:
-ours >= 0.95 x perf_analyzer's) and p50 latency (goal: within 10 %).
+ours >= 0.95 x perf_analyzer's) and p50 latency (goal: within 10 %). Each
+record also carries the server's own average request time over the same
+windows (perf_analyzer's "Server: Avg request latency", our Triton metrics
+delta), so that a client-side difference can be told apart from a server one.
 Alternating rounds (A B A B) keep slow drifts of a shared machine from
 favouring one tool; each level's verdict uses the median over rounds.
 
@@ -88,17 +91,20 @@ def run_perf_analyzer(binary: Path, env: dict, url: str, model: str, concurrency
     return {"tool": "perf_analyzer", "stable": proc.returncode == 0 and tput is not None,
             "throughput": tput, "p50_us": grab(r"p50 latency: ([\d.]+) usec"),
             "p99_us": grab(r"p99 latency: ([\d.]+) usec"), "avg_us": grab(r"Avg latency: ([\d.]+) usec"),
+            "server_avg_request_us": grab(r"Avg request latency: ([\d.]+) usec"),
             **({} if tput is not None else {"error": out.strip().splitlines()[-1][:200] if out.strip() else "no output"})}
 
 
-def run_nimwarden(endpoint: Endpoint, payload, concurrency: int, args, processes: int = 1) -> dict:
+def run_nimwarden(endpoint: Endpoint, payload, concurrency: int, args, processes: int = 1,
+                  metrics_url: str | None = None) -> dict:
     spec = loadgen.LoadSpec(concurrency=concurrency, window_s=args.window_ms / 1000, max_windows=args.max_windows,
                             tolerance=args.stability / 100, warmup_s=0.0, processes=processes)
-    m = loadgen.measure(endpoint, payload, spec)
+    m = loadgen.measure(endpoint, payload, spec, metrics_url=metrics_url)
     lat = m.latency
     return {"tool": "nimwarden" if processes == 1 else f"nimwarden-p{processes}", "stable": m.stable, "throughput": round(m.throughput, 2),
             "p50_us": lat.p50_us if lat else None, "p99_us": lat.p99_us if lat else None,
-            "avg_us": round(lat.avg_us, 1) if lat else None, "windows": len(m.windows), "errors": m.errors}
+            "avg_us": round(lat.avg_us, 1) if lat else None, "windows": len(m.windows), "errors": m.errors,
+            "server_avg_request_us": round(m.server.avg_request_us, 1) if m.server and m.server.avg_request_us else None}
 
 
 def main() -> int:
@@ -137,7 +143,7 @@ def main() -> int:
                 for tool in order:
                     t0 = time.monotonic()
                     res = (run_perf_analyzer(binary, env, server.grpc_url, server.model, c, args) if tool == "perf_analyzer"
-                           else run_nimwarden(endpoint, payload, c, args, variants[ours.index(tool)]))
+                           else run_nimwarden(endpoint, payload, c, args, variants[ours.index(tool)], server.metrics_url))
                     res.update(concurrency=c, round=r, wall_s=round(time.monotonic() - t0, 1), load_average=load_average())
                     emit(**res)
                     rounds[tool].append(res)
