@@ -192,15 +192,31 @@ class ScanLimits:
 def _nmap_args(privileged: bool, udp: bool, limits: ScanLimits) -> str:
     kinds = ("-sS" if privileged else "-sT") + (" -sU" if udp else "")
     return (f"-n -Pn {kinds} -T{limits.timing} --host-timeout {limits.host_timeout_s}s "
-            f"--max-retries {limits.max_retries} --max-rate {limits.max_rate} --open --reason")
+            f"--max-retries {limits.max_retries} --max-rate {limits.max_rate} --reason")
 
 
-def _run_nmap(nm, hosts: tuple[str, ...], ports: str, args: str) -> dict:
+def _run_nmap(nm, hosts: tuple[str, ...], ports: str, args: str) -> tuple[dict, set[str]]:
+    """One nmap run; returns python-nmap's result and the hosts nmap gave up on.
+
+    A host that hit --host-timeout still appears "up" with no ports in python-nmap's
+    result, exactly like a host with everything closed: only the XML's ``timedout``
+    attribute tells them apart, and reading it is what keeps a timeout from passing.
+    """
+    import xml.etree.ElementTree as ET
+
     result = nm.scan(hosts=" ".join(hosts), ports=ports, arguments=args, sudo=False)
     info = result.get("nmap", {}).get("scaninfo", {})
     if "error" in info:
         raise RuntimeError(f"nmap error: {' '.join(info['error'])}")
-    return result
+    timed_out: set[str] = set()
+    try:
+        root = ET.fromstring(nm.get_nmap_last_output())
+    except ET.ParseError as exc:
+        raise RuntimeError(f"nmap XML output unreadable: {exc}") from None
+    for host in root.iter("host"):
+        if host.get("timedout") == "true":
+            timed_out.update(a.get("addr", "") for a in host.iter("address"))
+    return result, timed_out
 
 
 def scan(
@@ -229,11 +245,14 @@ def scan(
     binary = limits.nmap or os.environ.get("NIMWARDEN_NMAP", "")
     nm = nmap.PortScanner(nmap_search_path=(binary,)) if binary else nmap.PortScanner()
     t0 = time.monotonic()
-    result = _run_nmap(nm, addrs, spec, args)
+    result, timed_out = _run_nmap(nm, addrs, spec, args)
+    if timed_out:
+        raise RuntimeError(f"nmap gave up on {', '.join(sorted(timed_out))} after the {limits.host_timeout_s}s host timeout: "
+                           "no complete result (raise options.ports.limits.host_timeout_s or narrow tcp_ports)")
     hosts_seen = result.get("scan", {})
     missing = [h for h in addrs if h not in hosts_seen]
     if missing:
-        raise RuntimeError(f"nmap returned no result for {', '.join(missing)} (host timeout after {limits.host_timeout_s}s?)")
+        raise RuntimeError(f"nmap returned no result for {', '.join(missing)}")
     found: list[OpenPort] = []
     for host in addrs:
         entry = hosts_seen[host]
@@ -259,7 +278,7 @@ def _identify(nm, found: list[OpenPort], wanted: list[OpenPort], limits: ScanLim
         ports = ",".join(str(p.port) for p in wanted if p.host == host)
         args = (f"-n -Pn -sV --version-light -T{limits.timing} --host-timeout {limits.version_timeout_s}s "
                 f"--max-retries {limits.max_retries} --max-rate {limits.max_rate}")
-        res = _run_nmap(nm, (host,), ports, args).get("scan", {}).get(host, {})
+        res = _run_nmap(nm, (host,), ports, args)[0].get("scan", {}).get(host, {})  # a timeout only leaves it unnamed
         for port, p in res.get("tcp", {}).items():
             named[(host, int(port))] = p
     out = []

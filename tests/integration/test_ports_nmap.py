@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from dataclasses import replace
 
 import pytest
 
@@ -66,10 +67,27 @@ def test_expected_port_closed_is_a_finding(listeners):
 
 
 def test_missing_nmap_binary_is_an_error_not_a_pass(listeners, monkeypatch):
-    plan = _plan(listeners, listeners[0], str(listeners[0]))
-    plan = ports.PortPlan(*plan.__dict__.values())
-    object.__setattr__(plan, "limits", ports.ScanLimits(nmap="/nonexistent/nmap"))
+    plan = replace(_plan(listeners, listeners[0], str(listeners[0])), limits=ports.ScanLimits(nmap="/nonexistent/nmap"))
     a = ports.probe_plan(plan, ports.guard_for([HOST]))
     assert not a.completed
     for judge in (judge_undocumented, judge_position, judge_expected):
         assert judge(a, plan).status is Status.ERROR
+
+
+def test_host_timeout_is_an_error_never_an_empty_pass(listeners):
+    """nmap reports a timed-out host as up with no ports, like a closed one: it must not pass."""
+    plan = _plan(listeners, listeners[0], "1-65535")
+    plan = replace(plan, limits=ports.ScanLimits(timing=2, host_timeout_s=1))
+    a = ports.probe_plan(plan, ports.guard_for([HOST]))
+    assert not a.completed and "host timeout" in a.error
+    for judge in (judge_undocumented, judge_position, judge_expected):
+        assert judge(a, plan).status is Status.ERROR
+
+
+def test_host_with_nothing_open_is_a_result_not_an_error():
+    plan = ports.PortPlan(("127.0.0.65",), "1-1024", (), "external", "triton", ports.load_port_table(),
+                          (("127.0.0.65", 443, "gateway"),), False, ports.ScanLimits())
+    a = ports.probe_plan(plan, ports.guard_for(["127.0.0.65/32"]))
+    assert a.completed and a.observation.open_ports == ()
+    assert judge_undocumented(a, plan).status is Status.PASS
+    assert judge_expected(a, plan).status is Status.FAIL

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -134,7 +135,7 @@ def test_plan_from_a_profile_scans_only_the_exposed_hosts():
 
 def test_wildcard_listener_of_another_deployment_is_attributed_to_it_not_judged_here():
     plan = _plan()
-    plan = ports.PortPlan(*[getattr(plan, f) for f in plan.__dataclass_fields__ if f != "others"], others={40001: "exposed"})
+    plan = replace(plan, others={40001: "exposed"})
     obs = _obs(OpenPort("127.0.0.2", 8443, "tcp", "open"), OpenPort("127.0.0.2", 40001, "tcp", "open"))
     for judge in (judge_undocumented, judge_position):
         out = judge(_ok(obs), plan)
