@@ -151,6 +151,12 @@ def _sslyze_scan(host: str, port: int, server_name: str, client: ClientCredentia
         if cmd.status != sslyze.ScanCommandAttemptStatusEnum.COMPLETED or cmd.result is None:
             raise TlsProbeError(f"{proto} cipher scan incomplete: {cmd.error_reason}: {cmd.error_trace and ''.join(cmd.error_trace.format_exception_only()).strip()}")
         accepted = cmd.result.accepted_cipher_suites
+        # sslyze files a handshake that timed out under "rejected": for us that suite is
+        # unknown, and an unknown suite could be a weak one that is really offered.
+        timed_out = [r.cipher_suite.name for r in cmd.result.rejected_cipher_suites if "timed out" in (r.error_message or "").lower()]
+        if timed_out:
+            raise TlsProbeError(f"{proto}: {len(timed_out)} handshake(s) timed out (e.g. {timed_out[0]}): cannot tell whether "
+                                f"they are refused; raise timeouts.read_s or check the endpoint")
         protocols[proto] = bool(accepted)
         for a in accepted:
             eph = f"{a.ephemeral_key.type_name} {a.ephemeral_key.size}" if a.ephemeral_key else None

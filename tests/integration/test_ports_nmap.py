@@ -91,3 +91,15 @@ def test_host_with_nothing_open_is_a_result_not_an_error():
     assert a.completed and a.observation.open_ports == ()
     assert judge_undocumented(a, plan).status is Status.PASS
     assert judge_expected(a, plan).status is Status.FAIL
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="nmap's UDP scan needs root")
+def test_listening_otel_udp_port_is_not_passed_and_a_closed_one_is():
+    plan = ports.PortPlan(("127.0.0.66",), "1", (6831,), "external", "triton", ports.load_port_table(), (), False,
+                          ports.ScanLimits())
+    guard = ports.guard_for(["127.0.0.66/32"])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.66", 6831))
+        out = judge_position(ports.probe_plan(plan, guard), plan)
+        assert out.status is Status.ERROR and "6831/udp" in out.reason  # silent UDP = open|filtered: unknown, never pass
+    assert judge_position(ports.probe_plan(plan, guard), plan).status is Status.PASS

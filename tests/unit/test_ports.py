@@ -144,3 +144,8 @@ def test_wildcard_listener_of_another_deployment_is_attributed_to_it_not_judged_
     # a port of no deployment at all is still this deployment's finding
     stray = _obs(OpenPort("127.0.0.2", 40002, "tcp", "open"))
     assert judge_undocumented(_ok(stray), plan).status is Status.FAIL
+
+
+def test_udp_open_filtered_on_an_internal_port_is_an_error_not_a_pass():
+    out = judge_position(_ok(_obs(OpenPort("127.0.0.2", 6831, "udp", "open|filtered"))), _plan())
+    assert out.status is Status.ERROR and "6831/udp" in out.reason
