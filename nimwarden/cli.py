@@ -146,7 +146,11 @@ def cmd_report(args) -> int:
     if args.allure_html:
         from nimwarden.report import allure_html
 
-        print(allure_html.generate(run_dir))
+        try:
+            print(allure_html.generate(run_dir))
+        except allure_html.AllureFailed as exc:
+            _say(str(exc))
+            return 1
     return 0
 
 

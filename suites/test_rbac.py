@@ -44,4 +44,5 @@ def test_no_cluster_admin(target, deployment, verdict):
 
 @pytest.mark.control("RBAC-AUTOMOUNT-001")
 def test_no_token_automount(target, deployment, verdict):
-    _judge(target, deployment, verdict, judge.automount_token)
+    honor = bool(target.kubernetes.options.get("honor_annotations", False))
+    _judge(target, deployment, verdict, lambda state, templates: judge.automount_token(state, templates, honor_annotation=honor))

@@ -78,7 +78,7 @@ def grants(state: ClusterState, ns: str, name: str) -> tuple[list[Grant], list[s
     """Every rule granted to a service account, and the role references that could not be resolved."""
     out, unresolved = [], []
     subject = f"ServiceAccount/{ns}/{name}"
-    bindings = [b for b in state.of_kind("RoleBinding", ns)] + state.of_kind("ClusterRoleBinding")
+    bindings = state.of_kind("RoleBinding") + state.of_kind("ClusterRoleBinding")
     for b in bindings:
         if not any(_subject_matches(s, b, ns, name) for s in b.body.get("subjects") or ()):
             continue
@@ -178,14 +178,19 @@ def cluster_admin(state, templates) -> Outcome:
     return verdict_from(findings, what="cluster-admin binding", subjects=subjects, ok="no service account bound to cluster-admin")
 
 
-def automount_token(state: ClusterState, templates: Sequence[PodTemplate]) -> Outcome:
-    """The API token is not mounted into pods that do not need the API."""
+def automount_token(state: ClusterState, templates: Sequence[PodTemplate], honor_annotation: bool = False) -> Outcome:
+    """The API token is not mounted into pods that do not need the API.
+
+    The ``nimwarden.io/needs-kubernetes-api`` annotation exempts a workload only when the
+    profile says so (``kubernetes.options.honor_annotations``): otherwise whoever can edit the
+    target could exempt it from the control.
+    """
     blocked = needs(state, "ServiceAccount")
     if blocked:
         return blocked
     findings, judged = [], []
     for tpl in templates:
-        if str((tpl.metadata.get("annotations") or {}).get(NEEDS_API_ANNOTATION, "")).lower() == "true":
+        if honor_annotation and str((tpl.metadata.get("annotations") or {}).get(NEEDS_API_ANNOTATION, "")).lower() == "true":
             continue
         judged.append(tpl.ref)
         sa_name = tpl.spec.get("serviceAccountName") or "default"

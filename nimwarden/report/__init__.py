@@ -20,7 +20,7 @@ def finish_run(session, state, results: list[dict[str, Any]], pytest_exit: int) 
     from nimwarden.waivers import apply_waivers
 
     finished = utc_now()
-    results, waiver_findings = apply_waivers(results, state.waivers, dt.date.today())
+    results, waiver_findings = apply_waivers(results, state.waivers, dt.datetime.now(dt.timezone.utc).date())
     finished_ids = {r.get("nodeid") for r in results}
     not_run = [n for n in state.collected if n not in finished_ids]
     summary = build_summary(
