@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from nimwarden.catalog import load_catalog
-from tests.conftest import ROOT, dead_port, lab_profile, results_by, run_audit
+from tests.conftest import ROOT, dead_port, lab_profile, run_audit
 
 pytestmark = pytest.mark.lab
 
