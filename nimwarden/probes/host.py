@@ -293,8 +293,16 @@ def locate_server(deployment: Any) -> Attempt[ServerLocation]:
                        "no host access: endpoints are not on this host and options.host.testinfra is not set")
     http = deployment.endpoint("http")
     port = http.port if (http is not None and spec == "local://") else None
+    declared_pid = ((getattr(deployment, "options", None) or {}).get("host") or {}).get("pid")
 
     def find() -> ServerLocation:
+        if declared_pid is not None:
+            # The lab (and anyone port-forwarding into a namespace) names the process outright:
+            # behind a forwarder the server's own --http-port is not the port the harness sees.
+            pid = int(declared_pid)
+            if pid not in find_tritonserver_pids(get_host(spec)):
+                raise HostProbeError(f"options.host.pid {pid} is not a running tritonserver on {spec}")
+            return ServerLocation(spec, pid)
         pids = find_tritonserver_pids(get_host(spec), http_port=port)
         if not pids:
             raise HostProbeError(f"no tritonserver process{f' serving --http-port={port}' if port else ''} on {spec}")
