@@ -1,0 +1,15 @@
+"""Inference performance: a load generator as accurate as perf_analyzer, baselines and a regression detector.
+
+- ``loadgen``   closed-loop (concurrency) and open-loop (constant or Poisson rate) measurement in
+                perf_analyzer's time windows, with its stability rule (``windows``) and server-side
+                figures from Triton's metrics (``metrics``)
+- ``workers``   the load workers: threads, or processes of threads
+- ``transport`` how one request goes on the wire; ``h2grpc`` the lean gRPC client used by default
+- ``inputs``    request tensors from model metadata (``model_info``) or the profile
+- ``llm``       streamed chat completions: TTFT, inter-token latency, output tokens/s
+- ``baseline``  baselines as data with their environment fingerprint
+- ``detector``  bootstrap intervals of the throughput and p99 ratios, and the regression decision
+- ``underload`` a steady background load during the audit; ``session`` drives it for a pytest run
+- ``settings``  ``options.performance`` of a deployment; ``probe`` the suite's cached measurements
+- ``devserver`` a private lab server (tests and benchmarks that need their own compute time)
+"""
