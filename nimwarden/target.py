@@ -26,7 +26,7 @@ KINDS = ("triton", "nim")
 EXPECTS = ("compliant", "noncompliant")
 POSITIONS = ("external", "cluster-internal")
 K8S_SOURCES = ("none", "manifests", "snapshot", "live")
-ENDPOINT_NAMES = ("http", "grpc", "metrics", "sagemaker", "vertex", "gateway", "gateway_http")
+ENDPOINT_NAMES = ("http", "grpc", "metrics", "sagemaker", "vertex", "gateway", "gateway_http", "nim")
 SECRET_WORDS = re.compile(r"(token|secret|password|passwd|api[_-]?key|apikey|credential)", re.I)
 LAB_REF = re.compile(r"\$\{lab\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_]+)\}")
 

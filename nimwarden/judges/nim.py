@@ -43,6 +43,10 @@ def judge_anonymous(a: Attempt[NimObservation], category: str) -> Outcome:
                       severity=severity, **ev, reachable=labels, disclosed=disclosed)
     asked = [x for x in o.answers if x.category == category]
     statuses = ", ".join(f"{x.path} -> {x.status}" for x in asked)
+    if any(x.status >= 500 for x in asked):
+        # A server error is not a refusal: whether credentials would be demanded is unknown.
+        return errored(f"{o.base_url} answered with a server error (5xx), so whether it refuses {WHAT[category]} "
+                       f"to anonymous callers is unknown ({statuses})", **ev)
     return passed(f"{o.base_url} refuses {WHAT[category]} to anonymous callers ({statuses})", **ev)
 
 

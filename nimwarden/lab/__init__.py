@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from nimwarden.lab import netns, triton
+from nimwarden.lab import gateway, netns, pki, triton
 
 STATE_SCHEMA = "nimwarden/lab/v1"
 DEFAULT_DIR = Path(".nimwarden") / "lab"
@@ -45,8 +45,21 @@ RESTRICTED = "model-repository,model-config,shared-memory,statistics,trace,loggi
 # Ports inside a deployment's network namespace (its own address, like a pod's).
 NETNS_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002, "sagemaker": 8080}
 
+# Each deployment's external address on the host: its nginx gateway listens there (and,
+# for exposed, its NIM stand-in too: published by mistake), so a port scan of one
+# deployment's edge does not see the other's. Internal services stay on 127.0.0.1.
+EDGE_HOSTS = {"hardened": "127.0.0.2", "exposed": "127.0.0.3"}
+INTERNAL_HOST = "127.0.0.1"
 
-def server_args(spec: ServerSpec, ports: dict[str, int], repo: Path, backends: Path, workdir: Path, key: str | None, bind: str = "127.0.0.1") -> list[str]:
+
+def grpc_tls_args(tls: dict) -> list[str]:
+    """Triton's own gRPC TLS, client certificates required (mutual TLS)."""
+    return ["--grpc-use-ssl=true", "--grpc-use-ssl-mutual=true", f"--grpc-root-cert={tls['ca']}",
+            f"--grpc-server-cert={tls['cert']}", f"--grpc-server-key={tls['key']}"]
+
+
+def server_args(spec: ServerSpec, ports: dict[str, int], repo: Path, backends: Path, workdir: Path, key: str | None,
+                bind: str = "127.0.0.1", grpc_tls: dict | None = None) -> list[str]:
     common = [
         f"--model-repository={repo}",
         f"--backend-directory={backends}",
@@ -71,6 +84,7 @@ def server_args(spec: ServerSpec, ports: dict[str, int], repo: Path, backends: P
             "--exit-on-error=true",
             "--strict-readiness=true",
             "--disable-auto-complete-config",
+            *(grpc_tls_args(grpc_tls) if grpc_tls else []),
             *spec.extra_args,
         ]
     # Defaults and the usual mistakes: explicit model control with nothing restricted,
@@ -147,6 +161,16 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
         else:
             log(f"lab: no network namespaces: {net_why}")
         state["network"] = {"namespaces": net is not None, "reason": net_why if net is None else "network namespaces on a private bridge"}
+        # One lab CA for the gateways and Triton's gRPC; the hardened certificate names every
+        # address clients use: loopback (the port-forward), its edge, its namespace address.
+        positions = (net or {}).get("positions", {})
+        certs = pki.lab_pki(
+            directory / "pki",
+            {s.name: sorted({INTERNAL_HOST, "localhost", EDGE_HOSTS.get(s.name, INTERNAL_HOST),
+                             *([positions[s.name]["address"]] if s.name in positions else [])}) for s in specs if s.hardened},
+            weak_hosts={s.name: [EDGE_HOSTS.get(s.name, INTERNAL_HOST)] for s in specs if not s.hardened},
+        )
+        state["pki"] = certs
         for spec in specs:
             spec.compute_ms = spec.compute_ms or compute_ms
             workdir = directory / spec.name
@@ -166,15 +190,23 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
             user = run_as if spec.hardened else None
             if not spec.hardened:
                 os.chmod(workdir, 0o777)  # a mistake on purpose: world-writable server directory
+            grpc_tls = None
+            if spec.hardened:
+                grpc_tls = {"ca": certs["ca"], **certs["servers"][spec.name]}
+                if user:  # the key is 0600: hand it to the user the server runs as
+                    os.chown(grpc_tls["key"], *user)
+                dep_state.update(grpc_client_cert=certs["clients"][spec.name]["cert"],
+                                 grpc_client_key=certs["clients"][spec.name]["key"])
+            dep_state.update(ca_file=certs["ca"], edge_host=EDGE_HOSTS.get(spec.name, INTERNAL_HOST))
             log_path = workdir / "tritonserver.log"
             position = (net or {}).get("positions", {}).get(spec.name)
             if position:
                 # Inside its namespace the server listens on its own address like a pod; the
                 # policy (iptables for hardened), not the bind address, decides who reaches it.
-                args = server_args(spec, NETNS_PORTS, repo, backends, workdir, key, bind="0.0.0.0")
+                args = server_args(spec, NETNS_PORTS, repo, backends, workdir, key, bind="0.0.0.0", grpc_tls=grpc_tls)
                 log(f"lab: starting {spec.name} tritonserver in {position['netns']} ({position['address']}), forwarded to 127.0.0.1 (http {ports['http']}, grpc {ports['grpc']}, metrics {ports['metrics']})")
             else:
-                args = server_args(spec, ports, repo, backends, workdir, key)
+                args = server_args(spec, ports, repo, backends, workdir, key, grpc_tls=grpc_tls)
                 log(f"lab: starting {spec.name} tritonserver (http {ports['http']}, grpc {ports['grpc']}, metrics {ports['metrics']}) as {run_as_label if user else 'root' if os.geteuid() == 0 else 'current user'}")
             env = None
             if not spec.hardened:
@@ -206,6 +238,7 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
             dep = state["deployments"][spec.name]
             took = triton.wait_ready(proc, dep["http"], Path(dep["log"]))
             log(f"lab: {spec.name} ready in {took:.1f}s")
+        _up_edge(directory, specs, state, certs, log)
     except BaseException:
         down(directory, log=lambda *_: None)
         raise
@@ -214,10 +247,31 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
     return state
 
 
+def _up_edge(directory: Path, specs, state: dict, certs: dict, log) -> None:
+    """An nginx gateway and a NIM stand-in per deployment (nimwarden.lab.gateway); their ports into the state."""
+    state["edge"] = {"deployments": {}}
+    _write_state(directory, state)
+    edge = gateway.up_edge(directory, [
+        {"name": s.name, "hardened": s.hardened, "host": EDGE_HOSTS.get(s.name, INTERNAL_HOST),
+         "upstream": f"http://{state['deployments'][s.name]['http']}", "nim": True, "internal_host": INTERNAL_HOST}
+        for s in specs
+    ], log=log, certs=certs)
+    state["edge"] = edge
+    for name, parts in edge["deployments"].items():
+        g, n = parts["gateway"], parts["nimstub"]
+        state["deployments"][name].update(
+            gateway=f"{g['host']}:{g['https_port']}", gateway_http=f"{g['host']}:{g['http_port']}",
+            gateway_token_file=g["token_file"] or "", nim=n["address"],
+        )
+    _write_state(directory, state)
+
+
 def down(directory: Path, log=print) -> int:
     """Stop every lab process, also those of a crashed lab whose state file is gone. Returns how many."""
     stopped = 0
     state = read_state(directory)
+    if state and state.get("edge"):
+        stopped += gateway.down_edge(state["edge"])
     if state:
         for name, dep in state.get("deployments", {}).items():
             if triton.stop_pid(int(dep["pid"]), dep.get("start_time")):

@@ -126,8 +126,11 @@ class TritonProbe:
         if ep.address not in self._channels:
             opts = [("grpc.enable_retries", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)]
             if ep.tls:
-                creds = self.deployment.options.get("grpc_tls_credentials")
-                self._channels[ep.address] = grpc.secure_channel(ep.address, creds or grpc.ssl_channel_credentials(), options=opts)
+                from nimwarden.probes.tls import grpc_channel_credentials
+
+                t = dict(self.deployment.options.get("tls", {}) or {})
+                creds = grpc_channel_credentials(t.get("ca_file"), t.get("client_cert"), t.get("client_key"))
+                self._channels[ep.address] = grpc.secure_channel(ep.address, creds, options=opts)
             else:
                 self._channels[ep.address] = grpc.insecure_channel(ep.address, options=opts)
         return self._channels[ep.address]
