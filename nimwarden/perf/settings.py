@@ -14,6 +14,8 @@ frozen object; every field has a default so a profile needs none of them.
         tolerance: 0.10             # stability spread and the change the detector must catch
         shapes: {add: {INPUT0: [4]}}  # per model, for variable dimensions
         credential: gateway         # a credential (header) sent with every inference request
+        processes: 1                # spread each level's workers over processes (multi-core clients)
+        engine: h2                  # gRPC client: h2 (lean, default) or grpcio
         baseline_dir: reports/baselines
         under_load: {rate: 50, concurrency: 2, latency_tolerance: 1.0}
         llm: {model: meta/llama3, max_tokens: 64, prompt: "..."}
@@ -30,7 +32,7 @@ from nimwarden.errors import ConfigError
 from nimwarden.perf.loadgen import LoadSpec
 
 KEYS = ("models", "protocol", "concurrency", "rate", "arrival", "window_s", "max_windows", "warmup_s", "tolerance",
-        "shapes", "credential", "baseline_dir", "under_load", "llm", "engine")
+        "shapes", "credential", "baseline_dir", "under_load", "llm", "engine", "processes")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ def parse(deployment, file: str | Path) -> PerfSettings:
         tolerance=tolerance,
     )
     if "rate" in raw:
+        if "processes" in raw:
+            raise ConfigError(file, f"{base}.processes", "applies to concurrency levels only, not to rate")
         arrival = raw.get("arrival", "constant")
         if arrival not in ("constant", "poisson"):
             raise ConfigError(file, f"{base}.arrival", "must be constant or poisson")
@@ -97,8 +101,9 @@ def parse(deployment, file: str | Path) -> PerfSettings:
         conc = [conc] if isinstance(conc, int) else conc
         if not isinstance(conc, list) or not conc:
             raise ConfigError(file, f"{base}.concurrency", "must be a positive integer or a list of them")
+        processes = int(_number(file, f"{base}.processes", raw.get("processes", 1), 1, 64, integer=True))
         levels = tuple(LoadSpec(concurrency=int(_number(file, f"{base}.concurrency[{i}]", c, 1, 1024, integer=True)),
-                                **common) for i, c in enumerate(conc))
+                                processes=processes, **common) for i, c in enumerate(conc))
     shapes = raw.get("shapes", {})
     if not isinstance(shapes, dict) or not all(
             isinstance(v, dict) and all(isinstance(s, list) and all(isinstance(d, int) and d > 0 for d in s)
