@@ -2,8 +2,8 @@
 """Harness CPU per 1,000 inference requests, per client engine (JSON lines on stdout).
 
 On one private lab server, each engine drives the same closed loop for the
-same time; client CPU (user + system of this process, or of perf_analyzer's
-process) is divided by the requests the *server* counted
+same time; client CPU (user + system of this process and of its finished
+children: worker processes, perf_analyzer) is divided by the requests the *server* counted
 (nv_inference_request_success), so warm-up and in-flight requests are on
 the same footing for every engine. Engines: ``h2`` (the load generator's
 default), ``grpcio`` (blocking stub per thread), ``http.client``,
@@ -95,9 +95,13 @@ def main() -> int:
         specs = inputs.specs_from_metadata(info.metadata)
         payload = inputs.build_payload(server.model, specs)
         spec = loadgen.LoadSpec(concurrency=args.concurrency, window_s=args.seconds / 3, max_windows=3, warmup_s=0,
+                                tolerance=10.0, processes=1)
+        auto = loadgen.LoadSpec(concurrency=args.concurrency, window_s=args.seconds / 3, max_windows=3, warmup_s=0,
                                 tolerance=10.0)
         engines = {
             "h2": lambda: loadgen.measure(Endpoint("grpc", server.grpc_url), payload, spec, engine="h2"),
+            f"h2 x {auto.worker_processes()} processes (default)":
+                lambda: loadgen.measure(Endpoint("grpc", server.grpc_url), payload, auto, engine="h2"),
             "grpcio": lambda: loadgen.measure(Endpoint("grpc", server.grpc_url), payload, spec, engine="grpcio"),
             "http.client": lambda: loadgen.measure(Endpoint("http", server.http_url), payload, spec),
             "tritonclient-aio": lambda: naive_aio(server.grpc_url, server.model, specs, args.concurrency, args.seconds),
@@ -115,7 +119,7 @@ def main() -> int:
                 run()
                 wall = time.monotonic() - t0
                 n = served(server) - n0
-                cpu = (cpu_children() - k0) if name == "perf_analyzer" else (cpu_self() - c0)
+                cpu = (cpu_children() - k0) + (cpu_self() - c0)  # worker processes and perf_analyzer are children
                 emit(engine=name, round=r, concurrency=args.concurrency, requests=int(n),
                      throughput=round(n / wall, 1), client_cpu_s=round(cpu, 3),
                      cpu_ms_per_1000_requests=round(cpu / n * 1e6, 1) if n else None,

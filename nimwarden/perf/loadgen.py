@@ -10,6 +10,7 @@ perf_analyzer (windows.py); warm-up requests are never counted.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ class LoadSpec:
     warmup_s: float = 2.0
     min_windows: int = 3  # measure at least this many windows even when stable earlier
     seed: int = 0
-    processes: int = 1  # closed loop: spread the workers over this many processes (see workers.py)
+    processes: int = 0  # closed loop: worker processes; 0 = auto (see worker_processes)
 
     def __post_init__(self) -> None:
         if self.rate is None and self.concurrency < 1:
@@ -45,10 +46,21 @@ class LoadSpec:
             raise ValueError("rate must be positive")
         if self.arrival not in ("constant", "poisson"):
             raise ValueError("arrival must be constant or poisson")
-        if self.processes < 1:
-            raise ValueError("processes must be at least 1")
+        if self.processes < 0:
+            raise ValueError("processes must be 0 (auto) or more")
         if self.window_s <= 0 or self.max_windows < 3 or self.min_windows < 3:
             raise ValueError("need a positive window and at least 3 windows")
+
+    def worker_processes(self) -> int:
+        """Auto: one process per core, at most one per two workers, and threads alone below concurrency 4
+        (where one process is not GIL-bound); see workers.py for why processes at all."""
+        if self.rate:
+            return 1
+        if self.processes:
+            return min(self.processes, self.concurrency)
+        if self.concurrency < 4:
+            return 1
+        return max(1, min(os.cpu_count() or 1, self.concurrency // 2))
 
     @property
     def mode(self) -> str:
@@ -119,8 +131,8 @@ def measure(
     if load.rate:
         pool = ThreadPool(transport, load.max_in_flight,
                           Schedule(load.rate, load.arrival, load.seed, time.perf_counter_ns()))
-    elif load.processes > 1 and load.concurrency > 1:
-        pool = ProcessPool(endpoint, payload, engine, load.concurrency, min(load.processes, load.concurrency))
+    elif load.worker_processes() > 1:
+        pool = ProcessPool(endpoint, payload, engine, load.concurrency, load.worker_processes())
     else:
         pool = ThreadPool(transport, load.concurrency)
     windows: list[Window] = []

@@ -14,7 +14,7 @@ frozen object; every field has a default so a profile needs none of them.
         tolerance: 0.10             # stability spread and the change the detector must catch
         shapes: {add: {INPUT0: [4]}}  # per model, for variable dimensions
         credential: gateway         # a credential (header) sent with every inference request
-        processes: 1                # spread each level's workers over processes (multi-core clients)
+        processes: 0                # worker processes per level; 0 = auto (one per core from concurrency 4)
         engine: h2                  # gRPC client: h2 (lean, default) or grpcio
         baseline_dir: reports/baselines
         under_load: {rate: 50, concurrency: 2, latency_tolerance: 1.0}
@@ -101,7 +101,7 @@ def parse(deployment, file: str | Path) -> PerfSettings:
         conc = [conc] if isinstance(conc, int) else conc
         if not isinstance(conc, list) or not conc:
             raise ConfigError(file, f"{base}.concurrency", "must be a positive integer or a list of them")
-        processes = int(_number(file, f"{base}.processes", raw.get("processes", 1), 1, 64, integer=True))
+        processes = int(_number(file, f"{base}.processes", raw.get("processes", 0), 0, 64, integer=True))
         levels = tuple(LoadSpec(concurrency=int(_number(file, f"{base}.concurrency[{i}]", c, 1, 1024, integer=True)),
                                 processes=processes, **common) for i, c in enumerate(conc))
     shapes = raw.get("shapes", {})
