@@ -162,7 +162,7 @@ class _Ctx:
         self.file = file
 
     def err(self, where: str, problem: str) -> ConfigError:
-        return ConfigError(self.file, where, problem)
+        return ConfigError(self.file, _one_line_field(where), _one_line(problem))
 
     def mapping(self, value: Any, where: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
         if not isinstance(value, dict):
@@ -200,6 +200,16 @@ class _Ctx:
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
+
+
+def _one_line(problem: object) -> str:
+    """A parser's message on one line (PyYAML's reader errors span two)."""
+    return " ".join(str(problem).split())
+
+
+def _one_line_field(where: str) -> str:
+    """A field path as written, with line breaks and control characters escaped (a key may hold them)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in where)
 
 
 def _close(word: str, options: tuple[str, ...]) -> str | None:
@@ -389,7 +399,7 @@ def load_target(path: str | os.PathLike[str]) -> Target:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
-        raise ConfigError(file, where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        raise ConfigError(file, where, f"not valid YAML: {_one_line(getattr(exc, 'problem', None) or exc)}") from None
     ctx.mapping(raw, "", TOP_KEYS, ("name", "scope", "deployments"))
     _reject_inline_secrets(ctx, raw, "")
 

@@ -85,12 +85,17 @@ def _parse_date(value: Any, file: str, where: str) -> dt.date:
     raise ConfigError(file, where, f"expires must be a date like 2026-12-31, not {value!r}")
 
 
+def _field(key: str) -> str:
+    """A key as written, with line breaks and control characters escaped: the message stays one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in key)
+
+
 def parse_waivers(data: Any, file: str, known_controls: Iterable[str] | None = None) -> list[Waiver]:
     """Validate already-loaded YAML; every problem is one ``file: field: problem`` line."""
     if isinstance(data, Mapping):
         unknown = set(data) - {"waivers"}
         if unknown:
-            raise ConfigError(file, sorted(unknown)[0], "unknown top-level key (expected 'waivers')")
+            raise ConfigError(file, _field(sorted(map(str, unknown))[0]), "unknown top-level key (expected 'waivers')")
         data = data.get("waivers")
     if data is None:
         return []
@@ -107,7 +112,7 @@ def parse_waivers(data: Any, file: str, known_controls: Iterable[str] | None = N
                 raise ConfigError(file, f"{where}.{key}", "required field missing")
         unknown = set(entry) - set(REQUIRED) - set(OPTIONAL)
         if unknown:
-            raise ConfigError(file, f"{where}.{sorted(unknown)[0]}", "unknown field")
+            raise ConfigError(file, f"{where}.{_field(sorted(map(str, unknown))[0])}", "unknown field")
         for key in ("control", "deployment", "owner", "reason", "ticket", "subject"):
             if key in entry and not isinstance(entry[key], str | int):
                 raise ConfigError(file, f"{where}.{key}", "must be a string")
@@ -138,7 +143,7 @@ def load_waivers(path: str | Path, known_controls: Iterable[str] | None = None) 
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(path, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(path, where, f"not valid YAML: {' '.join(str(getattr(exc, 'problem', None) or exc).split())}") from None
     return parse_waivers(data, str(path), known_controls)
 
 
