@@ -1,0 +1,103 @@
+"""Fault matrix, second half: the faults of the tools and sources rather than the sockets.
+
+- nmap missing (NIMWARDEN_NMAP names no binary) and nmap killed by SIGKILL mid-scan (a
+  wrapper that execs the real nmap and kills it half a second in): every ports control errors
+  naming nmap, none passes.
+- The Kubernetes API answering 401 (wrong token) or 403 (every resource denied) through the
+  replay server TEST DOUBLE (tests/k8s_replay.py; no API server can run here): no Kubernetes
+  control passes; every one errors naming the status.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, have, run_audit
+from tests.k8s_replay import API, TOKEN, ReplayServer, load_objects
+from tests.reliability.faults import FaultServer
+
+LAB = ROOT / "nimwarden" / "lab" / "manifests"
+K8S_SUITES = "test_pod_security or test_secrets or test_rbac or test_triton_spec or test_k8s_exposure or test_network_policy"
+# host reads the server processes, not the API: it is not part of these cells.
+K8S_FAMILIES = ("pod-security", "secrets", "rbac", "network-policy")
+
+
+def _ports_profile(tmp, port: int) -> object:
+    dep = {"name": "scanned", "kind": "triton", "expect": "compliant", "endpoints": {"http": f"http://127.0.0.140:{port}"},
+           "exposure": ["http"], "options": {"ports": {"tcp_ports": str(port)}}}
+    path = tmp / "ports.yaml"
+    path.write_text(yaml.safe_dump({"name": "nmap-faults", "scope": ["127.0.0.0/8"], "timeouts": {"connect_s": 1, "read_s": 2},
+                                    "deployments": [dep]}))
+    return path
+
+
+def _nmap_killed_wrapper(tmp) -> str:
+    wrapper = tmp / "nmap-killed"
+    real = shutil.which("nmap")
+    # `-V` (python-nmap's version check) answers; a scan dies by SIGKILL before it reports (a
+    # loopback scan of one port ends in milliseconds, so a timed kill would race the result).
+    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *-V*) exec {real} "$@";; esac\nkill -9 $$\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+@pytest.mark.skipif(not have("nmap"), reason="needs nmap")
+@pytest.mark.parametrize("fault", ["nmap-missing", "nmap-killed"])
+def test_nmap_fault_errors_every_ports_control(fault, tmp_path):
+    server = FaultServer("hang", "127.0.0.140")
+    try:
+        binary = str(tmp_path / "no-such-nmap") if fault == "nmap-missing" else _nmap_killed_wrapper(tmp_path)
+        t0 = time.monotonic()
+        proc, summary = run_audit(_ports_profile(tmp_path, server.port), tmp_path / "reports", "suites/test_ports.py",
+                                  env={"NIMWARDEN_NMAP": binary}, timeout=120)
+        took = time.monotonic() - t0
+    finally:
+        server.close()
+    assert summary is not None, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [r for r in summary["results"] if r["family"] == "ports"]
+    print(f"\n{fault}: {len(rows)} ports results in {took:.1f}s: {sorted({r['status'] for r in rows})}")
+    assert len(rows) == 3 and all(r["status"] == "error" for r in rows), [(r["control"], r["status"], r["reason"]) for r in rows]
+    assert all(re.search(r"nmap", r["reason"], re.I) for r in rows), [r["reason"] for r in rows]
+    assert proc.returncode == 3 and (tmp_path / "reports" / "latest" / "report.html").exists()
+
+
+def _k8s_profile(tmp, kubeconfig) -> object:
+    deployments = [{"name": n, "kind": "triton", "expect": "compliant", "endpoints": {"http": "http://127.0.0.1:9"},
+                    "kubernetes": {"namespace": f"nim-{n}", "selector": {"app": f"triton-{n}"}}} for n in ("hardened", "exposed")]
+    path = tmp / "k8s.yaml"
+    path.write_text(yaml.safe_dump({"name": "k8s-faults", "scope": ["127.0.0.0/8"], "deployments": deployments,
+                                    "kubernetes": {"source": "live", "kubeconfig": str(kubeconfig), "context": "replay"}}))
+    return path
+
+
+@pytest.mark.parametrize("fault", ["401", "403"])
+def test_kubernetes_api_refusal_errors_every_kubernetes_control(fault, tmp_path):
+    objects = load_objects(LAB / "hardened", LAB / "exposed")
+    deny = {(plural, None) for (_prefix, plural) in API} if fault == "403" else set()
+    with ReplayServer(objects, deny=deny) as server:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "replay",
+            "clusters": [{"name": "replay", "cluster": {"server": server.url}}],
+            "users": [{"name": "auditor", "user": {"token": TOKEN if fault == "403" else "wrong-token"}}],
+            "contexts": [{"name": "replay", "context": {"cluster": "replay", "user": "auditor"}}],
+        }))
+        t0 = time.monotonic()
+        proc, summary = run_audit(_k8s_profile(tmp_path, kubeconfig), tmp_path / "reports", "-k", K8S_SUITES, timeout=180)
+        took = time.monotonic() - t0
+    assert summary is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [r for r in summary["results"] if r["family"] in K8S_FAMILIES or r["control"].startswith("TRITON-SPEC") or "-K8S" in r["control"]]
+    passes = [(r["control"], r["deployment"], r["reason"]) for r in rows if r["status"] == "pass"]
+    statuses = sorted({r["status"] for r in rows})
+    print(f"\nKubernetes API {fault}: {len(rows)} results in {took:.1f}s, statuses {statuses}, false passes {len(passes)}")
+    assert rows and passes == [], passes
+    not_error = [(r["control"], r["status"], r["reason"][:160]) for r in rows if r["status"] not in ("error", "not_applicable")]
+    assert not_error == [], not_error
+    unnamed = [(r["control"], r["reason"][:160]) for r in rows if r["status"] == "error" and not re.search(fault + r"|forbidden|unauthori[sz]ed|denied|permission", r["reason"], re.I)]
+    assert unnamed == [], unnamed
+    assert (tmp_path / "reports" / "latest" / "report.html").exists()
