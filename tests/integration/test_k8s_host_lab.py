@@ -38,9 +38,9 @@ def servers(open_lab):
     h = probe.get_host("local://")
     out = {}
     for name, dep in lab_state["deployments"].items():
-        pids = probe.find_tritonserver_pids(h, http_port=int(dep["http"].rsplit(":", 1)[1]))
-        assert len(pids) == 1, (name, pids)
-        out[name] = (h, probe.process_info(h, pids[0]))
+        # The lab records each server's PID (behind its port-forward the --http-port differs).
+        assert dep["pid"] in probe.find_tritonserver_pids(h), (name, dep["pid"])
+        out[name] = (h, probe.process_info(h, dep["pid"]))
     return out
 
 
