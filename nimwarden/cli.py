@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -168,6 +169,10 @@ def _run_pytest(target_file: Path, args) -> int:
     if args.fail_on:
         pytest_args += ["--fail-on", args.fail_on]
     code = int(pytest.main(pytest_args))
+    # The run and its report are complete: a late Ctrl-C/SIGTERM must not turn the exit status
+    # into 130 behind the report's back (the plugin defers them while writing; this covers the rest).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     if code == 4:  # pytest usage error (an unknown option, a bad -k expression)
         return EXIT_USAGE
     if code == 5:

@@ -56,6 +56,7 @@ class AuditState:
     interrupted: bool = False
     probes: dict = field(default_factory=dict)
     closing_lines: list[str] = field(default_factory=list)
+    restore_signals: dict = field(default_factory=dict)  # handlers replaced while the report is written
 
 
 # ----------------------------------------------------------------------------------- options
@@ -140,6 +141,28 @@ def _install_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
     except ValueError:
         pass  # not in the main thread (embedded use): keep the default
+
+
+def _defer_signals(state: AuditState) -> None:
+    """Once every test has run, Ctrl-C or SIGTERM must not tear the report half-written: a late
+    signal is noted and the run ends with the status its results give. Restored at unconfigure."""
+
+    def noted(signum, frame):
+        state.closing_lines.append(f"signal {signum} arrived while the report was written: ignored, the run had finished")
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, noted)
+        except ValueError:
+            return  # not in the main thread (embedded use): keep the defaults
+    state.restore_signals = previous
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = _state(config)
+    for sig, handler in (state.restore_signals if state else {}).items():
+        signal.signal(sig, handler)
 
 
 def _state(config: pytest.Config) -> AuditState | None:
@@ -379,6 +402,7 @@ class AuditHooks:
             return
         from nimwarden.report import finish_run
 
+        _defer_signals(self.state)
         status = finish_run(session, self.state, list(self.state.results.values()), exitstatus)
         if status is not None:
             session.exitstatus = status
