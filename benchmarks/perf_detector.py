@@ -53,7 +53,7 @@ def main() -> int:
     a = devserver.start(compute_ms=args.compute_ms)
     b = devserver.start(compute_ms=round(args.compute_ms * (1 + args.slowdown), 3))
     spec = loadgen.LoadSpec(concurrency=args.concurrency, window_s=args.window_s, max_windows=max(10, args.windows),
-                            min_windows=args.windows, warmup_s=0.5, tolerance=args.tolerance)
+                            min_windows=args.windows, tolerance=args.tolerance)  # default 2 s warm-up
     detected = false_alarms = 0
     trial_s, run_s = [], []
     try:

@@ -1,11 +1,10 @@
 """Regression detector: is the current run slower than the baseline, beyond noise?
 
 Decides with bootstrap confidence intervals over per-window samples, not a
-single ratio: the throughput ratio (current/baseline, median of windows) and
-the p99 ratio (median of per-window p99). Medians, because the noise of a
-shared machine is one-sided: a neighbour's burst only ever slows a window
-down, and the median ignores a minority of disturbed windows where the mean
-follows them.
+single ratio: the throughput ratio (current/baseline, mean of windows) and
+the p99 ratio (mean of per-window p99). (Medians were tried: with six
+windows their bootstrap intervals were too coarse, and they detected fewer
+real slowdowns in benchmarks/perf_detector.py.)
 
 - Throughput regresses when its interval lies entirely below "no change"
   (significant) *and* its point estimate is down by at least ``min_change``
@@ -23,8 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
 
 from nimwarden.perf.stats import Interval, bootstrap_ratio
 
@@ -80,10 +77,6 @@ def _pct(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.1f}%"
 
 
-def _median(a: np.ndarray) -> np.ndarray:
-    return np.median(a, axis=-1)
-
-
 def compare(current: Samples, baseline: Samples, tolerance: float = 0.10, *, min_change: float | None = None,
             confidence: float = 0.95, resamples: int = 4000, seed: int = 0) -> Comparison:
     """Bootstrap both ratios; raises ValueError when either run has fewer than 3 windows."""
@@ -93,9 +86,9 @@ def compare(current: Samples, baseline: Samples, tolerance: float = 0.10, *, min
     if not 0 < tolerance < 1:
         raise ValueError("tolerance must lie between 0 and 1")
     min_change = tolerance / 2 if min_change is None else min_change
-    tput = bootstrap_ratio(current.throughput, baseline.throughput, _median, confidence=confidence,
+    tput = bootstrap_ratio(current.throughput, baseline.throughput, confidence=confidence,
                            resamples=resamples, seed=seed)
-    p99 = bootstrap_ratio(current.p99_us, baseline.p99_us, _median, confidence=confidence, resamples=resamples,
+    p99 = bootstrap_ratio(current.p99_us, baseline.p99_us, confidence=confidence, resamples=resamples,
                           seed=seed + 1)
     return Comparison(
         throughput_ratio=tput, p99_ratio=p99, min_change=min_change,
