@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from nimwarden.budget import RequestBudget, budget_from_options
 from nimwarden.errors import ConfigError, OutOfScope
 
 KINDS = ("triton", "nim")
@@ -127,6 +128,7 @@ class Target:
     waivers: Path | None
     lab_state: Path | None
     options: Mapping[str, Any]
+    budget: RequestBudget | None = None  # options.request_budget: cap and rate behind guard()
 
     def deployment(self, name: str) -> Deployment:
         for d in self.deployments:
@@ -152,6 +154,8 @@ class Target:
         """Refuse, before any packet is sent, a host outside the target's scope."""
         if not self.in_scope(host):
             raise OutOfScope(f"{host} is outside the scope of target {self.name!r} ({self.path})")
+        if self.budget is not None:
+            self.budget.take(host)
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -458,4 +462,5 @@ def load_target(path: str | os.PathLike[str]) -> Target:
         waivers=ctx.path(raw["waivers"], "waivers") if "waivers" in raw else None,
         lab_state=lab_state_path,
         options=options,
+        budget=budget_from_options(options, ctx.err),
     )

@@ -56,6 +56,7 @@ class FaultServer:
         self.sock.listen(128)
         self.host, self.port = host, self.sock.getsockname()[1]
         self.connections = 0
+        self.accepted_at: list[float] = []  # monotonic times, for rate checks
         self._stop = threading.Event()
         self._open: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -68,6 +69,7 @@ class FaultServer:
             except OSError:
                 continue
             self.connections += 1
+            self.accepted_at.append(time.monotonic())
             self._open.append(conn)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
