@@ -71,7 +71,7 @@ def main() -> int:
         run_s.clear()
         for trial in range(args.trials):
             t0 = time.monotonic()
-            base, _ = run(ep_a)
+            base, m_base = run(ep_a)
             same, m_same = run(ep_a)
             slow, m_slow = run(ep_b)
             c_same = detector.compare(same, base, args.tolerance, seed=trial)
@@ -83,7 +83,9 @@ def main() -> int:
                  slower={"regressed": c_slow.regressed, **c_slow.evidence()},
                  throughput={"baseline": round(sum(base.throughput) / len(base.throughput), 1),
                              "unchanged": round(m_same.throughput, 1), "slower": round(m_slow.throughput, 1)},
-                 trial_s=round(trial_s[-1], 1), load_average=[round(x, 2) for x in os.getloadavg()])
+                 trial_s=round(trial_s[-1], 1), load_average=[round(x, 2) for x in os.getloadavg()],
+                 windows={name: [w.as_dict() for w in m.windows[-args.windows:]]
+                          for name, m in (("baseline", m_base), ("unchanged", m_same), ("slower", m_slow))})
     finally:
         a.stop()
         b.stop()
