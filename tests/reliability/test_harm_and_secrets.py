@@ -6,14 +6,22 @@ and model states, model configs, logging and trace settings, shared-memory regio
 counters, and the server process itself (same pid and start time).
 
 Secrets: the lab's canaries (exposed's NGC_API_KEY/HF_TOKEN environment, the literal keys in
-the exposed manifests, hardened's restricted-API key) appear in no artifact of the run and not
-in its stdout/stderr, while the findings still say where each was seen.
+the exposed manifests, hardened's restricted-API key and gateway token, the key the leaky NIM
+stand-in discloses in its metadata) appear in no artifact of the run and not in its
+stdout/stderr, while the findings still say where each was seen.
+
+Request budget: what the audit sends each deployment is counted outside the harness (iptables
+SYN counters as root, Triton's own inference statistics) and held under a cap.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -89,10 +97,45 @@ def canaries(lab_state: dict) -> dict[str, str]:
     for path in sorted((ROOT / "nimwarden" / "lab" / "manifests" / "exposed").glob("*.yaml")):
         for value in MANIFEST_CANARY.findall(path.read_text()):
             found[f"manifest {path.name} {value[:8]}"] = value
-    key_file = lab_state["deployments"]["hardened"].get("admin_key_file")
-    if key_file:
-        found["hardened restricted-API key"] = Path(key_file).read_text().strip()
+    for name, dep in lab_state["deployments"].items():
+        for key in ("admin_key_file", "gateway_token_file"):
+            if dep.get(key):
+                found[f"{name} {key}"] = Path(dep[key]).read_text().strip()
+        if dep.get("nim"):  # the leaky NIM stand-in discloses a key inside a URL of its metadata
+            try:
+                body = requests.get(f"http://{dep['nim']}/v1/metadata", timeout=5).text
+            except requests.RequestException:
+                continue
+            for value in re.findall(r"://[^:/@\s]+:([^@\s\"]+)@", body):
+                found[f"{name} NIM metadata repository_override key"] = value
     return found
+
+
+MAX_CONNECTIONS_PER_DEPLOYMENT = int(os.environ.get("NIMWARDEN_MAX_CONNECTIONS_PER_DEPLOYMENT", "1500"))
+
+
+class ConnectionCounter:
+    """iptables rules that only count new TCP connections (SYN) to one deployment's ports (root)."""
+
+    def __init__(self, dep: dict):
+        self.specs = [["-p", "tcp", "--syn", "-d", "127.0.0.1/32", "--dport", dep[k].rsplit(":", 1)[1], "-m", "comment",
+                       "--comment", f"nimwarden-budget-{secrets.token_hex(4)}"] for k in ("http", "grpc", "metrics", "sagemaker")]
+        for spec in self.specs:
+            subprocess.run(["iptables", "-I", "OUTPUT", *spec], check=True, timeout=10)
+
+    def count(self) -> int:
+        out = subprocess.run(["iptables", "-L", "OUTPUT", "-n", "-v", "-x"], capture_output=True, text=True, check=True, timeout=10).stdout
+        tags = {spec[-1] for spec in self.specs}
+        return sum(int(line.split()[0]) for line in out.splitlines() if any(t in line for t in tags))
+
+    def remove(self) -> None:
+        for spec in self.specs:
+            subprocess.run(["iptables", "-D", "OUTPUT", *spec], timeout=10)
+
+
+def inference_count(dep: dict, headers: dict) -> int:
+    stats = requests.get(f"http://{dep['http']}/v2/models/stats", headers=headers, timeout=5).json()
+    return sum(int(m.get("inference_count", 0)) for m in stats.get("model_stats", []))
 
 
 @pytest.fixture(scope="module")
@@ -100,16 +143,38 @@ def full_audit(lab_state, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("full-audit")
     profile = lab_profile(tmp, lab_state)
     before = lab_states(lab_state)
-    t0 = time.monotonic()
-    proc, summary = run_audit(profile, tmp / "reports", timeout=600)
-    took = time.monotonic() - t0
+    deps = lab_state["deployments"]
+    keys = {n: ({"admin-key": Path(d["admin_key_file"]).read_text().strip()} if d.get("admin_key_file") else {}) for n, d in deps.items()}
+    counters = {n: ConnectionCounter(d) for n, d in deps.items()} if os.geteuid() == 0 and shutil.which("iptables") else {}
+    inferences = {n: inference_count(d, keys[n]) for n, d in deps.items()}
+    try:
+        t0 = time.monotonic()
+        proc, summary = run_audit(profile, tmp / "reports", timeout=600)
+        took = time.monotonic() - t0
+        sent = {n: {"connections": c.count()} for n, c in counters.items()}
+    finally:
+        for c in counters.values():
+            c.remove()
+    for n, d in deps.items():
+        sent.setdefault(n, {})["inferences"] = inference_count(d, keys[n]) - inferences[n]
     after = lab_states(lab_state)
     assert summary is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc, summary, before, after, took, (tmp / "reports" / "latest").resolve()
+    return proc, summary, before, after, took, (tmp / "reports" / "latest").resolve(), sent
+
+
+def test_requests_per_deployment_stay_within_the_budget(full_audit):
+    """What the audit sends each deployment, counted outside the harness: new TCP connections
+    (iptables, root) and inferences (Triton's own statistics)."""
+    sent = full_audit[-1]
+    print(f"\nsent per deployment during the full audit: {sent}")
+    for name, figures in sent.items():
+        assert figures.get("connections", 0) <= MAX_CONNECTIONS_PER_DEPLOYMENT, (name, figures)
+    if os.geteuid() == 0:
+        assert all(f["connections"] > 0 for f in sent.values()), sent  # the counters saw the audit
 
 
 def test_full_audit_changes_no_deployment_state(full_audit):
-    proc, summary, before, after, took, _ = full_audit
+    proc, summary, before, after, took, _, _ = full_audit
     changes = [(dep, key, before[dep][key], after[dep].get(key)) for dep in before for key in before[dep] if before[dep][key] != after[dep].get(key)]
     print(f"\nfull lab audit (no --intrusive): {len(summary['results'])} results in {took:.0f}s; "
           f"state items compared: {sum(map(len, before.values()))}; state changes: {len(changes)}")
@@ -131,9 +196,11 @@ def test_state_comparison_sees_a_change(lab_state):
 
 
 def test_no_canary_in_any_artifact_or_output(full_audit, lab_state):
-    proc, _, _, _, _, run_dir = full_audit
+    proc, _, _, _, _, run_dir, _ = full_audit
     secrets = canaries(lab_state)
-    assert len(secrets) >= 5, sorted(secrets)  # two env vars, three manifest literals, the admin key
+    # two env vars, three manifest literals, the admin key (+ the edge lab's gateway token and NIM key when it runs)
+    assert len(secrets) >= 6, sorted(secrets)
+    print(f"\ncanaries planted: {sorted(secrets)}")
     texts = {"stdout": proc.stdout, "stderr": proc.stderr}
     for path in run_dir.rglob("*"):
         if path.is_file():
@@ -146,7 +213,7 @@ def test_no_canary_in_any_artifact_or_output(full_audit, lab_state):
 
 
 def test_findings_still_say_where_each_secret_was_seen(full_audit):
-    _, summary, _, _, _, _ = full_audit
+    _, summary, _, _, _, _, _ = full_audit
     rows = {(r["deployment"], r["control"]): r for r in summary["results"]}
     env = rows[("exposed", "HOST-ENVSECRET-001")]
     assert env["status"] == "fail" and "NGC_API_KEY" in json.dumps(env) and "HF_TOKEN" in json.dumps(env)
