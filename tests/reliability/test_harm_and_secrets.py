@@ -222,3 +222,6 @@ def test_findings_still_say_where_each_secret_was_seen(full_audit):
     assert literal and "NGC_API_KEY" in text and "Deployment/nim-exposed/triton-exposed" in text and "env[0].value" in text, text[:2000]
     configmap = [r for r in summary["results"] if r["control"] == "SECRETS-CONFIGMAP-001" and r["status"] == "fail"]
     assert configmap and "NGC_API_KEY" in json.dumps(configmap)
+    metadata = rows.get(("exposed", "NIM-METADATA-001"))
+    if metadata is not None:  # the edge lab runs: the disclosed key is named by where it was, not by value
+        assert metadata["status"] == "fail" and "repository_override" in json.dumps(metadata), metadata
