@@ -28,14 +28,17 @@ def _client(endpoint: Endpoint):
     if endpoint.protocol == "grpc":
         import tritonclient.grpc as tc  # noqa: PLC0415
 
-        creds = None
-        if endpoint.tls:
-            creds = open(endpoint.ca_file, "rb").read() if endpoint.ca_file else None  # noqa: SIM115
-        return tc.InferenceServerClient(endpoint.address, ssl=endpoint.tls, root_certificates=None if not creds else endpoint.ca_file)
+        return tc.InferenceServerClient(endpoint.address, ssl=endpoint.tls, root_certificates=endpoint.ca_file,
+                                        private_key=endpoint.client_key, certificate_chain=endpoint.client_cert)
     import tritonclient.http as th  # noqa: PLC0415
 
-    return th.InferenceServerClient(endpoint.address, ssl=endpoint.tls,
-                                    connection_timeout=endpoint.timeout_s, network_timeout=endpoint.timeout_s)
+    kwargs = {}
+    if endpoint.tls:
+        from nimwarden.perf.transport import tls_context  # noqa: PLC0415
+
+        kwargs = {"ssl_context_factory": lambda: tls_context(endpoint), "insecure": False}
+    return th.InferenceServerClient(endpoint.address, ssl=endpoint.tls, connection_timeout=endpoint.timeout_s,
+                                    network_timeout=endpoint.timeout_s, **kwargs)
 
 
 def fetch(endpoint: Endpoint, model: str, version: str = "") -> ModelInfo:

@@ -39,8 +39,10 @@ class PerfProbe:
         if ep is None:
             return None
         self.target.guard(ep.host)
+        tls = dict((self.deployment.options or {}).get("tls", {}) or {}) if ep.tls else {}
+        opt = {k: str(tls[k]) for k in ("ca_file", "client_cert", "client_key") if tls.get(k)}
         return Endpoint(self.settings.protocol, ep.address, tls=ep.tls, headers=self._headers(),
-                        timeout_s=max(self.target.timeouts.read_s, 5.0))
+                        timeout_s=max(self.target.timeouts.read_s, 5.0), **opt)
 
     def metrics_url(self) -> str | None:
         ep = self.deployment.endpoint("metrics")

@@ -35,6 +35,8 @@ class Endpoint:
     tls: bool = False
     ca_file: str | None = None  # PEM bundle to verify the server with (TLS)
     server_name: str | None = None  # TLS name to verify when address is an IP
+    client_cert: str | None = None  # PEM certificate chain for mutual TLS
+    client_key: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)  # e.g. a gateway's auth header
     timeout_s: float = 10.0
 
@@ -53,6 +55,15 @@ class Endpoint:
 
 
 Sender = Callable[[], bytes]
+
+
+def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
+    """Verify the server against the profile's CA (or the system store); TLS 1.2+; client cert for mTLS."""
+    context = ssl.create_default_context(cafile=endpoint.ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if endpoint.client_cert:
+        context.load_cert_chain(endpoint.client_cert, endpoint.client_key)
+    return context
 
 
 class Transport:
@@ -118,8 +129,7 @@ class Transport:
         ep = self.endpoint
         context = None
         if ep.tls:
-            context = ssl.create_default_context(cafile=ep.ca_file)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context = tls_context(ep)
             context.set_alpn_protocols(["h2"])
         host, port = ep.host_port
         return H2GrpcChannel(host, port, MODEL_INFER, {k.lower(): v for k, v in ep.headers.items()},
@@ -140,8 +150,15 @@ def grpc_sender(endpoint: Endpoint, payload: Payload) -> tuple[Sender, Callable[
     if endpoint.server_name:
         options.append(("grpc.ssl_target_name_override", endpoint.server_name))
     if endpoint.tls:
-        roots = open(endpoint.ca_file, "rb").read() if endpoint.ca_file else None  # noqa: SIM115
-        channel = grpc.secure_channel(endpoint.address, grpc.ssl_channel_credentials(roots), options)
+        def read(path: str | None) -> bytes | None:
+            if not path:
+                return None
+            with open(path, "rb") as f:
+                return f.read()
+
+        creds = grpc.ssl_channel_credentials(read(endpoint.ca_file), read(endpoint.client_key),
+                                             read(endpoint.client_cert))
+        channel = grpc.secure_channel(endpoint.address, creds, options)
     else:
         channel = grpc.insecure_channel(endpoint.address, options)
     call = channel.unary_unary(MODEL_INFER)  # bytes in, bytes out: no (de)serialization per request
@@ -165,10 +182,7 @@ def http_sender(endpoint: Endpoint, payload: Payload) -> tuple[Sender, Callable[
         **endpoint.headers,
     }
     body = payload.http_body
-    context = None
-    if endpoint.tls:
-        context = ssl.create_default_context(cafile=endpoint.ca_file)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context = tls_context(endpoint) if endpoint.tls else None
 
     def connect() -> http.client.HTTPConnection:
         if context is not None:
