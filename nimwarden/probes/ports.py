@@ -10,6 +10,7 @@ options that nmap would expand into other addresses).
 from __future__ import annotations
 
 import ipaddress
+import socket
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -110,7 +111,12 @@ def scoped_addresses(hosts: Iterable[str], guard: Callable[[str], None]) -> tupl
         try:
             addr = ipaddress.ip_address(str(host).strip("[]"))
         except ValueError:
-            raise OutOfScope(f"{host!r} is not a single IP address; nmap is only given checked addresses") from None
+            try:
+                socket.getaddrinfo(str(host), None)
+                why = "a host name"
+            except OSError:
+                why = "a host name that does not resolve"
+            raise OutOfScope(f"{host!r} is {why}; nmap is only given single IP addresses checked against the scope") from None
         guard(str(addr))
         if str(addr) not in out:
             out.append(str(addr))
