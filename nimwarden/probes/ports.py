@@ -10,8 +10,8 @@ options that nmap would expand into other addresses).
 from __future__ import annotations
 
 import ipaddress
-import socket
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
