@@ -191,3 +191,18 @@ def test_interrupt_keeps_finished_results(tmp_path, lab_state):
     assert 1 <= len(summary["results"]) < 44
     assert summary["not_run"], "unfinished controls must be listed"
     assert proc.returncode == 3, proc.stdout[-2000:]  # documented: an interrupted audit could not evaluate everything
+
+
+def test_xdist_gives_the_same_results_as_a_serial_run(lab_audit, lab_state, tmp_path):
+    """`-n 2`: workers' results merged by the controller into the same summary as the serial run."""
+    _, serial, _, _ = lab_audit
+    profile = lab_profile(tmp_path, lab_state)
+    proc, parallel = run_audit(profile, tmp_path / "reports", "suites/test_triton_api.py", "-n", "2")
+    assert parallel is not None, proc.stderr[-2000:]
+
+    def key(summary):
+        return sorted((r["deployment"], r["control"], r["subject"], r["status"]) for r in summary["results"])
+
+    assert key(parallel) == key(serial)
+    assert parallel["totals"] == serial["totals"] and parallel["exit_status"] == serial["exit_status"]
+    assert parallel["not_run"] == []
