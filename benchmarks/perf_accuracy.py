@@ -137,9 +137,9 @@ def main() -> int:
         # warm both paths once so that neither tool pays the server's first-request costs
         run_nimwarden(endpoint, payload, 4, argparse.Namespace(window_ms=1000, max_windows=3, stability=100))
         for c in (int(x) for x in args.concurrency.split(",")):
-            variants = [int(p) for p in args.processes.split(",")]
-            if c < 4:  # auto is threads alone below concurrency 4: the variants coincide
-                variants = [0]
+            auto = loadgen.LoadSpec(concurrency=c).worker_processes()
+            # a variant equal to what auto picks at this level would measure the same thing twice
+            variants = [p for p in (int(x) for x in args.processes.split(",")) if p == 0 or p != auto]
             ours = ["nimwarden" if p == 0 else f"nimwarden-p{p}" for p in variants]
             rounds: dict[str, list[dict]] = {"perf_analyzer": [], **{name: [] for name in ours}}
             for r in range(args.rounds):

@@ -52,13 +52,16 @@ class LoadSpec:
             raise ValueError("need a positive window and at least 3 windows")
 
     def worker_processes(self) -> int:
-        """Auto: one process per core, at most one per two workers, and threads alone below concurrency 4
-        (where one process is not GIL-bound); see workers.py for why processes at all."""
+        """Auto: threads alone below concurrency 8, then one process per core (at most one per two workers).
+
+        Measured on the 2-core project machine (benchmarks/perf_accuracy.py, two runs): at concurrency 4
+        one process of threads did as well or better than two processes; at 16, two processes did as well
+        or better. See workers.py for why processes at all."""
         if self.rate:
             return 1
         if self.processes:
             return min(self.processes, self.concurrency)
-        if self.concurrency < 4:
+        if self.concurrency < 8:
             return 1
         return max(1, min(os.cpu_count() or 1, self.concurrency // 2))
 

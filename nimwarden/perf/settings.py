@@ -14,7 +14,7 @@ frozen object; every field has a default so a profile needs none of them.
         tolerance: 0.10             # stability spread and the change the detector must catch
         shapes: {add: {INPUT0: [4]}}  # per model, for variable dimensions
         credential: gateway         # a credential (header) sent with every inference request
-        processes: 0                # worker processes per level; 0 = auto (one per core from concurrency 4)
+        processes: 0                # worker processes per level; 0 = auto (one per core from concurrency 8)
         engine: h2                  # gRPC client: h2 (lean, default) or grpcio
         baseline_dir: reports/baselines
         under_load: {rate: 50, concurrency: 2, latency_tolerance: 1.0}

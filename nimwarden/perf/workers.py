@@ -6,9 +6,11 @@ system-wide monotonic clock on Linux, so processes agree) to its own lists;
 is how the measuring loop cuts windows without touching the hot loop.
 
 Why processes: on a small, shared machine a thread holding the GIL can be
-descheduled by the OS, stalling every other worker of the process; on the
-2-core project machine two processes of two threads out-ran one process of
-four threads by 20-35 % at concurrency 4 (benchmarks/perf_accuracy.py notes).
+descheduled by the OS, stalling every other worker of the process. On the
+2-core project machine, under its neighbours' load, two processes out-ran
+one at concurrency 16 in one accuracy run (1.16 vs 0.93 of perf_analyzer's
+throughput) and tied in another; at concurrency 4 one process did as well or
+better, hence LoadSpec.worker_processes' threshold.
 """
 
 from __future__ import annotations
