@@ -47,6 +47,8 @@ def _parser() -> _Parser:
     a.add_argument("--reports-dir", metavar="DIR", default="reports")
     a.add_argument("--intrusive", action="store_true", help="allow probes that write to the target")
     a.add_argument("--fail-on", choices=("critical", "high", "medium", "low"))
+    a.add_argument("--under-load", action="store_true", help="run the suites while a steady inference load runs (PERF-UNDERLOAD-001)")
+    a.add_argument("--perf-update-baseline", action="store_true", help="record this run's performance measurements as baselines")
     a.add_argument("--lab-dir", metavar="DIR", help="lab state directory (default .nimwarden/lab)")
     a.add_argument("--compute-ms", type=float, default=0.0, help="lab model compute time per request")
 
@@ -168,6 +170,10 @@ def _run_pytest(target_file: Path, args) -> int:
         pytest_args.append("--intrusive")
     if args.fail_on:
         pytest_args += ["--fail-on", args.fail_on]
+    if args.under_load:
+        pytest_args.append("--under-load")
+    if args.perf_update_baseline:
+        pytest_args.append("--perf-update-baseline")
     code = int(pytest.main(pytest_args))
     # The run and its report are complete: a late Ctrl-C/SIGTERM must not turn the exit status
     # into 130 behind the report's back (the plugin defers them while writing; this covers the rest).

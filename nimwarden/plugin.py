@@ -68,6 +68,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reports-dir", dest="nimwarden_reports_dir", metavar="DIR", default=None, help="where run directories are written (default: reports)")
     group.addoption("--no-reports", dest="nimwarden_no_reports", action="store_true", help="do not write a run directory")
     group.addoption("--intrusive", dest="nimwarden_intrusive", action="store_true", help="allow probes that write to the target (named as such in the report)")
+    group.addoption("--under-load", dest="nimwarden_under_load", action="store_true",
+                    help="keep a steady inference load on every Triton deployment during the audit (PERF-UNDERLOAD-001); best without -n")
+    group.addoption("--perf-update-baseline", dest="nimwarden_perf_update_baseline", action="store_true",
+                    help="record this run's performance measurements as the baselines")
     group.addoption("--fail-on", dest="nimwarden_fail_on", choices=("critical", "high", "medium", "low"), default=None, help="only failures at or above this severity change the exit status")
 
 
@@ -114,6 +118,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if run_dir is not None and hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir:
             config.option.allure_report_dir = str(run_dir / "allure-results")
     options = [f"--intrusive={'yes' if config.getoption('nimwarden_intrusive') else 'no'}"]
+    if config.getoption("nimwarden_under_load"):
+        options.append("--under-load")
     if config.getoption("nimwarden_fail_on"):
         options.append(f"--fail-on={config.getoption('nimwarden_fail_on')}")
     state = AuditState(target, reports_dir, run_dir, started, options, config.getoption("nimwarden_fail_on"), waivers)
@@ -380,6 +386,23 @@ class AuditHooks:
 
     def pytest_collection_modifyitems(self, session, config, items) -> None:
         self.state.collected = [i.nodeid for i in items if i.get_closest_marker("control")]
+        if config.getoption("nimwarden_under_load"):
+            from nimwarden.perf import session as perf_session
+
+            items.sort(key=perf_session.runs_last)  # stable: PERF-UNDERLOAD-001 judges the load after everything else
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session):
+        under_load = session.config.getoption("nimwarden_under_load")
+        if under_load:
+            from nimwarden.perf import session as perf_session
+
+            perf_session.start(self.state.target)
+        try:
+            return (yield)
+        finally:
+            if under_load:
+                perf_session.stop_all()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:  # controller side of xdist
