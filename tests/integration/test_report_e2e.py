@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -161,6 +162,13 @@ def test_junit_has_a_testcase_per_result(audits):
     _, summary, run = audits["a"]
     cases = ET.parse(run / "junit.xml").getroot().iter("testcase")
     assert sum(1 for _ in cases) >= len(summary["results"])
+
+
+def test_junit_validates_against_its_schema(audits):
+    xmlschema = pytest.importorskip("xmlschema")
+    schema = xmlschema.XMLSchema(str(Path(__file__).resolve().parents[1] / "fixtures" / "schemas" / "junit.xsd"))
+    for _, _, run in audits.values():
+        schema.validate(str(run / "junit.xml"))
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian chromium (apt-get install -y chromium)")
