@@ -235,8 +235,12 @@ def _reject_inline_secrets(ctx: _Ctx, value: Any, where: str) -> None:
         for i, v in enumerate(value):
             _reject_inline_secrets(ctx, v, f"{where}[{i}]")
     elif isinstance(value, str) and "://" in value:
-        parts = urlsplit(value)
-        if parts.password:
+        try:
+            parts = urlsplit(value)
+            password = parts.password
+        except ValueError:
+            return  # not a URL we can read; the field's own validation says what is wrong
+        if password:
             raise ctx.err(where, "URL carries a password; secrets are never allowed inline")
 
 
@@ -265,7 +269,11 @@ def _substitute_lab(ctx: _Ctx, value: Any, where: str, state: Mapping[str, Any] 
 
 def _endpoint(ctx: _Ctx, name: str, raw: Any, where: str) -> Endpoint:
     url = ctx.string(raw, where)
-    parts = urlsplit(url if "://" in url else f"grpc://{url}")
+    try:
+        parts = urlsplit(url if "://" in url else f"grpc://{url}")
+        parts.hostname  # noqa: B018 - parses the host part; raises on a malformed one
+    except ValueError as exc:
+        raise ctx.err(where, f"not a valid URL ({exc}): {url!r}") from None
     scheme = parts.scheme
     if scheme not in ("http", "https", "grpc", "grpcs"):
         raise ctx.err(where, f"scheme must be http, https, grpc or grpcs, got {scheme!r}")
