@@ -66,6 +66,13 @@ def _parser() -> _Parser:
     c.add_argument("--family")
     c.add_argument("--json", action="store_true")
 
+    sn = sub.add_parser("snapshot", help="read a live cluster (read-only) into a snapshot file for offline audits")
+    sn.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)")
+    sn.add_argument("--context", help="kubeconfig context")
+    sn.add_argument("--namespace", "-n", action="append", default=[], help="limit to a namespace (repeatable)")
+    sn.add_argument("--out", metavar="FILE", required=True, help="where to write the snapshot (JSON)")
+    sn.add_argument("--timeout", type=float, default=10.0, help="seconds per API call")
+
     v = sub.add_parser("validate", help="validate a target profile and exit")
     v.add_argument("--target", metavar="FILE", required=True)
     return p
@@ -79,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.pytest_args = unknown  # audit passes the rest to pytest (-k, -x, -n 2, …)
     try:
-        handler = {"audit": cmd_audit, "lab": cmd_lab, "report": cmd_report, "catalog": cmd_catalog, "validate": cmd_validate}[args.command]
+        handler = {"audit": cmd_audit, "lab": cmd_lab, "report": cmd_report, "catalog": cmd_catalog, "validate": cmd_validate,
+                   "snapshot": cmd_snapshot}[args.command]
         return handler(args)
     except UsageError as exc:
         _say(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -96,6 +104,24 @@ def cmd_validate(args) -> int:
 
     target = load_target(args.target)
     print(f"{args.target}: valid target {target.name!r} with {len(target.deployments)} deployment(s)")
+    return 0
+
+
+def cmd_snapshot(args) -> int:
+    from nimwarden.k8s import take_snapshot
+    from nimwarden.k8s.live import client_configuration
+
+    try:
+        config = client_configuration(kubeconfig=args.kubeconfig, context=args.context)
+    except Exception as exc:  # noqa: BLE001 - the kubernetes client raises many types for a bad kubeconfig
+        raise UsageError(f"{args.kubeconfig or 'kubeconfig'}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    try:
+        state = take_snapshot(config, args.out, namespaces=args.namespace, timeout_s=args.timeout)
+    except Exception as exc:  # noqa: BLE001 - unreachable API server, 401: one line, exit 1
+        _say(f"snapshot failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+        return 1
+    denied = "; not readable: " + ", ".join(f"{kind} ({why})" for kind, why in sorted(state.denied.items())) if state.denied else ""
+    print(f"{args.out}: {len(state.objects)} object(s){denied}")
     return 0
 
 

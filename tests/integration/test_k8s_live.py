@@ -82,3 +82,33 @@ def test_take_snapshot_writes_a_loadable_file_without_secret_values(lab_objects,
     assert sorted(o.ref for o in loaded.objects) == sorted(o.ref for o in written.objects)
     assert "ClusterRole" in loaded.denied
     assert json.loads(text)["nimwarden"]["schema"] == "nimwarden/k8s-snapshot/v1"
+
+
+def test_snapshot_command_through_a_kubeconfig(lab_objects, tmp_path):
+    """`nimwarden snapshot` as a user runs it: kubeconfig → replay server (test double) → loadable file."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.k8s_replay import TOKEN
+
+    with ReplayServer(lab_objects) as server:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "replay",
+            "clusters": [{"name": "replay", "cluster": {"server": server.url}}],
+            "users": [{"name": "auditor", "user": {"token": TOKEN}}],
+            "contexts": [{"name": "replay", "context": {"cluster": "replay", "user": "auditor"}}],
+        }))
+        out = tmp_path / "snap.json"
+        proc = subprocess.run([sys.executable, "-m", "nimwarden.cli", "snapshot", "--kubeconfig", str(kubeconfig), "--out", str(out)],
+                              capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert {m for m, _ in server.requests} == {"GET"}
+    state = load_snapshot([out])
+    assert len(state.of_kind("Deployment")) == len([o for o in lab_objects if o["kind"] == "Deployment"])
+    assert TOKEN not in out.read_text()
+    bad = subprocess.run([sys.executable, "-m", "nimwarden.cli", "snapshot", "--kubeconfig", str(tmp_path / "missing"), "--out", str(out)],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
