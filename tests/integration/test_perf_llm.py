@@ -34,7 +34,12 @@ def test_stand_in_stream_gives_ttft_itl_and_tokens_per_second(stand_in):
     assert 0 < m.ttft.p50_us <= m.request_latency.p50_us
     assert m.inter_token is not None
     out = judge.stable_measurement(attempt("perf.llm", "stream c2", lambda: m))
-    assert out.status is Status.PASS, out.reason
+    # Half-second windows on a shared 2-core box are not always stable; what must hold is that
+    # the judge passes a stable measurement and refuses (error) an unstable one.
+    if m.stability.stable:
+        assert out.status is Status.PASS, out.reason
+    else:
+        assert out.status is Status.ERROR and "did not stabilize" in out.reason
 
 
 class _Paced(BaseHTTPRequestHandler):
