@@ -24,6 +24,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from nimwarden.lab.triton import free_port
+
 NGINX = os.environ.get("NIMWARDEN_NGINX", "/usr/sbin/nginx")
 
 # Paths the gateway never forwards (even with a valid token): Triton's
@@ -53,12 +55,6 @@ EXPOSED_CIPHERS = "ALL:@SECLEVEL=0"
 
 class GatewayError(RuntimeError):
     """nginx could not be configured or started; the message carries its error log."""
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _write_secret(path: Path, text: str) -> None:

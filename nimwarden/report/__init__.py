@@ -38,8 +38,8 @@ def finish_run(session, state, results: list[dict[str, Any]], pytest_exit: int) 
         v = verdicts.get(entry["name"])
         entry["verdict"] = v.verdict if v else gating.UNEVALUATED
     status = gating.exit_status(summary, state.fail_on)
-    if not results and pytest_exit not in (0, 1):
-        status = 2 if pytest_exit in (4,) else status
+    if not results and pytest_exit == 4:  # pytest usage error before any control ran
+        status = 2
     summary["exit_status"] = status
     lines = []
     if state.run_dir is not None:
