@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import grp
+import hashlib
 import json
 import os
 import pwd
 import secrets
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -135,6 +137,17 @@ def _write_state(directory: Path, state: dict) -> None:
     tmp.replace(directory / "state.json")
 
 
+def runtime_dir(directory: Path) -> Path:
+    """Where the servers' own files live: the lab directory itself when any user can reach it;
+    otherwise (a 0700 parent such as `mktemp -d`, and root dropping the hardened server to
+    `nobody`) a world-traversable directory under /tmp named after the lab directory, so that
+    `down` finds it again even after a crash."""
+    if os.geteuid() != 0 or triton.world_traversable(directory):
+        return directory
+    digest = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"nimwarden-lab-{digest}"
+
+
 def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] = DEFAULT_SPECS, log=print) -> dict:
     """Start every lab deployment; returns the state written to ``directory/state.json``."""
     if read_state(directory):
@@ -142,11 +155,15 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
     runtime = triton.find_runtime()
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o755)
-    backends = triton.prepare_backends(runtime, directory / "backends")
-    run_as, run_as_label = _run_as_user(runtime, [runtime.binary, runtime.libs, backends, directory])
+    files = runtime_dir(directory)
+    files.mkdir(parents=True, exist_ok=True)
+    os.chmod(files, 0o755)
+    backends = triton.prepare_backends(runtime, files / "backends")
+    run_as, run_as_label = _run_as_user(runtime, [runtime.binary, runtime.libs, backends, files])
     state: dict = {
         "schema": STATE_SCHEMA,
         "dir": str(directory),
+        "runtime_dir": str(files),
         "started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "triton_python": f"{runtime.python_version} ({'system' if runtime.system_python else 'harness'} interpreter)",
         "deployments": {},
@@ -165,7 +182,7 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
         # address clients use: loopback (the port-forward), its edge, its namespace address.
         positions = (net or {}).get("positions", {})
         certs = pki.lab_pki(
-            directory / "pki",
+            files / "pki",
             {s.name: sorted({INTERNAL_HOST, "localhost", EDGE_HOSTS.get(s.name, INTERNAL_HOST),
                              *([positions[s.name]["address"]] if s.name in positions else [])}) for s in specs if s.hardened},
             weak_hosts={s.name: [EDGE_HOSTS.get(s.name, INTERNAL_HOST)] for s in specs if not s.hardened},
@@ -173,7 +190,7 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
         state["pki"] = certs
         for spec in specs:
             spec.compute_ms = spec.compute_ms or compute_ms
-            workdir = directory / spec.name
+            workdir = files / spec.name
             if workdir.exists():
                 shutil.rmtree(workdir)
             workdir.mkdir(parents=True)
@@ -277,10 +294,12 @@ def down(directory: Path, log=print) -> int:
             if triton.stop_pid(int(dep["pid"]), dep.get("start_time")):
                 stopped += 1
                 log(f"lab: stopped {name} (pid {dep['pid']})")
-    for pid in triton.processes_under(directory):
-        if triton.stop_pid(pid, triton.process_start_time(pid), grace_s=3.0):
-            stopped += 1
-            log(f"lab: stopped leftover process {pid}")
+    files = runtime_dir(directory)
+    for place in dict.fromkeys((directory, files)):
+        for pid in triton.processes_under(place):
+            if triton.stop_pid(pid, triton.process_start_time(pid), grace_s=3.0):
+                stopped += 1
+                log(f"lab: stopped leftover process {pid}")
     # Namespaces, veths, bridge, iptables chains and port-forwards; also after a crash.
     for ns in netns.down(directory):
         log(f"lab: removed network namespace {ns}")
@@ -288,6 +307,8 @@ def down(directory: Path, log=print) -> int:
         (directory / "state.json").unlink()
     except FileNotFoundError:
         pass
+    if files != directory:
+        shutil.rmtree(files, ignore_errors=True)
     return stopped
 
 
