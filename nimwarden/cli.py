@@ -73,6 +73,12 @@ def _parser() -> _Parser:
     sn.add_argument("--out", metavar="FILE", required=True, help="where to write the snapshot (JSON)")
     sn.add_argument("--timeout", type=float, default=10.0, help="seconds per API call")
 
+    cl = sub.add_parser("cleanup", help="delete the probe pods (and their anchor ConfigMaps) nimwarden left in a cluster")
+    cl.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)")
+    cl.add_argument("--context", help="kubeconfig context")
+    cl.add_argument("--namespace", "-n", action="append", default=[], help="only in this namespace (repeatable; default: cluster-wide)")
+    cl.add_argument("--timeout", type=float, default=10.0, help="seconds per API call")
+
     v = sub.add_parser("validate", help="validate a target profile and exit")
     v.add_argument("--target", metavar="FILE", required=True)
     return p
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args.pytest_args = unknown  # audit passes the rest to pytest (-k, -x, -n 2, …)
     try:
         handler = {"audit": cmd_audit, "lab": cmd_lab, "report": cmd_report, "catalog": cmd_catalog, "validate": cmd_validate,
-                   "snapshot": cmd_snapshot}[args.command]
+                   "snapshot": cmd_snapshot, "cleanup": cmd_cleanup}[args.command]
         return handler(args)
     except UsageError as exc:
         _say(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -122,6 +128,31 @@ def cmd_snapshot(args) -> int:
         return 1
     denied = "; not readable: " + ", ".join(f"{kind} ({why})" for kind, why in sorted(state.denied.items())) if state.denied else ""
     print(f"{args.out}: {len(state.objects)} object(s){denied}")
+    return 0
+
+
+def cmd_cleanup(args) -> int:
+    from nimwarden.k8s.live import client_configuration
+    from nimwarden.k8s.probe_pods import CLEANUP_SELECTOR, PodRunner, ProbePodError, ProbeSettings
+
+    try:
+        config = client_configuration(kubeconfig=args.kubeconfig, context=args.context)
+    except Exception as exc:  # noqa: BLE001 - the kubernetes client raises many types for a bad kubeconfig
+        raise UsageError(f"{args.kubeconfig or 'kubeconfig'}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    runner = PodRunner(config, ProbeSettings(image="-"), api_timeout_s=args.timeout)
+    try:
+        removed = runner.cleanup(args.namespace or None)
+    except ProbePodError as exc:
+        _say(f"cleanup failed: {exc}")
+        return 1
+    finally:
+        runner.close()
+    for ref in removed:
+        print(f"deleted {ref}")
+    if runner.leftovers:
+        _say(f"could not delete: {', '.join(runner.leftovers)}")
+        return 1
+    print(f"{len(removed)} object(s) labelled {CLEANUP_SELECTOR} deleted")
     return 0
 
 

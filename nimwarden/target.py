@@ -383,6 +383,7 @@ def _kubernetes(ctx: _Ctx, raw: Any) -> KubernetesSource:
         for i, p in enumerate(paths):
             if not p.exists():
                 raise ctx.err(f"kubernetes.paths[{i}]", f"{p} does not exist")
+    _check_network_policy_options(ctx, raw.get("options"))
     return KubernetesSource(
         source=source,
         paths=paths,
@@ -392,6 +393,27 @@ def _kubernetes(ctx: _Ctx, raw: Any) -> KubernetesSource:
         pss_level=ctx.string(raw.get("pss_level", "restricted"), "kubernetes.pss_level", ("baseline", "restricted")),
         options=raw.get("options", {}) if isinstance(raw.get("options", {}), dict) else {},
     )
+
+
+def _check_network_policy_options(ctx: _Ctx, options: Any) -> None:
+    """``kubernetes.options.network_policy`` (requirements and the probe-pod opt-in), checked at load: exit 2, not a run."""
+    section = options.get("network_policy") if isinstance(options, dict) else None
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise ctx.err("kubernetes.options.network_policy", "must be a mapping")
+    from nimwarden.k8s.probe_pods import settings_from_mapping
+    from nimwarden.netpol.static import requirements_from_mapping
+
+    try:
+        requirements_from_mapping(section)
+        if section.get("probe") is not None:
+            settings_from_mapping(section["probe"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        field, sep, why = str(exc).partition(": ")
+        if sep and field.startswith("network_policy"):
+            raise ctx.err(f"kubernetes.options.{field}", why) from None
+        raise ctx.err("kubernetes.options.network_policy", str(exc) or type(exc).__name__) from None
 
 
 TOP_KEYS = ("name", "scope", "probe_position", "timeouts", "deployments", "kubernetes", "waivers", "lab", "options")

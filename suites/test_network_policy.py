@@ -3,7 +3,8 @@
 Static controls judge the target's NetworkPolicies (kubernetes source of the
 profile) against the deployment's requirements (kubernetes.options.network_policy,
 seeds as defaults); NETPOL-ENFORCED-001 probes the network from each source
-position and compares with the declared policy.
+position (the lab's network namespaces, or short-lived probe pods in a cluster
+when the profile opts in) and compares with the declared policy.
 """
 
 from __future__ import annotations
@@ -57,4 +58,4 @@ def test_network_enforces_declared_policy(target, deployment, verdict):
     probed = live_attempt(target, deployment)
     if isinstance(probed, Outcome):
         return verdict(probed)
-    verdict(judge.judge_enforcement(probed, declared_by="nimwarden/lab/netpol/network.yaml"), subject=f"{deployment.name} (lab network)")
+    verdict(judge.judge_enforcement(probed.attempt, declared_by=probed.declared_by, extra=probed.evidence), subject=probed.subject)

@@ -7,15 +7,27 @@ fixed set of objects over the real REST paths — ``/api/v1/…`` and
 ``/apis/<group>/<version>/…``, list and get, namespaced and cluster-wide —
 with ``limit``/``continue`` pagination, a bearer token check, and a 403
 ``Status`` for the (resource, namespace) pairs a test denies. It only answers
-GET. It is a test double, not a Kubernetes implementation: no watch, no
-field/label selectors, no resourceVersion semantics.
+GET, with equality ``labelSelector`` on lists. It is a test double, not a
+Kubernetes implementation: no watch, no field selectors, no resourceVersion
+semantics.
+
+:class:`ClusterDouble` adds the writes nimwarden's probe pods make (create and
+delete pods and ConfigMaps, pod logs) and a :class:`FakeKubelet` that "runs" a
+created pod by starting its container command as a local process in a network
+namespace the test chooses. Same caveat: TEST DOUBLE, no scheduler, no
+admission, no garbage collector.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
 import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -73,6 +85,15 @@ class ReplayServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
+    def kubeconfig(self, path: Path, token: str = TOKEN) -> Path:
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "replay",
+            "clusters": [{"name": "replay", "cluster": {"server": self.url}}],
+            "users": [{"name": "auditor", "user": {"token": token}}],
+            "contexts": [{"name": "replay", "context": {"cluster": "replay", "user": "auditor"}}],
+        }))
+        return path
+
     def configuration(self, token: str = TOKEN):
         from kubernetes import client
 
@@ -83,15 +104,17 @@ class ReplayServer:
         cfg.retries = 0
         return cfg
 
-    def _select(self, kind: str, namespace: str | None, name: str | None) -> list[dict]:
+    def _select(self, kind: str, namespace: str | None, name: str | None, labels: Mapping[str, str] | None = None) -> list[dict]:
         out = []
-        for o in self.objects:
+        for o in list(self.objects):
             if o.get("kind") != kind:
                 continue
             meta = o.get("metadata") or {}
             if namespace is not None and meta.get("namespace", "default") != namespace:
                 continue
             if name is not None and meta.get("name") != name:
+                continue
+            if labels and any((meta.get("labels") or {}).get(k) != v for k, v in labels.items()):
                 continue
             out.append(o)
         return out
@@ -146,7 +169,10 @@ class ReplayServer:
                     scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
                     return self._status(403, "Forbidden", f'{plural} is forbidden: User "system:serviceaccount:audit:nimwarden" '
                                                           f'cannot {verb} resource "{plural}" in API group "{prefix}" {scope}')
-                items = server._select(kind, namespace if namespaced else None, name)
+                selector = dict(kv.split("=", 1) for kv in query.get("labelSelector", [""])[0].split(",") if "=" in kv)
+                if name is not None and len(rest) == 3 and rest[2] == "log" and hasattr(server, "pod_log"):
+                    return server.pod_log(self, namespace, name)
+                items = server._select(kind, namespace if namespaced else None, name, selector)
                 if name is not None:
                     if not items:
                         return self._status(404, "NotFound", f'{plural} "{name}" not found')
@@ -166,3 +192,180 @@ class ReplayServer:
                 return self._send(200, {"kind": f"{kind}List", "apiVersion": api_version, "metadata": meta, "items": bare})
 
         return Handler
+
+
+class FakeKubelet:
+    """TEST DOUBLE for a node: "runs" a created pod's one container as a local process.
+
+    ``placement(pod) -> argv prefix`` says where the pod's network position is
+    (``("ip", "netns", "exec", ns)`` for a lab network namespace, ``()`` for this
+    host), or None for "cannot be scheduled". Images listed in ``image_errors``
+    stay Waiting with that reason (e.g. ``ErrImagePull``). The command runs as
+    the pod's ``runAsUser`` (through ``setpriv``, when root), is killed at
+    ``activeDeadlineSeconds``, and its stdout becomes the pod's log.
+    """
+
+    def __init__(self, placement: Callable[[dict], tuple[str, ...] | None], image_errors: Mapping[str, str] | None = None):
+        self.placement = placement
+        self.image_errors = dict(image_errors or {})
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, str] = {}
+        self.started: list[dict] = []  # every pod body the kubelet was handed
+
+    def start(self, pod: dict) -> None:
+        self.started.append(json.loads(json.dumps(pod)))
+        (container,) = pod["spec"]["containers"]
+        status = pod.setdefault("status", {})
+        status.update(phase="Pending", conditions=[{"type": "PodScheduled", "status": "True"}])
+        if container["image"] in self.image_errors:
+            status["containerStatuses"] = [{"name": container["name"], "ready": False,
+                                            "state": {"waiting": {"reason": self.image_errors[container["image"]],
+                                                                  "message": f"failed to pull {container['image']}"}}}]
+            return
+        prefix = self.placement(pod)
+        if prefix is None:
+            status["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                     "message": "0/3 nodes are available"}]
+            return
+        threading.Thread(target=self._run, args=(pod, tuple(prefix), container), daemon=True).start()
+
+    def _run(self, pod: dict, prefix: tuple[str, ...], container: dict) -> None:
+        key = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+        argv = [*prefix]
+        uid = (pod["spec"].get("securityContext") or {}).get("runAsUser")
+        if uid is not None and shutil.which("setpriv") and __import__("os").geteuid() == 0:
+            argv += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        command = [*container.get("command", []), *container.get("args", [])]
+        if command and command[0] == "python3" and Path("/usr/bin/python3").exists():
+            command[0] = "/usr/bin/python3"  # the "image's" interpreter: one any user can run (pyenv's lives under /root)
+        argv += command
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs[key] = proc
+        pod["status"].update(phase="Running", containerStatuses=[{"name": container["name"], "ready": False,
+                                                                   "state": {"running": {}}}])
+        try:
+            out, err = proc.communicate(timeout=pod["spec"].get("activeDeadlineSeconds", 600))
+            reason = "Completed" if proc.returncode == 0 else "Error"
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            reason = "DeadlineExceeded"
+        self.logs[key] = out
+        pod["status"].update(phase="Succeeded" if proc.returncode == 0 else "Failed",
+                             containerStatuses=[{"name": container["name"], "ready": False,
+                                                 "state": {"terminated": {"exitCode": proc.returncode, "reason": reason,
+                                                                          "message": err[-300:]}}}])
+
+    def stop(self, namespace: str, name: str) -> None:
+        proc = self.procs.pop(f"{namespace}/{name}", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
+    def running(self) -> list[str]:
+        return [k for k, p in self.procs.items() if p.poll() is None]
+
+
+class ClusterDouble(ReplayServer):
+    """TEST DOUBLE: the replay server plus creates/deletes of pods and ConfigMaps, pod logs, and a fake kubelet.
+
+    ``deny_writes`` holds (verb, plural, namespace) triples answered 403, e.g.
+    ``("create", "pods", "tenant-a")``; ``fail_deletes`` makes every DELETE answer 500.
+    """
+
+    WRITABLE = ("pods", "configmaps")
+
+    def __init__(self, objects: list[dict], kubelet: FakeKubelet, deny_writes: set[tuple[str, str, str]] = frozenset(),
+                 fail_deletes: bool = False, **kw):
+        super().__init__(objects, **kw)
+        self.kubelet = kubelet
+        self.deny_writes = set(deny_writes)
+        self.fail_deletes = fail_deletes
+        self.history: list[dict] = []  # every object created, as created
+        self._lock = threading.Lock()
+        handler = self._httpd.RequestHandlerClass
+        server = self
+
+        class WritableHandler(handler):
+            def _write_target(self):
+                parts = [p for p in urlparse(self.path).path.split("/") if p]
+                # /api/v1/namespaces/<ns>/<plural>[/<name>]
+                if parts[:3] != ["api", "v1", "namespaces"] or len(parts) < 5 or parts[4] not in server.WRITABLE:
+                    return None
+                return parts[3], parts[4], (parts[5] if len(parts) > 5 else None)
+
+            def _authorized(self, verb, plural, namespace) -> bool:
+                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    self._status(401, "Unauthorized", "Unauthorized")
+                    return False
+                if (verb, plural, namespace) in server.deny_writes:
+                    self._status(403, "Forbidden", f'{plural} is forbidden: User "system:serviceaccount:nimwarden:nimwarden-audit" '
+                                                   f'cannot {verb} resource "{plural}" in API group "" in the namespace "{namespace}"')
+                    return False
+                return True
+
+            def do_POST(self):  # noqa: N802
+                server.requests.append(("POST", self.path))
+                target = self._write_target()
+                if target is None or target[2] is not None:
+                    return self._status(405, "MethodNotAllowed", "the double only creates pods and configmaps")
+                namespace, plural, _ = target
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if not self._authorized("create", plural, namespace):
+                    return None
+                kind = {"pods": "Pod", "configmaps": "ConfigMap"}[plural]
+                meta = body.setdefault("metadata", {})
+                with server._lock:
+                    if meta.get("namespace", namespace) != namespace:
+                        return self._status(400, "BadRequest", "the namespace of the object does not match the request")
+                    if server._select(kind, namespace, meta.get("name")):
+                        return self._status(409, "AlreadyExists", f'{plural} "{meta.get("name")}" already exists')
+                    meta.update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                    body.update(kind=kind, apiVersion="v1")
+                    server.objects.append(body)
+                    server.history.append(json.loads(json.dumps(body)))
+                if kind == "Pod":
+                    server.kubelet.start(body)
+                return self._send(201, body)
+
+            def do_DELETE(self):  # noqa: N802
+                server.requests.append(("DELETE", self.path))
+                target = self._write_target()
+                if target is None or target[2] is None:
+                    return self._status(405, "MethodNotAllowed", "the double only deletes pods and configmaps by name")
+                namespace, plural, name = target
+                length = int(self.headers.get("Content-Length", 0))
+                if length:
+                    self.rfile.read(length)
+                if not self._authorized("delete", plural, namespace):
+                    return None
+                if server.fail_deletes:
+                    return self._status(500, "InternalError", "etcdserver: request timed out")
+                kind = {"pods": "Pod", "configmaps": "ConfigMap"}[plural]
+                with server._lock:
+                    found = server._select(kind, namespace, name)
+                    if not found:
+                        return self._status(404, "NotFound", f'{plural} "{name}" not found')
+                    server.objects.remove(found[0])
+                if kind == "Pod":
+                    server.kubelet.stop(namespace, name)
+                return self._send(200, found[0])
+
+        self._httpd.RequestHandlerClass = WritableHandler
+
+    def pod_log(self, handler, namespace: str, name: str):
+        if ("get", "pods/log", namespace) in self.deny_writes:
+            return handler._status(403, "Forbidden", f'pods "{name}" is forbidden: cannot get resource "pods/log" in the namespace "{namespace}"')
+        if not self._select("Pod", namespace, name):
+            return handler._status(404, "NotFound", f'pods "{name}" not found')
+        data = self.kubelet.logs.get(f"{namespace}/{name}", "").encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/plain")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+        return None
+
+    def created(self, label: str = "app.kubernetes.io/managed-by", value: str = "nimwarden") -> list[str]:
+        """``ns/Kind/name`` of every object still present that carries ``label=value``."""
+        return [f"{(o.get('metadata') or {}).get('namespace')}/{o['kind']}/{o['metadata']['name']}" for o in list(self.objects)
+                if ((o.get("metadata") or {}).get("labels") or {}).get(label) == value]

@@ -141,16 +141,22 @@ def judge_databases(inv: InventoryInput, req: static.Requirements) -> Outcome:
     return _verdict(violations, "database ports admit only their owning services", "database reachable beyond its owners", databases=found)
 
 
-def judge_enforcement(observations: Sequence[Observation] | Attempt[Sequence[Observation]], declared_by: str = "") -> Outcome:
+def judge_enforcement(observations: Sequence[Observation] | Attempt[Sequence[Observation]], declared_by: str = "",
+                      extra: Mapping[str, Any] | None = None) -> Outcome:
     """NETPOL-ENFORCED: what the network does matches what the policies declare.
 
     Declared blocked but reachable → fail, critical (policy not enforced);
     declared allowed but blocked → fail (broken service); a probe error → error.
+    ``extra`` joins the evidence (the probe pods created; ``leftovers``, objects
+    that could not be deleted, are also named in the reason).
     """
+    extra = dict(extra or {})
+    leftovers = list(extra.get("leftovers") or ())
+    note = f"; {len(leftovers)} probe object(s) could not be deleted ({', '.join(leftovers[:3])}): run `nimwarden cleanup`" if leftovers else ""
     if isinstance(observations, Attempt):
         bad = incomplete(observations)
         if bad:
-            return bad
+            return errored(bad.reason + note, **{**bad.evidence, **extra}) if (extra or note) else bad
         observations = observations.observation or ()
     if not observations:
         return errored("no flows were probed: the probe plan is empty, so enforcement cannot be judged")
@@ -166,14 +172,15 @@ def judge_enforcement(observations: Sequence[Observation] | Attempt[Sequence[Obs
         "matrix": data.as_grid(),  # the report draws it (nimwarden.report.charts)
         "svg": render_svg(data),  # declared and observed per cell, verdict as border
         "cells": data.as_dict()["cells"],  # the table: every flow with its reason
+        **extra,
     }
     if by[NOT_ENFORCED]:
         first = by[NOT_ENFORCED][0]
-        return failed(f"declared blocked, observed reachable: {len(by[NOT_ENFORCED])} flow(s), e.g. {first.flow.label} ({first.observation.detail})", severity="critical", **evidence)
+        return failed(f"declared blocked, observed reachable: {len(by[NOT_ENFORCED])} flow(s), e.g. {first.flow.label} ({first.observation.detail}){note}", severity="critical", **evidence)
     if by[BROKEN]:
         first = by[BROKEN][0]
-        return failed(f"declared allowed, observed blocked: {len(by[BROKEN])} flow(s), e.g. {first.flow.label}", severity="medium", **evidence)
+        return failed(f"declared allowed, observed blocked: {len(by[BROKEN])} flow(s), e.g. {first.flow.label}{note}", severity="medium", **evidence)
     if by[UNJUDGED]:
-        return errored(f"{len(by[UNJUDGED])} flow(s) could not be judged: {by[UNJUDGED][0].reason}", **evidence)
+        return errored(f"{len(by[UNJUDGED])} flow(s) could not be judged: {by[UNJUDGED][0].reason}{note}", **evidence)
     probed = sum(1 for j in judged if j.flow.purpose != LIVENESS)
-    return passed(f"all {probed} probed flows behave as declared ({sum(1 for j in judged if not j.flow.expected)} declared-blocked flows observed blocked)", **evidence)
+    return passed(f"all {probed} probed flows behave as declared ({sum(1 for j in judged if not j.flow.expected)} declared-blocked flows observed blocked){note}", **evidence)

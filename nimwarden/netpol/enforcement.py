@@ -19,7 +19,8 @@ destination's own position); otherwise the flow is an error (fail closed).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 ALLOWED, BLOCKED, ERROR = "allowed", "blocked", "error"
 CONSISTENT, NOT_ENFORCED, BROKEN, UNJUDGED = "consistent", "not-enforced", "broken", "error"
@@ -57,6 +58,16 @@ class Observation:
 
     def evidence(self) -> dict:
         return {"flow": self.flow.label, "address": f"{self.flow.address}:{self.flow.port}/{self.flow.protocol}", "result": self.result, "detail": self.detail}
+
+
+@dataclass
+class LiveProbe:
+    """A finished live probe as the suite judges it: the attempt, what declared the policy, the subject, extra evidence."""
+
+    attempt: Any  # Attempt[list[Observation]]
+    declared_by: str
+    subject: str
+    evidence: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,10 @@
 
 A :class:`Position` says how to run a command from a source's network
 position: in the lab a Linux network namespace (``ip netns exec <ns>``), in a
-cluster an exec into a short-lived probe pod that carries the source's labels
-(the same agent, ``reach_agent.py probe``). One agent
-process per position, all positions at once; inside each agent at most
-``concurrency // positions`` connects run in parallel, each with ``timeout_s``.
+cluster a short-lived probe pod that carries the source's labels and runs the
+same agent (``reach_agent.py probe``; :mod:`nimwarden.k8s.probe_pods`). One
+agent per position, up to ``max_agents`` positions at once; inside each agent at
+most ``concurrency // positions`` connects run in parallel, each with ``timeout_s``.
 """
 
 from __future__ import annotations
@@ -14,28 +14,56 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from nimwarden.netpol.enforcement import ERROR, Flow, Observation
-from nimwarden.outcome import Attempt, Outcome, attempt, not_applicable
+from nimwarden.netpol.enforcement import ERROR, Flow, LiveProbe, Observation
+from nimwarden.outcome import Attempt, Outcome, attempt
 
 # The agent is standard-library only: run it as a file with -I -S so that it starts
 # without site-packages (fast, and independent of how nimwarden is installed).
 AGENT_ARGV = (sys.executable, "-I", "-S", str(Path(__file__).with_name("reach_agent.py")), "probe")
 
 
+class AgentError(Exception):
+    """The agent could not be run in a position or did not answer; every flow of that position is an error."""
+
+
 @dataclass(frozen=True)
 class Position:
-    """Where probes start from: a name and the argv prefix that enters that network position."""
+    """Where probes start from: a name and how to run the agent there.
+
+    Either ``argv_prefix`` (a local command that enters the position — ``ip netns
+    exec <ns>`` in the lab; ``()`` for this process's own namespace) or ``runner``,
+    a callable ``runner(job, deadline_s) -> agent stdout`` that raises on failure
+    (an in-cluster probe pod: :mod:`nimwarden.k8s.probe_pods`).
+    """
 
     name: str
-    argv_prefix: tuple[str, ...] = ()  # () = this process's own namespace (the loopback fallback)
+    argv_prefix: tuple[str, ...] = ()
+    runner: Callable[[dict, float], str] | None = field(default=None, compare=False)
 
     def command(self) -> list[str]:
         return [*self.argv_prefix, *AGENT_ARGV]
+
+    def execute(self, job: dict, deadline_s: float) -> str:
+        if self.runner is not None:
+            try:
+                return self.runner(job, deadline_s)
+            except Exception as exc:  # noqa: BLE001 - any failure to run the agent is an error for its flows
+                raise AgentError(str(exc) or type(exc).__name__) from None
+        try:
+            proc = subprocess.run(self.command(), input=json.dumps(job), capture_output=True, text=True, timeout=deadline_s, check=False)
+        except subprocess.TimeoutExpired:
+            raise AgentError(f"agent in {self.name} did not finish within {deadline_s:.0f} s") from None
+        except OSError as exc:
+            raise AgentError(f"cannot start the agent in {self.name}: {exc}") from None
+        if proc.returncode != 0:
+            why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+            raise AgentError(f"agent in {self.name} failed: {why}")
+        return proc.stdout
 
 
 def _run_agent(position: Position, flows: Sequence[Flow], timeout_s: float, concurrency: int) -> list[Observation]:
@@ -49,17 +77,12 @@ def _run_agent(position: Position, flows: Sequence[Flow], timeout_s: float, conc
     deadline = 5.0 + waves * (timeout_s + 0.5)
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(position.command(), input=json.dumps(job), capture_output=True, text=True, timeout=deadline, check=False)
-    except subprocess.TimeoutExpired:
-        return [Observation(f, ERROR, f"agent in {position.name} did not finish within {deadline:.0f} s", time.monotonic() - t0) for f in flows]
-    except OSError as exc:
-        return [Observation(f, ERROR, f"cannot start the agent in {position.name}: {exc}") for f in flows]
-    if proc.returncode != 0:
-        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        return [Observation(f, ERROR, f"agent in {position.name} failed: {why}") for f in flows]
+        stdout = position.execute(job, deadline)
+    except AgentError as exc:
+        return [Observation(f, ERROR, str(exc), time.monotonic() - t0) for f in flows]
     try:
-        results = {r["id"]: r for r in json.loads(proc.stdout)["results"]}
-    except (ValueError, KeyError, TypeError) as exc:
+        results = {r["id"]: r for r in json.loads(stdout.strip().splitlines()[-1])["results"]}
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
         return [Observation(f, ERROR, f"agent in {position.name} answered unparseable output: {exc}") for f in flows]
     out = []
     for i, f in enumerate(flows):
@@ -71,8 +94,12 @@ def _run_agent(position: Position, flows: Sequence[Flow], timeout_s: float, conc
     return out
 
 
-def probe_flows(flows: Sequence[Flow], positions: Mapping[str, Position], timeout_s: float = 0.8, concurrency: int = 32) -> list[Observation]:
-    """Probe every flow from its source's position; a flow whose source has no position is an error."""
+def probe_flows(flows: Sequence[Flow], positions: Mapping[str, Position], timeout_s: float = 0.8, concurrency: int = 32,
+                max_agents: int | None = None) -> list[Observation]:
+    """Probe every flow from its source's position; a flow whose source has no position is an error.
+
+    At most ``max_agents`` positions run at once (all of them when None).
+    """
     by_source: dict[str, list[Flow]] = {}
     for f in flows:
         by_source.setdefault(f.source, []).append(f)
@@ -80,31 +107,34 @@ def probe_flows(flows: Sequence[Flow], positions: Mapping[str, Position], timeou
     work = [(positions[s], fs) for s, fs in by_source.items() if s in positions]
     per_agent = max(1, concurrency // max(1, len(work)))
     results: dict[Flow, Observation] = {o.flow: o for o in missing}
-    with ThreadPoolExecutor(max_workers=max(1, len(work))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(len(work), max_agents or len(work)))) as pool:
         for observations in pool.map(lambda item: _run_agent(item[0], item[1], timeout_s, per_agent), work):
             results.update({o.flow: o for o in observations})
     return [results[f] for f in flows]
 
 
-def probe_attempt(flows: Sequence[Flow], positions: Mapping[str, Position], timeout_s: float = 0.8, concurrency: int = 32) -> Attempt[list[Observation]]:
+def probe_attempt(flows: Sequence[Flow], positions: Mapping[str, Position], timeout_s: float = 0.8, concurrency: int = 32,
+                  max_agents: int | None = None) -> Attempt[list[Observation]]:
     """The probe as an Attempt (the suite's view); an empty plan is an incomplete attempt."""
     request = f"reach {len(flows)} flow(s) from {len({f.source for f in flows})} position(s), timeout {timeout_s:g} s"
 
     def run() -> list[Observation]:
         if not flows:
             raise ValueError("the probe plan is empty")
-        return probe_flows(flows, positions, timeout_s, concurrency)
+        return probe_flows(flows, positions, timeout_s, concurrency, max_agents)
 
     return attempt("netpol.reach", request, run)
 
 
-def live_attempt(target, deployment, timeout_s: float = 0.8) -> Attempt[list[Observation]] | Outcome:
-    """The enforcement probe for a deployment of ``target``: lab network namespaces, or why not."""
+def live_attempt(target, deployment, timeout_s: float = 0.8) -> LiveProbe | Outcome:
+    """The enforcement probe for a deployment of ``target``: lab network namespaces, probe pods in a cluster, or why not."""
     if getattr(target, "lab_state", None) is not None:
-        from nimwarden.lab.netpol import enforcement_attempt
+        from nimwarden.lab.netpol import NETWORK, enforcement_attempt
 
-        return enforcement_attempt(target.lab_state, deployment.name, timeout_s)
-    return not_applicable(
-        "live reachability probes in a cluster need probe pods in each source position (created and deleted by the harness); "
-        "not implemented yet, so enforcement is judged in the lab only"
-    )
+        probed = enforcement_attempt(target.lab_state, deployment.name, timeout_s)
+        if isinstance(probed, Outcome):
+            return probed
+        return LiveProbe(probed, f"nimwarden/lab/netpol/{NETWORK.name}", f"{deployment.name} (lab network)")
+    from nimwarden.netpol.incluster import enforcement_attempt as in_cluster
+
+    return in_cluster(target, deployment)

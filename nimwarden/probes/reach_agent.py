@@ -2,9 +2,10 @@
 
     ip netns exec <ns> python -m nimwarden.probes.reach_agent probe < job.json
 
-reads ``{"timeout_s": 0.8, "concurrency": 16, "targets": [{"id": "1",
+reads ``{"timeout_s": 0.8, "concurrency": 16, "settle_s": 0, "targets": [{"id": "1",
 "address": "10.213.0.101", "port": 8000, "protocol": "TCP"}, ...]}`` on stdin
-and writes ``{"results": [{"id": "1", "result": "allowed|blocked|error",
+(or the same JSON as ``--job``; in-cluster probe pods run this file inline
+with ``python3 -I -S -c <source> probe --job <json>``) and writes ``{"results": [{"id": "1", "result": "allowed|blocked|error",
 "detail": "...", "elapsed_s": 0.001}, ...]}`` on stdout.
 
 TCP: a completed handshake is ``allowed``; no answer within the timeout, or an
@@ -75,6 +76,8 @@ def probe_udp(address: str, port: int, timeout_s: float) -> tuple[str, str]:
 def run_job(job: dict) -> dict:
     timeout_s = float(job.get("timeout_s", 0.8))
     targets = job.get("targets") or []
+    # In a fresh probe pod, give the CNI time to program policy for it before the first connect.
+    time.sleep(min(max(float(job.get("settle_s", 0.0)), 0.0), 60.0))
 
     def one(t: dict) -> dict:
         t0 = time.monotonic()
@@ -127,7 +130,8 @@ def _echo_loop(s: socket.socket) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="reach_agent", description="reachability probe agent")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("probe", help="probe the targets of a JSON job read on stdin")
+    pr = sub.add_parser("probe", help="probe the targets of a JSON job (read on stdin unless --job gives it)")
+    pr.add_argument("--job", help="the job as a JSON string (probe pods pass it as an argument)")
     sv = sub.add_parser("serve", help="run a responder")
     sv.add_argument("--address", default="0.0.0.0")
     sv.add_argument("--tcp", type=int, action="append", default=[])
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.address, args.tcp, args.udp)
         return 0
     try:
-        job = json.loads(sys.stdin.read())
+        job = json.loads(args.job if args.job is not None else sys.stdin.read())
     except ValueError as exc:
         print(json.dumps({"error": f"bad job: {exc}"}))
         return 2

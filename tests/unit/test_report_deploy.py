@@ -96,9 +96,9 @@ def test_secrets_opt_in_is_namespaced_and_read_only():
     assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]
 
 
-def test_probe_pod_opt_in_is_flagged_by_rbac_exec_as_documented():
-    state, templates = _state(OPT_IN / "rbac-probe-pods.yaml")
+def test_host_exec_opt_in_is_flagged_by_rbac_exec_as_documented():
+    state, templates = _state(OPT_IN / "rbac-host-exec.yaml")
     outcome = rbac.pod_exec(state, templates)
-    assert outcome.status == Status.FAIL and "Role/nim/nimwarden-probe-pods" in outcome.reason
+    assert outcome.status == Status.FAIL and "Role/nim/nimwarden-host-exec" in outcome.reason
     assert rbac.wildcards(state, templates).status == Status.PASS
     assert rbac.escalation_verbs(state, templates).status == Status.PASS
