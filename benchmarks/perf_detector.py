@@ -7,11 +7,14 @@ Two private lab servers run side by side: release A with the lab model's
 2-core machine the serving path around it (Python backend IPC, scheduling)
 jitters by 1-3 ms per request, which at C = 20 ms made run-to-run noise
 (+-7 %) as large as the effect being detected. Each
-trial measures a fresh baseline on A, then an "unchanged" run on A and a
-"slower" run on B, and asks the detector about both. Goals: detection
+trial measures a baseline run on A (pooled with the previous ones, the last
+``--baseline-runs``, as ``--perf-update-baseline`` keeps them), then an
+"unchanged" run on A and a "slower" run on B, and asks the detector about
+both. ``--noise`` adds a CPU hog that switches on and off at random, to show
+the detector under the interference a shared machine brings. Goals: detection
 >= 19/20 on B, false alarms <= 1/20 on A, and the time a trial takes.
 
-    .venv/bin/python benchmarks/perf_detector.py [--trials 20] [--compute-ms 50]
+    .venv/bin/python benchmarks/perf_detector.py [--trials 20] [--compute-ms 50] [--baseline-runs 3] [--noise]
 """
 
 from __future__ import annotations
@@ -34,6 +37,40 @@ def emit(**record) -> None:
     print(json.dumps({"bench": "perf_detector", **record}), flush=True)
 
 
+class NoisyNeighbour:
+    """A CPU-bound process that switches on and off at random (seeded): the shared machine, on purpose.
+
+    On for 1-4 s, off for 2-8 s, so some windows of some runs are slowed and others are not,
+    the way another job on the box slows them.
+    """
+
+    def __init__(self, seed: int):
+        import random
+        import subprocess
+        import threading
+
+        self.rng = random.Random(seed)
+        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._toggle, daemon=True)
+        self.thread.start()
+
+    def _toggle(self) -> None:
+        while not self.stop_event.is_set():
+            if self.stop_event.wait(self.rng.uniform(2, 8)):
+                break
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.stop_event.wait(self.rng.uniform(1, 4))
+            os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def close(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=10)
+        self.proc.kill()
+        self.proc.wait()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20)
@@ -43,6 +80,9 @@ def main() -> int:
     ap.add_argument("--window-s", type=float, default=2.0)
     ap.add_argument("--windows", type=int, default=6, help="windows per run (the detector's samples)")
     ap.add_argument("--tolerance", type=float, default=0.10)
+    ap.add_argument("--baseline-runs", type=int, default=3,
+                    help="runs pooled in the baseline (as `--perf-update-baseline` keeps them): each trial adds one, the oldest drops")
+    ap.add_argument("--noise", action="store_true", help="run a CPU hog that switches on and off at random during the trials")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     reason = devserver.available()
@@ -54,8 +94,9 @@ def main() -> int:
     b = devserver.start(compute_ms=round(args.compute_ms * (1 + args.slowdown), 3))
     spec = loadgen.LoadSpec(concurrency=args.concurrency, window_s=args.window_s, max_windows=max(10, args.windows),
                             min_windows=args.windows, tolerance=args.tolerance)  # default 2 s warm-up
-    detected = false_alarms = 0
+    detected = false_alarms = errored = 0
     trial_s, run_s = [], []
+    noise = None
     try:
         ep_a, ep_b = Endpoint("grpc", a.grpc_url), Endpoint("grpc", b.grpc_url)
         info = model_info.fetch(ep_a, a.model)
@@ -65,33 +106,43 @@ def main() -> int:
             t0 = time.monotonic()
             m = loadgen.measure(ep, payload, spec)
             run_s.append(time.monotonic() - t0)
-            return detector.Samples.from_windows(m.windows[-args.windows:]), m
+            return m, [w.as_dict() for w in m.windows[-args.windows:] if w.completed]
 
         run(ep_a), run(ep_b)  # first requests on a fresh server are slower: keep them out of every trial
         run_s.clear()
+        noise = NoisyNeighbour(seed=7) if args.noise else None
+        pool: list[list[dict]] = [run(ep_a)[1] for _ in range(max(0, args.baseline_runs - 1))]
         for trial in range(args.trials):
             t0 = time.monotonic()
-            base, m_base = run(ep_a)
-            same, m_same = run(ep_a)
-            slow, m_slow = run(ep_b)
-            c_same = detector.compare(same, base, args.tolerance, seed=trial)
-            c_slow = detector.compare(slow, base, args.tolerance, seed=trial)
+            m_base, w_base = run(ep_a)
+            pool = (pool + [w_base])[-args.baseline_runs:]
+            m_same, w_same = run(ep_a)
+            m_slow, w_slow = run(ep_b)
+            base = detector.Samples.from_windows([w for r in pool for w in r])
+            try:
+                c_same = detector.compare(detector.Samples.from_windows(w_same), base, args.tolerance, seed=trial)
+                c_slow = detector.compare(detector.Samples.from_windows(w_slow), base, args.tolerance, seed=trial)
+            except ValueError as exc:  # a run that completed too few windows: counted, not hidden
+                errored += 1
+                emit(trial=trial, error=str(exc), windows={"baseline": w_base, "unchanged": w_same, "slower": w_slow})
+                continue
             detected += c_slow.regressed
             false_alarms += c_same.regressed
             trial_s.append(time.monotonic() - t0)
             emit(trial=trial, unchanged={"regressed": c_same.regressed, **c_same.evidence()},
                  slower={"regressed": c_slow.regressed, **c_slow.evidence()},
-                 throughput={"baseline": round(sum(base.throughput) / len(base.throughput), 1),
-                             "unchanged": round(m_same.throughput, 1), "slower": round(m_slow.throughput, 1)},
+                 throughput={"baseline": round(m_base.throughput, 1), "unchanged": round(m_same.throughput, 1),
+                             "slower": round(m_slow.throughput, 1)},
                  trial_s=round(trial_s[-1], 1), load_average=[round(x, 2) for x in os.getloadavg()],
-                 windows={name: [w.as_dict() for w in m.windows[-args.windows:]]
-                          for name, m in (("baseline", m_base), ("unchanged", m_same), ("slower", m_slow))})
+                 windows={"baseline": w_base, "unchanged": w_same, "slower": w_slow})
     finally:
+        if noise is not None:
+            noise.close()
         a.stop()
         b.stop()
     n = len(trial_s)
-    emit(event="summary", trials=n, detected=detected, false_alarms=false_alarms,
-         goal="detected >= 19/20 and false alarms <= 1/20",
+    emit(event="summary", trials=n, errored_trials=errored, detected=detected, false_alarms=false_alarms, noise=args.noise,
+         baseline_runs=args.baseline_runs, goal="detected >= 19/20 and false alarms <= 1/20",
          met=bool(n and detected >= 0.95 * n and false_alarms <= 0.05 * n),
          seconds_per_trial=round(sum(trial_s) / max(n, 1), 1),
          seconds_per_run=round(sum(run_s) / max(len(run_s), 1), 1),

@@ -2,7 +2,10 @@
 
 A baseline holds, per load level, the reported figures and the per-window
 samples the detector resamples, stamped with the environment fingerprint it
-was measured in. A run is compared with a baseline only when the
+was measured in. Each explicit update *adds* a run (the last ``KEEP_RUNS``
+are kept, in ``runs``) and ``windows`` pools their windows, so the detector
+sees run-to-run noise, not only the noise inside one run, and one run slowed
+by a busy machine cannot make the baseline slow. A run is compared with a baseline only when the
 fingerprints match; otherwise the comparison does not apply and says which
 fields differ. Nothing here writes a baseline unless the caller asks
 (``save``); the suite calls it only under an explicit option.
@@ -23,6 +26,7 @@ from nimwarden.errors import ConfigError
 
 SCHEMA = "nimwarden/perf-baseline/v1"
 DEFAULT_ROOT = Path("reports") / "baselines"
+KEEP_RUNS = 5
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -108,15 +112,29 @@ def level_record(measurement) -> dict:
     }
 
 
-def save(path: Path, fp: Mapping, mode: str, record: Mapping) -> Path:
-    """Write or update one level; a different fingerprint replaces the whole file (old levels are stale)."""
+def merge_runs(previous: Mapping | None, record: Mapping, keep: int = KEEP_RUNS) -> dict:
+    """The level after adding one run: its figures, the last ``keep`` runs, and their windows pooled."""
+    runs = []
+    if previous:
+        runs = [dict(r) for r in previous.get("runs") or ()] or [
+            {"recorded_at": previous.get("recorded_at"), "throughput": previous.get("throughput"), "windows": list(previous.get("windows") or ())}]
+    runs.append({"recorded_at": record.get("recorded_at"), "throughput": record.get("throughput"), "windows": list(record.get("windows") or ())})
+    runs = runs[-keep:]
+    return {**dict(record), "runs": runs, "windows": [w for r in runs for w in r["windows"]]}
+
+
+def save(path: Path, fp: Mapping, mode: str, record: Mapping, keep: int = KEEP_RUNS) -> Path:
+    """Add a run to one level; a different fingerprint replaces the whole file (old levels are stale).
+
+    ``keep=1`` replaces the level's runs instead of adding to them.
+    """
     path = Path(path)
     try:
         current = load(path)
     except ConfigError:
         current = None
     levels = dict(current.levels) if current and current.fingerprint == dict(fp) else {}
-    levels[mode] = dict(record)
+    levels[mode] = merge_runs(levels.get(mode) if keep > 1 else None, record, keep)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"schema": SCHEMA, "fingerprint": dict(fp), "levels": levels}, indent=2, sort_keys=True) + "\n")

@@ -1,10 +1,19 @@
 """Regression detector: is the current run slower than the baseline, beyond noise?
 
 Decides with bootstrap confidence intervals over per-window samples, not a
-single ratio: the throughput ratio (current/baseline, mean of windows) and
-the p99 ratio (mean of per-window p99). (Medians were tried: with six
-windows their bootstrap intervals were too coarse, and they detected fewer
-real slowdowns in benchmarks/perf_detector.py.)
+single ratio: the throughput ratio (current/baseline) and the p99 ratio.
+
+Each side is summarised by its *best half* of windows: the mean of the
+highest half of per-window throughputs, the mean of the lowest half of
+per-window p99s. Interference on a shared machine (another job, a noisy
+neighbour, a GC pause) only ever slows a window down, so the best half
+estimates what the server can do and ignores the windows something else
+spoiled, while a real slowdown moves every window, best half included. A
+baseline pools the windows of its last runs (nimwarden.perf.baseline), so
+one disturbed baseline run cannot hide a regression either. (Plain means
+and medians were tried first: means let one disturbed baseline run mask a
+10 % slowdown; medians of six windows gave intervals too coarse to detect
+it. Figures in docs/benchmarks.md.)
 
 - Throughput regresses when its interval lies entirely below "no change"
   (significant) *and* its point estimate is down by at least ``min_change``
@@ -23,9 +32,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from nimwarden.perf.stats import Interval, bootstrap_ratio
 
 MIN_WINDOWS = 3
+
+
+def best_high(a: np.ndarray) -> np.ndarray:
+    """Mean of the highest half (ceil(n/2)) of each row: throughput as the undisturbed windows show it."""
+    k = (a.shape[-1] + 1) // 2
+    return np.sort(a, axis=-1)[..., -k:].mean(axis=-1)
+
+
+def best_low(a: np.ndarray) -> np.ndarray:
+    """Mean of the lowest half (ceil(n/2)) of each row: tail latency as the undisturbed windows show it."""
+    k = (a.shape[-1] + 1) // 2
+    return np.sort(a, axis=-1)[..., :k].mean(axis=-1)
 
 
 @dataclass(frozen=True)
@@ -86,9 +109,9 @@ def compare(current: Samples, baseline: Samples, tolerance: float = 0.10, *, min
     if not 0 < tolerance < 1:
         raise ValueError("tolerance must lie between 0 and 1")
     min_change = tolerance / 2 if min_change is None else min_change
-    tput = bootstrap_ratio(current.throughput, baseline.throughput, confidence=confidence,
+    tput = bootstrap_ratio(current.throughput, baseline.throughput, best_high, confidence=confidence,
                            resamples=resamples, seed=seed)
-    p99 = bootstrap_ratio(current.p99_us, baseline.p99_us, confidence=confidence, resamples=resamples,
+    p99 = bootstrap_ratio(current.p99_us, baseline.p99_us, best_low, confidence=confidence, resamples=resamples,
                           seed=seed + 1)
     return Comparison(
         throughput_ratio=tput, p99_ratio=p99, min_change=min_change,

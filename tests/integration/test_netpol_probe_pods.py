@@ -240,6 +240,16 @@ def test_probe_pods_find_the_unenforced_policy_in_the_lab_network(lab_state, tmp
     assert {p["metadata"]["namespace"] for p in pods} >= {"ingress-nginx", "tenant-a", "monitoring"}
     assert left == [] and not kubelet.running()
     assert not exposed["evidence"]["leftovers"] and exposed["evidence"]["probe_objects"]
+    # Scope: every address any probe pod was told to connect to is a destination pod's IP inside the profile's scope.
+    import ipaddress
+
+    addresses = set()
+    for p in pods:
+        command = p["spec"]["containers"][0]["command"]
+        job = json.loads(command[command.index("--job") + 1])
+        addresses |= {t["address"] for t in job["targets"]}
+    assert addresses == {net["positions"]["hardened"]["address"], net["positions"]["exposed"]["address"]}
+    assert all(ipaddress.ip_address(a) in ipaddress.ip_network("10.213.0.0/24") for a in addresses)
 
 
 @pytest.mark.root

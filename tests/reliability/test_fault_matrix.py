@@ -25,8 +25,9 @@ from tests.reliability.faults import FAULTS, UNRESOLVABLE, FaultServer, refused_
 
 pytestmark = pytest.mark.lab
 
-SUITES = ("suites/test_triton_api.py", "suites/test_tls.py", "suites/test_gateway.py", "suites/test_nim_api.py", "suites/test_ports.py")
-FAMILIES = ("triton-api", "tls", "gateway", "nim-api", "ports")
+SUITES = ("suites/test_triton_api.py", "suites/test_tls.py", "suites/test_gateway.py", "suites/test_nim_api.py", "suites/test_ports.py",
+          "suites/test_performance.py")
+FAMILIES = ("triton-api", "tls", "gateway", "nim-api", "ports", "performance")
 CONNECT_S, READ_S = 1.0, 1.0
 
 # What an error reason must say for each fault (the reason names the fault). Behind the two
@@ -114,6 +115,8 @@ def matrix(lab_state, tmp_path_factory):
         raw["timeouts"] = {"connect_s": CONNECT_S, "read_s": READ_S}
         raw["scope"] = ["127.0.0.0/8", UNRESOLVABLE]
         hardened = next(d for d in raw["deployments"] if d["name"] == "hardened")
+        # hardened's own measurement is not under test here: keep it short.
+        hardened["options"]["performance"] = {"concurrency": [1], "window_s": 1, "max_windows": 4, "warmup_s": 0.5, "tolerance": 0.5}
         hardened.setdefault("options", {})["ports"] = {"tcp_ports": ",".join(p.rsplit(":", 1)[1] for p in (
             lab_state["deployments"]["hardened"]["http"], lab_state["deployments"]["hardened"]["grpc"]))}
         raw["deployments"] = [hardened, *_deployments(servers, hosts)]

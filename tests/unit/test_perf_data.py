@@ -30,6 +30,29 @@ def test_baseline_round_trip_and_update_keeps_other_levels(tmp_path):
     assert set(baseline.load(path).levels) == {"concurrency 4"}
 
 
+def test_each_update_adds_a_run_and_the_windows_pool_the_last_five(tmp_path):
+    fp = {"triton_version": "2.51.0", "model": "add"}
+    path = tmp_path / "b.json"
+    for i in range(7):
+        record = dict(RECORD, throughput=100.0 + i, windows=[{"throughput": 100.0 + i, "p99_us": 10.0 + i}] * 3)
+        baseline.save(path, fp, "concurrency 1", record)
+        level = baseline.load(path).level("concurrency 1")
+        assert len(level["runs"]) == min(i + 1, baseline.KEEP_RUNS)
+        assert len(level["windows"]) == 3 * len(level["runs"])
+    assert [r["throughput"] for r in level["runs"]] == [102.0, 103.0, 104.0, 105.0, 106.0]  # the oldest dropped
+    assert level["throughput"] == 106.0  # the figures are the newest run's
+    baseline.save(path, fp, "concurrency 1", RECORD, keep=1)
+    assert len(baseline.load(path).level("concurrency 1")["runs"]) == 1
+    baseline.save(path, dict(fp, model="other"), "concurrency 1", RECORD)
+    assert len(baseline.load(path).level("concurrency 1")["runs"]) == 1  # another environment starts over
+
+
+def test_a_single_run_baseline_of_the_first_format_gains_runs():
+    old = dict(RECORD, windows=[{"throughput": 1.0, "p99_us": 2.0}] * 3)  # no "runs": recorded before they existed
+    merged = baseline.merge_runs(old, dict(RECORD, windows=[{"throughput": 3.0, "p99_us": 4.0}] * 3))
+    assert len(merged["runs"]) == 2 and [w["throughput"] for w in merged["windows"]] == [1.0] * 3 + [3.0] * 3
+
+
 def test_fingerprint_differences_name_the_field():
     a = baseline.fingerprint(**FP)
     b = baseline.fingerprint(**{**FP, "input_shapes": {"INPUT0": [8]}})

@@ -94,7 +94,23 @@ def test_detector_flags_a_ten_percent_slowdown_and_states_the_interval():
     slower = _samples(910, 5500, 0.01, seed=2)
     c = detector.compare(slower, base, tolerance=0.10)
     assert c.regressed and c.throughput_regressed
-    assert "throughput -9" in c.describe() and "CI" in c.describe()
+    assert 0.88 < c.throughput_ratio.estimate < 0.94 and c.throughput_ratio.low < c.throughput_ratio.estimate < c.throughput_ratio.high
+    assert f"throughput {(c.throughput_ratio.estimate - 1) * 100:+.1f}% (95% CI" in c.describe()
+
+
+def test_windows_spoiled_by_interference_neither_hide_a_slowdown_nor_raise_a_false_alarm():
+    """Interference only slows windows down: two of six spoiled windows (-20 %) in either run change nothing."""
+    clean = _samples(1000, 5000, 0.005, seed=11)
+    spoiled_base = detector.Samples((800.0, 810.0, *clean.throughput[2:]), (7000.0, 6900.0, *clean.p99_us[2:]))
+    slower = _samples(900, 5500, 0.005, seed=12)
+    assert detector.compare(slower, spoiled_base).throughput_regressed  # a spoiled baseline does not mask -10 %
+    spoiled_same = _samples(1000, 5000, 0.005, seed=13)
+    spoiled_same = detector.Samples((790.0, 805.0, *spoiled_same.throughput[2:]), (7100.0, 6800.0, *spoiled_same.p99_us[2:]))
+    assert not detector.compare(spoiled_same, clean).regressed  # a spoiled current run is not a regression
+    # The plain mean would have been fooled both ways: this is what the best-half statistic is for.
+    mean = np.mean
+    assert mean(slower.throughput) / mean(spoiled_base.throughput) > 0.95
+    assert mean(spoiled_same.throughput) / mean(clean.throughput) < 0.95
 
 
 def test_p99_pages_only_beyond_the_full_tolerance():
