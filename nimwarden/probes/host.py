@@ -16,6 +16,7 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,8 +286,25 @@ def host_spec(deployment: Any) -> str | None:
     return None
 
 
+_located: dict[tuple, Attempt] = {}
+_located_lock = threading.Lock()
+
+
 def locate_server(deployment: Any) -> Attempt[ServerLocation]:
-    """The tritonserver process of a deployment: on the local host by its --http-port, in a pod by name."""
+    """The tritonserver process of a deployment: on the local host by its --http-port, in a pod by name.
+
+    Looked up once per process and deployment: the four host controls share the answer, so an
+    unreachable backend (an ssh that hangs to its ConnectTimeout) costs one wait, not four.
+    """
+    http = deployment.endpoint("http") if hasattr(deployment, "endpoint") else None
+    key = (deployment.name, host_spec(deployment), str(http), str(((getattr(deployment, "options", None) or {}).get("host") or {}).get("pid")))
+    with _located_lock:
+        if key not in _located:
+            _located[key] = _locate_server(deployment)
+        return _located[key]
+
+
+def _locate_server(deployment: Any) -> Attempt[ServerLocation]:
     spec = host_spec(deployment)
     if spec is None:
         return Attempt("host.locate", f"deployment {deployment.name}", None,

@@ -1,4 +1,7 @@
-"""Compare a run with the previous run for the same target, and collect history for charts.
+"""Compare a run with the previous comparable run for the same target, and collect history for charts.
+
+Comparable: it evaluated at least every (control, deployment) the current run evaluated, so a
+run narrowed with ``-k`` or interrupted half-way is not taken as "the previous run" of a full one.
 
 A finding is a result with status ``fail`` or ``error``; it is identified by
 control + deployment + subject, so the same problem on the same object is
@@ -103,16 +106,35 @@ def earlier_runs(
     return runs[::-1]
 
 
+LOOK_BACK = 30  # runs searched for a comparable one
+
+
+def _evaluated(summary: Mapping[str, Any]) -> set[tuple[str, str]]:
+    return {(str(r.get("control", "")), str(r.get("deployment", ""))) for r in summary.get("results") or []}
+
+
 def previous_run(
-    reports_dir: str | Path, current_run_dir: str | Path, target: str
+    reports_dir: str | Path, current_run_dir: str | Path, target: str, covering: Mapping[str, Any] | None = None
 ) -> tuple[str, dict[str, Any]] | None:
-    runs = earlier_runs(reports_dir, current_run_dir, target, limit=1)
-    return runs[-1] if runs else None
+    """The newest earlier run of ``target``; with ``covering``, the newest that evaluated every
+    (control, deployment) that run evaluated.
+
+    A run restricted with ``-k`` or interrupted covers only part of the catalog: comparing a full
+    run with it would call every control it skipped "new". Such runs are passed over.
+    """
+    if covering is None:
+        runs = earlier_runs(reports_dir, current_run_dir, target, limit=1)
+        return runs[-1] if runs else None
+    wanted = _evaluated(covering)
+    for name, summary in reversed(earlier_runs(reports_dir, current_run_dir, target, limit=LOOK_BACK)):
+        if wanted <= _evaluated(summary):
+            return name, summary
+    return None
 
 
 def attach_trend(summary: dict[str, Any], reports_dir: str | Path, run_dir: str | Path) -> dict[str, Any] | None:
-    """Store the comparison with the previous run in ``summary["trend"]`` (None when this is the first)."""
-    found = previous_run(reports_dir, run_dir, str(summary.get("target", "")))
+    """Store the comparison with the previous comparable run in ``summary["trend"]`` (None when there is none)."""
+    found = previous_run(reports_dir, run_dir, str(summary.get("target", "")), covering=summary)
     if found is None:
         summary.pop("trend", None)
         return None

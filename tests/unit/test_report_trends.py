@@ -81,3 +81,23 @@ def test_first_run_has_no_trend(tmp_path):
     summary["trend"] = {"stale": True}
     assert trends.attach_trend(summary, tmp_path / "reports", tmp_path / "reports" / "20261122T080000Z") is None
     assert "trend" not in summary
+
+
+def test_a_narrower_previous_run_is_passed_over_for_the_last_one_that_covered_this_run(tmp_path):
+    """A run narrowed with -k (or interrupted) is not "the previous run" of a full one: its gaps would read as new."""
+    reports = tmp_path / "reports"
+    _run(reports, "20261120T080000Z", with_results(lab_summary(), [A, B, dict(C, status="pass")]))  # full
+    _run(reports, "20261121T080000Z", with_results(lab_summary(), [A]))  # `-k tls`: covers only A
+    current_dir = reports / "20261122T080000Z"
+    current_dir.mkdir()
+    current = with_results(lab_summary(), [A, B, dict(C, status="pass")])
+    trend = trends.attach_trend(current, reports, current_dir)
+    assert trend["previous_run"] == "20261120T080000Z"
+    assert trend["counts"] == {"new": 0, "fixed": 0, "unchanged": 2, "not_rechecked": 0}
+    # A narrow current run may still compare with the narrow previous one (it covers it).
+    narrow_dir = reports / "20261123T080000Z"
+    narrow_dir.mkdir()
+    assert trends.attach_trend(with_results(lab_summary(), [A]), reports, narrow_dir)["previous_run"] == "20261121T080000Z"
+    # Nothing earlier covers it: no trend rather than a misleading one.
+    wider = with_results(lab_summary(), [A, B, C, result("GATEWAY-RATELIMIT-001", "gateway", "medium", "exposed", "g", "pass", "ok")])
+    assert trends.attach_trend(wider, reports, narrow_dir) is None
