@@ -365,7 +365,7 @@ class ClusterDouble(ReplayServer):
         handler.wfile.write(data)
         return None
 
-    def created(self, label: str = "app.kubernetes.io/managed-by", value: str = "nimwarden") -> list[str]:
+    def created(self, label: str = "nimwarden.dev/role", value: str = "reach-probe") -> list[str]:
         """``ns/Kind/name`` of every object still present that carries ``label=value``."""
         return [f"{(o.get('metadata') or {}).get('namespace')}/{o['kind']}/{o['metadata']['name']}" for o in list(self.objects)
                 if ((o.get("metadata") or {}).get("labels") or {}).get(label) == value]

@@ -31,9 +31,10 @@ Why the pod is shaped the way it is:
   service links; Pod Security *restricted* (non-root, read-only root, no
   capabilities, RuntimeDefault seccomp), so namespaces that enforce restricted
   admit it; small CPU/memory limits.
-- **Labelled for cleanup.** ``app.kubernetes.io/managed-by: nimwarden``,
-  ``nimwarden.dev/role: reach-probe`` and ``nimwarden.dev/run: <run id>`` on
-  everything created.
+- **Labelled for cleanup.** ``nimwarden.dev/role: reach-probe`` and
+  ``nimwarden.dev/run: <run id>`` on everything created, and
+  ``app.kubernetes.io/managed-by: nimwarden`` unless the source has a
+  ``managed-by`` of its own (the pod keeps the source's: a policy may select on it).
 
 Every API call has a timeout; a 403 names the missing permission; a pod that
 cannot start (image pull, admission, scheduling) or does not finish is an error
@@ -55,7 +56,7 @@ MANAGED_BY = ("app.kubernetes.io/managed-by", "nimwarden")
 ROLE = ("nimwarden.dev/role", "reach-probe")
 RUN_LABEL = "nimwarden.dev/run"
 READINESS_GATE = "nimwarden.dev/never-ready"
-CLEANUP_SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{ROLE[0]}={ROLE[1]}"
+CLEANUP_SELECTOR = f"{ROLE[0]}={ROLE[1]}"
 AGENT_SOURCE = Path(__file__).resolve().parent.parent / "probes" / "reach_agent.py"
 RBAC_FILE = "deploy/k8s/opt-in/rbac-netpol-probes.yaml"
 # Labels that must not be copied: they tie a pod to one controller revision or one pod identity.
@@ -138,21 +139,33 @@ def new_run_id() -> str:
 
 def copied_labels(labels: Mapping[str, str]) -> dict[str, str]:
     """The source's labels a probe pod carries: all but controller-identity ones, and never nimwarden's own."""
-    own = {MANAGED_BY[0], ROLE[0], RUN_LABEL}
-    return {k: v for k, v in labels.items() if k not in NOT_COPIED and k not in own}
+    return {k: v for k, v in labels.items() if k not in NOT_COPIED and not k.startswith("nimwarden.dev/")}
+
+
+def probe_labels(source_labels: Mapping[str, str], run_id: str) -> dict[str, str]:
+    """Every label of a probe pod: the source's (copied) plus nimwarden's own, which never overwrite the source's.
+
+    ``app.kubernetes.io/managed-by: nimwarden`` is added only when the source has no
+    ``managed-by`` of its own: a policy may select on ``managed-by: Helm``. Cleanup
+    selects on ``nimwarden.dev/role``, which is always there.
+    """
+    out = copied_labels(source_labels)
+    out.setdefault(*MANAGED_BY)
+    out[ROLE[0]] = ROLE[1]
+    out[RUN_LABEL] = run_id
+    return out
 
 
 def pod_manifest(name: str, namespace: str, labels: Mapping[str, str], job: Mapping[str, Any], settings: ProbeSettings,
                  run_id: str, anchor_uid: str, deadline_s: float) -> dict:
     """The probe pod (see the module docstring for why each field is there)."""
-    ours = {MANAGED_BY[0]: MANAGED_BY[1], ROLE[0]: ROLE[1], RUN_LABEL: run_id}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {**copied_labels(labels), **ours},
+            "labels": probe_labels(labels, run_id),
             "annotations": {"nimwarden.dev/purpose": "network-policy reachability probe; deleted by the harness when done"},
             "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": anchor_uid, "controller": True}],
         },

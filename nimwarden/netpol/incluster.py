@@ -135,7 +135,7 @@ def derive_sources(inv: Inventory, dest: Pod, keys: tuple[PortKey, ...], max_pos
 
 def enforcement_attempt(target: Any, deployment: Any) -> LiveProbe | Outcome:
     from nimwarden.k8s.live import client_configuration
-    from nimwarden.k8s.probe_pods import RBAC_FILE, PodRunner
+    from nimwarden.k8s.probe_pods import RBAC_FILE, PodRunner, probe_labels
     from nimwarden.netpol.cluster import inventory_attempt
     from nimwarden.outcome import incomplete
     from nimwarden.probes import k8s
@@ -173,20 +173,23 @@ def enforcement_attempt(target: Any, deployment: Any) -> LiveProbe | Outcome:
         return not_applicable(f"pod {dest.key} declares no TCP or UDP container ports to probe")
     pods = [p for p in inventory.pods if p.key != dest.key] + [dest]
     if settings.positions:
-        sources = [Pod(ns, f"nimwarden-probe-{i}", dict(labels)) for i, (ns, labels) in enumerate(settings.positions)]
-        pods += sources
+        chosen = [Pod(ns, f"nimwarden-probe-{i}", dict(labels)) for i, (ns, labels) in enumerate(settings.positions)]
     else:
-        sources = derive_sources(Inventory(inventory.namespaces, tuple(pods), inventory.policies), dest, keys, settings.max_positions, ref.selector)
-    if not sources:
+        chosen = derive_sources(Inventory(inventory.namespaces, tuple(pods), inventory.policies), dest, keys, settings.max_positions, ref.selector)
+    if not chosen:
         return not_applicable("no source position: the cluster has no other pods outside the system namespaces, and the profile declares none")
-    probe_inv = Inventory(inventory.namespaces, tuple(pods), inventory.policies, inventory.skipped)
-    flows = plan_flows(probe_inv, [s.key for s in sources], [Destination(dest.key, dest.ip, keys)], allowed_sample=2)
     runner = PodRunner(client_configuration(source.kubeconfig, source.context), settings)
+    # The model judges each flow from the probe pod as it will be: the labels it really carries
+    # (controller-identity labels dropped, nimwarden's added), under the key of the source it stands for.
+    sources = [Pod(s.namespace, s.name, probe_labels(s.labels, runner.run_id)) for s in chosen]
+    replaced = {s.key for s in sources}
+    probe_inv = Inventory(inventory.namespaces, tuple(p for p in pods if p.key not in replaced) + tuple(sources), inventory.policies, inventory.skipped)
+    flows = plan_flows(probe_inv, [s.key for s in sources], [Destination(dest.key, dest.ip, keys)], allowed_sample=2)
 
     def position(src: Pod) -> Position:
         return Position(f"probe pod in {src.namespace} as {src.key}", runner=lambda job, deadline: runner.run(src.namespace, src.labels, job, deadline))
 
-    positions = {s.key: position(s) for s in sources}
+    positions = {s.key: position(s) for s in chosen}
     try:
         probed = probe_attempt(flows, positions, timeout_s=settings.connect_timeout_s, concurrency=16 * len(positions),
                                max_agents=settings.max_parallel)

@@ -64,6 +64,8 @@ def test_a_probe_pod_runs_the_agent_and_leaves_nothing_behind(listener):
     labels = pod["metadata"]["labels"]
     assert labels["app"] == "tenant-client" and labels[RUN_LABEL] == "r1"
     assert "pod-template-hash" not in labels and "controller-revision-hash" not in labels
+    assert labels["app.kubernetes.io/managed-by"] == "nimwarden" and labels["nimwarden.dev/role"] == "reach-probe"
+
     (owner,) = pod["metadata"]["ownerReferences"]
     (anchor,) = [o for o in cluster.history if o["kind"] == "ConfigMap"]
     assert owner == {"apiVersion": "v1", "kind": "ConfigMap", "name": anchor["metadata"]["name"], "uid": anchor["metadata"]["uid"], "controller": True}
@@ -71,6 +73,13 @@ def test_a_probe_pod_runs_the_agent_and_leaves_nothing_behind(listener):
     assert pod["spec"]["automountServiceAccountToken"] is False and pod["spec"]["activeDeadlineSeconds"] >= 30
     verdict = evaluate_pod(pod, "restricted")
     assert verdict.allowed, verdict
+
+
+def test_the_source_keeps_its_own_managed_by_label_a_policy_may_select_on():
+    from nimwarden.k8s.probe_pods import probe_labels
+
+    labels = probe_labels({"app": "gw", "app.kubernetes.io/managed-by": "Helm", "nimwarden.dev/role": "spoofed"}, "r9")
+    assert labels == {"app": "gw", "app.kubernetes.io/managed-by": "Helm", "nimwarden.dev/role": "reach-probe", "nimwarden.dev/run": "r9"}
 
 
 @pytest.mark.parametrize(
