@@ -12,7 +12,8 @@ from typing import Any
 
 from nimwarden.outcome import Attempt, Outcome, errored, failed, incomplete, not_applicable, passed
 from nimwarden.perf import baseline as baselines
-from nimwarden.perf.detector import Samples, compare
+from nimwarden.perf.detector import MIN_WINDOWS, Samples, compare
+from nimwarden.perf.windows import MAX_STEAL
 
 
 def _unstable(m: Any) -> Outcome | None:
@@ -65,9 +66,20 @@ def regression(att: Attempt, base: baselines.Baseline | None, fingerprint: dict,
     bad = _unstable(m)
     if bad:
         return bad
+    current = Samples.from_windows(m.windows, max_steal=MAX_STEAL)
+    base_samples = Samples.from_windows(level["windows"], max_steal=MAX_STEAL)
+    for name, samples, windows in (("this run", current, m.windows), ("the baseline", base_samples, level["windows"])):
+        if len(samples.throughput) >= MIN_WINDOWS:
+            continue
+        steals = [s for s in (w.get("steal") if isinstance(w, dict) else w.steal for w in windows) if s is not None]
+        if steals and max(steals) > MAX_STEAL:
+            why = (f"only {len(samples.throughput)} of {len(windows)} windows of {name} ran with CPU steal under {MAX_STEAL:.0%} "
+                   f"(worst {max(steals):.0%}): the machine was too busy to judge a {tolerance:.0%} change; run again when it is quieter")
+        else:
+            why = f"{name} has {len(samples.throughput)} usable windows; the detector needs {MIN_WINDOWS}"
+        return errored(why, current=m.evidence(), baseline=baseline_path)
     try:
-        cmp = compare(Samples.from_windows(m.windows), Samples.from_windows(level["windows"]), tolerance,
-                      min_change=min_change)
+        cmp = compare(current, base_samples, tolerance, min_change=min_change)
     except ValueError as exc:
         return errored(f"cannot compare with {baseline_path}: {exc}")
     evidence = {"comparison": cmp.evidence(), "baseline": baseline_path, "baseline_recorded_at": level.get("recorded_at"),

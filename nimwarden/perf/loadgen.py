@@ -19,7 +19,17 @@ from nimwarden.perf import metrics as server_metrics
 from nimwarden.perf.inputs import Payload
 from nimwarden.perf.stats import LatencySummary
 from nimwarden.perf.transport import Endpoint, Transport
-from nimwarden.perf.windows import Stability, Window, merge, stability, window_from_slices
+from nimwarden.perf.windows import (
+    STABLE_WINDOWS,
+    Stability,
+    Window,
+    clean,
+    cpu_times,
+    merge,
+    stability,
+    steal_between,
+    window_from_slices,
+)
 from nimwarden.perf.workers import ProcessPool, Schedule, ThreadPool
 
 
@@ -148,10 +158,13 @@ def measure(
         snap, note = _try_scrape(metrics_url, payload.model, metrics_headers)
         snapshots.append(snap)
         t_prev = time.perf_counter()
+        cpu_prev = cpu_times()
         for index in range(load.max_windows):
             time.sleep(max(0.0, t_prev + load.window_s - time.perf_counter()))
             t_now = time.perf_counter()
-            w = window_from_slices(index, t_now - t_prev, *pool.collect())
+            cpu_now = cpu_times()
+            w = window_from_slices(index, t_now - t_prev, *pool.collect(), steal=steal_between(cpu_prev, cpu_now))
+            cpu_prev = cpu_now
             windows.append(w)
             if snapshots[0] is not None:
                 snap, note = _try_scrape(metrics_url, payload.model, metrics_headers)
@@ -159,7 +172,9 @@ def measure(
             if on_window:
                 on_window(w)
             t_prev = t_now
-            if len(windows) >= load.min_windows and stability(windows, load.tolerance).stable:
+            # Stop once stable, unless CPU steal robbed one of the last windows: then measure on (up to
+            # max_windows), so that the detector gets windows the machine really spent on the test.
+            if len(windows) >= load.min_windows and stability(windows, load.tolerance).stable and clean(windows[-STABLE_WINDOWS:]):
                 break
     finally:
         pool.stop()

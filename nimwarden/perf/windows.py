@@ -16,6 +16,12 @@ import numpy as np
 from nimwarden.perf.stats import LatencySummary, spread, summarize_latency
 
 STABLE_WINDOWS = 3
+MAX_STEAL = 0.05  # a window in which the hypervisor took more of this machine's CPU is "robbed"
+
+
+def clean(windows: Sequence[Window]) -> bool:
+    """No window lost more than MAX_STEAL of the machine's CPU to other guests (unknown counts as clean)."""
+    return all(w.steal is None or w.steal <= MAX_STEAL for w in windows)
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,9 @@ class Window:
     completed: int  # successful requests that ended in the window
     errors: int  # failed requests that ended in the window
     latencies_us: np.ndarray = field(repr=False, compare=False)
+    # Share of this machine's CPU time the hypervisor gave to others during the window (/proc/stat
+    # "steal"); None where it cannot be read. A window that lost CPU measures the host, not the server.
+    steal: float | None = None
 
     @property
     def throughput(self) -> float:
@@ -40,11 +49,31 @@ class Window:
         lat = self.latency
         return {"index": self.index, "duration_s": round(self.duration_s, 3), "completed": self.completed,
                 "errors": self.errors, "throughput": round(self.throughput, 2),
-                "avg_us": round(lat.avg_us, 1) if lat else None, "p99_us": round(lat.p99_us, 1) if lat else None}
+                "avg_us": round(lat.avg_us, 1) if lat else None, "p99_us": round(lat.p99_us, 1) if lat else None,
+                "steal": None if self.steal is None else round(self.steal, 3)}
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(steal, total) jiffies of all CPUs from /proc/stat, or None where there is no such file."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    values = [int(v) for v in fields[1:]]
+    return values[7], sum(values[:8])  # user nice system idle iowait irq softirq steal (guest is in user)
+
+
+def steal_between(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return max(0.0, (after[0] - before[0]) / (after[1] - before[1]))
 
 
 def window_from_slices(index: int, duration_s: float, starts_ns: Sequence[int], ends_ns: Sequence[int],
-                       failed_mask: np.ndarray | None = None) -> Window:
+                       failed_mask: np.ndarray | None = None, steal: float | None = None) -> Window:
     """Build a window from matching start/end timestamps; failed requests count as errors, not latency."""
     starts = np.asarray(starts_ns, dtype=np.int64)
     ends = np.asarray(ends_ns, dtype=np.int64)
@@ -54,7 +83,7 @@ def window_from_slices(index: int, duration_s: float, starts_ns: Sequence[int], 
         lat = lat[~failed_mask]
     else:
         errors = 0
-    return Window(index, duration_s, int(len(lat)), errors, lat)
+    return Window(index, duration_s, int(len(lat)), errors, lat, steal)
 
 
 @dataclass(frozen=True)

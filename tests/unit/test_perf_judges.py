@@ -15,9 +15,10 @@ from nimwarden.perf.windows import Window, merge, stability
 LOAD = LoadSpec(concurrency=4, window_s=1.0)
 
 
-def measurement(tputs=(1000, 1000, 1000, 1000), lat_us=500.0, errors=0, seed=0) -> Measurement:
+def measurement(tputs=(1000, 1000, 1000, 1000), lat_us=500.0, errors=0, seed=0, steal=None) -> Measurement:
     rng = np.random.default_rng(seed)
-    windows = tuple(Window(i, 1.0, int(t), errors if i == 0 else 0, lat_us * (1 + rng.normal(0, 0.01, int(t))))
+    steal = steal or (None,) * len(tputs)
+    windows = tuple(Window(i, 1.0, int(t), errors if i == 0 else 0, lat_us * (1 + rng.normal(0, 0.01, int(t))), steal[i])
                     for i, t in enumerate(tputs))
     tput, lat, _ = merge(windows[-3:])
     return Measurement("grpc://127.0.0.1:1", "add", LOAD, windows, stability(windows, LOAD.tolerance), tput, lat,
@@ -80,6 +81,22 @@ def test_regression_errors_on_broken_or_unstable_runs(tmp_path):
     assert judge.regression(BROKEN, base, FP, 0.10, path).status is Status.ERROR
     unstable = measurement(tputs=(1000, 600, 1000, 1400))
     assert judge.regression(ok(unstable), base, FP, 0.10, path).status is Status.ERROR
+
+
+def test_regression_compares_only_windows_the_hypervisor_did_not_rob(tmp_path):
+    """Windows with more than 5 % CPU steal measure the host, not the server: left out, or an error if too few remain."""
+    base, path = _baseline(tmp_path, FP, tputs=(1000, 1000, 1000, 1000, 1000, 1000))
+    # A slower release measured while the hypervisor also stole CPU in two windows: still caught, from the clean four.
+    robbed = measurement(tputs=(500, 600, 900, 900, 900, 900), lat_us=550.0, steal=(0.4, 0.3, 0.01, 0.02, 0.0, 0.01))
+    out = judge.regression(ok(robbed), base, FP, 0.10, path)
+    assert out.status is Status.FAIL and "-10.0%" in out.reason, out.reason
+    # An unchanged release whose robbed windows would read as a 20 % regression: not a finding.
+    same = measurement(tputs=(700, 800, 1000, 1000, 1000, 1000), steal=(0.35, 0.25, 0.02, 0.0, 0.01, 0.03))
+    assert judge.regression(ok(same), base, FP, 0.10, path).status is Status.PASS
+    # Too few clean windows: an error naming the steal, never a verdict.
+    busy = measurement(tputs=(1000, 1000, 1000, 1000), steal=(0.3, 0.2, 0.04, 0.25))
+    out = judge.regression(ok(busy), base, FP, 0.10, path)
+    assert out.status is Status.ERROR and "CPU steal under 5%" in out.reason and "worst 30%" in out.reason
 
 
 def report(failed=0, before=5.0, after=5.0, ref=500.0, during=520.0, note="from metrics"):
