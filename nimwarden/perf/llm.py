@@ -67,6 +67,33 @@ class StreamResult:
         return len(self.token_times_ns)
 
 
+def discover_model(ep: StreamEndpoint, connect_s: float = 2.0, read_s: float = 5.0, guard=None) -> str:
+    """The first model id ``GET /v1/models`` lists (a NIM serves one); StreamFailed when it cannot be read.
+
+    Through the probes' bounded client: the whole exchange ends within ``connect_s + read_s``
+    even against a server that drips one byte a second.
+    """
+    from nimwarden.probes import http as bounded
+
+    ctx = None
+    if ep.base_url.startswith("https"):
+        ctx = ssl.create_default_context(cafile=ep.ca_file)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    got = bounded.request("GET", ep.base_url.rstrip("/") + "/v1/models", probe="perf.llm.models",
+                          limits=bounded.Limits(connect_s, read_s, 1 << 20), guard=guard,
+                          headers={"Accept": "application/json", **ep.headers}, ssl_context=ctx,
+                          redact_headers=tuple(k.lower() for k in ep.headers))
+    if got.observation is None:
+        raise StreamFailed(f"GET /v1/models: {got.error}")
+    resp = got.observation
+    if resp.status != 200:
+        raise StreamFailed(f"GET /v1/models: HTTP {resp.status}: {resp.body[:200]!r}")
+    try:
+        return str(json.loads(resp.body)["data"][0]["id"])
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise StreamFailed(f"GET /v1/models: not the expected JSON, a list of models ({type(exc).__name__}): {resp.body[:120]!r}") from None
+
+
 def stream_once(ep: StreamEndpoint) -> StreamResult:
     """One streamed chat completion, timed per token; raises StreamFailed on anything but a clean stream."""
     conn = ep.connection()

@@ -9,11 +9,12 @@ which the judges turn into errors.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from nimwarden.outcome import Attempt, attempt
 from nimwarden.perf import baseline, inputs, loadgen, model_info
-from nimwarden.perf.llm import StreamEndpoint, measure_stream
+from nimwarden.perf.llm import StreamEndpoint, discover_model, measure_stream
 from nimwarden.perf.settings import PerfSettings
 from nimwarden.perf.transport import Endpoint
 
@@ -94,12 +95,13 @@ class PerfProbe:
                 self.target.guard(ep.host)
                 llm = self.settings.llm
                 model = llm.get("model") or (self.settings.models[0] if self.settings.models else "")
-                if not model:
-                    raise RuntimeError("no model to stream from: set options.performance.llm.model")
                 sep = StreamEndpoint(ep.url.rstrip("/"), model, self._headers(),
                                      timeout_s=max(self.target.timeouts.read_s, 30.0),
                                      max_tokens=int(llm.get("max_tokens", 64)),
                                      **({"prompt": llm["prompt"]} if "prompt" in llm else {}))
+                if not model:  # the profile names none: the one the NIM lists
+                    sep = replace(sep, model=discover_model(sep, self.target.timeouts.connect_s, self.target.timeouts.read_s,
+                                                            guard=self.target.guard))
                 return measure_stream(sep, load)
 
             self._cache[key] = attempt("perf.llm", f"streaming chat completions, {load.mode}, at {self._describe('http')}", run)

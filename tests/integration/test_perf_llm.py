@@ -77,6 +77,12 @@ def _serve(mode: str):
     return srv, f"http://127.0.0.1:{srv.server_address[1]}"
 
 
+def test_the_model_to_stream_from_is_the_one_the_nim_lists(stand_in, hanging_server):
+    assert llm.discover_model(llm.StreamEndpoint(stand_in["url"], "", timeout_s=5)) == nimstub.MODEL
+    with pytest.raises(llm.StreamFailed, match="/v1/models.*(deadline|timed out)"):
+        llm.discover_model(llm.StreamEndpoint(f"http://127.0.0.1:{hanging_server.port}", ""), connect_s=0.5, read_s=0.5)
+
+
 def test_ttft_and_inter_token_latency_are_measured_not_guessed():
     srv, url = _serve("good")
     try:
