@@ -58,10 +58,15 @@ def test_inference_not_slower_than_baseline(deployment, target, perf, verdict, r
         att = probe.measurement(model, lvl)
         path = baseline.path_for(target.name, deployment.name, model, root=probe.settings.baseline_dir)
         fp = probe.fingerprint(model, att.observation) if att.completed else {}
-        if _update_requested(request.config) and att.completed and att.observation.stable and not att.observation.errors:
-            baseline.save(path, fp, lvl.mode, baseline.level_record(att.observation))
-            parts.append((f"{model} {lvl.mode}", not_applicable(f"baseline recorded now at {path} (explicit update); "
-                                                                "nothing to compare against", fingerprint=fp)))
+        if _update_requested(request.config):
+            if att.completed and att.observation.stable and not att.observation.errors:
+                saved = baseline.save(path, fp, lvl.mode, baseline.level_record(att.observation))
+                runs = len((baseline.load(saved).level(lvl.mode) or {}).get("runs") or ())
+                parts.append((f"{model} {lvl.mode}", not_applicable(f"baseline recorded now at {path} (explicit update; it now "
+                                                                    f"holds {runs} run(s)); nothing to compare against", fingerprint=fp)))
+            else:  # asked to record, and the run is not fit to be a baseline: say so, do not fall through to "no baseline"
+                why = judge.stable_measurement(att)
+                parts.append((f"{model} {lvl.mode}", errored(f"baseline not recorded at {path}: {why.reason}")))
             continue
         try:
             base = baseline.load(path)

@@ -16,10 +16,11 @@ On a virtual machine the worst interference is invisible to the guest's load
 average: the hypervisor giving the vCPUs to other guests (CPU *steal*). On the
 project's 2-vCPU machine, windows with 20-50 % steal ran at 15-80 % of the
 undisturbed throughput. Every window records the steal it saw
-(nimwarden.perf.windows) and the judge compares only windows under
-``MAX_STEAL``; when fewer than three remain on either side the comparison is
-an error that says so — never a verdict drawn from a machine that was not
-running the test. (Plain means
+(nimwarden.perf.windows) and the judge (nimwarden.judges.perf.regression)
+compares only windows under ``MAX_STEAL``. When fewer than three remain on
+either side it keeps only the verdicts steal cannot fake — a drop larger
+than the worst steal, or no drop against an unrobbed baseline — and
+otherwise reports an error saying the machine was too busy. (Plain means
 and medians were tried first: means let one disturbed baseline run mask a
 10 % slowdown; medians of six windows gave intervals too coarse to detect
 it. Figures in docs/benchmarks.md.)

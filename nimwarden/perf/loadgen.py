@@ -20,10 +20,8 @@ from nimwarden.perf.inputs import Payload
 from nimwarden.perf.stats import LatencySummary
 from nimwarden.perf.transport import Endpoint, Transport
 from nimwarden.perf.windows import (
-    STABLE_WINDOWS,
     Stability,
     Window,
-    clean,
     cpu_times,
     merge,
     stability,
@@ -172,9 +170,7 @@ def measure(
             if on_window:
                 on_window(w)
             t_prev = t_now
-            # Stop once stable, unless CPU steal robbed one of the last windows: then measure on (up to
-            # max_windows), so that the detector gets windows the machine really spent on the test.
-            if len(windows) >= load.min_windows and stability(windows, load.tolerance).stable and clean(windows[-STABLE_WINDOWS:]):
+            if len(windows) >= load.min_windows and stability(windows, load.tolerance).stable:
                 break
     finally:
         pool.stop()

@@ -19,11 +19,6 @@ STABLE_WINDOWS = 3
 MAX_STEAL = 0.05  # a window in which the hypervisor took more of this machine's CPU is "robbed"
 
 
-def clean(windows: Sequence[Window]) -> bool:
-    """No window lost more than MAX_STEAL of the machine's CPU to other guests (unknown counts as clean)."""
-    return all(w.steal is None or w.steal <= MAX_STEAL for w in windows)
-
-
 @dataclass(frozen=True)
 class Window:
     """One measurement window: how many requests completed, how fast, how many failed."""

@@ -49,16 +49,32 @@ def recorded(lab_state, tmp_path_factory):
     return tmp, profile, summary
 
 
+def _robbed(result) -> bool:
+    """The measurement could not stabilise because the hypervisor took the CPU (recorded per window): an error
+    that says so is then the right answer; without recorded steal, instability is a test failure."""
+    return result["status"] == "error" and "lost up to" in result["reason"] and "steal" in result["reason"]
+
+
+def _skip_if_robbed(summary):
+    robbed = [r["reason"] for dep in ("hardened", "exposed") for r in [_by_control(summary, dep)["PERF-STABLE-001"]] if _robbed(r)]
+    if robbed:
+        pytest.skip(f"no stable baseline could be recorded on this machine now: {robbed[0][:200]}")
+
+
 def test_first_run_measures_stable_and_records_a_baseline_only_when_asked(recorded):
     tmp, _, summary = recorded
     for dep in ("hardened", "exposed"):
         res = _by_control(summary, dep)
+        if _robbed(res["PERF-STABLE-001"]):
+            assert res["PERF-REGRESSION-001"]["status"] == "error"  # no baseline from a robbed run, and no verdict
+            continue
         assert res["PERF-STABLE-001"]["status"] == "pass", res["PERF-STABLE-001"]["reason"]
         assert res["PERF-REGRESSION-001"]["status"] == "not_applicable"
         assert "baseline recorded now" in res["PERF-REGRESSION-001"]["reason"]
         assert res["PERF-UNDERLOAD-001"]["status"] == "not_applicable"
         stored = json.loads((tmp / "baselines" / "lab" / dep / "add.json").read_text())
         assert stored["fingerprint"]["triton_version"] == "2.51.0" and "concurrency 1" in stored["levels"]
+    _skip_if_robbed(summary)
     # server-side figures only where the metrics port is reachable (exposed), and said so on hardened
     ev_exp = _by_control(summary, "exposed")["PERF-STABLE-001"]["evidence"]
     ev_hard = _by_control(summary, "hardened")["PERF-STABLE-001"]["evidence"]
@@ -67,7 +83,8 @@ def test_first_run_measures_stable_and_records_a_baseline_only_when_asked(record
 
 
 def test_second_run_compares_and_a_doctored_baseline_fails_with_its_interval(recorded):
-    tmp, profile, _ = recorded
+    tmp, profile, first = recorded
+    _skip_if_robbed(first)
     path = tmp / "baselines" / "lab" / "exposed" / "add.json"
     doctored = json.loads(path.read_text())
     for w in doctored["levels"]["concurrency 1"]["windows"]:
@@ -80,7 +97,7 @@ def test_second_run_compares_and_a_doctored_baseline_fails_with_its_interval(rec
     proc, summary = run_audit(profile, tmp / "r2", SUITE)
     assert summary is not None, proc.stderr[-2000:]
     exposed = _by_control(summary, "exposed")["PERF-REGRESSION-001"]
-    assert exposed["status"] == "fail" and "regressed: throughput -" in exposed["reason"] and "CI" in exposed["reason"]
+    assert exposed["status"] == "fail" and "regressed: throughput -" in exposed["reason"] and "CI" in exposed["reason"], exposed["reason"]
     hardened = _by_control(summary, "hardened")["PERF-REGRESSION-001"]
     assert hardened["status"] == "not_applicable" and "triton_version" in hardened["reason"]
 

@@ -93,10 +93,22 @@ def test_regression_compares_only_windows_the_hypervisor_did_not_rob(tmp_path):
     # An unchanged release whose robbed windows would read as a 20 % regression: not a finding.
     same = measurement(tputs=(700, 800, 1000, 1000, 1000, 1000), steal=(0.35, 0.25, 0.02, 0.0, 0.01, 0.03))
     assert judge.regression(ok(same), base, FP, 0.10, path).status is Status.PASS
-    # Too few clean windows: an error naming the steal, never a verdict.
-    busy = measurement(tputs=(1000, 1000, 1000, 1000), steal=(0.3, 0.2, 0.04, 0.25))
-    out = judge.regression(ok(busy), base, FP, 0.10, path)
-    assert out.status is Status.ERROR and "CPU steal under 5%" in out.reason and "worst 30%" in out.reason
+    # Too few clean windows. Steal only slows a run down, so what still stands is said; the rest is an error.
+    robbed = (0.3, 0.2, 0.04, 0.25)
+    busy_same = measurement(tputs=(1000, 1000, 1000, 1000), steal=robbed)
+    out = judge.regression(ok(busy_same), base, FP, 0.10, path)
+    assert out.status is Status.PASS and "even with 30% CPU steal" in out.reason, out.reason  # not slower, even robbed
+    busy_slower = measurement(tputs=(920, 920, 920, 920), lat_us=540.0, steal=robbed)
+    out = judge.regression(ok(busy_slower), base, FP, 0.10, path)
+    assert out.status is Status.ERROR and "CPU steal under 5%" in out.reason and "worst 30%" in out.reason, out.reason
+    collapsed = measurement(tputs=(300, 300, 300, 300), lat_us=1600.0, steal=robbed)
+    out = judge.regression(ok(collapsed), base, FP, 0.10, path)
+    assert out.status is Status.FAIL and "more than the 30% CPU steal" in out.reason, out.reason
+    # A robbed baseline cannot vouch for an unchanged run: it may hide a slowdown.
+    robbed_base, robbed_path = _baseline(tmp_path / "robbed", FP)
+    robbed_base.levels[LOAD.mode]["windows"] = [dict(w, steal=0.3) for w in robbed_base.levels[LOAD.mode]["windows"]]
+    out = judge.regression(ok(measurement(seed=4)), robbed_base, FP, 0.10, robbed_path)
+    assert out.status is Status.ERROR and "windows of the baseline" in out.reason, out.reason
 
 
 def report(failed=0, before=5.0, after=5.0, ref=500.0, during=520.0, note="from metrics"):
