@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -64,10 +65,19 @@ def lab_profile(tmp_path: Path, state: dict, **changes) -> Path:
     return path
 
 
+def interruptible() -> None:
+    """preexec_fn for audit subprocesses: SIGINT back to its default, so that Python turns it into
+    KeyboardInterrupt. A test run started in the background (`cmd &` in a non-interactive shell, as CI
+    wrappers do) inherits SIGINT *ignored*, and Python keeps an inherited ignore: a Ctrl-C test would
+    then pass without the signal ever arriving."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_audit(profile: Path, reports: Path, *pytest_args: str, timeout: float = 300, env=None) -> tuple[subprocess.CompletedProcess, dict | None]:
     """`nimwarden audit --target …` in a subprocess, exactly as a user runs it."""
     cmd = [sys.executable, "-m", "nimwarden.cli", "audit", "--target", str(profile), "--reports-dir", str(reports), *pytest_args]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                          preexec_fn=interruptible)
     summary_path = reports / "latest" / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
     return proc, summary

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from nimwarden.catalog import load_catalog
-from tests.conftest import ROOT, dead_port, lab_profile, run_audit
+from tests.conftest import ROOT, dead_port, interruptible, lab_profile, run_audit
 
 pytestmark = pytest.mark.lab
 
@@ -185,7 +185,7 @@ def test_interrupt_keeps_finished_results(tmp_path, lab_state):
     cmd = [sys.executable, "-m", "nimwarden.cli", "audit", "--target", str(profile), "--reports-dir", str(reports),
            "suites/test_triton_api.py", "-p", "tests.killer"]
     env = {**os.environ, "NIMWARDEN_TEST_SIGINT_AFTER": "6"}
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env, preexec_fn=interruptible)
     summary = json.loads((reports / "latest" / "summary.json").read_text())
     assert summary["interrupted"] is True
     assert 1 <= len(summary["results"]) < 44

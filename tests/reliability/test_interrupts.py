@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, lab_profile
+from tests.conftest import ROOT, interruptible, lab_profile
 
 pytestmark = pytest.mark.lab
 
@@ -37,7 +37,7 @@ def test_signal_at_a_random_point_keeps_a_consistent_report(sig, draw, lab_state
     cmd = [sys.executable, "-m", "nimwarden.cli", "audit", "--target", str(profile), "--reports-dir", str(reports),
            "suites/test_triton_api.py", "suites/test_host.py"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=interruptible)
     out = []
     for line in proc.stdout:  # wait until tests run: before that there is no audit to interrupt
         out.append(line)
