@@ -135,9 +135,14 @@ def main() -> int:
         judged_same = judged_slow = 0
         for trial in range(args.trials):
             t0 = time.monotonic()
-            record(*run(ep_a))
-            m_same, w_same = run(ep_a)
-            m_slow, w_slow = run(ep_b)
+            try:
+                record(*run(ep_a))
+                m_same, w_same = run(ep_a)
+                m_slow, w_slow = run(ep_b)
+            except Exception as exc:  # noqa: BLE001 - a lab server that died: report it and stop, keep the figures
+                emit(trial=trial, aborted=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
+                     load_average=[round(x, 2) for x in os.getloadavg()])
+                break
             pooled = [w for r in pool for w in r]
             v_same, e_same = verdict(m_same, pooled)
             v_slow, e_slow = verdict(m_slow, pooled)
