@@ -178,3 +178,16 @@ FAULTS = {
     "dns": ("http", "grpc"),
 }
 UNRESOLVABLE = "nimwarden-fault.invalid"  # RFC 6761: .invalid never resolves
+
+
+def assert_cell_errors(summary: dict | None, family: str, count: int, names: str, label: str, took: float, output: str = "") -> list[dict]:
+    """One fault-matrix cell: the audit wrote a summary, and each of the ``count`` results of ``family``
+    is an ``error`` whose reason matches ``names`` (the fault, named). Prints the cell's line."""
+    import re
+
+    assert summary is not None, output[-3000:]
+    rows = [r for r in summary["results"] if r["family"] == family]
+    print(f"\n{label}: {len(rows)} {family} results in {took:.1f}s: {sorted({r['status'] for r in rows})}")
+    assert len(rows) == count and all(r["status"] == "error" for r in rows), [(r["control"], r["status"], r["reason"][:160]) for r in rows]
+    assert all(re.search(names, r["reason"], re.I) for r in rows), [r["reason"][:200] for r in rows]
+    return rows

@@ -24,7 +24,7 @@ import yaml
 
 from tests.conftest import dead_port, have, run_audit
 from tests.k8s_replay import ClusterDouble, FakeKubelet
-from tests.reliability.faults import FaultServer
+from tests.reliability.faults import FaultServer, assert_cell_errors
 
 # --- network-policy: probe-pod faults ---------------------------------------------------------------------
 
@@ -142,10 +142,6 @@ def test_host_fault_errors_every_host_control(fault, tmp_path):
             took = time.monotonic() - t0
     finally:
         server.close()
-    assert summary is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rows = [r for r in summary["results"] if r["family"] == "host"]
-    print(f"\nhost fault {fault}: {len(rows)} results in {took:.1f}s: {sorted({r['status'] for r in rows})}")
-    assert len(rows) == 4 and all(r["status"] == "error" for r in rows), [(r["control"], r["status"], r["reason"][:120]) for r in rows]
-    assert all(re.search(names, r["reason"], re.I) for r in rows), [r["reason"][:200] for r in rows]
+    assert_cell_errors(summary, "host", 4, names, f"host fault {fault}", took, proc.stdout + proc.stderr)
     assert proc.returncode == 3
     assert took < 90, took

@@ -19,7 +19,7 @@ import yaml
 
 from tests.conftest import ROOT, have, run_audit
 from tests.k8s_replay import API, TOKEN, ReplayServer, load_objects
-from tests.reliability.faults import FaultServer
+from tests.reliability.faults import FaultServer, assert_cell_errors
 
 LAB = ROOT / "nimwarden" / "lab" / "manifests"
 K8S_SUITES = "test_pod_security or test_secrets or test_rbac or test_triton_spec or test_k8s_exposure or test_network_policy"
@@ -58,11 +58,7 @@ def test_nmap_fault_errors_every_ports_control(fault, tmp_path):
         took = time.monotonic() - t0
     finally:
         server.close()
-    assert summary is not None, proc.stdout[-2000:] + proc.stderr[-2000:]
-    rows = [r for r in summary["results"] if r["family"] == "ports"]
-    print(f"\n{fault}: {len(rows)} ports results in {took:.1f}s: {sorted({r['status'] for r in rows})}")
-    assert len(rows) == 3 and all(r["status"] == "error" for r in rows), [(r["control"], r["status"], r["reason"]) for r in rows]
-    assert all(re.search(r"nmap", r["reason"], re.I) for r in rows), [r["reason"] for r in rows]
+    assert_cell_errors(summary, "ports", 3, r"nmap", fault, took, proc.stdout + proc.stderr)
     assert proc.returncode == 3 and (tmp_path / "reports" / "latest" / "report.html").exists()
 
 
