@@ -116,14 +116,14 @@ def matrix(lab_state, tmp_path_factory):
         raw["timeouts"] = {"connect_s": CONNECT_S, "read_s": READ_S}
         raw["scope"] = ["127.0.0.0/8", UNRESOLVABLE]
         hardened = next(d for d in raw["deployments"] if d["name"] == "hardened")
-        # hardened's own measurement is not under test here: keep it short.
-        hardened["options"]["performance"] = {"concurrency": [1], "window_s": 1, "max_windows": 4, "warmup_s": 0.5, "tolerance": 0.5}
         hardened.setdefault("options", {})["ports"] = {"tcp_ports": ",".join(p.rsplit(":", 1)[1] for p in (
             lab_state["deployments"]["hardened"]["http"], lab_state["deployments"]["hardened"]["grpc"]))}
         raw["deployments"] = [hardened, *_deployments(servers, hosts)]
         profile.write_text(yaml.safe_dump(raw))
         t0 = time.monotonic()
-        proc, summary = run_audit(profile, tmp / "reports", *SUITES, "-n", "4", timeout=600)
+        # hardened's own load measurement would take both cores for seconds and starve the TLS scans of the
+        # unaffected cells (handshakes timing out at read_s = 1 s): it is not under test here.
+        proc, summary = run_audit(profile, tmp / "reports", *SUITES, "-n", "4", "-k", "not (test_performance and hardened)", timeout=600)
         took = time.monotonic() - t0
     finally:
         for s in servers.values():

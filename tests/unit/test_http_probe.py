@@ -90,7 +90,9 @@ def test_faults_become_errors_within_the_deadline(behave, words):
         server.close()
     assert not attempt.completed
     assert words in attempt.error, attempt.error
-    assert took < LIMITS.deadline_s + 1.0, took
+    # Unbounded, the slow server would take about a minute (140 bytes at 0.4 s); 2 s of slack absorbs a
+    # scheduler that lost the CPU to the hypervisor (seen: 3.3 s against a 2 s deadline under heavy steal).
+    assert took < LIMITS.deadline_s + 2.0, took
 
 
 def test_good_answer_is_an_observation():
