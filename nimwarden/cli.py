@@ -113,14 +113,20 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def cmd_snapshot(args) -> int:
-    from nimwarden.k8s import take_snapshot
+def _kube_configuration(args):
+    """The API client configuration from --kubeconfig/--context (or in-cluster); a bad kubeconfig is a usage error."""
     from nimwarden.k8s.live import client_configuration
 
     try:
-        config = client_configuration(kubeconfig=args.kubeconfig, context=args.context)
+        return client_configuration(kubeconfig=args.kubeconfig, context=args.context)
     except Exception as exc:  # noqa: BLE001 - the kubernetes client raises many types for a bad kubeconfig
         raise UsageError(f"{args.kubeconfig or 'kubeconfig'}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+
+
+def cmd_snapshot(args) -> int:
+    from nimwarden.k8s import take_snapshot
+
+    config = _kube_configuration(args)
     try:
         state = take_snapshot(config, args.out, namespaces=args.namespace, timeout_s=args.timeout)
     except Exception as exc:  # noqa: BLE001 - unreachable API server, 401: one line, exit 1
@@ -132,13 +138,9 @@ def cmd_snapshot(args) -> int:
 
 
 def cmd_cleanup(args) -> int:
-    from nimwarden.k8s.live import client_configuration
     from nimwarden.k8s.probe_pods import CLEANUP_SELECTOR, PodRunner, ProbePodError, ProbeSettings
 
-    try:
-        config = client_configuration(kubeconfig=args.kubeconfig, context=args.context)
-    except Exception as exc:  # noqa: BLE001 - the kubernetes client raises many types for a bad kubeconfig
-        raise UsageError(f"{args.kubeconfig or 'kubeconfig'}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    config = _kube_configuration(args)
     runner = PodRunner(config, ProbeSettings(image="-"), api_timeout_s=args.timeout)
     try:
         removed = runner.cleanup(args.namespace or None)

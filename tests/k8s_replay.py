@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -233,7 +234,7 @@ class FakeKubelet:
         key = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
         argv = [*prefix]
         uid = (pod["spec"].get("securityContext") or {}).get("runAsUser")
-        if uid is not None and shutil.which("setpriv") and __import__("os").geteuid() == 0:
+        if uid is not None and shutil.which("setpriv") and os.geteuid() == 0:
             argv += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
         command = [*container.get("command", []), *container.get("args", [])]
         if command and command[0] == "python3" and Path("/usr/bin/python3").exists():

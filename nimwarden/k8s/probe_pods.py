@@ -48,7 +48,7 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,6 @@ class ProbeSettings:
     image_pull_policy: str = "IfNotPresent"
     cpu: str = "100m"
     memory: str = "64Mi"
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 PROBE_KEYS = ("image", "positions", "max_positions", "max_parallel", "start_timeout_s", "connect_timeout_s",

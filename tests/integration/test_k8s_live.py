@@ -89,18 +89,10 @@ def test_snapshot_command_through_a_kubeconfig(lab_objects, tmp_path):
     import subprocess
     import sys
 
-    import yaml
-
     from tests.k8s_replay import TOKEN
 
     with ReplayServer(lab_objects) as server:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "replay",
-            "clusters": [{"name": "replay", "cluster": {"server": server.url}}],
-            "users": [{"name": "auditor", "user": {"token": TOKEN}}],
-            "contexts": [{"name": "replay", "context": {"cluster": "replay", "user": "auditor"}}],
-        }))
+        kubeconfig = server.kubeconfig(tmp_path / "kubeconfig", token=TOKEN)
         out = tmp_path / "snap.json"
         proc = subprocess.run([sys.executable, "-m", "nimwarden.cli", "snapshot", "--kubeconfig", str(kubeconfig), "--out", str(out)],
                               capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])

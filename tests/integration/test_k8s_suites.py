@@ -91,13 +91,7 @@ def test_broken_manifest_is_a_configuration_error(tmp_path):
 def test_live_source_with_a_denied_resource_errors_naming_the_permission(tmp_path):
     objects = load_objects(LAB / "hardened", LAB / "exposed")
     with ReplayServer(objects, deny={("secrets", None)}) as server:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "replay",
-            "clusters": [{"name": "replay", "cluster": {"server": server.url}}],
-            "users": [{"name": "auditor", "user": {"token": TOKEN}}],
-            "contexts": [{"name": "replay", "context": {"cluster": "replay", "user": "auditor"}}],
-        }))
+        kubeconfig = server.kubeconfig(tmp_path / "kubeconfig", token=TOKEN)
         profile = _profile(tmp_path, {"source": "live", "kubeconfig": str(kubeconfig), "context": "replay"})
         proc, summary = run_audit(profile, tmp_path / "reports", "-k", "test_secrets or test_pod_security")
     assert summary is not None, proc.stdout[-3000:]

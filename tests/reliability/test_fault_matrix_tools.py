@@ -76,13 +76,7 @@ def test_kubernetes_api_refusal_errors_every_kubernetes_control(fault, tmp_path)
     objects = load_objects(LAB / "hardened", LAB / "exposed")
     deny = {(plural, None) for (_prefix, plural) in API} if fault == "403" else set()
     with ReplayServer(objects, deny=deny) as server:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "replay",
-            "clusters": [{"name": "replay", "cluster": {"server": server.url}}],
-            "users": [{"name": "auditor", "user": {"token": TOKEN if fault == "403" else "wrong-token"}}],
-            "contexts": [{"name": "replay", "context": {"cluster": "replay", "user": "auditor"}}],
-        }))
+        kubeconfig = server.kubeconfig(tmp_path / "kubeconfig", token=TOKEN if fault == "403" else "wrong-token")
         t0 = time.monotonic()
         proc, summary = run_audit(_k8s_profile(tmp_path, kubeconfig), tmp_path / "reports", "-k", K8S_SUITES, timeout=180)
         took = time.monotonic() - t0
