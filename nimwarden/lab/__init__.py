@@ -158,6 +158,8 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
     files = runtime_dir(directory)
     files.mkdir(parents=True, exist_ok=True)
     os.chmod(files, 0o755)
+    if os.geteuid() == 0:
+        runtime = triton.reachable_runtime(runtime, files / "runtime")
     backends = triton.prepare_backends(runtime, files / "backends")
     run_as, run_as_label = _run_as_user(runtime, [runtime.binary, runtime.libs, backends, files])
     state: dict = {

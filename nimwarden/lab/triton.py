@@ -10,6 +10,7 @@ to the running interpreter's libpython.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -78,6 +79,31 @@ def find_runtime() -> TritonRuntime:
     if not (libdir / f"libpython{version}.so.1.0").exists() and not list(libdir.glob(f"libpython{version}*.so*")):
         raise UsageError(f"libpython{version}.so not found in {libdir}: install Debian's libpython{version} and python3-numpy")
     return TritonRuntime(binary, libs, version, libdir, stub, backend_files, False)
+
+
+def reachable_runtime(runtime: TritonRuntime, dest: Path) -> TritonRuntime:
+    """The runtime as a server dropped to another user can reach it.
+
+    When the wheel sits behind a directory other users cannot traverse (a clone under
+    ``mktemp -d``, a virtualenv under a 0700 home), its server tree is hard-linked (copied
+    across filesystems) into ``dest``, keeping the layout the binary's RPATH expects
+    (``$ORIGIN/../lib``, ``$ORIGIN/../../../nvidia_pytriton.libs``).
+    """
+    if world_traversable(runtime.binary) and world_traversable(runtime.libs):
+        return runtime
+    root = runtime.binary.parent.parent  # .../pytriton/tritonserver
+    server = dest / "pytriton" / "tritonserver"
+    pairs = [(root / "bin", server / "bin"), (root / "lib", server / "lib"), (runtime.libs, dest / runtime.libs.name)]
+    for src, dst in pairs:
+        if not src.exists():
+            continue
+        try:
+            shutil.copytree(src, dst, copy_function=os.link, dirs_exist_ok=True)
+        except (OSError, shutil.Error):  # another filesystem: hard links cannot cross it
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+    for d in [dest, *(p for p in dest.rglob("*") if p.is_dir())]:
+        os.chmod(d, 0o755)
+    return dataclasses.replace(runtime, binary=server / "bin" / runtime.binary.name, libs=dest / runtime.libs.name)
 
 
 def prepare_backends(runtime: TritonRuntime, dest: Path) -> Path:
