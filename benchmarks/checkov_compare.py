@@ -31,8 +31,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nimwarden.judges import k8s_context  # noqa: E402
-from nimwarden.judges.pss import evaluate_pod_spec  # noqa: E402
+from nimwarden.families.pod_security import judge as k8s_context  # noqa: E402
+from nimwarden.families.pod_security.pss import evaluate_pod_spec  # noqa: E402
 from nimwarden.k8s import load_manifests, pod_templates  # noqa: E402
 
 CHECKOV_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nimwarden" / "checkov-venv"

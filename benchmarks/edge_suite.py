@@ -21,10 +21,13 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nimwarden.judges import gateway as gwj  # noqa: E402
-from nimwarden.judges import tls as tlsj  # noqa: E402
-from nimwarden.probes import gateway as gw  # noqa: E402
-from nimwarden.probes import ports, tls  # noqa: E402
+from nimwarden.net import scope
+from nimwarden.families.gateway import judge as gwj  # noqa: E402
+from nimwarden.families.gateway import probe as gw  # noqa: E402
+from nimwarden.families.ports import probe as ports
+from nimwarden.families.tls import judge as tlsj  # noqa: E402
+from nimwarden.families.tls import probe as tls  # noqa: E402
+from tests import tls_crosscheck
 
 
 def emit(**row) -> None:
@@ -51,7 +54,7 @@ def _own_edge(state: Path):
         deployments.append(Deployment(s["name"], "nim", "compliant" if s["hardened"] else "noncompliant", eps,
                                       ("gateway", "gateway_http"), (), creds, (), KubernetesRef(),
                                       {"tls": {"ca_file": edge["pki"]["ca"]}, "ports": {"tcp_ports": "30000-65535"}}))
-    guard = ports.guard_for(["127.0.0.0/8"])
+    guard = scope.guard_for(["127.0.0.0/8"])
     target = SimpleNamespace(name="bench-edge", probe_position="external", options={}, deployments=tuple(deployments),
                              guard=guard, timeouts=Timeouts())
 
@@ -114,9 +117,9 @@ def measure(target, repeat: int, identify: bool = True, testssl: bool = False) -
 
 def cross_check(deployment: str, ep, obs, guard, testssl: bool) -> None:
     """sslyze's protocol verdicts against independent scanners' for the same endpoint."""
-    scanners = [("nmap ssl-enum-ciphers", tls.nmap_protocols)]
+    scanners = [("nmap ssl-enum-ciphers", tls_crosscheck.nmap_protocols)]
     if testssl:
-        scanners.append(("testssl.sh", tls.testssl_protocols))
+        scanners.append(("testssl.sh", tls_crosscheck.testssl_protocols))
     for name, fn in scanners:
         t0 = time.monotonic()
         try:

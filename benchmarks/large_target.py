@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-K8S_SUITES = "test_pod_security or test_secrets or test_rbac or test_triton_spec or test_k8s_exposure or test_network_policy"
+K8S_SUITES = "test_pod_security or test_secrets or test_rbac or test_spec_ or test_k8s_ or test_network_policy"
 
 
 def _pod(i: int, ns: str, app: str, compliant: bool) -> dict:

@@ -35,8 +35,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nimwarden.perf import devserver, inputs, loadgen, model_info  # noqa: E402
-from nimwarden.perf.transport import Endpoint  # noqa: E402
+from nimwarden.families.performance import inputs, loadgen, model_info  # noqa: E402
+from nimwarden.families.performance.transport import Endpoint  # noqa: E402
+from tests import perf_devserver as devserver  # noqa: E402
 
 BENCH_VENV = REPO / ".nimwarden" / "bench-venv"
 BENCH_LIB = REPO / ".nimwarden" / "bench-lib"

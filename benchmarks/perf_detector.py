@@ -10,7 +10,7 @@ jitters by 1-3 ms per request, which at C = 20 ms made run-to-run noise
 trial measures a baseline run on A (pooled with the previous ones, the last
 ``--baseline-runs``, as ``--perf-update-baseline`` keeps them), then an
 "unchanged" run on A and a "slower" run on B, and asks the detector about
-both through the suite's own judge (nimwarden.judges.perf.regression: an
+both through the suite's own judge (nimwarden.families.performance.judge.regression: an
 unstable run, or one whose windows the hypervisor robbed of CPU, is an
 error there and is counted as "could not judge" here). ``--noise`` adds a CPU hog that switches on and off at random, to show
 the detector under the interference a shared machine brings. Goals: detection
@@ -31,10 +31,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nimwarden.judges import perf as perf_judge  # noqa: E402
+from nimwarden.families.performance import (
+    baseline,
+    inputs,
+    loadgen,
+    model_info,  # noqa: E402
+)
+from nimwarden.families.performance import judge as perf_judge  # noqa: E402
+from nimwarden.families.performance.transport import Endpoint  # noqa: E402
 from nimwarden.outcome import Attempt  # noqa: E402
-from nimwarden.perf import baseline, devserver, inputs, loadgen, model_info  # noqa: E402
-from nimwarden.perf.transport import Endpoint  # noqa: E402
+from tests import perf_devserver as devserver
 
 
 def emit(**record) -> None:
@@ -113,7 +119,7 @@ def main() -> int:
             return m, [w.as_dict() for w in m.windows if w.completed]
 
         def verdict(m, pool_windows) -> tuple[str, dict]:
-            """What the suite's PERF-REGRESSION says (nimwarden.judges.perf.regression): fail, pass or error."""
+            """What the suite's PERF-REGRESSION says (nimwarden.families.performance.judge.regression): fail, pass or error."""
             level = {"windows": pool_windows, "recorded_at": "benchmark", "throughput": None}
             base = baseline.Baseline(Path("benchmark-pool"), {"bench": 1}, {m.load.mode: level})
             out = perf_judge.regression(Attempt("perf.loadgen", "benchmark run", m, None, 0.0), base, {"bench": 1},

@@ -1,7 +1,7 @@
 """Benchmark: Pod Security Standards evaluation rate (goal: 10,000 pods against restricted in < 1 s).
 
 Generates a reproducible mix of pods (compliant, each kind of violation, init and ephemeral
-containers, Windows pods) and evaluates them with nimwarden.judges.pss. Prints JSON lines:
+containers, Windows pods) and evaluates them with nimwarden.families.pod_security.pss. Prints JSON lines:
 one per repeat, then a summary with the best and median times and the rate.
 
     .venv/bin/python benchmarks/pss_rate.py [--pods 10000] [--repeats 5] [--level restricted]
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nimwarden.judges.pss import MAX_VERSION, evaluate_pod  # noqa: E402
+from nimwarden.families.pod_security.pss import MAX_VERSION, evaluate_pod  # noqa: E402
 
 GOOD_CONTAINER = {"name": "nim", "image": "nvcr.io/nim/x:1", "ports": [{"containerPort": 8000}],
                   "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True}}

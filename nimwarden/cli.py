@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_validate(args) -> int:
-    from nimwarden.target import load_target
+    from nimwarden.families import load_profile as load_target
 
     target = load_target(args.target)
     print(f"{args.target}: valid target {target.name!r} with {len(target.deployments)} deployment(s)")
@@ -247,7 +247,7 @@ def _run_pytest(target_file: Path, args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from nimwarden.target import load_target
+    from nimwarden.families import load_profile as load_target
 
     if args.target:
         target_file = Path(args.target)

@@ -9,6 +9,7 @@ failed with a reason; a judge turns completed attempts into an
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -116,8 +117,47 @@ def attempt(probe: str, request: str, fn: Callable[[], T], describe: Callable[[B
 
 
 def incomplete(*attempts: Attempt[Any]) -> Outcome | None:
-    """The error outcome for the first incomplete attempt, or None when all completed."""
-    for a in attempts:
+    """The error outcome for the first incomplete attempt, or None when all completed.
+
+    Attempts may come nested in lists, tuples or dict values (a judge that takes several)."""
+    for a in _attempts_in(attempts):
         if not a.completed:
             return errored(f"{a.request}: {a.error}", **a.evidence())
     return None
+
+
+def _attempts_in(values: Any):
+    for v in values:
+        if isinstance(v, Attempt):
+            yield v
+        elif isinstance(v, (list, tuple)):
+            yield from _attempts_in(v)
+        elif isinstance(v, Mapping):
+            yield from _attempts_in(v.values())
+
+
+F = TypeVar("F", bound=Callable[..., Outcome])
+
+
+def fail_closed(judge: F) -> F:
+    """The one way a judge says "incomplete means error" (sslyze's checker refuses incomplete scans).
+
+    Before the judge runs, every :class:`Attempt` among its arguments (also inside lists, tuples
+    and dict values) must have completed; the first one that did not becomes the error outcome,
+    naming what was asked and why nothing usable came back. An :class:`Outcome` passed where an
+    observation was expected (a probe that already decided: the cluster could not be read) is
+    returned as it is. The judge's body therefore only ever sees completed observations.
+    """
+
+    @functools.wraps(judge)
+    def guarded(*args: Any, **kwargs: Any) -> Outcome:
+        values = (*args, *kwargs.values())
+        for v in values:
+            if isinstance(v, Outcome):
+                return v
+        bad = incomplete(*values)
+        if bad is not None:
+            return bad
+        return judge(*args, **kwargs)
+
+    return guarded  # type: ignore[return-value]

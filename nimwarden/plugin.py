@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from nimwarden import catalog
+from nimwarden import catalog, families
 from nimwarden.errors import ConfigError, UsageError
-from nimwarden.outcome import Outcome, Status
+from nimwarden.outcome import Outcome, Status, not_applicable
 from nimwarden.redact import redact
-from nimwarden.target import Deployment, Target, load_target
+from nimwarden.target import Deployment, Target
 
 RESULT_KEY = "nimwarden_result"
 OUTCOME_KEY = pytest.StashKey[tuple]()
@@ -99,7 +99,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from nimwarden.report.summary import new_run_dir, utc_now
 
     try:
-        target = load_target(_default_target(config))
+        target = families.load_profile(_default_target(config))
         waivers = _load_waivers(target)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -199,21 +199,40 @@ def target(request: pytest.FixtureRequest) -> Target:
 
 
 @pytest.fixture(scope="session")
-def triton(request: pytest.FixtureRequest, target: Target):
-    """Factory: the session's TritonProbe for a deployment (probes cache per session)."""
-    from nimwarden.probes.triton import TritonProbe
-
+def probes(request: pytest.FixtureRequest, target: Target):
+    """The one probe cache: ``probes(factory, deployment, *args)`` is ``factory(target, deployment, *args)``,
+    built once per session (per xdist worker) and shared by every control that asks the same question.
+    What it built is closed at the end of the session when it has a ``close()``."""
     state = _state(request.config)
-    made: dict[str, TritonProbe] = state.probes.setdefault("triton", {})
+    made: dict = state.probes
 
-    def get(deployment: Deployment) -> TritonProbe:
-        if deployment.name not in made:
-            made[deployment.name] = TritonProbe(target, deployment)
-        return made[deployment.name]
+    def get(factory, deployment: Deployment | None = None, *args):
+        key = (getattr(factory, "__qualname__", repr(factory)), getattr(factory, "__module__", ""),
+               deployment.name if deployment is not None else None, args)
+        if key not in made:
+            made[key] = factory(target, deployment, *args)
+        return made[key]
 
     yield get
-    for probe in made.values():
-        probe.close()
+    for made_probe in made.values():
+        close = getattr(made_probe, "close", None)
+        if callable(close):
+            close()
+
+
+def _run_switches(config: pytest.Config) -> dict[str, bool]:
+    return {
+        "intrusive": bool(config.getoption("nimwarden_intrusive", default=False)),
+        "under_load": bool(config.getoption("nimwarden_under_load", default=False)),
+        "perf_update_baseline": bool(config.getoption("nimwarden_perf_update_baseline", default=False)
+                                     or os.environ.get("NIMWARDEN_PERF_UPDATE_BASELINE") == "1"),
+    }
+
+
+@pytest.fixture(scope="session")
+def run_switches(request: pytest.FixtureRequest) -> dict[str, bool]:
+    """The run's switches a control may depend on: intrusive, under_load, perf_update_baseline."""
+    return _run_switches(request.config)
 
 
 class Verdict:
@@ -242,6 +261,26 @@ class Verdict:
 @pytest.fixture
 def verdict(request: pytest.FixtureRequest) -> Verdict:
     return Verdict(request.node)
+
+
+@pytest.fixture(autouse=True)
+def _nimwarden_applicability(request: pytest.FixtureRequest) -> None:
+    """Apply the control's applicability predicate (its family's ``applies``) before the test runs:
+    a control that does not apply is recorded not_applicable with the family's reason, and the test
+    body never runs. The reason is written once, in the family's folder."""
+    marker = request.node.get_closest_marker("control")
+    state = _state(request.config)
+    if marker is None or state is None:
+        return
+    params = dict(getattr(getattr(request.node, "callspec", None), "params", {}))
+    deployment = params.pop("deployment", None)
+    if deployment is not None and not isinstance(deployment, Deployment):
+        return  # empty parameter set: nothing to decide
+    control = catalog.get(marker.args[0])
+    ctx = families.Applicability(state.target, deployment, params, _run_switches(request.config))
+    reason = families.not_applicable_reason(control.family, control.id, ctx)
+    if reason:
+        Verdict(request.node)(not_applicable(reason))
 
 
 def _message(outcome: Outcome, subject: str | None) -> str:
@@ -387,7 +426,7 @@ class AuditHooks:
     def pytest_collection_modifyitems(self, session, config, items) -> None:
         self.state.collected = [i.nodeid for i in items if i.get_closest_marker("control")]
         if config.getoption("nimwarden_under_load"):
-            from nimwarden.perf import session as perf_session
+            from nimwarden.families.performance import session as perf_session
 
             items.sort(key=perf_session.runs_last)  # stable: PERF-UNDERLOAD-001 judges the load after everything else
 
@@ -395,7 +434,7 @@ class AuditHooks:
     def pytest_runtestloop(self, session):
         under_load = session.config.getoption("nimwarden_under_load")
         if under_load:
-            from nimwarden.perf import session as perf_session
+            from nimwarden.families.performance import session as perf_session
 
             perf_session.start(self.state.target)
         try:
@@ -423,9 +462,13 @@ class AuditHooks:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(session.config, "workerinput"):
             return
-        from nimwarden.report import finish_run
+        from nimwarden.report import RunRecord, finish_run
 
         _defer_signals(self.state)
-        status = finish_run(session, self.state, list(self.state.results.values()), exitstatus)
-        if status is not None:
-            session.exitstatus = status
+        s = self.state
+        run = RunRecord(target=s.target, started=s.started, options=s.options, fail_on=s.fail_on, waivers=s.waivers,
+                        run_dir=s.run_dir, reports_dir=s.reports_dir, collected=s.collected, interrupted=s.interrupted,
+                        stopped_early=bool(session.shouldstop), pytest_exit=int(exitstatus))
+        status, lines = finish_run(run, list(s.results.values()))
+        s.closing_lines = lines + s.closing_lines  # printed by pytest_terminal_summary, after pytest's own lines
+        session.exitstatus = status

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ POSITIONS = ("external", "cluster-internal")
 K8S_SOURCES = ("none", "manifests", "snapshot", "live")
 ENDPOINT_NAMES = ("http", "grpc", "metrics", "sagemaker", "vertex", "gateway", "gateway_http", "nim")
 SECRET_WORDS = re.compile(r"(token|secret|password|passwd|api[_-]?key|apikey|credential)", re.I)
+# A family's checker of the profile sections it reads: raises ConfigError, or ValueError("field.path: why").
+ProfileCheck = Callable[["Target"], None]
 LAB_REF = re.compile(r"\$\{lab\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_]+)\}")
 
 
@@ -383,7 +385,6 @@ def _kubernetes(ctx: _Ctx, raw: Any) -> KubernetesSource:
         for i, p in enumerate(paths):
             if not p.exists():
                 raise ctx.err(f"kubernetes.paths[{i}]", f"{p} does not exist")
-    _check_network_policy_options(ctx, raw.get("options"))
     return KubernetesSource(
         source=source,
         paths=paths,
@@ -395,31 +396,14 @@ def _kubernetes(ctx: _Ctx, raw: Any) -> KubernetesSource:
     )
 
 
-def _check_network_policy_options(ctx: _Ctx, options: Any) -> None:
-    """``kubernetes.options.network_policy`` (requirements and the probe-pod opt-in), checked at load: exit 2, not a run."""
-    section = options.get("network_policy") if isinstance(options, dict) else None
-    if section is None:
-        return
-    if not isinstance(section, dict):
-        raise ctx.err("kubernetes.options.network_policy", "must be a mapping")
-    from nimwarden.k8s.probe_pods import settings_from_mapping
-    from nimwarden.netpol.static import requirements_from_mapping
-
-    try:
-        requirements_from_mapping(section)
-        if section.get("probe") is not None:
-            settings_from_mapping(section["probe"])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        field, sep, why = str(exc).partition(": ")
-        if sep and field.startswith("network_policy"):
-            raise ctx.err(f"kubernetes.options.{field}", why) from None
-        raise ctx.err("kubernetes.options.network_policy", str(exc) or type(exc).__name__) from None
-
-
 TOP_KEYS = ("name", "scope", "probe_position", "timeouts", "deployments", "kubernetes", "waivers", "lab", "options")
 
 
-def load_target(path: str | os.PathLike[str]) -> Target:
+def load_target(path: str | os.PathLike[str], checks: Sequence[ProfileCheck] = ()) -> Target:
+    """Load and validate a profile. ``checks`` are the families' checkers of the sections they read
+    (``nimwarden.families.profile_checks()``), run on the built Target: a section a family could not
+    use is a ConfigError (exit 2) now, not an error in the middle of a run. Without them only the
+    profile's own shape is checked; this module knows no family."""
     file = Path(path)
     ctx = _Ctx(file)
     try:
@@ -480,7 +464,7 @@ def load_target(path: str | os.PathLike[str]) -> Target:
     options = raw.get("options", {})
     if not isinstance(options, dict):
         raise ctx.err("options", "must be a mapping")
-    return Target(
+    built = Target(
         name=ctx.string(raw["name"], "name"),
         path=file.resolve(),
         scope=scope,
@@ -494,3 +478,10 @@ def load_target(path: str | os.PathLike[str]) -> Target:
         options=options,
         budget=budget_from_options(options, ctx.err),
     )
+    for check in checks:
+        try:
+            check(built)
+        except ValueError as exc:  # "field.path: what is wrong", the field as written in the profile
+            field, sep, why = str(exc).partition(": ")
+            raise (ctx.err(field, why) if sep else ctx.err("", str(exc))) from None
+    return built

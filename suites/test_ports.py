@@ -1,46 +1,38 @@
-"""Documented ports (family ports): nmap over each deployment's hosts, diffed against the
-vendor's port table. Thin: plan, probe (one scan per deployment), judge, verdict."""
+"""Documented ports (family ports): nmap over each deployment's hosts, diffed against the vendor's port
+table, and Services that publish the API ports outside the cluster. Thin: probe (one scan per
+deployment, from the probe cache), judge, verdict."""
 
 from __future__ import annotations
 
 import pytest
 
-from nimwarden.judges import ports as judge
-from nimwarden.outcome import not_applicable
-from nimwarden.probes import ports
+from nimwarden.families.ports import judge, k8s_judge, probe
+from nimwarden.k8s import source as k8s
 
 
-@pytest.fixture(scope="session")
-def port_scan(target):
-    """One nmap scan per deployment, shared by the three port controls."""
-    made: dict = {}
-
-    def get(deployment):
-        if deployment.name not in made:
-            plan = ports.plan(target, deployment)
-            made[deployment.name] = (plan, ports.probe_plan(plan, target.guard) if plan.hosts else None)
-        return made[deployment.name]
-
-    return get
-
-
-def _run(deployment, port_scan, verdict, fn):
-    plan, scan = port_scan(deployment)
-    if scan is None:
-        return verdict(not_applicable(f"deployment {deployment.name} declares no host reachable from {plan.position}"))
-    verdict(fn(scan, plan), subject=f"{deployment.name}:{','.join(plan.hosts)}")
+def _scan(probes, deployment):
+    plan, scan = probes(probe.deployment_scan, deployment)
+    return plan, scan, f"{deployment.name}:{','.join(plan.hosts)}"
 
 
 @pytest.mark.control("PORTS-UNDOCUMENTED-001")
-def test_only_documented_ports_are_open(deployment, port_scan, verdict):
-    _run(deployment, port_scan, verdict, judge.judge_undocumented)
+def test_only_documented_ports_are_open(deployment, probes, verdict):
+    plan, scan, subject = _scan(probes, deployment)
+    verdict(judge.judge_undocumented(scan, plan), subject=subject)
 
 
 @pytest.mark.control("PORTS-POSITION-001")
-def test_internal_ports_not_reachable_from_probe_position(deployment, port_scan, verdict):
-    _run(deployment, port_scan, verdict, judge.judge_position)
+def test_internal_ports_not_reachable_from_probe_position(deployment, probes, verdict):
+    plan, scan, subject = _scan(probes, deployment)
+    verdict(judge.judge_position(scan, plan), subject=subject)
 
 
 @pytest.mark.control("PORTS-EXPECTED-001")
-def test_declared_entry_points_answer(deployment, port_scan, verdict):
-    _run(deployment, port_scan, verdict, judge.judge_expected)
+def test_declared_entry_points_answer(deployment, probes, verdict):
+    plan, scan, subject = _scan(probes, deployment)
+    verdict(judge.judge_expected(scan, plan), subject=subject)
+
+
+@pytest.mark.control("PORTS-K8SEXPOSE-001")
+def test_k8s_services_not_published(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, k8s_judge.services, state=True))

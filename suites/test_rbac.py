@@ -1,48 +1,39 @@
-"""RBAC suite (family rbac): what the service accounts of the deployment's pods may do."""
+"""RBAC (family rbac): what the service accounts of the deployment's pods may do."""
 
 from __future__ import annotations
 
 import pytest
 
-from nimwarden.judges import k8s_rbac as judge
-from nimwarden.outcome import Outcome
-from nimwarden.probes import k8s
-
-
-def _judge(target, deployment, verdict, fn):
-    w = k8s.for_deployment(target, deployment)
-    if isinstance(w, Outcome):
-        return verdict(w)
-    accounts = ", ".join(f"ServiceAccount/{ns}/{name}" for ns, name in judge.service_accounts(w.templates))
-    verdict(fn(w.state, w.templates), subject=accounts)
+from nimwarden.families.rbac import judge
+from nimwarden.k8s import source as k8s
 
 
 @pytest.mark.control("RBAC-WILDCARD-001")
 def test_no_wildcard_grants(target, deployment, verdict):
-    _judge(target, deployment, verdict, judge.wildcards)
+    verdict(k8s.judge_workloads(target, deployment, judge.wildcards, state=True, subject=judge.accounts_subject))
 
 
 @pytest.mark.control("RBAC-SECRETS-001")
 def test_no_cluster_wide_secret_reads(target, deployment, verdict):
-    _judge(target, deployment, verdict, judge.secrets_cluster_wide)
+    verdict(k8s.judge_workloads(target, deployment, judge.secrets_cluster_wide, state=True, subject=judge.accounts_subject))
 
 
 @pytest.mark.control("RBAC-EXEC-001")
 def test_no_pod_exec(target, deployment, verdict):
-    _judge(target, deployment, verdict, judge.pod_exec)
+    verdict(k8s.judge_workloads(target, deployment, judge.pod_exec, state=True, subject=judge.accounts_subject))
 
 
 @pytest.mark.control("RBAC-ESCALATE-001")
 def test_no_escalation_verbs(target, deployment, verdict):
-    _judge(target, deployment, verdict, judge.escalation_verbs)
+    verdict(k8s.judge_workloads(target, deployment, judge.escalation_verbs, state=True, subject=judge.accounts_subject))
 
 
 @pytest.mark.control("RBAC-CLUSTERADMIN-001")
 def test_no_cluster_admin(target, deployment, verdict):
-    _judge(target, deployment, verdict, judge.cluster_admin)
+    verdict(k8s.judge_workloads(target, deployment, judge.cluster_admin, state=True, subject=judge.accounts_subject))
 
 
 @pytest.mark.control("RBAC-AUTOMOUNT-001")
 def test_no_token_automount(target, deployment, verdict):
     honor = bool(target.kubernetes.options.get("honor_annotations", False))
-    _judge(target, deployment, verdict, lambda state, templates: judge.automount_token(state, templates, honor_annotation=honor))
+    verdict(k8s.judge_workloads(target, deployment, judge.automount_token, honor, state=True, subject=judge.accounts_subject))

@@ -1,132 +1,157 @@
-"""Triton API security suite (family triton-api): thin tests — parametrize, probe, judge, verdict.
+"""Triton API (family triton-api): thin tests — parametrize, probe, judge, verdict.
 
-Every probe here is non-destructive (see nimwarden/probes/triton.py).
+Live controls ask the server itself, over every protocol the deployment declares; TRITON-SPEC-*
+read the same concerns from the pod's tritonserver flags, so they are caught even when the endpoint
+is unreachable from the probe position. Every probe is non-destructive
+(nimwarden/families/triton_api/probe.py).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from nimwarden.judges import triton as judge
-from nimwarden.outcome import not_applicable
-
-pytestmark = pytest.mark.kinds("triton")
+from nimwarden.families.triton_api import judge, spec_judge
+from nimwarden.families.triton_api.probe import TritonProbe
+from nimwarden.k8s import source as k8s
 
 BOTH = pytest.mark.parametrize("protocol", ["http", "grpc"])
+live = pytest.mark.kinds("triton")
 
 
-def _needs(deployment, endpoint: str):
-    if deployment.endpoint(endpoint) is None:
-        return not_applicable(f"deployment {deployment.name} declares no {endpoint} endpoint")
-    return None
-
-
-def _restricted(deployment, triton, protocol, category, verdict):
-    missing = _needs(deployment, protocol)
-    if missing:
-        return verdict(missing)
-    verdict(judge.category_restricted(category, triton(deployment).category(category, protocol)))
-
-
+@live
 @pytest.mark.control("TRITON-MODELCTL-001")
 @BOTH
-def test_model_repository_refuses_unauthenticated(deployment, triton, protocol, verdict):
-    _restricted(deployment, triton, protocol, "model-repository", verdict)
+def test_model_repository_refuses_unauthenticated(deployment, probes, protocol, verdict):
+    verdict(judge.category_restricted("model-repository", probes(TritonProbe, deployment).category("model-repository", protocol)))
 
 
+@live
 @pytest.mark.control("TRITON-DYNLOAD-001")
 @BOTH
-def test_dynamic_model_loading_disabled(deployment, triton, protocol, verdict):
-    missing = _needs(deployment, protocol)
-    verdict(missing or judge.dynamic_loading_disabled(triton(deployment).model_load(protocol)))
+def test_dynamic_model_loading_disabled(deployment, probes, protocol, verdict):
+    verdict(judge.dynamic_loading_disabled(probes(TritonProbe, deployment).model_load(protocol)))
 
 
+@live
 @pytest.mark.control("TRITON-MODELCONFIG-001")
 @BOTH
-def test_model_config_restricted(deployment, triton, protocol, verdict):
-    _restricted(deployment, triton, protocol, "model-config", verdict)
+def test_model_config_restricted(deployment, probes, protocol, verdict):
+    verdict(judge.category_restricted("model-config", probes(TritonProbe, deployment).category("model-config", protocol)))
 
 
+@live
 @pytest.mark.control("TRITON-SHM-001")
 @BOTH
-def test_shared_memory_restricted(deployment, triton, protocol, verdict):
-    _restricted(deployment, triton, protocol, "shared-memory", verdict)
+def test_shared_memory_restricted(deployment, probes, protocol, verdict):
+    verdict(judge.category_restricted("shared-memory", probes(TritonProbe, deployment).category("shared-memory", protocol)))
 
 
+@live
 @pytest.mark.control("TRITON-STATS-001")
 @BOTH
-def test_statistics_restricted(deployment, triton, protocol, verdict):
-    _restricted(deployment, triton, protocol, "statistics", verdict)
+def test_statistics_restricted(deployment, probes, protocol, verdict):
+    verdict(judge.category_restricted("statistics", probes(TritonProbe, deployment).category("statistics", protocol)))
 
 
+@live
 @pytest.mark.control("TRITON-TRACE-001")
 @BOTH
-def test_trace_settings_restricted(deployment, triton, protocol, verdict):
-    _restricted(deployment, triton, protocol, "trace", verdict)
+def test_trace_settings_restricted(deployment, probes, protocol, verdict):
+    verdict(judge.category_restricted("trace", probes(TritonProbe, deployment).category("trace", protocol)))
 
 
+@live
 @pytest.mark.control("TRITON-LOGGING-001")
 @BOTH
-def test_logging_settings_restricted(deployment, triton, protocol, verdict):
-    _restricted(deployment, triton, protocol, "logging", verdict)
+def test_logging_settings_restricted(deployment, probes, protocol, verdict):
+    verdict(judge.category_restricted("logging", probes(TritonProbe, deployment).category("logging", protocol)))
 
 
+@live
 @pytest.mark.control("TRITON-TRACE-002")
-def test_tracing_is_off(deployment, triton, verdict):
-    probe = triton(deployment)
-    attempt = probe.trace_setting(with_credentials=False)
-    if attempt.completed and attempt.observation.status in (401, 403):
-        attempt = probe.trace_setting(with_credentials=True)
-    verdict(judge.trace_off(attempt), subject=deployment.endpoint("http").url)
+def test_tracing_is_off(deployment, probes, verdict):
+    verdict(judge.trace_off(probes(TritonProbe, deployment).trace_settings()), subject=deployment.endpoint("http").url)
 
 
+@live
 @pytest.mark.control("TRITON-AVAIL-001")
 @BOTH
-def test_health_and_inference_available(deployment, triton, protocol, verdict):
-    missing = _needs(deployment, protocol)
-    if missing:
-        return verdict(missing)
-    probe = triton(deployment)
-    infer = None
-    if deployment.models:
-        from nimwarden.probes.inputs import synthetic_inputs
-
-        model = deployment.models[0]
-        spec = synthetic_inputs(probe.model_metadata(model))
-        infer = probe.infer(model, spec.observation, protocol) if spec.completed else spec
-    verdict(judge.health_and_inference(probe.health(protocol), infer, protocol))
+def test_health_and_inference_available(deployment, probes, protocol, verdict):
+    health, infer = probes(TritonProbe, deployment).inference_check(protocol)
+    verdict(judge.health_and_inference(health, infer, protocol))
 
 
+@live
 @pytest.mark.control("TRITON-METRICS-001")
-def test_metrics_not_exposed(deployment, triton, verdict):
-    missing = _needs(deployment, "metrics")
-    if missing:
-        return verdict(missing)
-    probe = triton(deployment)
-    outcome = judge.metrics_exposure(
-        probe.endpoint_get("metrics", "/metrics"), probe.health("http")[0], allowed="metrics" in deployment.exposure
-    )
-    verdict(outcome, subject=deployment.endpoint("metrics").url)
+def test_metrics_not_exposed(deployment, probes, verdict):
+    probe = probes(TritonProbe, deployment)
+    verdict(judge.metrics_exposure(probe.endpoint_get("metrics", "/metrics"), probe.health("http")[0],
+                                   allowed="metrics" in deployment.exposure), subject=deployment.endpoint("metrics").url)
 
 
+@live
 @pytest.mark.control("TRITON-FRONTENDS-001")
 @pytest.mark.parametrize("frontend", ["sagemaker", "vertex"])
-def test_cloud_frontends_off(deployment, triton, frontend, verdict):
-    missing = _needs(deployment, frontend)
-    if missing:
-        return verdict(missing)
-    probe = triton(deployment)
-    path = "/ping" if frontend == "sagemaker" else "/v1/models"
-    verdict(judge.frontend_off(frontend, probe.endpoint_get(frontend, path), probe.health("http")[0]), subject=deployment.endpoint(frontend).url)
+def test_cloud_frontends_off(deployment, probes, frontend, verdict):
+    probe = probes(TritonProbe, deployment)
+    verdict(judge.frontend_off(frontend, probe.frontend(frontend), probe.health("http")[0]), subject=deployment.endpoint(frontend).url)
 
 
+@live
 @pytest.mark.control("TRITON-CVE-001")
-def test_no_reachable_known_vulnerability(deployment, triton, verdict):
-    probe = triton(deployment)
-    verdict(judge.known_vulnerabilities(probe.server_metadata(), judge.features_open(probe.feature_observations()), version_only=False), subject=deployment.endpoint("http").url)
+def test_no_reachable_known_vulnerability(deployment, probes, verdict):
+    probe = probes(TritonProbe, deployment)
+    verdict(judge.known_vulnerabilities(probe.server_metadata(), judge.features_open(probe.feature_observations()), version_only=False),
+            subject=deployment.endpoint("http").url)
 
 
+@live
 @pytest.mark.control("TRITON-CVE-002")
-def test_no_version_only_vulnerability(deployment, triton, verdict):
-    probe = triton(deployment)
-    verdict(judge.known_vulnerabilities(probe.server_metadata(), {}, version_only=True), subject=deployment.endpoint("http").url)
+def test_no_version_only_vulnerability(deployment, probes, verdict):
+    verdict(judge.known_vulnerabilities(probes(TritonProbe, deployment).server_metadata(), {}, version_only=True),
+            subject=deployment.endpoint("http").url)
+
+
+@pytest.mark.control("TRITON-SPEC-MODELCTL-001")
+def test_spec_model_control(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.model_control))
+
+
+@pytest.mark.control("TRITON-SPEC-RESTRICTED-001")
+def test_spec_restricted_apis(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.restricted_apis))
+
+
+@pytest.mark.control("TRITON-SPEC-METRICS-001")
+def test_spec_metrics(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.metrics))
+
+
+@pytest.mark.control("TRITON-SPEC-TRACE-001")
+def test_spec_tracing(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.tracing))
+
+
+@pytest.mark.control("TRITON-SPEC-CLOUD-001")
+def test_spec_cloud_endpoints(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.cloud_endpoints))
+
+
+@pytest.mark.control("TRITON-SPEC-EXITONERROR-001")
+def test_spec_exit_on_error(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.exit_on_error))
+
+
+@pytest.mark.control("TRITON-SPEC-READINESS-001")
+def test_spec_strict_readiness(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.strict_readiness))
+
+
+@pytest.mark.control("TRITON-SPEC-AUTOCOMPLETE-001")
+def test_spec_auto_complete_config(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.auto_complete_config))
+
+
+@pytest.mark.control("TRITON-SPEC-GRPCSSL-001")
+def test_spec_grpc_tls(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.grpc_tls))

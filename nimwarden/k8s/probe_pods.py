@@ -57,7 +57,7 @@ ROLE = ("nimwarden.dev/role", "reach-probe")
 RUN_LABEL = "nimwarden.dev/run"
 READINESS_GATE = "nimwarden.dev/never-ready"
 CLEANUP_SELECTOR = f"{ROLE[0]}={ROLE[1]}"
-AGENT_SOURCE = Path(__file__).resolve().parent.parent / "probes" / "reach_agent.py"
+AGENT_SOURCE = Path(__file__).resolve().parent.parent / "net" / "reach_agent.py"
 RBAC_FILE = "deploy/k8s/opt-in/rbac-netpol-probes.yaml"
 # Labels that must not be copied: they tie a pod to one controller revision or one pod identity.
 NOT_COPIED = ("pod-template-hash", "controller-revision-hash", "statefulset.kubernetes.io/pod-name",

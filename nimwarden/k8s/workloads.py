@@ -60,7 +60,7 @@ class PodTemplate:
         return path
 
     def containers(self) -> list[tuple[str, dict]]:
-        from nimwarden.judges.pss import containers_of
+        from nimwarden.families.pod_security.pss import containers_of
 
         return containers_of(dict(self.spec), self.spec_path)
 

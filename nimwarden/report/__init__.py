@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,40 +17,59 @@ from nimwarden.report import gating
 from nimwarden.report.summary import build_summary, point_latest, utc_now, write_summary
 
 
-def finish_run(session, state, results: list[dict[str, Any]], pytest_exit: int) -> int | None:
-    """Build summary.json and every artifact for an audit session; return the contract exit status."""
+@dataclass(frozen=True)
+class RunRecord:
+    """What the report needs to know about one finished audit run (plain data: the writers know
+    nothing of pytest). ``stopped_early``: the runner stopped before every collected control ran
+    (``-x``, a failed collection) and ``pytest_exit`` is the runner's own status."""
+
+    target: Any
+    started: str
+    options: Sequence[str]
+    fail_on: str | None
+    waivers: Sequence[Any]
+    run_dir: Path | None
+    reports_dir: Path
+    collected: Sequence[str]
+    interrupted: bool
+    stopped_early: bool
+    pytest_exit: int
+
+
+def finish_run(run: RunRecord, results: list[dict[str, Any]]) -> tuple[int, list[str]]:
+    """Build summary.json and every artifact for a finished run; return the contract exit status
+    and the closing lines to print."""
     from nimwarden.waivers import apply_waivers
 
     finished = utc_now()
-    results, waiver_findings = apply_waivers(results, state.waivers, dt.datetime.now(dt.timezone.utc).date())
+    results, waiver_findings = apply_waivers(results, run.waivers, dt.datetime.now(dt.timezone.utc).date())
     finished_ids = {r.get("nodeid") for r in results}
-    not_run = [n for n in state.collected if n not in finished_ids]
+    not_run = [n for n in run.collected if n not in finished_ids]
     summary = build_summary(
-        target=state.target,
+        target=run.target,
         results=results,
-        started=state.started,
+        started=run.started,
         finished=finished,
-        interrupted=state.interrupted or bool(session.shouldstop and not_run and pytest_exit == 2),
+        interrupted=run.interrupted or bool(run.stopped_early and not_run and run.pytest_exit == 2),
         not_run=not_run,
-        options=state.options,
+        options=list(run.options),
         waiver_findings=waiver_findings,
     )
-    verdicts = {v.name: v for v in gating.deployment_verdicts(summary, state.fail_on)}
+    verdicts = {v.name: v for v in gating.deployment_verdicts(summary, run.fail_on)}
     for entry in summary["deployments"]:
         v = verdicts.get(entry["name"])
         entry["verdict"] = v.verdict if v else gating.UNEVALUATED
-    status = gating.exit_status(summary, state.fail_on)
-    if not results and pytest_exit == 4:  # pytest usage error before any control ran
+    status = gating.exit_status(summary, run.fail_on)
+    if not results and run.pytest_exit == 4:  # pytest usage error before any control ran
         status = 2
     summary["exit_status"] = status
     lines = []
-    if state.run_dir is not None:
-        write_all(state.run_dir, summary, state.reports_dir)
-        point_latest(state.reports_dir, state.run_dir)
-        lines.append(f"report: {state.run_dir / 'report.html'}")
-    lines += gating.explain(summary, state.fail_on).splitlines()
-    state.closing_lines = lines  # printed by the plugin's pytest_terminal_summary, after pytest's own
-    return status
+    if run.run_dir is not None:
+        write_all(run.run_dir, summary, run.reports_dir)
+        point_latest(run.reports_dir, run.run_dir)
+        lines.append(f"report: {run.run_dir / 'report.html'}")
+    lines += gating.explain(summary, run.fail_on).splitlines()
+    return status, lines
 
 
 def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None = None) -> list[Path]:

@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nimwarden.outcome import SEVERITIES
 from nimwarden.report import charts, gating
 from nimwarden.report.evidence_html import e, evidence_html
 
 ASSETS = Path(__file__).parent
 STATUS_ORDER = ("fail", "error", "waived", "pass", "not_applicable", "skip")
-SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 VERDICT_CLASS = {
     gating.COMPLIANT: "ok",
     gating.CANARY_CAUGHT: "ok",
@@ -61,7 +61,7 @@ def _sort_key(result: Mapping[str, Any], info: Mapping[str, Any]) -> tuple:
     sev = info["severity"]
     return (
         STATUS_ORDER.index(status) if status in STATUS_ORDER else 0,
-        SEVERITY_ORDER.index(sev) if sev in SEVERITY_ORDER else len(SEVERITY_ORDER),
+        SEVERITIES.index(sev) if sev in SEVERITIES else len(SEVERITIES),
         str(result.get("control", "")),
         str(result.get("deployment", "")),
         str(result.get("subject", "")),
@@ -220,7 +220,7 @@ def _status_index_worst(status: str) -> int:
 
 def _filters(infos: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> str:
     dims = {
-        "severity": sorted({i["severity"] for _, i in infos}, key=lambda s: SEVERITY_ORDER.index(s) if s in SEVERITY_ORDER else 9),
+        "severity": sorted({i["severity"] for _, i in infos}, key=lambda s: SEVERITIES.index(s) if s in SEVERITIES else 9),
         "family": sorted({i["family"] for _, i in infos}),
         "status": sorted({r.get("status", "error") for r, _ in infos}, key=_status_index_worst),
         "deployment": sorted({str(r.get("deployment", "")) for r, _ in infos}),

@@ -15,7 +15,7 @@ from typing import Any
 
 from nimwarden.report import gating
 from nimwarden.report.evidence_html import e
-from nimwarden.report.html import deployment_label, fail_on_of
+from nimwarden.report.html import VERDICT_CLASS, deployment_label, fail_on_of
 
 CSS = """
 body{font:12pt/1.4 Georgia,'DejaVu Serif',serif;max-width:50rem;margin:2rem auto;color:#111}
@@ -28,15 +28,6 @@ td.control code{white-space:nowrap;word-break:normal}
 .line{border-top:1px solid #111;padding-top:.2rem;font-size:10pt}
 @page{size:A4;margin:18mm}@media print{body{margin:0;max-width:none}}
 """
-
-VERDICT_CLASS = {
-    gating.COMPLIANT: "ok",
-    gating.CANARY_CAUGHT: "ok",
-    gating.NONCOMPLIANT: "bad",
-    gating.CANARY_PASSED: "bad",
-    gating.UNEVALUATED: "unknown",
-}
-
 
 def summary_digest(summary_path: str | Path) -> str:
     return hashlib.sha256(Path(summary_path).read_bytes()).hexdigest()

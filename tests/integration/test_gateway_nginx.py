@@ -9,21 +9,21 @@ from pathlib import Path
 import pytest
 
 from nimwarden.errors import OutOfScope
-from nimwarden.judges.gateway import (
+from nimwarden.families.gateway import probe as gw
+from nimwarden.families.gateway.judge import (
     RateLimitPolicy,
     judge_authentication,
     judge_internal_paths,
     judge_rate_limit,
 )
 from nimwarden.lab import gateway, nimstub
+from nimwarden.net import scope
 from nimwarden.outcome import Status
-from nimwarden.probes import gateway as gw
-from nimwarden.probes import ports
 
 pytestmark = pytest.mark.skipif(not Path(gateway.NGINX).exists(), reason="nginx is not installed (Debian nginx-light)")
 
 GOOD, BAD = "127.0.0.72", "127.0.0.73"
-GUARD = ports.guard_for(["127.0.0.0/8"])
+GUARD = scope.guard_for(["127.0.0.0/8"])
 
 
 @pytest.fixture(scope="module")

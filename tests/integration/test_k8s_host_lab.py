@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nimwarden.judges import k8s_host as judge
+from nimwarden.families.host import judge, probe
 from nimwarden.outcome import Status
-from nimwarden.probes import host as probe
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab runs hardened as another user only when root")]
 

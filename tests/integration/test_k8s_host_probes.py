@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from nimwarden.judges import k8s_host as judge
+from nimwarden.families.host import judge, probe
 from nimwarden.outcome import Status
-from nimwarden.probes import host as probe
 
 NOBODY = 65534
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process as another user")

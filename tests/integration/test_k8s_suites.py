@@ -15,7 +15,7 @@ from tests.k8s_replay import TOKEN, ReplayServer, load_objects
 
 LAB = ROOT / "nimwarden" / "lab" / "manifests"
 # `nimwarden audit` always collects suites/: select the Kubernetes suites by module name.
-SUITES = ["-k", "test_pod_security or test_secrets or test_rbac or test_triton_spec or test_k8s_exposure"]
+SUITES = ["-k", "test_pod_security or test_secrets or test_rbac or test_spec_ or test_k8s_"]
 K8S_CONTROLS = sorted(
     c.id for c in load_catalog().values()
     if c.family in ("pod-security", "secrets", "rbac") or c.id.startswith("TRITON-SPEC-") or "-K8S" in c.id)

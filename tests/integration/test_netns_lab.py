@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from nimwarden.judges.netpol import judge_enforcement
+from nimwarden.families.network_policy.judge import judge_enforcement
 from nimwarden.lab import netns
 from nimwarden.lab.netpol import declared_inventory, probe_setup
+from nimwarden.net.reach import Position, probe_attempt, probe_flows
 from nimwarden.netpol.enforcement import LIVENESS, Flow
 from nimwarden.netpol.plan import plan_flows
 from nimwarden.outcome import Status
-from nimwarden.probes.reach import Position, probe_attempt, probe_flows
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not netns.available()[0], reason=netns.available()[1])]
 
@@ -52,7 +52,7 @@ def lab_net(tmp_path):
 def start_responders(state, which=("hardened", "exposed")):
     procs = []
     for name in which:
-        p = netns.run_in(state["positions"][name]["netns"], [sys.executable, "-m", "nimwarden.probes.reach_agent", "serve", *SERVES[name]], stdout=subprocess.PIPE, text=True)
+        p = netns.run_in(state["positions"][name]["netns"], [sys.executable, "-m", "nimwarden.net.reach_agent", "serve", *SERVES[name]], stdout=subprocess.PIPE, text=True)
         assert json.loads(p.stdout.readline())["serving"]
         procs.append(p)
     return procs

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nimwarden.judges.pss import evaluate_pod
+from nimwarden.families.pod_security.pss import evaluate_pod
 from nimwarden.k8s.probe_pods import (
     CLEANUP_SELECTOR,
     READINESS_GATE,
@@ -350,7 +350,7 @@ def test_the_documented_rbac_grants_exactly_what_probe_pods_use_and_no_exec(list
     """deploy/k8s/opt-in/rbac-netpol-probes.yaml against the requests a probe run and a cleanup really make."""
     import yaml
 
-    from nimwarden.judges import k8s_rbac as rbac
+    from nimwarden.families.rbac import judge as rbac
     from nimwarden.k8s import load_manifests, pod_templates
 
     rbac_file = Path(__file__).parents[2] / "deploy" / "k8s" / "opt-in" / "rbac-netpol-probes.yaml"

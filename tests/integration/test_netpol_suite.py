@@ -65,7 +65,7 @@ def live_audit(tmp_path_factory):
         lab_state = {"schema": "nimwarden/lab/v1", "dir": str(lab_dir), "deployments": {}}
         for name, args in SERVES.items():
             pos = state["positions"][name]
-            p = netns.run_in(pos["netns"], [sys.executable, "-m", "nimwarden.probes.reach_agent", "serve", *args], stdout=subprocess.PIPE, text=True)
+            p = netns.run_in(pos["netns"], [sys.executable, "-m", "nimwarden.net.reach_agent", "serve", *args], stdout=subprocess.PIPE, text=True)
             assert json.loads(p.stdout.readline())["serving"]
             lab_state["deployments"][name] = {"netns": pos["netns"], "http": f"{pos['address']}:8000"}
         (lab_dir / "state.json").write_text(json.dumps(lab_state))

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from nimwarden.judges.nim import WHAT, judge_anonymous
+from nimwarden.families.nim_api import probe as nim
+from nimwarden.families.nim_api.judge import WHAT, judge_anonymous
 from nimwarden.lab import gateway, nimstub
+from nimwarden.net.scope import guard_for
 from nimwarden.outcome import Status
-from nimwarden.probes import nim, ports
 
-GUARD = ports.guard_for(["127.0.0.0/8"])
+GUARD = guard_for(["127.0.0.0/8"])
 EDGE = "127.0.0.82"
 
 

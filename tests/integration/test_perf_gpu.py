@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nimwarden.perf import devserver, inputs, loadgen, model_info
-from nimwarden.perf.transport import Endpoint
+from nimwarden.families.performance import inputs, loadgen, model_info
+from nimwarden.families.performance.transport import Endpoint
+from tests import perf_devserver as devserver
 
 
 def _gpu_missing() -> str | None:

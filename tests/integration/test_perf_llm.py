@@ -9,11 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from nimwarden.judges import perf as judge
+from nimwarden.families.performance import judge, llm
+from nimwarden.families.performance.loadgen import LoadSpec
 from nimwarden.lab import nimstub
 from nimwarden.outcome import Status, attempt
-from nimwarden.perf import llm
-from nimwarden.perf.loadgen import LoadSpec
 
 QUICK = LoadSpec(concurrency=2, window_s=0.5, max_windows=4, warmup_s=0.2, tolerance=1.0)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from nimwarden.judges import perf as judge
+from nimwarden.families.performance import inputs, judge, loadgen, model_info
+from nimwarden.families.performance.transport import Endpoint
+from nimwarden.families.performance.underload import BackgroundLoad
 from nimwarden.outcome import Status, attempt
-from nimwarden.perf import devserver, inputs, loadgen, model_info
-from nimwarden.perf.transport import Endpoint
-from nimwarden.perf.underload import BackgroundLoad
+from tests import perf_devserver as devserver
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(bool(devserver.available()), reason=devserver.available() or "")]
 
@@ -119,7 +119,7 @@ def test_requests_failing_mid_run_are_counted_and_fail_the_control():
 
 
 def test_h2_client_frames_large_requests_and_survives_error_statuses(server):
-    from nimwarden.perf import h2grpc
+    from nimwarden.families.performance import h2grpc
 
     host, port = server.grpc_url.split(":")
     ch = h2grpc.H2GrpcChannel(host, int(port), "/inference.GRPCInferenceService/ModelInfer", timeout_s=5)

@@ -2,7 +2,7 @@
 
 Good case passes, a doctored baseline fails with its interval, a baseline from
 another environment does not apply, a dead endpoint errors; audit-under-load
-is driven through nimwarden.perf.session as the plugin drives it.
+is driven through nimwarden.families.performance.session as the plugin drives it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import pytest
 import requests
 import yaml
 
-from nimwarden.judges import perf as judge
+from nimwarden.families.performance import judge, session
 from nimwarden.outcome import Status
-from nimwarden.perf import session
 from nimwarden.target import load_target
 from tests.conftest import ROOT, dead_port, lab_profile, run_audit
 

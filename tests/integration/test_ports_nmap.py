@@ -9,9 +9,10 @@ from dataclasses import replace
 
 import pytest
 
-from nimwarden.judges.ports import judge_expected, judge_position, judge_undocumented
+from nimwarden.families.ports import probe as ports
+from nimwarden.families.ports.judge import judge_expected, judge_position, judge_undocumented
+from nimwarden.net.scope import guard_for
 from nimwarden.outcome import Status
-from nimwarden.probes import ports
 
 pytestmark = pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed (Debian package nmap)")
 
@@ -42,7 +43,7 @@ def _plan(open_ports, documented_port, scan_spec, identify=False):
 def test_real_scan_finds_listeners_and_judges_them(listeners):
     documented, undocumented = listeners
     plan = _plan(listeners, documented, ports.port_spec({documented, undocumented, 1}), identify=True)
-    a = ports.probe_plan(plan, ports.guard_for(["127.0.0.0/8"]))
+    a = ports.probe_plan(plan, guard_for(["127.0.0.0/8"]))
     assert a.completed, a.error
     found = {(p.port, p.proto) for p in a.observation.open_ports}
     assert {(documented, "tcp"), (undocumented, "tcp")} <= found
@@ -61,14 +62,14 @@ def test_real_scan_finds_listeners_and_judges_them(listeners):
 def test_expected_port_closed_is_a_finding(listeners):
     documented = listeners[0]
     plan = _plan(listeners, 1, ports.port_spec({documented, 1}))
-    a = ports.probe_plan(plan, ports.guard_for([HOST]))
+    a = ports.probe_plan(plan, guard_for([HOST]))
     out = judge_expected(a, plan)
     assert out.status is Status.FAIL and f"{HOST}:1/tcp" in out.reason
 
 
 def test_missing_nmap_binary_is_an_error_not_a_pass(listeners, monkeypatch):
     plan = replace(_plan(listeners, listeners[0], str(listeners[0])), limits=ports.ScanLimits(nmap="/nonexistent/nmap"))
-    a = ports.probe_plan(plan, ports.guard_for([HOST]))
+    a = ports.probe_plan(plan, guard_for([HOST]))
     assert not a.completed
     for judge in (judge_undocumented, judge_position, judge_expected):
         assert judge(a, plan).status is Status.ERROR
@@ -78,7 +79,7 @@ def test_host_timeout_is_an_error_never_an_empty_pass(listeners):
     """nmap reports a timed-out host as up with no ports, like a closed one: it must not pass."""
     plan = _plan(listeners, listeners[0], "1-65535")
     plan = replace(plan, limits=ports.ScanLimits(timing=2, host_timeout_s=1))
-    a = ports.probe_plan(plan, ports.guard_for([HOST]))
+    a = ports.probe_plan(plan, guard_for([HOST]))
     assert not a.completed and "host timeout" in a.error
     for judge in (judge_undocumented, judge_position, judge_expected):
         assert judge(a, plan).status is Status.ERROR
@@ -87,7 +88,7 @@ def test_host_timeout_is_an_error_never_an_empty_pass(listeners):
 def test_host_with_nothing_open_is_a_result_not_an_error():
     plan = ports.PortPlan(("127.0.0.65",), "1-1024", (), "external", "triton", ports.load_port_table(),
                           (("127.0.0.65", 443, "gateway"),), False, ports.ScanLimits())
-    a = ports.probe_plan(plan, ports.guard_for(["127.0.0.65/32"]))
+    a = ports.probe_plan(plan, guard_for(["127.0.0.65/32"]))
     assert a.completed and a.observation.open_ports == ()
     assert judge_undocumented(a, plan).status is Status.PASS
     assert judge_expected(a, plan).status is Status.FAIL
@@ -97,7 +98,7 @@ def test_host_with_nothing_open_is_a_result_not_an_error():
 def test_listening_otel_udp_port_is_not_passed_and_a_closed_one_is():
     plan = ports.PortPlan(("127.0.0.66",), "1", (6831,), "external", "triton", ports.load_port_table(), (), False,
                           ports.ScanLimits())
-    guard = ports.guard_for(["127.0.0.66/32"])
+    guard = guard_for(["127.0.0.66/32"])
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.bind(("127.0.0.66", 6831))
         out = judge_position(ports.probe_plan(plan, guard), plan)

@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from nimwarden.judges import tls as j
+from nimwarden.families.tls import judge as j
+from nimwarden.families.tls import probe as tls
 from nimwarden.lab import gateway, nimstub
+from nimwarden.net import scope
 from nimwarden.outcome import Status
-from nimwarden.probes import ports, tls
+from tests import tls_crosscheck
 
 pytestmark = pytest.mark.skipif(not Path(gateway.NGINX).exists(), reason="nginx is not installed (Debian nginx-light)")
 
 GOOD, BAD = "127.0.0.62", "127.0.0.63"
-GUARD = ports.guard_for(["127.0.0.0/8"])
+GUARD = scope.guard_for(["127.0.0.0/8"])
 ALL = (j.judge_protocols, j.judge_ciphers, j.judge_forward_secrecy, j.judge_chain, j.judge_hostname, j.judge_expiry, j.judge_key_size)
 
 
@@ -147,5 +149,5 @@ def test_out_of_scope_endpoint_is_refused_before_connecting():
 def test_nmap_ssl_enum_ciphers_agrees_with_sslyze_on_protocol_versions(edge, name):
     g = _gw(edge, name)
     ours = _scan(edge, name).observation.protocols
-    theirs = tls.nmap_protocols(g["host"], g["https_port"], guard=GUARD)
+    theirs = tls_crosscheck.nmap_protocols(g["host"], g["https_port"], guard=GUARD)
     assert theirs == {p: v for p, v in ours.items() if p != "SSLv2"}

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from nimwarden.judges import tls as j
+from nimwarden.families.tls import judge as j
+from nimwarden.families.tls import probe as tls
 from nimwarden.lab import pki
+from nimwarden.net import scope
 from nimwarden.outcome import Status
-from nimwarden.probes import ports, tls
 
 triton = pytest.importorskip("nimwarden.lab.triton")
 pytest.importorskip("pytriton", reason="the nvidia-pytriton wheel (nimwarden[lab]) is not installed")
 pytestmark = pytest.mark.slow
 
-GUARD = ports.guard_for(["127.0.0.0/8"])
+GUARD = scope.guard_for(["127.0.0.0/8"])
 
 
 def grpc_tls_args(certs: dict, deployment: str, mutual: bool) -> list[str]:

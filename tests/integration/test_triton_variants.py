@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from nimwarden import lab
-from nimwarden.judges import triton as judge
+from nimwarden.families.triton_api import judge
+from nimwarden.families.triton_api.inputs import synthetic_inputs
+from nimwarden.families.triton_api.probe import TritonProbe
 from nimwarden.lab import triton as runtime
-from nimwarden.probes.inputs import synthetic_inputs
-from nimwarden.probes.triton import TritonProbe
 from nimwarden.target import load_target
 
 pytestmark = pytest.mark.lab

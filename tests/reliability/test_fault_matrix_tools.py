@@ -22,7 +22,7 @@ from tests.k8s_replay import API, TOKEN, ReplayServer, load_objects
 from tests.reliability.faults import FaultServer, assert_cell_errors
 
 LAB = ROOT / "nimwarden" / "lab" / "manifests"
-K8S_SUITES = "test_pod_security or test_secrets or test_rbac or test_triton_spec or test_k8s_exposure or test_network_policy"
+K8S_SUITES = "test_pod_security or test_secrets or test_rbac or test_spec_ or test_k8s_ or test_network_policy"
 # host reads the server processes, not the API: it is not part of these cells.
 K8S_FAMILIES = ("pod-security", "secrets", "rbac", "network-policy")
 

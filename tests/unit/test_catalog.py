@@ -63,7 +63,8 @@ def test_broken_catalog_entries_are_reported(tmp_path, monkeypatch):
     from nimwarden import catalog as cat
     from nimwarden.errors import ConfigError
 
-    (tmp_path / "TRITON-X-001.yaml").write_text("id: TRITON-X-001\ntitle: t\nfamily: nowhere\nseverity: high\nrationale: r\nremediation: r\nsources: [s]\n")
+    (tmp_path / "triton_api" / "controls").mkdir(parents=True)
+    (tmp_path / "triton_api" / "controls" / "TRITON-X-001.yaml").write_text("id: TRITON-X-001\ntitle: t\nfamily: nowhere\nseverity: high\nrationale: r\nremediation: r\nsources: [s]\n")
     monkeypatch.setattr(cat, "CATALOG_DIR", tmp_path)
     cat.load_catalog.cache_clear()
     try:

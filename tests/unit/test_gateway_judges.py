@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from nimwarden.judges.gateway import (
+from nimwarden.families.gateway import probe as gw
+from nimwarden.families.gateway.judge import (
     RateLimitPolicy,
     judge_authentication,
     judge_internal_paths,
@@ -16,7 +17,6 @@ from nimwarden.judges.gateway import (
 )
 from nimwarden.lab import gateway as lab_gateway
 from nimwarden.outcome import Attempt, Status
-from nimwarden.probes import gateway as gw
 
 
 def _auth(results, credential="file:token"):

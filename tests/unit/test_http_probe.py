@@ -9,7 +9,7 @@ import time
 import pytest
 
 from nimwarden.errors import OutOfScope
-from nimwarden.probes.http import Limits, request, tcp_connect
+from nimwarden.net.http import Limits, request, tcp_connect
 from tests.conftest import dead_port
 
 LIMITS = Limits(connect_s=1.0, read_s=1.0)

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from nimwarden.judges import k8s_context as ctx
-from nimwarden.judges import k8s_exposure as expo
-from nimwarden.judges import k8s_rbac as rbac
-from nimwarden.judges import k8s_secrets as sec
-from nimwarden.judges import k8s_triton_flags as flags
+from nimwarden.families.gateway import k8s_judge as gateway_k8s
+from nimwarden.families.pod_security import judge as ctx
+from nimwarden.families.ports import k8s_judge as ports_k8s
+from nimwarden.families.rbac import judge as rbac
+from nimwarden.families.secrets import judge as sec
+from nimwarden.families.tls import k8s_judge as tls_k8s
+from nimwarden.families.triton_api import spec_judge as flags
 from nimwarden.k8s import load_manifests, pod_templates
 from nimwarden.k8s.model import ClusterState, make_object
 from nimwarden.outcome import Status
@@ -40,7 +42,7 @@ STATE_JUDGES = {
     "configmap": sec.configmap_secrets, "pull": sec.pull_secrets,
     "wildcard": rbac.wildcards, "secrets_cw": rbac.secrets_cluster_wide, "exec": rbac.pod_exec,
     "escalate": rbac.escalation_verbs, "cluster_admin": rbac.cluster_admin, "automount": rbac.automount_token,
-    "services": expo.services, "ingress_tls": expo.ingress_tls, "root_path": expo.root_path,
+    "services": ports_k8s.services, "ingress_tls": tls_k8s.ingress_tls, "root_path": gateway_k8s.root_path,
 }
 
 

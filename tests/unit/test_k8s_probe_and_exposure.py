@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 
 from nimwarden.errors import ConfigError
-from nimwarden.judges import k8s_exposure as expo
+from nimwarden.families.gateway import k8s_judge as gateway_k8s
+from nimwarden.families.ports import k8s_judge as ports_k8s
+from nimwarden.families.tls import k8s_judge as tls_k8s
 from nimwarden.k8s import pod_templates
+from nimwarden.k8s import source as k8s
 from nimwarden.k8s.model import ClusterState, make_object
 from nimwarden.outcome import Outcome, Status
-from nimwarden.probes import k8s
 from nimwarden.target import Deployment, KubernetesRef, KubernetesSource, Target, Timeouts
 
 LAB = Path(__file__).parents[2] / "nimwarden" / "lab" / "manifests"
@@ -80,21 +82,21 @@ SVC = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nim", "names
 def test_nodeport_on_metrics_is_high_and_clusterip_passes():
     nodeport = {**SVC, "spec": {**SVC["spec"], "type": "NodePort", "ports": [{"port": 9000, "targetPort": 8002}]}}
     state = _state(DEPLOY, nodeport)
-    out = expo.services(state, pod_templates(state))
+    out = ports_k8s.services(state, pod_templates(state))
     assert out.status == Status.FAIL and out.severity == "high" and "Triton metrics" in out.reason
     state = _state(DEPLOY, SVC)
-    assert expo.services(state, pod_templates(state)).status == Status.PASS
+    assert ports_k8s.services(state, pod_templates(state)).status == Status.PASS
 
 
 def test_external_ips_count_as_exposure():
     state = _state(DEPLOY, {**SVC, "spec": {**SVC["spec"], "externalIPs": ["203.0.113.5"]}})
-    assert expo.services(state, pod_templates(state)).status == Status.FAIL
+    assert ports_k8s.services(state, pod_templates(state)).status == Status.FAIL
 
 
 def test_service_for_other_pods_is_ignored():
     other = {**SVC, "spec": {**SVC["spec"], "type": "LoadBalancer", "selector": {"app": "other"}}}
     state = _state(DEPLOY, other)
-    assert expo.services(state, pod_templates(state)).status == Status.NOT_APPLICABLE
+    assert ports_k8s.services(state, pod_templates(state)).status == Status.NOT_APPLICABLE
 
 
 def test_httproute_publishing_root_and_route_without_tls():
@@ -102,15 +104,15 @@ def test_httproute_publishing_root_and_route_without_tls():
              "spec": {"rules": [{"backendRefs": [{"name": "nim", "port": 8000}]}]}}
     state = _state(DEPLOY, SVC, route)
     templates = pod_templates(state)
-    out = expo.root_path(state, templates)
+    out = gateway_k8s.root_path(state, templates)
     assert out.status == Status.FAIL and "HTTPRoute/n/r" in out.reason
-    assert expo.ingress_tls(state, templates).status == Status.PASS  # TLS lives on the Gateway: noted, not judged
+    assert tls_k8s.ingress_tls(state, templates).status == Status.PASS  # TLS lives on the Gateway: noted, not judged
     os_route = {"apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": "o", "namespace": "n"},
                 "spec": {"to": {"kind": "Service", "name": "nim"}, "path": "/v1/chat/completions"}}
     state = _state(DEPLOY, SVC, os_route)
     templates = pod_templates(state)
-    assert expo.ingress_tls(state, templates).status == Status.FAIL
-    assert expo.root_path(state, templates).status == Status.PASS
+    assert tls_k8s.ingress_tls(state, templates).status == Status.FAIL
+    assert gateway_k8s.root_path(state, templates).status == Status.PASS
 
 
 def test_ingress_tls_must_cover_the_host():
@@ -119,7 +121,7 @@ def test_ingress_tls_must_cover_the_host():
                     "rules": [{"host": "b.example", "http": {"paths": [{"path": "/v1/models", "pathType": "Exact",
                                                                          "backend": {"service": {"name": "nim", "port": {"number": 8000}}}}]}}]}}
     state = _state(DEPLOY, SVC, ing)
-    out = expo.ingress_tls(state, pod_templates(state))
+    out = tls_k8s.ingress_tls(state, pod_templates(state))
     assert out.status == Status.FAIL and "b.example" in out.reason
 
 
@@ -131,13 +133,13 @@ def test_nimservice_ingress_without_tls_publishing_root():
                                    {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "llm", "port": {"number": 8000}}}}]}}]}}}}}
     state = _state(nim)
     templates = pod_templates(state)
-    assert expo.ingress_tls(state, templates).status == Status.FAIL
-    out = expo.root_path(state, templates)
+    assert tls_k8s.ingress_tls(state, templates).status == Status.FAIL
+    out = gateway_k8s.root_path(state, templates)
     assert out.status == Status.FAIL and "Ingress/n/llm" in out.reason
 
 
 def test_aggregated_cluster_role_rules_are_resolved():
-    from nimwarden.judges import k8s_rbac as rbac
+    from nimwarden.families.rbac import judge as rbac
 
     agg = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "nim-agg"},
            "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"nim/aggregate": "true"}}]}, "rules": []}
@@ -158,5 +160,5 @@ def test_nimservice_router_ingress(tls, expected):
                     "expose": {"service": {"port": 8000}, "router": {"hostDomainName": "ai.example", "ingress": ingress}}}}
     state = _state(nim)
     templates = pod_templates(state)
-    assert expo.ingress_tls(state, templates).status == expected
-    assert expo.root_path(state, templates).status == Status.FAIL  # the router publishes the whole service
+    assert tls_k8s.ingress_tls(state, templates).status == expected
+    assert gateway_k8s.root_path(state, templates).status == Status.FAIL  # the router publishes the whole service

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from nimwarden.judges import netpol as judges
+from nimwarden.families.network_policy import judge as judges
+from nimwarden.families.network_policy.inventory import inventory_from_state
+from nimwarden.families.network_policy.requirements import Requirements
 from nimwarden.k8s.manifests import load_manifests
-from nimwarden.netpol.cluster import inventory_from_state
-from nimwarden.netpol.static import Requirements
 from nimwarden.outcome import Status
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "nimwarden" / "lab" / "manifests"

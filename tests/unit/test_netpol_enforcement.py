@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from nimwarden.judges.netpol import judge_enforcement
+from nimwarden.families.network_policy.judge import judge_enforcement
 from nimwarden.lab.netpol import declared_inventory
 from nimwarden.netpol.enforcement import (
     ALLOWED,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 
+from nimwarden.families.network_policy.incluster import derive_sources, destination_pod, kubelet_checked_ports
 from nimwarden.lab.netpol import NETWORK
-from nimwarden.netpol.incluster import derive_sources, destination_pod, kubelet_checked_ports
 from nimwarden.netpol.matrix import PortKey
 from nimwarden.netpol.objects import inventory
 

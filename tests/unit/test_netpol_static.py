@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nimwarden.judges import netpol as judges
+from nimwarden.families.network_policy import judge as judges
+from nimwarden.families.network_policy.requirements import Requirements, requirements_from_mapping
 from nimwarden.lab.netpol import declared_inventory
 from nimwarden.netpol.matrix import PortKey
 from nimwarden.netpol.objects import NAME_LABEL, inventory
-from nimwarden.netpol.static import Requirements, requirements_from_mapping
 from nimwarden.outcome import Attempt, Status
 
 STATIC = Path(__file__).resolve().parents[1] / "fixtures" / "netpol" / "static"

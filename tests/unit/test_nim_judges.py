@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nimwarden.judges.nim import WHAT, judge_anonymous, judge_anonymous_all
+from nimwarden.families.nim_api.judge import WHAT, judge_anonymous, judge_anonymous_all
+from nimwarden.families.nim_api.probe import NIM_PATHS, EndpointAnswer, NimObservation
 from nimwarden.outcome import Attempt, Status
-from nimwarden.probes.nim import NIM_PATHS, EndpointAnswer, NimObservation
 
 
 def _obs(status_for, disclosed=None):
@@ -55,7 +55,7 @@ def test_all_endpoints_combined():
 def test_reachable_base_urls_follow_the_probe_position():
     from types import SimpleNamespace
 
-    from nimwarden.probes.nim import reachable_base_urls, serves_nim
+    from nimwarden.families.nim_api.probe import reachable_base_urls, serves_nim
 
     ep = lambda url, host: SimpleNamespace(url=url, host=host, scheme=url.split(":")[0])  # noqa: E731
     dep = SimpleNamespace(kind="triton", exposure=("gateway",), endpoints={

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nimwarden.errors import ConfigError
-from nimwarden.perf import baseline, h2grpc, inputs, metrics
+from nimwarden.families.performance import baseline, h2grpc, inputs, metrics
 
 FP = dict(server_version="2.51.0", model="add", model_versions=["1"], protocol="grpc", input_shapes={"INPUT0": [4]})
 RECORD = {"recorded_at": "2026-11-22T08:00:00Z", "stable": True, "throughput": 100.0,

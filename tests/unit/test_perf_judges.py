@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from nimwarden.judges import perf as judge
+from nimwarden.families.performance import baseline, judge
+from nimwarden.families.performance.loadgen import LoadSpec, Measurement
+from nimwarden.families.performance.stats import summarize_latency
+from nimwarden.families.performance.underload import UnderLoadReport
+from nimwarden.families.performance.windows import Window, merge, stability
 from nimwarden.outcome import Attempt, Status
-from nimwarden.perf import baseline
-from nimwarden.perf.loadgen import LoadSpec, Measurement
-from nimwarden.perf.stats import summarize_latency
-from nimwarden.perf.underload import UnderLoadReport
-from nimwarden.perf.windows import Window, merge, stability
 
 LOAD = LoadSpec(concurrency=4, window_s=1.0)
 

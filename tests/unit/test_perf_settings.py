@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nimwarden.errors import ConfigError
-from nimwarden.perf.settings import parse
+from nimwarden.families.performance.settings import parse
 from nimwarden.target import Credential, Deployment, KubernetesRef
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nimwarden.perf import detector
-from nimwarden.perf.stats import bootstrap_ratio, nearest_rank, spread, summarize_latency
-from nimwarden.perf.windows import Window, merge, stability, window_from_slices
+from nimwarden.families.performance import detector
+from nimwarden.families.performance.stats import bootstrap_ratio, nearest_rank, spread, summarize_latency
+from nimwarden.families.performance.windows import Window, merge, stability, window_from_slices
 
 
 def test_nearest_rank_matches_perf_analyzer_convention():

@@ -9,10 +9,11 @@ from types import SimpleNamespace
 import pytest
 
 from nimwarden.errors import OutOfScope
-from nimwarden.judges.ports import judge_expected, judge_position, judge_undocumented
+from nimwarden.families.ports import probe as ports
+from nimwarden.families.ports.judge import judge_expected, judge_position, judge_undocumented
+from nimwarden.families.ports.probe import OpenPort, PortScanObservation, ScanLimits
+from nimwarden.net import scope
 from nimwarden.outcome import Attempt, Status
-from nimwarden.probes import ports
-from nimwarden.probes.ports import OpenPort, PortScanObservation, ScanLimits
 
 SEED_TCP = {443, 3000, 7331, 8000, 8443, 8080, 9009, 5432, 9091, 19530, 4317, 4318, 9411, 14250, 14268}
 
@@ -47,7 +48,7 @@ def no_nmap(monkeypatch):
 @pytest.mark.parametrize("hosts", [["10.0.0.1"], ["127.0.0.1", "192.168.1.1"], ["127.0.0.0/8"],
                                    ["localhost"], ["-iL/etc/passwd"], ["127.0.0.1-5"], []])
 def test_out_of_scope_hosts_are_refused_before_nmap_starts(hosts, no_nmap):
-    guard = ports.guard_for(["127.0.0.0/8"])
+    guard = scope.guard_for(["127.0.0.0/8"])
     with pytest.raises(OutOfScope):
         ports.probe_ports(hosts, guard=guard, tcp_ports="80")
     with pytest.raises(OutOfScope):
@@ -56,7 +57,7 @@ def test_out_of_scope_hosts_are_refused_before_nmap_starts(hosts, no_nmap):
 
 def test_port_spec_injection_is_refused(no_nmap):
     with pytest.raises(OutOfScope):
-        ports.scan(["127.0.0.1"], guard=ports.guard_for(["127.0.0.1/32"]), tcp_ports="80 --script=evil")
+        ports.scan(["127.0.0.1"], guard=scope.guard_for(["127.0.0.1/32"]), tcp_ports="80 --script=evil")
 
 
 def test_port_spec_round_trip():

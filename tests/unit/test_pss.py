@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from nimwarden.judges.pss import MAX_VERSION, checks_for, evaluate_pod, evaluate_pod_spec, parse_version
+from nimwarden.families.pod_security.pss import (
+    MAX_VERSION,
+    checks_for,
+    evaluate_pod,
+    evaluate_pod_spec,
+    parse_version,
+)
 
 RESTRICTED_SPEC = {
     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},

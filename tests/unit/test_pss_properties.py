@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nimwarden.judges.pss import MAX_VERSION, evaluate_pod_spec
+from nimwarden.families.pod_security.pss import MAX_VERSION, evaluate_pod_spec
 
 BOOL = st.one_of(st.none(), st.booleans())
 CAPS = st.lists(st.sampled_from(["ALL", "all", "NET_BIND_SERVICE", "CHOWN", "SYS_ADMIN", "NET_RAW", "net_bind_service"]), max_size=3)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nimwarden.judges.pss import MAX_VERSION, evaluate_pod
+from nimwarden.families.pod_security.pss import MAX_VERSION, evaluate_pod
 
 FIXTURES = yaml.safe_load((Path(__file__).parents[1] / "fixtures" / "pss" / "upstream_generators.yaml").read_text())
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -89,7 +89,7 @@ CASES = list(_cases())
 
 
 def test_fixture_set_covers_every_check_and_level():
-    from nimwarden.judges.pss import REGISTRY
+    from nimwarden.families.pod_security.pss import REGISTRY
 
     covered = {(p.values[2], p.values[0], p.values[3]) for p in CASES}
     for check, (level, _) in REGISTRY.items():

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nimwarden.judges import k8s_context as ctx
-from nimwarden.judges import k8s_rbac as rbac
-from nimwarden.judges import k8s_secrets as sec
+from nimwarden.families.pod_security import judge as ctx
+from nimwarden.families.rbac import judge as rbac
+from nimwarden.families.secrets import judge as sec
 from nimwarden.k8s import load_manifests, pod_templates
 from nimwarden.k8s.resources import RESOURCES
 from nimwarden.outcome import Status

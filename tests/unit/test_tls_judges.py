@@ -8,10 +8,10 @@ import datetime as dt
 import pytest
 from cryptography import x509
 
-from nimwarden.judges import tls as j
+from nimwarden.families.tls import judge as j
+from nimwarden.families.tls.probe import AcceptedCipher, CertificateInfo, PlaintextObservation, TlsObservation
 from nimwarden.lab import pki
 from nimwarden.outcome import Attempt, Status
-from nimwarden.probes.tls import AcceptedCipher, CertificateInfo, PlaintextObservation, TlsObservation
 
 NOW = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
 MODERN = {"SSLv2": False, "SSLv3": False, "TLSv1.0": False, "TLSv1.1": False, "TLSv1.2": True, "TLSv1.3": True}
@@ -170,7 +170,8 @@ def test_plaintext_over_all_endpoints():
 
 
 def test_testssl_json_is_parsed_and_incomplete_output_refused():
-    from nimwarden.probes.tls import TlsProbeError, parse_testssl
+    from nimwarden.families.tls.probe import TlsProbeError
+    from tests.tls_crosscheck import parse_testssl
 
     rows = [{"id": "SSLv2", "finding": "not offered"}, {"id": "SSLv3", "finding": "not offered"},
             {"id": "TLS1", "finding": "offered (deprecated)"}, {"id": "TLS1_1", "finding": "offered (deprecated)"},

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from nimwarden.judges import triton as judge
+from nimwarden.families.triton_api import judge
+from nimwarden.families.triton_api.probe import ApiAnswer
+from nimwarden.net.http import HttpResponse
 from nimwarden.outcome import Attempt
-from nimwarden.probes.http import HttpResponse
-from nimwarden.probes.triton import ApiAnswer
 
 RESTRICTED_HTTP = ApiAnswer("http", "GET /v2/logging", "403", '{"error":"This API is restricted, expecting header \'admin-key\'"}')
 RESTRICTED_GRPC = ApiAnswer("grpc", "grpc LogSettings", "UNAVAILABLE", "This protocol is restricted, expecting header 'triton-grpc-protocol-admin-key'")

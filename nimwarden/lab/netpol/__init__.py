@@ -12,12 +12,12 @@ from pathlib import Path
 
 import yaml
 
+from nimwarden.net.reach import Position, probe_attempt
 from nimwarden.netpol.enforcement import Observation
 from nimwarden.netpol.matrix import PortKey
 from nimwarden.netpol.objects import Inventory, inventory
 from nimwarden.netpol.plan import Destination, plan_flows
 from nimwarden.outcome import Attempt, Outcome, errored, not_applicable
-from nimwarden.probes.reach import Position, probe_attempt
 
 NETWORK = Path(__file__).parent / "network.yaml"
 PROBE_PORTS = (PortKey(8000, "TCP"), PortKey(8001, "TCP"), PortKey(8002, "TCP"))
@@ -39,13 +39,10 @@ def probe_setup(state: dict, deployment: str, inv: Inventory | None = None) -> t
     return sources, [dest], positions, {pod.key: pod.key}
 
 
-def enforcement_attempt(lab_state_file: Path, deployment: str, timeout_s: float = 0.8) -> Attempt[list[Observation]] | Outcome:
-    """Probe one lab deployment's flows from every lab position, or say why that cannot be done.
-
-    Applies when ``nimwarden lab up`` built the lab network (netns.json next to
-    the lab's state.json) and started this deployment's server inside its
-    namespace (``deployments.<name>.netns`` in state.json).
-    """
+def unavailable(lab_state_file: Path, deployment: str) -> str | None:
+    """Why a lab deployment's network cannot be probed, or None: it needs the lab network that
+    ``nimwarden lab up`` built (netns.json next to the lab's state.json) and this deployment's
+    server inside its namespace (``deployments.<name>.netns`` in state.json)."""
     from nimwarden.lab import netns
 
     lab_dir = Path(lab_state_file).parent
@@ -53,14 +50,29 @@ def enforcement_attempt(lab_state_file: Path, deployment: str, timeout_s: float 
     state = netns.read_state(lab_dir)
     if not state or not state.get("ready"):
         reason = why if not ok else "nimwarden lab up did not build it"
-        return not_applicable(f"the lab network is not up ({reason}); the lab runs on loopback only, where no network policy can be enforced or probed")
+        return f"the lab network is not up ({reason}); the lab runs on loopback only, where no network policy can be enforced or probed"
     try:
         lab = json.loads(Path(lab_state_file).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return errored(f"cannot read the lab state {lab_state_file}: {exc}")
+    except (OSError, ValueError):
+        return None  # enforcement_attempt reports the unreadable state as an error
     dep = (lab.get("deployments") or {}).get(deployment) or {}
     if deployment not in state["positions"] or not dep.get("netns"):
-        return not_applicable(f"deployment {deployment} runs on loopback, not inside the lab network")
+        return f"deployment {deployment} runs on loopback, not inside the lab network"
+    return None
+
+
+def enforcement_attempt(lab_state_file: Path, deployment: str, timeout_s: float = 0.8) -> Attempt[list[Observation]] | Outcome:
+    """Probe one lab deployment's flows from every lab position, or say why that cannot be done."""
+    from nimwarden.lab import netns
+
+    reason = unavailable(lab_state_file, deployment)
+    if reason:
+        return not_applicable(reason)
+    try:
+        json.loads(Path(lab_state_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return errored(f"cannot read the lab state {lab_state_file}: {exc}")
+    state = netns.read_state(Path(lab_state_file).parent)
     inv = declared_inventory()
     sources, dests, positions, liveness = probe_setup(state, deployment, inv)
     flows = plan_flows(inv, sources, dests, allowed_sample=2, liveness_from=liveness)

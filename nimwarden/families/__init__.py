@@ -1,0 +1,112 @@
+"""The family registry: every family is one folder (``nimwarden/families/<family>/``) that holds its
+control YAMLs (``controls/<ID>.yaml``), its probes, its judges and, in its ``__init__.py``, one
+:class:`Family` declaration. The plugin and the CLI know families only through :func:`registry`.
+
+A family declares
+- ``options``: the profile sections it reads, and ``check``, the checker of those sections that
+  :func:`load_profile` runs when the profile loads, so a bad section exits 2 before anything is
+  probed and ``target.py`` never imports a feature;
+- ``applies``: per control ID, the applicability predicate (InSpec's ``only_if``): given the
+  target, the deployment and the test's parameters it returns the reason the control does not
+  apply, or None. The plugin evaluates it before the test runs and records ``not_applicable``
+  with that reason, so each reason is written once, next to its family.
+
+Families never import each other (an import-linter contract says so); what two families share
+lives in a floor below them (``nimwarden.k8s``, ``nimwarden.net``, ``nimwarden.netpol``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from nimwarden.catalog import FAMILIES, package_of
+from nimwarden.target import ProfileCheck, Target, load_target
+
+
+@dataclass(frozen=True)
+class Applicability:
+    """What an applicability predicate sees: the frozen target, the deployment (None for a
+    target-wide control), the test's other parameters (``protocol``, ``endpoint`` …) and the run's
+    switches (``under_load``, ``intrusive``)."""
+
+    target: Any
+    deployment: Any
+    params: Mapping[str, Any] = field(default_factory=dict)
+    run: Mapping[str, Any] = field(default_factory=dict)
+
+
+Predicate = Callable[[Applicability], "str | None"]
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # as in the catalog and summary.json: "triton-api"
+    options: tuple[str, ...] = ()  # profile sections read: "deployments[].options.tls", "kubernetes.options.network_policy" …
+    check: ProfileCheck | None = None  # raises ConfigError / ValueError("field.path: why") for a section it cannot use
+    applies: Mapping[str, Predicate] = field(default_factory=dict)  # control ID → predicate
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, Family]:
+    """Every family, by name, from its folder's ``FAMILY`` declaration."""
+    out = {}
+    for name in FAMILIES:
+        module = importlib.import_module(f"{__name__}.{package_of(name)}")
+        family = module.FAMILY
+        if family.name != name:
+            raise RuntimeError(f"{module.__name__} declares family {family.name!r}, expected {name!r}")
+        out[name] = family
+    return out
+
+
+def profile_checks() -> list[ProfileCheck]:
+    return [f.check for f in registry().values() if f.check is not None]
+
+
+def load_profile(path: Any) -> Target:
+    """A target profile, validated by its own shape and by every family's checker."""
+    return load_target(path, profile_checks())
+
+
+def not_applicable_reason(family: str, control_id: str, ctx: Applicability) -> str | None:
+    predicate = registry()[family].applies.get(control_id)
+    return predicate(ctx) if predicate is not None else None
+
+
+# ----------------------------------------------------------------------------------- predicate builders
+
+
+def needs_endpoint(name: str | Callable[[Applicability], str]) -> Predicate:
+    """The deployment declares the endpoint (a fixed name, or one taken from the test's parameters)."""
+
+    def predicate(ctx: Applicability) -> str | None:
+        wanted = name(ctx) if callable(name) else name
+        if ctx.deployment.endpoint(wanted) is None:
+            return f"deployment {ctx.deployment.name} declares no {wanted} endpoint"
+        return None
+
+    return predicate
+
+
+def param(key: str) -> Callable[[Applicability], str]:
+    return lambda ctx: ctx.params[key]
+
+
+def all_of(*predicates: Predicate) -> Predicate:
+    def predicate(ctx: Applicability) -> str | None:
+        for p in predicates:
+            reason = p(ctx)
+            if reason:
+                return reason
+        return None
+
+    return predicate
+
+
+def for_controls(ids: str, predicate: Predicate) -> dict[str, Predicate]:
+    """The same predicate for several controls: ``for_controls("A-001 B-001", p)``."""
+    return {i: predicate for i in ids.split()}

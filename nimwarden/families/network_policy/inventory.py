@@ -1,0 +1,69 @@
+"""The reachability model's view of a :class:`~nimwarden.k8s.model.ClusterState`.
+
+Live clusters and snapshots carry Pods; manifests carry workloads. Each
+workload's pod template stands for its pods (one model pod per workload,
+named ``<Kind>-<name>``: replicas share labels and ports, so they reach and
+are reached alike); controller-owned Pods are skipped in favour of their
+controller's template, as the PSS checks do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nimwarden.families.network_policy.requirements import Requirements, requirements_from_mapping
+from nimwarden.k8s.model import ClusterState
+from nimwarden.k8s.workloads import pod_templates
+from nimwarden.netpol.objects import Inventory, inventory
+from nimwarden.outcome import Attempt, Outcome, attempt, errored, incomplete, not_applicable
+
+
+def inventory_from_state(state: ClusterState) -> Inventory:
+    objects: list[dict] = [dict(o.body, kind="Namespace") for o in state.of_kind("Namespace")]
+    for t in pod_templates(state):
+        owner = t.owner
+        if owner.kind == "Pod":
+            objects.append(dict(owner.body, kind="Pod"))
+            continue
+        objects.append(
+            {
+                "kind": "Pod",
+                "metadata": {"namespace": owner.namespace, "name": f"{owner.kind}-{owner.name}", "labels": dict(t.labels)},
+                "spec": dict(t.spec),
+            }
+        )
+    objects += [dict(o.body, kind="NetworkPolicy", metadata=dict(o.metadata, namespace=o.namespace)) for o in state.of_kind("NetworkPolicy")]
+    return inventory(objects)
+
+
+def inventory_attempt(target: Any) -> Attempt[Inventory] | Outcome:
+    """The target's NetworkPolicy inventory (read once per session by the k8s probe), or the Outcome to record."""
+    from nimwarden.k8s import source as k8s
+
+    source = target.kubernetes
+    reason = k8s.unavailable(target)
+    if reason:
+        return not_applicable(reason)
+    read = k8s.cluster_state(source, timeout_s=max(getattr(target.timeouts, "read_s", 5.0), 5.0))
+    bad = incomplete(read)
+    if bad:
+        return errored(f"cannot read the cluster state: {read.error}", **read.evidence())
+    state = read.observation
+    assert state is not None
+    denied = state.unreadable("NetworkPolicy", "Pod", "Namespace")
+    if denied:
+        # An empty policy list read without permission would look like "no policies": fail closed.
+        return errored(f"cannot evaluate network policies: {denied}", source=state.source)
+    return attempt("netpol.inventory", f"NetworkPolicies, pods and namespaces of {state.source}", lambda: inventory_from_state(state))
+
+
+def requirements_for(target: Any) -> Requirements:
+    """Requirements from ``kubernetes.options.network_policy``; workload namespaces default to the deployments'."""
+    from nimwarden.errors import ConfigError
+    from nimwarden.k8s import source as k8s
+
+    namespaces = [d.kubernetes.namespace for d in target.deployments if d.kubernetes.namespace]
+    try:
+        return requirements_from_mapping(k8s.option(target, "network_policy", {}), namespaces)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(str(target.path), "kubernetes.options.network_policy", str(exc)) from None

@@ -1,0 +1,67 @@
+"""NIM endpoint judges (pure): what a caller without credentials reaches and learns.
+
+Health endpoints answering anonymously is expected (Kubernetes probes use
+them) and only recorded. Everything else is a finding when it answers 2xx
+without credentials: inference and model listing, metadata/version/licence
+(profile, licence and repository override disclosure), metrics, the OpenAPI
+explorer.
+"""
+
+from __future__ import annotations
+
+from nimwarden.families.nim_api.probe import NimObservation
+from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, passed
+
+WHAT = {
+    "inference": "inference and model listing",
+    "metadata": "metadata, version and licence",
+    "metrics": "metrics",
+    "docs": "the OpenAPI explorer",
+}
+
+
+@fail_closed
+def judge_anonymous(a: Attempt[NimObservation], category: str) -> Outcome:
+    """NIM-*: no endpoint of ``category`` answers 2xx without credentials."""
+    if category not in WHAT:
+        raise ValueError(f"unknown NIM endpoint category {category!r}")
+    o = a.observation
+    assert o is not None
+    ev = a.evidence()
+    if all(x.status == 404 for x in o.answers):
+        return errored(f"{o.base_url} answered 404 on every documented NIM path: not a NIM endpoint, or the wrong URL", **ev)
+    reached = o.reachable(category)
+    if reached:
+        labels = [f"{x.method} {x.path} -> {x.status}" for x in reached]
+        disclosed = {f"{x.method} {x.path}": dict(x.disclosed) for x in reached if x.disclosed}
+        severity = None
+        if category == "metadata" and any("repository_override" in d for d in disclosed.values()):
+            severity = "high"  # the override URL names where models come from, sometimes with a credential
+        return failed(f"{o.base_url} serves {WHAT[category]} without credentials: {'; '.join(labels)}",
+                      severity=severity, **ev, reachable=labels, disclosed=disclosed)
+    asked = [x for x in o.answers if x.category == category]
+    statuses = ", ".join(f"{x.path} -> {x.status}" for x in asked)
+    if any(x.status >= 500 for x in asked):
+        # A server error is not a refusal: whether credentials would be demanded is unknown.
+        return errored(f"{o.base_url} answered with a server error (5xx), so whether it refuses {WHAT[category]} "
+                       f"to anonymous callers is unknown ({statuses})", **ev)
+    return passed(f"{o.base_url} refuses {WHAT[category]} to anonymous callers ({statuses})", **ev)
+
+
+def judge_anonymous_all(attempts: list[Attempt[NimObservation]], category: str) -> Outcome:
+    """The verdict over every reachable NIM base URL: any fail fails, else any error errors."""
+    outcomes = [judge_anonymous(a, category) for a in attempts]
+    for status in ("fail", "error"):
+        hit = [o for o in outcomes if o.status.value == status]
+        if hit:
+            if len(hit) == 1:
+                return hit[0]
+            ev = {"per_endpoint": [dict(o.evidence) for o in hit]}
+            return Outcome(hit[0].status, " | ".join(o.reason for o in hit), ev, severity=max((o.severity for o in hit if o.severity), default=None, key=_rank))
+    if not outcomes:
+        return errored(f"no NIM endpoint to probe for {WHAT[category]}")
+    return passed(" | ".join(o.reason for o in outcomes), per_endpoint=[dict(o.evidence) for o in outcomes])
+
+
+def _rank(severity: str) -> int:
+    return ("info", "low", "medium", "high", "critical").index(severity)

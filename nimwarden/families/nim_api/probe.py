@@ -1,0 +1,154 @@
+"""NIM probe: which documented NIM endpoints answer without credentials, and what they disclose.
+
+Only GETs, plus one minimal completion request (``max_tokens: 1``) on each
+inference path: the same thing any client does. Bodies are summarised
+(field names, a few disclosing fields) and passed through nimwarden.redact
+before they become evidence: a repository override with a credential in its
+URL is reported as ``https://nim:nv…xy[sha256:…]@…``, never in clear.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from nimwarden.outcome import Attempt, attempt
+from nimwarden.redact import redact
+
+PROBE = "nim.http"
+
+# path -> (method, category); categories map to the nim-api controls
+NIM_PATHS: Mapping[str, tuple[str, str]] = {
+    "/v1/health/live": ("GET", "health"),
+    "/v1/health/ready": ("GET", "health"),
+    "/v1/models": ("GET", "inference"),
+    "/v1/chat/completions": ("POST", "inference"),
+    "/v1/completions": ("POST", "inference"),
+    "/v1/metadata": ("GET", "metadata"),
+    "/v1/version": ("GET", "metadata"),
+    "/v1/license": ("GET", "metadata"),
+    "/v1/metrics": ("GET", "metrics"),
+    "/metrics": ("GET", "metrics"),
+    "/docs": ("GET", "docs"),
+    "/openapi.json": ("GET", "docs"),
+}
+DISCLOSING_FIELDS = ("profile", "licenseInfo", "repository_override", "modelInfo", "assetInfo", "version", "release", "name", "path")
+_BODIES = {
+    "/v1/chat/completions": {"model": "any", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1},
+    "/v1/completions": {"model": "any", "prompt": "ping", "max_tokens": 1},
+}
+
+
+@dataclass(frozen=True)
+class EndpointAnswer:
+    path: str
+    method: str
+    category: str
+    status: int
+    content_type: str
+    disclosed: Mapping[str, Any]  # redacted summary of what the body reveals
+
+    @property
+    def reachable(self) -> bool:
+        return 200 <= self.status < 300
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"request": f"{self.method} {self.path}", "status": self.status, "content_type": self.content_type,
+                "disclosed": dict(self.disclosed)}
+
+
+@dataclass(frozen=True)
+class NimObservation:
+    base_url: str
+    answers: tuple[EndpointAnswer, ...]
+
+    def reachable(self, category: str) -> tuple[EndpointAnswer, ...]:
+        return tuple(a for a in self.answers if a.category == category and a.reachable)
+
+    def evidence(self) -> dict[str, Any]:
+        return {"base_url": self.base_url, "answers": [a.as_dict() for a in self.answers]}
+
+
+def _summary(path: str, resp: requests.Response) -> dict[str, Any]:
+    ctype = resp.headers.get("Content-Type", "")
+    text = resp.text[:65536]
+    out: dict[str, Any] = {}
+    if "json" in ctype:
+        try:
+            body = json.loads(text)
+        except ValueError:
+            return {"unparsed_bytes": len(text)}
+        if isinstance(body, dict):
+            out["fields"] = sorted(body)[:40]
+            for key in DISCLOSING_FIELDS:
+                if key in body and body[key] not in (None, "", [], {}):
+                    out[key] = body[key]
+            if path == "/v1/models":
+                out["models"] = [m.get("id") for m in body.get("data", []) if isinstance(m, dict)][:20]
+        return redact(out)
+    if path in ("/v1/metrics", "/metrics"):
+        families = sorted({ln.split()[2] for ln in text.splitlines() if ln.startswith("# TYPE ") and len(ln.split()) > 2})
+        out["metric_families"] = families[:40]
+    elif "html" in ctype:
+        out["html_bytes"] = len(text)
+    return redact(out)
+
+
+def probe_nim(base_url: str, *, guard: Callable[[str], None] | None = None,
+              timeout: tuple[float, float] = (2.0, 5.0)) -> Attempt[NimObservation]:
+    """Ask every documented NIM path once, without credentials."""
+    base = base_url.rstrip("/")
+    if guard is not None:
+        guard(urlsplit(base).hostname or "")
+
+    def run() -> NimObservation:
+        answers = []
+        with requests.Session() as s, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unverified HTTPS on purpose: the TLS family judges certificates
+            s.verify, s.trust_env = False, False
+            for path, (method, category) in NIM_PATHS.items():
+                resp = s.request(method, base + path, json=_BODIES.get(path), timeout=timeout, allow_redirects=False)
+                disclosed = _summary(path, resp) if 200 <= resp.status_code < 300 else {}
+                answers.append(EndpointAnswer(path, method, category, resp.status_code,
+                                              resp.headers.get("Content-Type", ""), disclosed))
+                resp.close()
+        return NimObservation(base, tuple(answers))
+
+    return attempt(PROBE, f"{len(NIM_PATHS)} NIM path(s) on {base} without credentials", run)
+
+
+def serves_nim(deployment: Any) -> bool:
+    """A NIM deployment, or a Triton deployment with a NIM front (a ``nim`` endpoint)."""
+    return deployment.kind == "nim" or "nim" in dict(deployment.endpoints)
+
+
+def reachable_base_urls(target: Any, deployment: Any) -> tuple[str, ...]:
+    """The NIM API URLs a caller at the probe position can address.
+
+    Candidates: the gateway and the NIM's own endpoint (``http`` for a deployment of
+    kind nim, ``nim`` for a NIM front beside Triton). From outside, only those on a
+    host that carries an endpoint named in ``exposure`` (a NIM published on the
+    gateway's address is reachable whether the profile meant it or not); from inside
+    the cluster, all of them.
+    """
+    eps = dict(deployment.endpoints)
+    own = "http" if deployment.kind == "nim" else "nim"
+    candidates = {n: e for n, e in eps.items() if n in ("gateway", own) and e.scheme in ("http", "https")}
+    if target.probe_position != "external":
+        return tuple(e.url for e in candidates.values())
+    edge_hosts = {e.host for n, e in eps.items() if n in set(deployment.exposure)}
+    return tuple(e.url for e in candidates.values() if e.host in edge_hosts)
+
+
+def deployment_answers(target: Any, deployment: Any) -> tuple[tuple[str, ...], list[Attempt[NimObservation]]]:
+    """Every reachable NIM base URL of the deployment and its answers (one round per deployment; the
+    probe cache shares it among the four NIM controls)."""
+    urls = reachable_base_urls(target, deployment)
+    timeout = (target.timeouts.connect_s, target.timeouts.read_s)
+    return urls, [probe_nim(u, guard=target.guard, timeout=timeout) for u in urls]

@@ -1,0 +1,189 @@
+"""The load generator: closed-loop (fixed concurrency) and open-loop (fixed rate) modes.
+
+Workers (workers.py) are threads, optionally spread over processes, each
+with its own connection, sending one pre-encoded request with a blocking
+call; each appends start and end timestamps to its own lists, and the
+measuring thread collects them at window boundaries, so the hot loop does
+nothing but time, send and append. Windows and stability follow
+perf_analyzer (windows.py); warm-up requests are never counted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nimwarden.families.performance import metrics as server_metrics
+from nimwarden.families.performance.inputs import Payload
+from nimwarden.families.performance.stats import LatencySummary
+from nimwarden.families.performance.transport import Endpoint, Transport
+from nimwarden.families.performance.windows import (
+    Stability,
+    Window,
+    cpu_times,
+    merge,
+    stability,
+    steal_between,
+    window_from_slices,
+)
+from nimwarden.families.performance.workers import ProcessPool, Schedule, ThreadPool
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """How to load one model. ``rate`` set means open loop, otherwise ``concurrency`` in flight."""
+
+    concurrency: int = 1
+    rate: float | None = None  # requests per second (open loop)
+    arrival: str = "constant"  # or "poisson" (open loop only)
+    max_in_flight: int = 32  # open loop: sender threads, i.e. the most requests outstanding
+    window_s: float = 5.0
+    max_windows: int = 10
+    tolerance: float = 0.10
+    warmup_s: float = 2.0
+    min_windows: int = 3  # measure at least this many windows even when stable earlier
+    seed: int = 0
+    processes: int = 0  # closed loop: worker processes; 0 = auto (see worker_processes)
+
+    def __post_init__(self) -> None:
+        if self.rate is None and self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("rate must be positive")
+        if self.arrival not in ("constant", "poisson"):
+            raise ValueError("arrival must be constant or poisson")
+        if self.processes < 0:
+            raise ValueError("processes must be 0 (auto) or more")
+        if self.window_s <= 0 or self.max_windows < 3 or self.min_windows < 3:
+            raise ValueError("need a positive window and at least 3 windows")
+
+    def worker_processes(self) -> int:
+        """Auto: threads alone below concurrency 8, then one process per core (at most one per two workers).
+
+        Measured on the 2-core project machine (benchmarks/perf_accuracy.py, two runs): at concurrency 4
+        one process of threads did as well or better than two processes; at 16, two processes did as well
+        or better. See workers.py for why processes at all."""
+        if self.rate:
+            return 1
+        if self.processes:
+            return min(self.processes, self.concurrency)
+        if self.concurrency < 8:
+            return 1
+        return max(1, min(os.cpu_count() or 1, self.concurrency // 2))
+
+    @property
+    def mode(self) -> str:
+        return f"rate {self.rate:g}/s {self.arrival}" if self.rate else f"concurrency {self.concurrency}"
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured load level: every window, the stability verdict and the reported (last 3) figures."""
+
+    endpoint: str
+    model: str
+    load: LoadSpec
+    windows: tuple[Window, ...]
+    stability: Stability
+    throughput: float
+    latency: LatencySummary | None
+    errors: int  # failed requests in every measured window (not only the last 3)
+    error_samples: tuple[str, ...]
+    delayed: int  # open loop: requests sent more than 1 ms after their scheduled time
+    server: server_metrics.ServerStats | None
+    server_note: str  # why server figures are missing, or where they came from
+    input_shapes: dict = field(default_factory=dict)
+
+    @property
+    def stable(self) -> bool:
+        return self.stability.stable
+
+    def evidence(self) -> dict:
+        return {
+            "endpoint": self.endpoint, "model": self.model, "load": self.load.mode,
+            "input_shapes": self.input_shapes,
+            "stable": self.stable, "stability": self.stability.as_dict(),
+            "throughput_infer_per_s": round(self.throughput, 2),
+            "latency_us": self.latency.as_dict() if self.latency else None,
+            "errors": self.errors, "error_samples": list(self.error_samples), "delayed_requests": self.delayed,
+            "windows": [w.as_dict() for w in self.windows],
+            "server": self.server.as_dict() if self.server else None, "server_note": self.server_note,
+        }
+
+
+def _try_scrape(url: str | None, model: str, headers) -> tuple[server_metrics.Snapshot | None, str]:
+    if not url:
+        return None, "no metrics endpoint configured for this deployment"
+    try:
+        return server_metrics.scrape(url, model, headers=headers), f"from {url}"
+    except Exception as exc:  # noqa: BLE001 - server figures are optional; the reason is reported
+        return None, f"metrics not reachable at {url}: {type(exc).__name__}: {str(exc)[:160]}"
+
+
+def measure(
+    endpoint: Endpoint,
+    payload: Payload,
+    load: LoadSpec,
+    metrics_url: str | None = None,
+    metrics_headers: dict[str, str] | None = None,
+    on_window: Callable[[Window], None] | None = None,
+    engine: str | None = None,
+) -> Measurement:
+    """Run one load level until stable or out of windows. Raises when even one request cannot be made."""
+    # One full request first: a server that cannot answer at all is an error, not "0 infer/s".
+    transport = Transport(endpoint, payload, engine)
+    transport.preflight()
+
+    if load.rate:
+        pool = ThreadPool(transport, load.max_in_flight,
+                          Schedule(load.rate, load.arrival, load.seed, time.perf_counter_ns()))
+    elif load.worker_processes() > 1:
+        pool = ProcessPool(endpoint, payload, engine, load.concurrency, load.worker_processes())
+    else:
+        pool = ThreadPool(transport, load.concurrency)
+    windows: list[Window] = []
+    snapshots: list[server_metrics.Snapshot | None] = []
+    note = ""
+    pool.start()
+    try:
+        time.sleep(load.warmup_s)
+        pool.collect()  # warm-up requests are never counted
+        snap, note = _try_scrape(metrics_url, payload.model, metrics_headers)
+        snapshots.append(snap)
+        t_prev = time.perf_counter()
+        cpu_prev = cpu_times()
+        for index in range(load.max_windows):
+            time.sleep(max(0.0, t_prev + load.window_s - time.perf_counter()))
+            t_now = time.perf_counter()
+            cpu_now = cpu_times()
+            w = window_from_slices(index, t_now - t_prev, *pool.collect(), steal=steal_between(cpu_prev, cpu_now))
+            cpu_prev = cpu_now
+            windows.append(w)
+            if snapshots[0] is not None:
+                snap, note = _try_scrape(metrics_url, payload.model, metrics_headers)
+                snapshots.append(snap)
+            if on_window:
+                on_window(w)
+            t_prev = t_now
+            if len(windows) >= load.min_windows and stability(windows, load.tolerance).stable:
+                break
+    finally:
+        pool.stop()
+
+    reported = windows[-3:]
+    tput, latency, _ = merge(reported)
+    server = None
+    if len(snapshots) > 3 and snapshots[-4] is not None and snapshots[-1] is not None:
+        server = server_metrics.delta(snapshots[-4], snapshots[-1])
+    return Measurement(
+        endpoint=endpoint.describe(), model=payload.model, load=load, windows=tuple(windows),
+        stability=stability(windows, load.tolerance), throughput=tput, latency=latency,
+        errors=sum(w.errors for w in windows), error_samples=tuple(pool.errors()),
+        delayed=pool.delayed(), server=server, server_note=note,
+        input_shapes=payload.input_shapes,
+    )

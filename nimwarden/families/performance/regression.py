@@ -1,0 +1,43 @@
+"""PERF-REGRESSION's flow for one deployment: judge each (model, load level) measurement against its
+baseline, or, when the run was asked to (``--perf-update-baseline``), record the measurement as a
+baseline run instead. Recording from a run that is not fit to be a baseline is an error, never a
+silent "no baseline"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nimwarden.errors import ConfigError
+from nimwarden.families.performance import baseline
+from nimwarden.families.performance import judge as perf_judge
+from nimwarden.outcome import Outcome, errored, not_applicable
+
+
+def _record(path, att, fp: dict, mode: str) -> Outcome:
+    if att.completed and att.observation.stable and not att.observation.errors:
+        saved = baseline.save(path, fp, mode, baseline.level_record(att.observation))
+        runs = len((baseline.load(saved).level(mode) or {}).get("runs") or ())
+        return not_applicable(f"baseline recorded now at {path} (explicit update; it now holds {runs} run(s)); nothing to compare against",
+                              fingerprint=fp)
+    why = perf_judge.stable_measurement(att)
+    return errored(f"baseline not recorded at {path}: {why.reason}")
+
+
+def regression_checks(probe: Any, target_name: str, deployment_name: str, update: bool) -> list[tuple[str, Outcome]]:
+    """(``"<model> <mode>"``, Outcome) for every model and load level the probe measures."""
+    parts = []
+    for model, lvl in probe.levels():
+        att = probe.measurement(model, lvl)
+        path = baseline.path_for(target_name, deployment_name, model, root=probe.settings.baseline_dir)
+        fp = probe.fingerprint(model, att.observation) if att.completed else {}
+        label = f"{model} {lvl.mode}"
+        if update:
+            parts.append((label, _record(path, att, fp, lvl.mode)))
+            continue
+        try:
+            base = baseline.load(path)
+        except ConfigError as exc:
+            parts.append((label, errored(str(exc))))
+            continue
+        parts.append((label, perf_judge.regression(att, base, fp, probe.settings.tolerance, str(path))))
+    return parts

@@ -1,0 +1,30 @@
+"""Family ports: nmap over each deployment's hosts, diffed against the vendor's port table
+(``port_table.yaml``, versioned), and Services that publish the API ports outside the cluster.
+
+- ``probe``      the scan plan and the nmap scan (one per deployment), the port table
+- ``judge``      PORTS-UNDOCUMENTED / -POSITION / -EXPECTED from the scan
+- ``k8s_judge``  PORTS-K8SEXPOSE from cluster state
+"""
+
+from __future__ import annotations
+
+from nimwarden.families import Applicability, Family, for_controls
+from nimwarden.k8s import source as k8s
+
+
+def _no_host(ctx: Applicability) -> str | None:
+    from nimwarden.families.ports.probe import declared_hosts
+
+    if not declared_hosts(ctx.target, ctx.deployment):
+        return f"deployment {ctx.deployment.name} declares no host reachable from {ctx.target.probe_position}"
+    return None
+
+
+FAMILY = Family(
+    name="ports",
+    options=("options.ports", "deployments[].options.ports"),
+    applies={
+        **for_controls("PORTS-UNDOCUMENTED-001 PORTS-POSITION-001 PORTS-EXPECTED-001", _no_host),
+        "PORTS-K8SEXPOSE-001": lambda ctx: k8s.unavailable(ctx.target, ctx.deployment),
+    },
+)

@@ -1,0 +1,213 @@
+"""RBAC judges (family rbac): what the service accounts of the NIM pods may do.
+
+Resolves Role/ClusterRole bindings (ServiceAccount, ``system:serviceaccount:ns:name`` user, and
+the ``system:serviceaccounts[:ns]`` / ``system:authenticated`` groups) to the rules granted, then
+judges them: wildcards, cluster-wide secret reads, pods/exec, escalate/bind/impersonate,
+cluster-admin, and token automounting. A binding to a role that is not in the cluster state (and
+not a built-in) makes the control ``error``: an unknown grant is never assumed harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from nimwarden.k8s.findings import Finding, needs, verdict_from
+from nimwarden.k8s.model import ClusterState, K8sObject
+from nimwarden.k8s.workloads import PodTemplate
+from nimwarden.outcome import Outcome, errored, not_applicable
+
+RBAC_KINDS = ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+READ = frozenset({"get", "list", "watch", "*"})
+_SECRETS_RW = ["get", "list", "watch", "create", "update", "patch", "delete"]
+# Built-in ClusterRoles a manifest set binds to without defining (simplified to what these controls judge).
+BUILTIN_CLUSTER_ROLES: Mapping[str, list[dict]] = {
+    "cluster-admin": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}],
+    "admin": [{"apiGroups": [""], "resources": ["secrets"], "verbs": _SECRETS_RW},
+              {"apiGroups": [""], "resources": ["pods/exec", "pods/attach"], "verbs": ["create", "get"]},
+              {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]}],
+    "edit": [{"apiGroups": [""], "resources": ["secrets"], "verbs": _SECRETS_RW},
+             {"apiGroups": [""], "resources": ["pods/exec", "pods/attach"], "verbs": ["create", "get"]},
+             {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]}],
+    "view": [{"apiGroups": [""], "resources": ["pods", "configmaps", "services"], "verbs": ["get", "list", "watch"]}],
+}
+NEEDS_API_ANNOTATION = "nimwarden.io/needs-kubernetes-api"
+
+
+@dataclass(frozen=True)
+class Grant:
+    subject: str  # ServiceAccount/ns/name
+    binding: str  # RoleBinding/ns/name
+    role: str  # ClusterRole/name or Role/ns/name
+    rule_index: int
+    rule: Mapping
+    cluster_wide: bool
+
+    def where(self, field: str) -> str:
+        return f"{self.role} rules[{self.rule_index}].{field} (via {self.binding})"
+
+
+def service_accounts(templates: Sequence[PodTemplate]) -> list[tuple[str, str]]:
+    return sorted({(t.owner.namespace or "default", t.spec.get("serviceAccountName") or "default") for t in templates})
+
+
+def _subject_matches(subject: Mapping, binding: K8sObject, ns: str, name: str) -> bool:
+    kind = subject.get("kind")
+    if kind == "ServiceAccount":
+        return subject.get("name") == name and (subject.get("namespace") or binding.namespace) == ns
+    if kind == "User":
+        return subject.get("name") == f"system:serviceaccount:{ns}:{name}"
+    if kind == "Group":
+        return subject.get("name") in ("system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated")
+    return False
+
+
+def _cluster_role_rules(state: ClusterState, role: K8sObject) -> list:
+    """A ClusterRole's rules; for an aggregated one (rules filled in by the controller) the rules of the roles it selects."""
+    rules = list(role.body.get("rules") or [])
+    selectors = (role.body.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
+    for sel in selectors:
+        labels = sel.get("matchLabels") or {}
+        for other in state.of_kind("ClusterRole"):
+            if other.name != role.name and labels and all(other.labels.get(k) == v for k, v in labels.items()):
+                rules.extend(other.body.get("rules") or [])
+    return rules
+
+
+def grants(state: ClusterState, ns: str, name: str) -> tuple[list[Grant], list[str]]:
+    """Every rule granted to a service account, and the role references that could not be resolved."""
+    out, unresolved = [], []
+    subject = f"ServiceAccount/{ns}/{name}"
+    bindings = state.of_kind("RoleBinding") + state.of_kind("ClusterRoleBinding")
+    for b in bindings:
+        if not any(_subject_matches(s, b, ns, name) for s in b.body.get("subjects") or ()):
+            continue
+        ref = b.body.get("roleRef") or {}
+        kind, rname = ref.get("kind"), ref.get("name")
+        role = state.get("Role", b.namespace, rname) if kind == "Role" else state.get("ClusterRole", None, rname)
+        if role is not None:
+            rules = _cluster_role_rules(state, role) if role.kind == "ClusterRole" else role.body.get("rules") or []
+            role_ref = role.ref
+        elif kind == "ClusterRole" and rname in BUILTIN_CLUSTER_ROLES:
+            rules, role_ref = BUILTIN_CLUSTER_ROLES[rname], f"ClusterRole/{rname} (built-in)"
+        else:
+            unresolved.append(f"{b.ref} → {kind}/{rname}")
+            continue
+        cluster_wide = b.kind == "ClusterRoleBinding"
+        out.extend(Grant(subject, b.ref, role_ref, i, r, cluster_wide) for i, r in enumerate(rules))
+    return out, unresolved
+
+
+def _judge(state: ClusterState, templates: Sequence[PodTemplate], what: str, ok: str, check) -> Outcome:
+    blocked = needs(state, *RBAC_KINDS)
+    if blocked:
+        return blocked
+    findings, subjects = [], []
+    for ns, name in service_accounts(templates):
+        found, unresolved = grants(state, ns, name)
+        if unresolved:
+            return errored(f"cannot evaluate ServiceAccount/{ns}/{name}: bound role(s) not in the cluster state: {', '.join(unresolved)}",
+                           source=state.source)
+        subjects.append(f"ServiceAccount/{ns}/{name}")
+        for g in found:
+            for problem, field, severity in check(g):
+                findings.append(Finding(g.subject, problem, g.where(field), severity=severity))
+    return verdict_from(findings, what=what, subjects=subjects, ok=ok)
+
+
+def _has(values, *wanted) -> bool:
+    values = values or ()
+    return any(w in values for w in wanted)
+
+
+def wildcards(state, templates) -> Outcome:
+    def check(g: Grant):
+        if _has(g.rule.get("verbs"), "*"):
+            yield "wildcard verbs", "verbs", "high"
+        if _has(g.rule.get("resources"), "*"):
+            yield "wildcard resources", "resources", "high"
+        if _has(g.rule.get("nonResourceURLs"), "*"):
+            yield "wildcard non-resource URLs", "nonResourceURLs", "medium"
+    return _judge(state, templates, "wildcard RBAC grant", "no wildcard verbs or resources granted", check)
+
+
+def _covers(rule: Mapping, group: str, resource: str) -> bool:
+    groups = rule.get("apiGroups") or []
+    resources = rule.get("resources") or []
+    base = resource.split("/")[0]
+    return (group in groups or "*" in groups) and (resource in resources or "*" in resources or f"{base}/*" in resources)
+
+
+def secrets_cluster_wide(state, templates) -> Outcome:
+    def check(g: Grant):
+        if g.cluster_wide and _covers(g.rule, "", "secrets") and READ & set(g.rule.get("verbs") or ()) \
+                and not g.rule.get("resourceNames"):
+            yield f"reads secrets in every namespace ({', '.join(sorted(READ & set(g.rule['verbs'])))})", "verbs", "critical"
+    return _judge(state, templates, "cluster-wide read access to secrets", "no cluster-wide read access to secrets", check)
+
+
+def pod_exec(state, templates) -> Outcome:
+    def check(g: Grant):
+        for sub in ("pods/exec", "pods/attach"):
+            if _covers(g.rule, "", sub) and _has(g.rule.get("verbs"), "create", "get", "*"):
+                yield f"may {sub.split('/')[1]} into pods", "resources", "high"
+    return _judge(state, templates, "pods/exec granted", "no pods/exec or pods/attach", check)
+
+
+def escalation_verbs(state, templates) -> Outcome:
+    def check(g: Grant):
+        verbs = set(g.rule.get("verbs") or ())
+        for verb in ("escalate", "bind", "impersonate"):
+            if verb in verbs or "*" in verbs:
+                yield f"verb {verb} granted" + (" (via *)" if verb not in verbs else ""), "verbs", "critical"
+    return _judge(state, templates, "privilege-escalation verb granted", "no escalate, bind or impersonate", check)
+
+
+def cluster_admin(state, templates) -> Outcome:
+    blocked = needs(state, "RoleBinding", "ClusterRoleBinding")
+    if blocked:
+        return blocked
+    findings, subjects = [], []
+    for ns, name in service_accounts(templates):
+        subjects.append(f"ServiceAccount/{ns}/{name}")
+        for b in state.of_kind("RoleBinding", ns) + state.of_kind("ClusterRoleBinding"):
+            ref = b.body.get("roleRef") or {}
+            if ref.get("kind") == "ClusterRole" and ref.get("name") == "cluster-admin" and \
+                    any(_subject_matches(s, b, ns, name) for s in b.body.get("subjects") or ()):
+                findings.append(Finding(f"ServiceAccount/{ns}/{name}", f"bound to cluster-admin by {b.ref}", "roleRef", severity="critical"))
+    return verdict_from(findings, what="cluster-admin binding", subjects=subjects, ok="no service account bound to cluster-admin")
+
+
+def automount_token(state: ClusterState, templates: Sequence[PodTemplate], honor_annotation: bool = False) -> Outcome:
+    """The API token is not mounted into pods that do not need the API.
+
+    The ``nimwarden.io/needs-kubernetes-api`` annotation exempts a workload only when the
+    profile says so (``kubernetes.options.honor_annotations``): otherwise whoever can edit the
+    target could exempt it from the control.
+    """
+    blocked = needs(state, "ServiceAccount")
+    if blocked:
+        return blocked
+    findings, judged = [], []
+    for tpl in templates:
+        if honor_annotation and str((tpl.metadata.get("annotations") or {}).get(NEEDS_API_ANNOTATION, "")).lower() == "true":
+            continue
+        judged.append(tpl.ref)
+        sa_name = tpl.spec.get("serviceAccountName") or "default"
+        pod_value = tpl.spec.get("automountServiceAccountToken")
+        sa = state.get("ServiceAccount", tpl.owner.namespace, sa_name)
+        sa_value = sa.body.get("automountServiceAccountToken") if sa is not None else None
+        if pod_value is False or (pod_value is None and sa_value is False):
+            continue
+        where = "pod spec" if pod_value is True else (f"ServiceAccount/{tpl.owner.namespace}/{sa_name}" if sa is not None else "default")
+        findings.append(Finding(tpl.ref, f"service account token automounted ({where})",
+                                tpl.source_path(f"{tpl.spec_path}.automountServiceAccountToken"), severity="medium"))
+    if not judged:
+        return not_applicable(f"every selected workload is annotated {NEEDS_API_ANNOTATION}=true")
+    return verdict_from(findings, what="API token mounted where the API is not needed", subjects=judged,
+                        ok="no API token mounted into workloads that do not need the API")
+
+
+def accounts_subject(workloads) -> str:
+    """The subject of an RBAC finding: the service accounts the deployment's pods run as."""
+    return ", ".join(f"ServiceAccount/{ns}/{name}" for ns, name in service_accounts(workloads.templates))

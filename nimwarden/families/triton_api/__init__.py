@@ -1,0 +1,32 @@
+"""Family triton-api: Triton's own APIs probed non-destructively over HTTP and gRPC (restricted
+categories, model control, metrics, cloud frontends, known vulnerabilities), and the same concerns
+read from the pod's tritonserver flags.
+
+- ``probe``       the bounded HTTP/gRPC calls (wrong-method and nonexistent-name probes only)
+- ``inputs``      synthetic inference inputs from model metadata
+- ``judge``       the live controls; ``cves.yaml`` the vulnerability table (dated, versioned)
+- ``spec_judge``  TRITON-SPEC-* from the container's command and args
+"""
+
+from __future__ import annotations
+
+from nimwarden.families import Family, for_controls, needs_endpoint, param
+from nimwarden.k8s import source as k8s
+
+BY_PROTOCOL = ("TRITON-MODELCTL-001 TRITON-DYNLOAD-001 TRITON-MODELCONFIG-001 TRITON-SHM-001 TRITON-STATS-001 "
+               "TRITON-TRACE-001 TRITON-LOGGING-001 TRITON-AVAIL-001")
+SPEC = ("TRITON-SPEC-MODELCTL-001 TRITON-SPEC-RESTRICTED-001 TRITON-SPEC-METRICS-001 TRITON-SPEC-TRACE-001 "
+        "TRITON-SPEC-CLOUD-001 TRITON-SPEC-EXITONERROR-001 TRITON-SPEC-READINESS-001 TRITON-SPEC-AUTOCOMPLETE-001 "
+        "TRITON-SPEC-GRPCSSL-001")
+
+FAMILY = Family(
+    name="triton-api",
+    options=("deployments[].options.tls",),
+    applies={
+        **for_controls(BY_PROTOCOL, needs_endpoint(param("protocol"))),
+        **for_controls("TRITON-TRACE-002 TRITON-CVE-001 TRITON-CVE-002", needs_endpoint("http")),
+        "TRITON-METRICS-001": needs_endpoint("metrics"),
+        "TRITON-FRONTENDS-001": needs_endpoint(param("frontend")),
+        **for_controls(SPEC, lambda ctx: k8s.unavailable(ctx.target, ctx.deployment)),
+    },
+)

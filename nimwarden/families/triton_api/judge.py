@@ -1,0 +1,306 @@
+"""Pure judges for the Triton API suite: observations + policy → Outcome.
+
+Classification of one answer is three-way: ``restricted`` (refused for want
+of credentials), ``open`` (the API's own handler answered), ``unknown``
+(anything else — a proxy error page, a 502, a reset).  Only ``restricted``
+passes a restriction control; ``unknown`` is an error, never a pass.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nimwarden.families.triton_api.probe import ApiAnswer
+from nimwarden.outcome import (
+    Attempt,
+    Outcome,
+    errored,
+    fail_closed,
+    failed,
+    incomplete,
+    not_applicable,
+    passed,
+)
+
+RESTRICTED, OPEN, UNKNOWN = "restricted", "open", "unknown"
+
+# Messages Triton's own handlers give: the request reached the API.
+TRITON_ERROR = re.compile(
+    r"failed to load|unknown model|not found|not allowed|explicit model load|Method Not Allowed|"
+    r"no model|polling is enabled|Unsupported|invalid", re.I
+)
+
+
+def classify(answer: ApiAnswer) -> str:
+    if answer.protocol == "http":
+        code = int(answer.status)
+        if code in (401, 403):
+            return RESTRICTED
+        if code in (200, 405):
+            return OPEN
+        if code in (400, 404, 500, 503) and TRITON_ERROR.search(answer.body) and answer.body.lstrip().startswith("{"):
+            return OPEN
+        return UNKNOWN
+    if answer.status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        return RESTRICTED
+    if answer.status == "UNAVAILABLE" and "restricted" in answer.body:
+        return RESTRICTED
+    if answer.status == "OK":
+        return OPEN
+    if answer.status == "UNAVAILABLE" and "not allowed" in answer.body:
+        return OPEN
+    if answer.status in ("NOT_FOUND", "INTERNAL", "INVALID_ARGUMENT", "UNIMPLEMENTED", "FAILED_PRECONDITION") and (
+        TRITON_ERROR.search(answer.body) or answer.status == "NOT_FOUND"
+    ):
+        return OPEN
+    return UNKNOWN
+
+
+def _calls_evidence(attempts: list[Attempt[ApiAnswer]]) -> list[dict[str, Any]]:
+    out = []
+    for a in attempts:
+        ev = a.evidence()
+        if a.completed:
+            ev["classified"] = classify(a.observation)
+        out.append(ev)
+    return out
+
+
+@fail_closed
+def category_restricted(category: str, attempts: list[Attempt[ApiAnswer]]) -> Outcome:
+    """Every call of the category must be refused without credentials."""
+    if not attempts:
+        return errored(f"no probe was run for the {category} API")
+    kinds = [classify(a.observation) for a in attempts]
+    evidence = {"calls": _calls_evidence(attempts), "expected": "every call refused (HTTP 401/403, gRPC restricted)"}
+    if OPEN in kinds:
+        opened = [a.request for a, k in zip(attempts, kinds) if k == OPEN]
+        return failed(f"the {category} API answered without credentials: {', '.join(opened)}", **evidence)
+    if UNKNOWN in kinds:
+        odd = [f"{a.request} → {a.observation.status}" for a, k in zip(attempts, kinds) if k == UNKNOWN]
+        return errored(f"unexpected answer from the {category} API, cannot tell whether it is restricted: {', '.join(odd)}", **evidence)
+    return passed(f"the {category} API refused every call without credentials", **evidence)
+
+
+@fail_closed
+def dynamic_loading_disabled(attempt: Attempt[ApiAnswer]) -> Outcome:
+    """A load of a nonexistent model: refused or 'not allowed' passes; an attempt to load fails."""
+    ans = attempt.observation
+    evidence = {**attempt.evidence(), "expected": "refused (restricted) or not allowed (model-control-mode none)"}
+    kind = classify(ans)
+    if kind == RESTRICTED:
+        return passed("model load refused without credentials", **evidence)
+    if kind == OPEN and re.search(r"not allowed|polling is enabled", ans.body, re.I):
+        return passed("the server does not allow explicit model loading (model-control-mode none or poll)", **evidence)
+    if kind == OPEN and re.search(r"failed to load|failed to poll", ans.body, re.I):
+        return failed("the server tried to load a model on an unauthenticated request: dynamic model loading is enabled", **evidence)
+    return errored(f"unexpected answer to a model load request: {ans.status} {ans.body[:120]!r}", **evidence)
+
+
+@fail_closed
+def trace_off(attempt: Attempt) -> Outcome:
+    resp = attempt.observation
+    evidence = {**attempt.evidence(), "expected": 'trace_level ["OFF"]'}
+    if resp.status != 200:
+        return errored(f"trace settings not readable (HTTP {resp.status})", **evidence)
+    try:
+        level = resp.json()["trace_level"]
+    except (ValueError, KeyError, TypeError):
+        return errored("trace settings answer is not the expected JSON", **evidence)
+    levels = [str(x).upper() for x in (level if isinstance(level, list) else [level])]
+    evidence["observed"] = {"trace_level": levels}
+    if levels == ["OFF"]:
+        return passed("tracing is off", **evidence)
+    return failed(f"tracing is on (trace_level {levels})", **evidence)
+
+
+@fail_closed
+def health_and_inference(health: list[Attempt], infer: Attempt | None, protocol: str) -> Outcome:
+    evidence: dict[str, Any] = {"health": [a.evidence() for a in health]}
+    for a in health:
+        obs = a.observation
+        status = getattr(obs, "status", None)
+        if protocol == "http":
+            ok = status == 200
+        else:
+            ok = status == "OK" and ("live: true" in obs.body or "ready: true" in obs.body)
+        if not ok:
+            return failed(f"health check {a.request} did not succeed ({status})", **evidence)
+    if infer is None:
+        return not_applicable("health answers; no model is declared for this deployment, so inference was not tried", **evidence)
+    evidence["inference"] = infer.evidence()
+    status = getattr(infer.observation, "status", None)
+    if status in (200, "OK"):
+        return passed("health and inference answer", **evidence)
+    return failed(f"inference was refused or failed ({status}): restrictions must not cover health or inference", **evidence)
+
+
+# ---------------------------------------------------------------------------------- metrics
+
+METRIC_MODEL = re.compile(r'model="([^"]+)"')
+METRIC_GPU = re.compile(r'gpu_uuid="([^"]+)"')
+METRIC_MEMORY = re.compile(r"^(nv_(?:gpu|cpu)_memory_total_bytes)(?:\{[^}]*\})?\s+([0-9.e+]+)", re.M)
+
+
+def metrics_disclosure(text: str) -> dict[str, Any]:
+    models = sorted(set(METRIC_MODEL.findall(text)))
+    gpus = sorted(set(METRIC_GPU.findall(text)))
+    memory = {name: float(value) for name, value in METRIC_MEMORY.findall(text)}
+    traffic = sum(float(v) for v in re.findall(r"^nv_inference_request_success\{[^}]*\}\s+([0-9.e+]+)", text, re.M))
+    return {"model_names": models, "gpu_uuids": gpus, "memory_bytes": memory, "successful_requests": traffic}
+
+
+def metrics_exposure(metrics: Attempt, anchor: Attempt, allowed: bool) -> Outcome:
+    """Metrics must not be reachable unless the profile allows it; record what they disclose.
+
+    A refused connection only counts as "not reachable" when the anchor (the
+    deployment's HTTP API) answers: otherwise the whole host may be down.
+    """
+    evidence: dict[str, Any] = {"metrics": metrics.evidence(), "anchor": anchor.evidence(), "allowed_from_this_position": allowed}
+    if metrics.completed:
+        resp = metrics.observation
+        if resp.status == 200 and "# TYPE" in resp.text():
+            evidence["disclosed"] = metrics_disclosure(resp.text())
+            if allowed:
+                return passed("metrics reachable, which the profile allows from this position", **evidence)
+            d = evidence["disclosed"]
+            return failed(
+                f"metrics endpoint answers without credentials and discloses {len(d['model_names'])} model name(s), "
+                f"{len(d['gpu_uuids'])} GPU UUID(s) and traffic volume",
+                **evidence,
+            )
+        if resp.status in (401, 403):
+            return passed(f"metrics endpoint refuses callers without credentials (HTTP {resp.status})", **evidence)
+        return errored(f"metrics endpoint answered HTTP {resp.status} without metrics", **evidence)
+    if not anchor.completed:
+        return errored(f"metrics endpoint unreachable, but so is the API ({anchor.error}): cannot tell a closed port from a dead host", **evidence)
+    if metrics.error and metrics.error.startswith("connection refused"):
+        if allowed:
+            return failed("the profile expects metrics to be reachable, but the port is closed", **evidence)
+        return passed("metrics port refuses connections while the API answers: metrics are not exposed", **evidence)
+    return errored(f"metrics probe failed: {metrics.error}", **evidence)
+
+
+def frontend_off(name: str, probe: Attempt, anchor: Attempt) -> Outcome:
+    """SageMaker / Vertex AI front end: closed port (with a live anchor) or a refusal passes."""
+    evidence = {"frontend": name, "probe": probe.evidence(), "anchor": anchor.evidence()}
+    if probe.completed:
+        status = probe.observation.status
+        if status in (401, 403):
+            return passed(f"{name} front end refuses callers without credentials", **evidence)
+        return failed(f"{name} front end is on and answers (HTTP {status})", **evidence)
+    if not anchor.completed:
+        return errored(f"{name} port unreachable, but so is the API ({anchor.error})", **evidence)
+    if probe.error and probe.error.startswith("connection refused"):
+        return passed(f"{name} front end is off (port closed while the API answers)", **evidence)
+    return errored(f"{name} probe failed: {probe.error}", **evidence)
+
+
+# ---------------------------------------------------------------------------------- versions and CVEs
+
+CVE_FILE = Path(__file__).resolve().parent / "cves.yaml"
+
+
+@dataclass(frozen=True)
+class Cve:
+    id: str
+    title: str
+    fixed_in: tuple[int, ...]
+    release: str
+    requires: tuple[str, ...]
+    derived: bool
+
+
+@lru_cache(maxsize=1)
+def load_cves() -> tuple[str, tuple[Cve, ...]]:
+    data = yaml.safe_load(CVE_FILE.read_text())
+    cves = tuple(
+        Cve(c["id"], c["title"], parse_version(c["fixed_in"]), str(c["release"]), tuple(c.get("requires", ())), bool(c.get("derived")))
+        for c in data["cves"]
+    )
+    return str(data["version"]), cves
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    m = re.fullmatch(r"\s*(\d+)\.(\d+)(?:\.(\d+))?\S*\s*", str(text))
+    if not m:
+        raise ValueError(f"not a Triton server version: {text!r}")
+    return tuple(int(x or 0) for x in m.groups())
+
+
+def server_version(attempt: Attempt) -> tuple[str | None, Outcome | None]:
+    bad = incomplete(attempt)
+    if bad:
+        return None, bad
+    resp = attempt.observation
+    if resp.status != 200:
+        return None, errored(f"server metadata not readable (HTTP {resp.status}); give the restricted_api credential to read it", **attempt.evidence())
+    try:
+        version = str(resp.json()["version"])
+        parse_version(version)
+    except (ValueError, KeyError, TypeError):
+        return None, errored("server metadata does not carry a parsable version", **attempt.evidence())
+    return version, None
+
+
+def features_open(observations: dict[str, list[Attempt]]) -> dict[str, bool | None]:
+    """Per abused feature: True open without credentials, False refused/closed, None not observed."""
+    out: dict[str, bool | None] = {}
+    for feature, attempts in observations.items():
+        if feature == "model-load":
+            verdict = dynamic_loading_disabled(attempts[0]).status.value
+            out[feature] = {"pass": False, "fail": True}.get(verdict)
+        elif feature == "sagemaker":
+            verdict = frontend_off("sagemaker", attempts[0], attempts[1]).status.value
+            out[feature] = {"pass": False, "fail": True}.get(verdict)
+        else:
+            verdict = category_restricted(feature, attempts).status.value
+            out[feature] = {"pass": False, "fail": True}.get(verdict)
+    return out
+
+
+def known_vulnerabilities(metadata: Attempt, reachable: dict[str, bool | None], version_only: bool) -> Outcome:
+    """CVE findings from the disclosed version.
+
+    ``reachable`` maps each feature a CVE abuses (model-load, logging, trace,
+    shared-memory, sagemaker) to True (observed open without credentials),
+    False (observed closed/restricted) or None (could not observe).
+    ``version_only`` selects the CVEs with no observable precondition.
+    Matches are worded "likely vulnerable": vendors backport fixes.
+    """
+    version, problem = server_version(metadata)
+    if problem:
+        return problem
+    table_version, cves = load_cves()
+    v = parse_version(version)
+    affected = [c for c in cves if v < c.fixed_in and (not c.requires) == version_only]
+    evidence: dict[str, Any] = {"server_version": version, "cve_table": table_version, "features_open": reachable}
+    if not affected:
+        return passed(f"tritonserver {version}: no known {'version-only ' if version_only else ''}vulnerability in table {table_version}", **evidence)
+    if version_only:
+        ids = ", ".join(c.id for c in affected)
+        evidence["cves"] = [{"id": c.id, "title": c.title, "fixed_in": ".".join(map(str, c.fixed_in)), "release": c.release} for c in affected]
+        return failed(f"tritonserver {version} is likely vulnerable to {ids} (fixed in release {affected[-1].release}); version match only, backports not detected", **evidence)
+    confirmed, unknown = [], []
+    for c in affected:
+        states = [reachable.get(feature) for feature in c.requires]
+        if all(s is True for s in states):
+            confirmed.append(c)
+        elif any(s is None for s in states) and not any(s is False for s in states):
+            unknown.append(c)
+    evidence["cves"] = [
+        {"id": c.id, "title": c.title, "fixed_in": ".".join(map(str, c.fixed_in)), "requires": list(c.requires), "reachable": c in confirmed}
+        for c in affected
+    ]
+    if confirmed:
+        ids = ", ".join(f"{c.id} ({'+'.join(c.requires)} open)" for c in confirmed)
+        return failed(f"tritonserver {version} is likely vulnerable and the abused feature is reachable without credentials: {ids}", **evidence)
+    if unknown:
+        return errored(f"tritonserver {version} is in the affected range of {', '.join(c.id for c in unknown)} but the abused feature could not be observed", **evidence)
+    return passed(f"tritonserver {version} is in the affected range of {len(affected)} CVE(s), but every abused feature is restricted", **evidence)

@@ -1,0 +1,263 @@
+"""Probes of Triton's HTTP and gRPC APIs: non-destructive by construction.
+
+Every call here is read-only or provably harmless (see FACTS.md):
+- the restriction check runs before the method check, so a *wrong method*
+  (GET on a POST-only route) answers 403 when restricted and 405 when open;
+- a *load of a random, nonexistent model name* answers 403 when restricted
+  and "failed to load" when open, and changes nothing;
+- GET /v2/logging and GET /v2/trace/setting (and their gRPC twins with no
+  settings) only read.
+A probe never names a real model in a repository call, never unloads,
+never posts settings.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+from nimwarden.errors import OutOfScope
+from nimwarden.net import http
+from nimwarden.outcome import Attempt
+from nimwarden.target import Deployment, Endpoint, Target
+
+CATEGORIES = ("model-repository", "model-config", "shared-memory", "statistics", "trace", "logging")
+
+
+def probe_model_name() -> str:
+    """A model name that cannot exist in any repository, new for every probe."""
+    return f"nimwarden-probe-{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True)
+class ApiAnswer:
+    """What one API call answered, over either protocol."""
+
+    protocol: str  # http | grpc
+    call: str  # "GET /v2/logging" or "grpc LogSettings"
+    status: str  # HTTP status code as text, or gRPC status code name
+    body: str  # HTTP body or gRPC details/message excerpt
+
+    def evidence(self) -> dict[str, Any]:
+        return {"response_status": self.status, "response_body": self.body[:600]}
+
+
+# HTTP calls per category: (method, path). {m} is replaced by a fresh nonexistent model name.
+HTTP_CALLS: dict[str, tuple[tuple[str, str], ...]] = {
+    "model-repository": (("GET", "/v2/repository/index"), ("POST", "/v2/repository/models/{m}/load")),
+    "model-config": (("GET", "/v2/models/{m}/config"),),
+    "shared-memory": (("GET", "/v2/systemsharedmemory/status"), ("GET", "/v2/cudasharedmemory/status")),
+    "statistics": (("GET", "/v2/models/stats"),),
+    "trace": (("GET", "/v2/trace/setting"),),
+    "logging": (("GET", "/v2/logging"),),
+}
+
+# gRPC calls per category: (rpc name, request factory taking the probe model name).
+GRPC_CALLS: dict[str, tuple[tuple[str, Any], ...]] = {
+    "model-repository": (
+        ("RepositoryIndex", lambda m: pb.RepositoryIndexRequest()),
+        ("RepositoryModelLoad", lambda m: pb.RepositoryModelLoadRequest(model_name=m)),
+    ),
+    "model-config": (("ModelConfig", lambda m: pb.ModelConfigRequest(name=m)),),
+    "shared-memory": (
+        ("SystemSharedMemoryStatus", lambda m: pb.SystemSharedMemoryStatusRequest()),
+        ("CudaSharedMemoryStatus", lambda m: pb.CudaSharedMemoryStatusRequest()),
+    ),
+    "statistics": (("ModelStatistics", lambda m: pb.ModelStatisticsRequest()),),
+    "trace": (("TraceSetting", lambda m: pb.TraceSettingRequest()),),  # no settings: read only
+    "logging": (("LogSettings", lambda m: pb.LogSettingsRequest()),),  # no settings: read only
+}
+
+
+FRONTEND_PATHS = {"sagemaker": "/ping", "vertex": "/v1/models"}
+
+
+class TritonProbe:
+    """Asks one deployment's Triton endpoints questions; returns Attempts, never raises."""
+
+    def __init__(self, target: Target, deployment: Deployment):
+        self.target = target
+        self.deployment = deployment
+        self.limits = http.Limits(target.timeouts.connect_s, target.timeouts.read_s)
+        self._channels: dict[str, grpc.Channel] = {}
+
+    # ------------------------------------------------------------------ plumbing
+    def _http(self, method: str, path: str, *, endpoint: str = "http", headers=None, body=None) -> Attempt[http.HttpResponse]:
+        ep = self.deployment.endpoint(endpoint)
+        if ep is None:
+            return Attempt(f"triton.{endpoint}", f"{method} {path}", None, f"deployment {self.deployment.name} declares no {endpoint} endpoint")
+        secret_headers = tuple(c.header.lower() for c in self.deployment.credentials.values() if c.header)
+        return http.request(
+            method, ep.url + path, probe=f"triton.{endpoint}", limits=self.limits, guard=self.target.guard,
+            headers=headers, body=body, redact_headers=secret_headers,
+        )
+
+    def _grpc(self, rpc: str, request: Any, *, metadata=None) -> Attempt[ApiAnswer]:
+        ep = self.deployment.endpoint("grpc")
+        asked = f"grpc {rpc}"
+        if ep is None:
+            return Attempt("triton.grpc", asked, None, f"deployment {self.deployment.name} declares no grpc endpoint")
+        asked = f"grpc {rpc} {ep.address}" + (" with credentials" if metadata else "")
+        t0 = time.monotonic()
+        try:
+            self.target.guard(ep.host)
+        except OutOfScope as exc:
+            return Attempt("triton.grpc", asked, None, f"refused: {exc}", 0.0)
+        stub = pb_grpc.GRPCInferenceServiceStub(self._channel(ep))
+        try:
+            reply = getattr(stub, rpc)(request, timeout=self.limits.deadline_s, metadata=metadata)
+            answer = ApiAnswer("grpc", asked, "OK", str(reply)[:600])
+        except grpc.RpcError as exc:
+            code, details = exc.code(), exc.details() or ""
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return Attempt("triton.grpc", asked, None, f"no answer within the {self.limits.deadline_s:g}s deadline", time.monotonic() - t0)
+            # UNAVAILABLE is also how Triton answers a restricted call or a load in model-control-mode none.
+            if code == grpc.StatusCode.UNAVAILABLE and not any(w in details for w in ("restricted", "not allowed")):
+                return Attempt("triton.grpc", asked, None, f"gRPC endpoint unavailable: {details[:200]}", time.monotonic() - t0)
+            answer = ApiAnswer("grpc", asked, code.name, details[:600])
+        except Exception as exc:  # noqa: BLE001 - error, never a pass
+            return Attempt("triton.grpc", asked, None, f"{type(exc).__name__}: {exc}", time.monotonic() - t0)
+        return Attempt("triton.grpc", asked, answer, None, time.monotonic() - t0)
+
+    def _channel(self, ep: Endpoint) -> grpc.Channel:
+        if ep.address not in self._channels:
+            opts = [("grpc.enable_retries", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+            if ep.tls:
+                from nimwarden.net.grpc_tls import grpc_channel_credentials
+
+                t = dict(self.deployment.options.get("tls", {}) or {})
+                creds = grpc_channel_credentials(t.get("ca_file"), t.get("client_cert"), t.get("client_key"))
+                self._channels[ep.address] = grpc.secure_channel(ep.address, creds, options=opts)
+            else:
+                self._channels[ep.address] = grpc.insecure_channel(ep.address, options=opts)
+        return self._channels[ep.address]
+
+    def close(self) -> None:
+        for ch in self._channels.values():
+            ch.close()
+        self._channels.clear()
+
+    def credential_headers(self, name: str = "restricted_api") -> dict[str, str] | None:
+        cred = self.deployment.credentials.get(name)
+        if cred is None or not cred.header:
+            return None
+        value = cred.resolve()
+        if value is None:
+            return None
+        from nimwarden.redact import register
+
+        register(value)
+        return {cred.header: value}
+
+    # ------------------------------------------------------------------ questions
+    def category(self, category: str, protocol: str) -> list[Attempt[ApiAnswer]]:
+        """Ask each call of a restricted-API category, without credentials."""
+        model = probe_model_name()
+        if protocol == "http":
+            return [self._as_answer(self._http(m, p.format(m=model))) for m, p in HTTP_CALLS[category]]
+        return [self._grpc(rpc, make(model)) for rpc, make in GRPC_CALLS[category]]
+
+    def model_load(self, protocol: str) -> Attempt[ApiAnswer]:
+        """Load of a nonexistent model name, without credentials: does the server try?"""
+        model = probe_model_name()
+        if protocol == "http":
+            return self._as_answer(self._http("POST", f"/v2/repository/models/{model}/load"))
+        return self._grpc("RepositoryModelLoad", pb.RepositoryModelLoadRequest(model_name=model))
+
+    def trace_setting(self, with_credentials: bool) -> Attempt[http.HttpResponse]:
+        headers = self.credential_headers() if with_credentials else None
+        if with_credentials and headers is None:
+            cred = self.deployment.credentials.get("restricted_api")
+            where = cred.describe() if cred else "no restricted_api credential in the profile"
+            return Attempt("triton.http", "GET /v2/trace/setting with credentials", None, f"credential unavailable ({where})")
+        return self._http("GET", "/v2/trace/setting", headers=headers)
+
+    def trace_settings(self) -> Attempt[http.HttpResponse]:
+        """``GET /v2/trace/setting``: without credentials first, and with the restricted-API
+        credential when the anonymous call was refused (a read-only call either way)."""
+        attempt = self.trace_setting(with_credentials=False)
+        if attempt.completed and attempt.observation.status in (401, 403):
+            attempt = self.trace_setting(with_credentials=True)
+        return attempt
+
+    def server_metadata(self) -> Attempt[http.HttpResponse]:
+        attempt = self._http("GET", "/v2")
+        if attempt.completed and attempt.observation.status in (401, 403):
+            headers = self.credential_headers()
+            if headers:
+                return self._http("GET", "/v2", headers=headers)
+        return attempt
+
+    def health(self, protocol: str) -> list[Attempt]:
+        if protocol == "http":
+            return [self._http("GET", "/v2/health/live"), self._http("GET", "/v2/health/ready")]
+        return [self._grpc("ServerLive", pb.ServerLiveRequest()), self._grpc("ServerReady", pb.ServerReadyRequest())]
+
+    def inference_check(self, protocol: str) -> tuple[list[Attempt], Attempt | None]:
+        """Health over ``protocol``, and one real inference on the first declared model (None when the
+        profile declares no model; an incomplete attempt when its inputs cannot be synthesized)."""
+        infer = None
+        if self.deployment.models:
+            from nimwarden.families.triton_api.inputs import synthetic_inputs
+
+            model = self.deployment.models[0]
+            spec = synthetic_inputs(self.model_metadata(model))
+            infer = self.infer(model, spec.observation, protocol) if spec.completed else spec
+        return self.health(protocol), infer
+
+    def frontend(self, frontend: str) -> Attempt[http.HttpResponse]:
+        """A read-only request on a cloud frontend's own port: SageMaker ``/ping``, Vertex AI ``/v1/models``."""
+        return self.endpoint_get(frontend, FRONTEND_PATHS[frontend])
+
+    def model_metadata(self, model: str) -> Attempt[http.HttpResponse]:
+        return self._http("GET", f"/v2/models/{model}")
+
+    def infer(self, model: str, inputs: list[dict], protocol: str) -> Attempt:
+        """One real inference with small synthetic inputs (from the model's metadata)."""
+        if protocol == "http":
+            import json
+
+            body = json.dumps({"inputs": inputs}).encode()
+            return self._http("POST", f"/v2/models/{model}/infer", headers={"Content-Type": "application/json"}, body=body)
+        req = pb.ModelInferRequest(model_name=model)
+        for spec in inputs:
+            tensor = req.inputs.add()
+            tensor.name, tensor.datatype = spec["name"], spec["datatype"]
+            tensor.shape.extend(spec["shape"])
+            contents = tensor.contents
+            field = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT32": "int_contents", "INT64": "int64_contents", "BOOL": "bool_contents"}.get(spec["datatype"])
+            if field is None:
+                return Attempt("triton.grpc", f"grpc ModelInfer {model}", None, f"cannot synthesize {spec['datatype']} input over gRPC")
+            getattr(contents, field).extend(spec["data"])
+        return self._grpc("ModelInfer", req)
+
+    def feature_observations(self) -> dict[str, list[Attempt]]:
+        """What the known CVEs abuse, asked over HTTP without credentials."""
+        out: dict[str, list[Attempt]] = {
+            "model-load": [self.model_load("http")],
+            "logging": self.category("logging", "http"),
+            "trace": self.category("trace", "http"),
+            "shared-memory": self.category("shared-memory", "http"),
+        }
+        if self.deployment.endpoint("sagemaker") is not None:
+            out["sagemaker"] = [self.endpoint_get("sagemaker", "/models"), self.health("http")[0]]
+        return out
+
+    def endpoint_get(self, endpoint: str, path: str) -> Attempt[http.HttpResponse]:
+        return self._http("GET", path, endpoint=endpoint)
+
+    def tcp(self, endpoint: Endpoint) -> Attempt[str]:
+        return http.tcp_connect(endpoint.host, endpoint.port, probe="triton.tcp", limits=self.limits, guard=self.target.guard)
+
+    @staticmethod
+    def _as_answer(attempt: Attempt[http.HttpResponse]) -> Attempt[ApiAnswer]:
+        if not attempt.completed:
+            return attempt  # type: ignore[return-value]
+        r = attempt.observation
+        return Attempt(attempt.probe, attempt.request, ApiAnswer("http", attempt.request, str(r.status), r.text()[:600]), None, attempt.elapsed_s)

@@ -1,0 +1,78 @@
+"""Which Kubernetes objects publish a deployment's workloads: the Services whose selector matches
+the pod labels, and the Ingress / HTTPRoute / Route objects whose backends are those Services
+(with the Ingress the NIM Operator creates for a NIMService). Object-model queries shared by the
+exposure controls of the ports, tls and gateway families.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nimwarden.k8s.model import ClusterState, K8sObject
+from nimwarden.k8s.workloads import PodTemplate
+
+
+def _selects(service: K8sObject, tpl: PodTemplate) -> bool:
+    selector = service.spec.get("selector") or {}
+    return bool(selector) and service.namespace == tpl.owner.namespace and all(tpl.labels.get(k) == v for k, v in selector.items())
+
+
+def workload_services(state: ClusterState, templates: Sequence[PodTemplate]) -> list[K8sObject]:
+    return [s for s in state.of_kind("Service") if any(_selects(s, t) for t in templates)]
+
+
+def nimservice_ingresses(templates: Sequence[PodTemplate]) -> list[K8sObject]:
+    """The Ingress the NIM Operator creates for a NIMService (named after it): from spec.expose.ingress
+    (enabled + an IngressSpec) or spec.expose.router.ingress (ingressClass, tlsSecretName, hostDomainName)."""
+    out = []
+    for tpl in templates:
+        if tpl.owner.kind != "NIMService":
+            continue
+        name, expose = tpl.owner.name, tpl.owner.spec.get("expose") or {}
+        port = (expose.get("service") or {}).get("port", 8000)
+        spec = None
+        if (expose.get("ingress") or {}).get("enabled"):
+            spec = expose["ingress"].get("spec") or {}
+        router = expose.get("router") or {}
+        if router.get("ingress"):
+            host = f"{name}.{router['hostDomainName']}" if router.get("hostDomainName") else None
+            backend = {"service": {"name": name, "port": {"number": port}}}
+            spec = {"rules": [{**({"host": host} if host else {}), "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}]}
+            if router["ingress"].get("tlsSecretName"):
+                spec["tls"] = [{"hosts": [host] if host else [], "secretName": router["ingress"]["tlsSecretName"]}]
+        if spec is not None:
+            body = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name, "namespace": tpl.owner.namespace}, "spec": spec}
+            out.append(K8sObject("Ingress", body["apiVersion"], tpl.owner.namespace, name, body, f"{tpl.ref} spec.expose"))
+    return out
+
+
+def routes(state: ClusterState, templates: Sequence[PodTemplate]) -> list[tuple[K8sObject, list[tuple[int, int, dict]]]]:
+    """Ingresses/HTTPRoutes/Routes whose backends are the workloads' Services, with the matching rule/path indexes."""
+    names = {(s.namespace, s.name) for s in workload_services(state, templates)}
+    # the operator names a NIMService's Service after the NIMService
+    names |= {(t.owner.namespace, t.owner.name) for t in templates if t.owner.kind == "NIMService"}
+    out = []
+    for ing in state.of_kind("Ingress") + nimservice_ingresses(templates):
+        hits = []
+        default = ((ing.spec.get("defaultBackend") or {}).get("service") or {}).get("name")
+        if (ing.namespace, default) in names:
+            hits.append((-1, -1, {"path": "/", "pathType": "Prefix"}))
+        for r, rule in enumerate(ing.spec.get("rules") or ()):
+            for p, path in enumerate(((rule.get("http") or {}).get("paths")) or ()):
+                if (ing.namespace, ((path.get("backend") or {}).get("service") or {}).get("name")) in names:
+                    hits.append((r, p, path))
+        if hits:
+            out.append((ing, hits))
+    for route in state.of_kind("HTTPRoute"):
+        hits = []
+        for r, rule in enumerate(route.spec.get("rules") or ()):
+            if any((route.namespace, b.get("name")) in names for b in rule.get("backendRefs") or ()):
+                matches = rule.get("matches") or [{"path": {"type": "PathPrefix", "value": "/"}}]
+                for m, match in enumerate(matches):
+                    hits.append((r, m, {"path": (match.get("path") or {}).get("value", "/"), "pathType": (match.get("path") or {}).get("type", "PathPrefix")}))
+        if hits:
+            out.append((route, hits))
+    for route in state.of_kind("Route"):
+        if (route.namespace, (route.spec.get("to") or {}).get("name")) in names:
+            out.append((route, [(0, 0, {"path": route.spec.get("path") or "/", "pathType": "Prefix"})]))
+    return out
