@@ -21,12 +21,12 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nimwarden.net import scope
 from nimwarden.families.gateway import judge as gwj  # noqa: E402
 from nimwarden.families.gateway import probe as gw  # noqa: E402
 from nimwarden.families.ports import probe as ports
 from nimwarden.families.tls import judge as tlsj  # noqa: E402
 from nimwarden.families.tls import probe as tls  # noqa: E402
+from nimwarden.net import scope
 from tests import tls_crosscheck
 
 
@@ -83,7 +83,7 @@ def measure(target, repeat: int, identify: bool = True, testssl: bool = False) -
                      open_ports=len(a.observation.open_ports) if a.completed else None, error=a.error,
                      ports_scanned=len(ports.parse_port_spec(plan.tcp_ports)), udp=list(plan.udp_ports),
                      identify=plan.identify)
-            s = tlsj.settings(target, d)
+            s = tlsj.tls_options(target, d)
             for name, ep in d.endpoints.items():
                 if not ep.tls:
                     continue
@@ -100,7 +100,7 @@ def measure(target, repeat: int, identify: bool = True, testssl: bool = False) -
                 emit(bench="edge.tls_scan", deployment=d.name, endpoint=ep.url, seconds=took, error=a.error, verdicts=verdicts)
                 if a.completed and client is None:
                     cross_check(d.name, ep, a.observation, target.guard, testssl)
-            g = gw.settings(d)
+            g = gw.entry_point(d)
             if g.base_url:
                 t0 = time.monotonic()
                 auth = gwj.judge_authentication(gw.probe_auth(g.base_url, g.requests, credential=g.credential, guard=target.guard))

@@ -14,7 +14,7 @@ favouring one tool; each level's verdict uses the median over rounds.
 perf_analyzer comes from the ``tritonclient==2.41.0`` wheel, installed into a
 separate benchmark virtualenv (``.nimwarden/bench-venv``, git-ignored) that
 this script creates; it needs Debian's ``libb64-0d`` and a ``libcudart.so.12``
-(a link to the one inside ``nvidia_pytriton.libs``), see FACTS.md.
+(a link to the one inside ``nvidia_pytriton.libs``), see docs/benchmarks.md.
 
     .venv/bin/python benchmarks/perf_accuracy.py [--rounds 2] [--window-ms 5000]
 """

@@ -7,7 +7,7 @@ children: worker processes, perf_analyzer) is divided by the requests the *serve
 (nv_inference_request_success), so warm-up and in-flight requests are on
 the same footing for every engine. Engines: ``h2`` (the load generator's
 default), ``grpcio`` (blocking stub per thread), ``http.client``,
-``tritonclient-aio`` (the naive asyncio client FACTS.md mentions) and,
+``tritonclient-aio`` (the naive asyncio client docs/benchmarks.md compares) and,
 when the benchmark venv of perf_accuracy.py exists, perf_analyzer itself.
 
     .venv/bin/python benchmarks/perf_overhead.py [--seconds 6] [--concurrency 4]

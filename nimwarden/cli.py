@@ -138,10 +138,10 @@ def cmd_snapshot(args) -> int:
 
 
 def cmd_cleanup(args) -> int:
-    from nimwarden.k8s.probe_pods import CLEANUP_SELECTOR, PodRunner, ProbePodError, ProbeSettings
+    from nimwarden.k8s.probe_pods import CLEANUP_SELECTOR, PodRunner, ProbePodError, ProbePodOptions
 
     config = _kube_configuration(args)
-    runner = PodRunner(config, ProbeSettings(image="-"), api_timeout_s=args.timeout)
+    runner = PodRunner(config, ProbePodOptions(image="-"), api_timeout_s=args.timeout)
     try:
         removed = runner.cleanup(args.namespace or None)
     except ProbePodError as exc:

@@ -1,6 +1,6 @@
 """The pytest plugin: options, one frozen Target, parametrized deployments, outcomes → reports.
 
-Integrates through pytest rather than around it (STYLE.md §7): an option
+Integrates through pytest rather than around it (docs/architecture.md): an option
 group, ``pytest_generate_tests`` for deployments, a ``verdict`` fixture that
 maps our six outcomes onto pytest's, and a ``pytest_runtest_makereport``
 wrapper that attaches control metadata and evidence to every report — as
@@ -8,6 +8,9 @@ wrapper that attaches control metadata and evidence to every report — as
 
 The plugin is inert (markers only) unless the run is an audit: ``--target``
 given, ``NIMWARDEN_TARGET`` set, or a path under ``suites/`` collected.
+
+This module is longer than 400 lines on purpose: it is the whole pytest integration, read top to
+bottom in the order pytest calls it (options, configure, parametrize, fixtures, report hooks).
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Every problem is reported as ``file: field.path: problem`` (a ConfigError),
 so the CLI can print one line and exit 2.  Secrets are never accepted inline:
 a credential names an environment variable or a file.
+
+This module is longer than 400 lines on purpose: one concept, the profile, whose data types and
+field-by-field validation read best side by side. It knows no family (their checkers are passed in).
 """
 
 from __future__ import annotations

@@ -9,26 +9,25 @@ import pytest
 from nimwarden.families.nim_api import judge, probe
 
 
-def _judge(probes, deployment, category):
-    urls, attempts = probes(probe.deployment_answers, deployment)
-    return judge.judge_anonymous_all(attempts, category), " ".join(urls)
-
-
 @pytest.mark.control("NIM-INFERENCE-001")
 def test_inference_needs_credentials(deployment, probes, verdict):
-    verdict(*_judge(probes, deployment, "inference"))
+    answers = probes(probe.deployment_answers, deployment)
+    verdict(judge.judge_anonymous_all(answers.attempts, "inference"), subject=answers.subject)
 
 
 @pytest.mark.control("NIM-METADATA-001")
 def test_metadata_not_disclosed(deployment, probes, verdict):
-    verdict(*_judge(probes, deployment, "metadata"))
+    answers = probes(probe.deployment_answers, deployment)
+    verdict(judge.judge_anonymous_all(answers.attempts, "metadata"), subject=answers.subject)
 
 
 @pytest.mark.control("NIM-METRICS-001")
 def test_metrics_not_reachable(deployment, probes, verdict):
-    verdict(*_judge(probes, deployment, "metrics"))
+    answers = probes(probe.deployment_answers, deployment)
+    verdict(judge.judge_anonymous_all(answers.attempts, "metrics"), subject=answers.subject)
 
 
 @pytest.mark.control("NIM-DOCS-001")
 def test_openapi_explorer_not_reachable(deployment, probes, verdict):
-    verdict(*_judge(probes, deployment, "docs"))
+    answers = probes(probe.deployment_answers, deployment)
+    verdict(judge.judge_anonymous_all(answers.attempts, "docs"), subject=answers.subject)

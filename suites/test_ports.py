@@ -10,27 +10,22 @@ from nimwarden.families.ports import judge, k8s_judge, probe
 from nimwarden.k8s import source as k8s
 
 
-def _scan(probes, deployment):
-    plan, scan = probes(probe.deployment_scan, deployment)
-    return plan, scan, f"{deployment.name}:{','.join(plan.hosts)}"
-
-
 @pytest.mark.control("PORTS-UNDOCUMENTED-001")
 def test_only_documented_ports_are_open(deployment, probes, verdict):
-    plan, scan, subject = _scan(probes, deployment)
-    verdict(judge.judge_undocumented(scan, plan), subject=subject)
+    scan = probes(probe.deployment_scan, deployment)
+    verdict(judge.judge_undocumented(scan.attempt, scan.plan), subject=scan.subject)
 
 
 @pytest.mark.control("PORTS-POSITION-001")
 def test_internal_ports_not_reachable_from_probe_position(deployment, probes, verdict):
-    plan, scan, subject = _scan(probes, deployment)
-    verdict(judge.judge_position(scan, plan), subject=subject)
+    scan = probes(probe.deployment_scan, deployment)
+    verdict(judge.judge_position(scan.attempt, scan.plan), subject=scan.subject)
 
 
 @pytest.mark.control("PORTS-EXPECTED-001")
 def test_declared_entry_points_answer(deployment, probes, verdict):
-    plan, scan, subject = _scan(probes, deployment)
-    verdict(judge.judge_expected(scan, plan), subject=subject)
+    scan = probes(probe.deployment_scan, deployment)
+    verdict(judge.judge_expected(scan.attempt, scan.plan), subject=scan.subject)
 
 
 @pytest.mark.control("PORTS-K8SEXPOSE-001")

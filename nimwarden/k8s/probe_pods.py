@@ -70,7 +70,7 @@ class ProbePodError(Exception):
 
 
 @dataclass(frozen=True)
-class ProbeSettings:
+class ProbePodOptions:
     """``kubernetes.options.network_policy.probe`` of a target profile."""
 
     image: str
@@ -89,7 +89,7 @@ PROBE_KEYS = ("image", "positions", "max_positions", "max_parallel", "start_time
               "settle_s", "image_pull_policy", "cpu", "memory")
 
 
-def settings_from_mapping(raw: Any) -> ProbeSettings:
+def probe_options_from_mapping(raw: Any) -> ProbePodOptions:
     """Parse the profile section; ValueError names the field (``probe.<field>``)."""
     if not isinstance(raw, Mapping):
         raise ValueError("network_policy.probe: must be a mapping with at least `image`")
@@ -118,7 +118,7 @@ def settings_from_mapping(raw: Any) -> ProbeSettings:
     policy = raw.get("image_pull_policy", "IfNotPresent")
     if policy not in ("Always", "IfNotPresent", "Never"):
         raise ValueError("network_policy.probe.image_pull_policy: Always, IfNotPresent or Never")
-    return ProbeSettings(
+    return ProbePodOptions(
         image=image.strip(),
         positions=tuple(positions),
         max_positions=int(num("max_positions", 6, 1, 50)),
@@ -155,7 +155,7 @@ def probe_labels(source_labels: Mapping[str, str], run_id: str) -> dict[str, str
     return out
 
 
-def pod_manifest(name: str, namespace: str, labels: Mapping[str, str], job: Mapping[str, Any], settings: ProbeSettings,
+def pod_manifest(name: str, namespace: str, labels: Mapping[str, str], job: Mapping[str, Any], settings: ProbePodOptions,
                  run_id: str, anchor_uid: str, deadline_s: float) -> dict:
     """The probe pod (see the module docstring for why each field is there)."""
     return {
@@ -205,7 +205,7 @@ def anchor_manifest(name: str, namespace: str, run_id: str) -> dict:
 class PodRunner:
     """Creates, watches (by polling) and deletes probe pods through the Kubernetes REST API."""
 
-    def __init__(self, configuration: Any, settings: ProbeSettings, run_id: str | None = None, api_timeout_s: float = 10.0,
+    def __init__(self, configuration: Any, settings: ProbePodOptions, run_id: str | None = None, api_timeout_s: float = 10.0,
                  poll_s: float = 0.5):
         from kubernetes.client import ApiClient
 

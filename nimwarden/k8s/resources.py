@@ -62,9 +62,5 @@ CLUSTER_SCOPED_KINDS = frozenset(r.kind for r in RESOURCES if not r.namespaced) 
 }
 
 
-def resource_for(kind: str) -> Resource | None:
-    return BY_KIND.get(kind)
-
-
 def is_namespaced(kind: str) -> bool:
     return kind not in CLUSTER_SCOPED_KINDS

@@ -27,12 +27,20 @@ TEMPLATE_PATHS = {
     "Job": ("spec", "template"),
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
 }
-WORKLOAD_KINDS = (*TEMPLATE_PATHS, "NIMService")
 RENDERED = "rendered.spec"
 
 # NIM Operator defaults (NIM Operator — Security: userID 1000 / groupID 2000).
 OPERATOR_UID, OPERATOR_GID = 1000, 2000
 MODEL_STORE_MOUNT = "/model-store"
+
+
+def containers_of(spec: dict, sp: str = "spec") -> list[tuple[str, dict]]:
+    """(field path, container) for init, regular and ephemeral containers, upstream's visit order."""
+    out = [(f"{sp}.initContainers[{i}]", x) for i, x in enumerate(spec.get("initContainers") or ())]
+    out += [(f"{sp}.containers[{i}]", x) for i, x in enumerate(spec.get("containers") or ())]
+    out += [(f"{sp}.ephemeralContainers[{i}]", x) for i, x in enumerate(spec.get("ephemeralContainers") or ())]
+    return out
+
 
 
 @dataclass(frozen=True)
@@ -60,8 +68,6 @@ class PodTemplate:
         return path
 
     def containers(self) -> list[tuple[str, dict]]:
-        from nimwarden.families.pod_security.pss import containers_of
-
         return containers_of(dict(self.spec), self.spec_path)
 
     def container_ref(self, path: str, container: Mapping[str, Any]) -> str:

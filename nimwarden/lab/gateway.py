@@ -29,7 +29,7 @@ from nimwarden.lab.triton import free_port
 NGINX = os.environ.get("NIMWARDEN_NGINX", "/usr/sbin/nginx")
 
 # Paths the gateway never forwards (even with a valid token): Triton's
-# management/admin APIs and NIM's disclosure endpoints (see FACTS.md).
+# management/admin APIs and NIM's disclosure endpoints (see docs/facts.md).
 INTERNAL_PATHS = (
     "/v2/repository",
     "/v2/logging",

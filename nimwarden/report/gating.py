@@ -1,4 +1,4 @@
-"""Verdicts per deployment and the exit status of an audit (ARCHITECTURE.md contract).
+"""Verdicts per deployment and the exit status of an audit (docs/architecture.md, Contracts).
 
 Exit status: 0 every deployment met its expectation; 1 a compliance failure on
 a deployment expected to be compliant, or a canary that passed; 2 usage or

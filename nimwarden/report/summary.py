@@ -1,4 +1,4 @@
-"""Build and write a run's ``summary.json`` (ARCHITECTURE.md contract) and the run directory.
+"""Build and write a run's ``summary.json`` (docs/architecture.md, Contracts: reports) and the run directory.
 
 ``reports/<UTC stamp>/`` holds summary.json, report.html, junit.xml and
 allure-results/; ``reports/latest`` points at the newest run.
@@ -22,7 +22,6 @@ from nimwarden.outcome import STATUSES
 from nimwarden.redact import redact
 
 SCHEMA = "nimwarden/summary/v1"
-RESULT_KEYS = ("control", "family", "severity", "title", "deployment", "subject", "status", "reason", "evidence", "sources")
 
 
 def utc_now() -> dt.datetime:

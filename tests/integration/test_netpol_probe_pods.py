@@ -22,8 +22,8 @@ from nimwarden.k8s.probe_pods import (
     RUN_LABEL,
     PodRunner,
     ProbePodError,
-    ProbeSettings,
-    settings_from_mapping,
+    ProbePodOptions,
+    probe_options_from_mapping,
 )
 from nimwarden.outcome import Status
 from tests.conftest import dead_port
@@ -45,8 +45,8 @@ def _job(*ports: int) -> dict:
     return {"timeout_s": 0.5, "concurrency": 4, "targets": [{"id": str(i), "address": "127.0.0.1", "port": p, "protocol": "TCP"} for i, p in enumerate(ports)]}
 
 
-def _settings(**kw) -> ProbeSettings:
-    return ProbeSettings(**{"image": "registry.example/python:3.12-slim", "settle_s": 0.0, "start_timeout_s": 3.0, **kw})
+def _settings(**kw) -> ProbePodOptions:
+    return ProbePodOptions(**{"image": "registry.example/python:3.12-slim", "settle_s": 0.0, "start_timeout_s": 3.0, **kw})
 
 
 def test_a_probe_pod_runs_the_agent_and_leaves_nothing_behind(listener):
@@ -153,7 +153,7 @@ def test_deletes_that_fail_are_reported_as_leftovers_and_cleanup_removes_them(li
 )
 def test_malformed_probe_settings_name_the_field(raw, field):
     with pytest.raises(ValueError) as err:
-        settings_from_mapping(raw)
+        probe_options_from_mapping(raw)
     assert str(err.value).startswith(f"network_policy.{field}: ")
 
 

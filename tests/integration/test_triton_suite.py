@@ -117,7 +117,8 @@ def broken_audit(tmp_path_factory, lab_state):
     profile = lab_profile(tmp, lab_state, hardened={"endpoints": dead}, exposed={"endpoints": hung})
     profile.write_text(profile.read_text().replace("read_s: 5", "read_s: 1"))
     t0 = time.monotonic()
-    proc, summary = run_audit(profile, tmp / "reports", "suites/test_triton_api.py")
+    # the live controls only: TRITON-SPEC-* read the lab's manifests, which no endpoint fault touches
+    proc, summary = run_audit(profile, tmp / "reports", "suites/test_triton_api.py", "-k", "not test_spec_")
     took = time.monotonic() - t0
     hang.close()
     return proc, summary, took

@@ -1,4 +1,4 @@
-"""Hand-built summary.json documents in the contract's shape (ARCHITECTURE.md), for the report tests.
+"""Hand-built summary.json documents in the contract's shape (docs/architecture.md), for the report tests.
 
 Built by hand on purpose: the report writers must work from a summary file
 alone, so their tests must not depend on a live audit.

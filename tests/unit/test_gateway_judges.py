@@ -88,7 +88,7 @@ def test_settings_pick_the_gateway_and_register_the_secret(tmp_path):
     dep = SimpleNamespace(kind="nim", models=(), exposure=("gateway",), credentials={"gateway": cred},
                           endpoints={"gateway": ep("https://127.0.0.2:8443", "https"), "http": ep("http://127.0.0.1:8000", "http")},
                           options={"gateway": {"documented_burst": 6}})
-    s = gw.settings(dep)
+    s = gw.entry_point(dep)
     assert s.base_url == "https://127.0.0.2:8443" and s.via_gateway and s.burst_url.endswith("/v1/health/ready")
     assert s.credential[0] == "Authorization" and s.documented_burst == 6
     assert "s3cr3t-token-value" not in redact_text("token s3cr3t-token-value leaked")

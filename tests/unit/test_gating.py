@@ -1,4 +1,4 @@
-"""Exit status of an audit (ARCHITECTURE.md contract) and --fail-on, from hand-built summaries."""
+"""Exit status of an audit (docs/architecture.md, Contracts) and --fail-on, from hand-built summaries."""
 
 from __future__ import annotations
 

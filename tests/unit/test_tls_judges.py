@@ -141,8 +141,8 @@ def test_settings_reject_unknown_keys():
 
     dep = SimpleNamespace(options={"tls": {"ca_fil": "x"}})
     with pytest.raises(ValueError, match="ca_fil"):
-        j.settings(SimpleNamespace(options={}), dep)
-    s = j.settings(SimpleNamespace(options={"tls": {"expiry_warning_days": 10}}), SimpleNamespace(options={"tls": {"mutual": ["grpc"]}}))
+        j.tls_options(SimpleNamespace(options={}), dep)
+    s = j.tls_options(SimpleNamespace(options={"tls": {"expiry_warning_days": 10}}), SimpleNamespace(options={"tls": {"mutual": ["grpc"]}}))
     assert s.policy("grpc").require_mutual and not s.policy("gateway").require_mutual and s.expiry_warning_days == 10
 
 

@@ -1,6 +1,6 @@
 """Triton judges: the classification is three-way and only a refusal passes; odd answers are errors.
 
-The answers below are the exact texts tritonserver 2.51.0 gave the lab (see FACTS.md and
+The answers below are the exact texts tritonserver 2.51.0 gave the lab (see docs/facts.md and
 tests/integration/test_triton_suite.py, which checks the same judges against live servers).
 """
 

@@ -1,7 +1,7 @@
 """Family gateway: the external API entry point authenticates, rate-limits, and does not forward
 management or internal paths; routes do not publish ``/``.
 
-- ``probe``      the bounded probes (anonymous requests, a capped burst, internal paths); ``settings``
+- ``probe``      the bounded probes (anonymous requests, a capped burst, internal paths); ``entry_point``
                  reads ``options.gateway`` and ``credentials.gateway``
 - ``judge``      GATEWAY-AUTHN / -RATELIMIT / -INTERNAL
 - ``k8s_judge``  GATEWAY-K8SROOT from cluster state
@@ -14,9 +14,9 @@ from nimwarden.k8s import source as k8s
 
 
 def _entry_point(ctx: Applicability) -> str | None:
-    from nimwarden.families.gateway.probe import settings
+    from nimwarden.families.gateway.probe import entry_point
 
-    if settings(ctx.deployment).base_url is None:
+    if entry_point(ctx.deployment).base_url is None:
         return f"deployment {ctx.deployment.name} declares neither a gateway nor an exposed HTTP endpoint"
     return None
 

@@ -1,7 +1,7 @@
 """Gateway probe: authentication, rate limiting and path blocking at the external entry point.
 
 Read-only and bounded: wrong-method and read-only requests for management
-paths (FACTS.md), one small inference, and a short burst capped in count and
+paths (docs/facts.md), one small inference, and a short burst capped in count and
 duration that stops at the first 429. Certificates are not checked here (the
 TLS family judges them); every request has a timeout.
 """
@@ -246,7 +246,7 @@ def credential_header(header: str | None, value: str | None) -> tuple[str, str] 
 
 
 @dataclass(frozen=True)
-class GatewaySettings:
+class GatewayEntry:
     base_url: str | None  # the external API entry: the gateway, else the first exposed HTTP(S) endpoint
     via_gateway: bool
     credential: tuple[str, str, str] | None  # (header, value, where it came from)
@@ -257,7 +257,7 @@ class GatewaySettings:
     documented_burst: int | None
 
 
-def settings(deployment: Any) -> GatewaySettings:
+def entry_point(deployment: Any) -> GatewayEntry:
     """Everything the gateway suite needs, read from the deployment's profile entry.
 
     The credential is ``credentials.gateway`` (header defaults to Authorization, a bare
@@ -293,7 +293,7 @@ def settings(deployment: Any) -> GatewaySettings:
             reqs = reqs + nim_requests()
     path = str(opts.get("burst_path", default_path))
     documented = opts.get("documented_burst")
-    return GatewaySettings(
+    return GatewayEntry(
         base_url=base, via_gateway=via, credential=credential, requests=reqs,
         burst_url=(base.rstrip("/") + path) if base else None,
         burst_max_requests=int(opts.get("burst_max_requests", 30)),

@@ -25,7 +25,7 @@ def _enforcement(ctx: Applicability) -> str | None:
 
 def _check(target) -> None:
     from nimwarden.families.network_policy.requirements import requirements_from_mapping
-    from nimwarden.k8s.probe_pods import settings_from_mapping
+    from nimwarden.k8s.probe_pods import probe_options_from_mapping
 
     section = (target.kubernetes.options or {}).get("network_policy")
     if section is None:
@@ -35,7 +35,7 @@ def _check(target) -> None:
     try:
         requirements_from_mapping(section)
         if section.get("probe") is not None:
-            settings_from_mapping(section["probe"])
+            probe_options_from_mapping(section["probe"])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         field, sep, why = str(exc).partition(": ")
         if sep and field.startswith("network_policy"):

@@ -41,17 +41,17 @@ SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 PROBE_PROTOCOLS = ("TCP", "UDP")
 
 
-def settings_for(target: Any):
-    """The profile's probe settings, None when in-cluster probes are off; ConfigError when malformed."""
+def probe_pod_options(target: Any):
+    """The profile's probe-pod options, None when in-cluster probes are off; ConfigError when malformed."""
     from nimwarden.errors import ConfigError
     from nimwarden.k8s import source as k8s
-    from nimwarden.k8s.probe_pods import settings_from_mapping
+    from nimwarden.k8s.probe_pods import probe_options_from_mapping
 
     section = k8s.option(target, "network_policy", {}) or {}
     if not isinstance(section, Mapping) or section.get("probe") is None:
         return None
     try:
-        return settings_from_mapping(section["probe"])
+        return probe_options_from_mapping(section["probe"])
     except ValueError as exc:
         field, _, why = str(exc).partition(": ")
         raise ConfigError(str(target.path), f"kubernetes.options.{field}", why) from None
@@ -137,7 +137,7 @@ def unavailable(target: Any, deployment: Any) -> str | None:
     """Why probe pods cannot judge this deployment's network, or None."""
     from nimwarden.k8s.probe_pods import RBAC_FILE
 
-    if settings_for(target) is None:
+    if probe_pod_options(target) is None:
         return ("in-cluster reachability probes are off: set kubernetes.options.network_policy.probe.image in the profile "
                 f"and apply {RBAC_FILE} in the source namespaces to probe from short-lived probe pods")
     if target.kubernetes.source != "live":
@@ -158,7 +158,7 @@ def enforcement_attempt(target: Any, deployment: Any) -> LiveProbe | Outcome:
     reason = unavailable(target, deployment)
     if reason:
         return not_applicable(reason)
-    settings = settings_for(target)
+    options = probe_pod_options(target)
     source, ref = target.kubernetes, deployment.kubernetes
     inv = inventory_attempt(target)
     if isinstance(inv, Outcome):
@@ -180,13 +180,13 @@ def enforcement_attempt(target: Any, deployment: Any) -> LiveProbe | Outcome:
     if not keys:
         return not_applicable(f"pod {dest.key} declares no TCP or UDP container ports to probe")
     pods = [p for p in inventory.pods if p.key != dest.key] + [dest]
-    if settings.positions:
-        chosen = [Pod(ns, f"nimwarden-probe-{i}", dict(labels)) for i, (ns, labels) in enumerate(settings.positions)]
+    if options.positions:
+        chosen = [Pod(ns, f"nimwarden-probe-{i}", dict(labels)) for i, (ns, labels) in enumerate(options.positions)]
     else:
-        chosen = derive_sources(Inventory(inventory.namespaces, tuple(pods), inventory.policies), dest, keys, settings.max_positions, ref.selector)
+        chosen = derive_sources(Inventory(inventory.namespaces, tuple(pods), inventory.policies), dest, keys, options.max_positions, ref.selector)
     if not chosen:
         return not_applicable("no source position: the cluster has no other pods outside the system namespaces, and the profile declares none")
-    runner = PodRunner(client_configuration(source.kubeconfig, source.context), settings)
+    runner = PodRunner(client_configuration(source.kubeconfig, source.context), options)
     # The model judges each flow from the probe pod as it will be: the labels it really carries
     # (controller-identity labels dropped, nimwarden's added), under the key of the source it stands for.
     sources = [Pod(s.namespace, s.name, probe_labels(s.labels, runner.run_id)) for s in chosen]
@@ -199,8 +199,8 @@ def enforcement_attempt(target: Any, deployment: Any) -> LiveProbe | Outcome:
 
     positions = {s.key: position(s) for s in chosen}
     try:
-        probed = probe_attempt(flows, positions, timeout_s=settings.connect_timeout_s, concurrency=16 * len(positions),
-                               max_agents=settings.max_parallel)
+        probed = probe_attempt(flows, positions, timeout_s=options.connect_timeout_s, concurrency=16 * len(positions),
+                               max_agents=options.max_parallel)
     finally:
         runner.close()
     checked = sorted(kubelet_checked_ports(dest_body) & set(keys), key=lambda k: (k.port, k.protocol))

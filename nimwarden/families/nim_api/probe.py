@@ -146,9 +146,19 @@ def reachable_base_urls(target: Any, deployment: Any) -> tuple[str, ...]:
     return tuple(e.url for e in candidates.values() if e.host in edge_hosts)
 
 
-def deployment_answers(target: Any, deployment: Any) -> tuple[tuple[str, ...], list[Attempt[NimObservation]]]:
+@dataclass(frozen=True)
+class DeploymentAnswers:
+    urls: tuple[str, ...]
+    attempts: list[Attempt[NimObservation]]
+
+    @property
+    def subject(self) -> str:
+        return " ".join(self.urls)
+
+
+def deployment_answers(target: Any, deployment: Any) -> DeploymentAnswers:
     """Every reachable NIM base URL of the deployment and its answers (one round per deployment; the
     probe cache shares it among the four NIM controls)."""
     urls = reachable_base_urls(target, deployment)
     timeout = (target.timeouts.connect_s, target.timeouts.read_s)
-    return urls, [probe_nim(u, guard=target.guard, timeout=timeout) for u in urls]
+    return DeploymentAnswers(urls, [probe_nim(u, guard=target.guard, timeout=timeout) for u in urls])

@@ -1,4 +1,4 @@
-"""Measurement windows and perf_analyzer's stability rule (FACTS.md).
+"""Measurement windows and perf_analyzer's stability rule (docs/facts.md).
 
 A window counts the requests that *completed* inside it. A measurement is
 stable when, over the last three windows, max/min - 1 of both throughput

@@ -20,6 +20,7 @@ from functools import cache
 
 from nimwarden.families.pod_security import pss_checks as c
 from nimwarden.families.pod_security.pss_checks import Violation
+from nimwarden.k8s.workloads import containers_of
 
 LEVELS = ("privileged", "baseline", "restricted")
 MAX_VERSION = (1, 37)
@@ -88,14 +89,6 @@ def checks_for(level: str, version: tuple[int, int]) -> tuple[tuple[str, object]
             chosen[check_id] = (fn, overrides)
     overridden = {o for _, overrides in chosen.values() for o in overrides}
     return tuple((cid, fn) for cid, (fn, _) in chosen.items() if cid not in overridden)
-
-
-def containers_of(spec: dict, sp: str = "spec") -> list[tuple[str, dict]]:
-    """(field path, container) for init, regular and ephemeral containers, upstream's visit order."""
-    out = [(f"{sp}.initContainers[{i}]", x) for i, x in enumerate(spec.get("initContainers") or ())]
-    out += [(f"{sp}.containers[{i}]", x) for i, x in enumerate(spec.get("containers") or ())]
-    out += [(f"{sp}.ephemeralContainers[{i}]", x) for i, x in enumerate(spec.get("ephemeralContainers") or ())]
-    return out
 
 
 @dataclass(frozen=True)

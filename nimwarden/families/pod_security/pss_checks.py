@@ -258,11 +258,6 @@ def host_probes_and_lifecycle_1_34(meta, spec, containers, sp):
 RESTRICTED_VOLUME_TYPES = frozenset({
     "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image", "persistentVolumeClaim", "projected", "secret",
 })
-KNOWN_VOLUME_TYPES = RESTRICTED_VOLUME_TYPES | {
-    "hostPath", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "nfs", "iscsi", "glusterfs", "rbd",
-    "flexVolume", "cinder", "cephfs", "flocker", "fc", "azureFile", "vsphereVolume", "quobyte", "azureDisk",
-    "photonPersistentDisk", "portworxVolume", "scaleIO", "storageos",
-}
 
 
 def restricted_volumes_1_0(meta, spec, containers, sp):

@@ -3,7 +3,7 @@ once with sslyze and judged against the TLS policy; plain text where TLS is expe
 Route objects without TLS.
 
 - ``probe``      sslyze scan, certificate reading, the plain-text probe
-- ``judge``      the TLS policy and TLS-PROTOCOL … TLS-PLAINTEXT; ``settings`` reads ``options.tls``
+- ``judge``      the TLS policy and TLS-PROTOCOL … TLS-PLAINTEXT; ``tls_options`` reads ``options.tls``
 - ``k8s_judge``  TLS-K8SROUTE from cluster state
 """
 
@@ -26,27 +26,27 @@ def _tls_endpoint(ctx: Applicability) -> str | None:
 
 
 def _mutual_required(ctx: Applicability) -> str | None:
-    from nimwarden.families.tls.judge import settings
+    from nimwarden.families.tls.judge import tls_options
 
-    if ctx.params["endpoint"] not in settings(ctx.target, ctx.deployment).mutual:
+    if ctx.params["endpoint"] not in tls_options(ctx.target, ctx.deployment).mutual:
         return f"the profile does not require mutual TLS on {ctx.deployment.name}'s {ctx.params['endpoint']} endpoint"
     return _tls_endpoint(ctx)
 
 
 def _plaintext_candidates(ctx: Applicability) -> str | None:
-    from nimwarden.families.tls.judge import plaintext_endpoints, settings
+    from nimwarden.families.tls.judge import plaintext_endpoints, tls_options
 
     if not plaintext_endpoints(ctx.target, ctx.deployment):
-        required = settings(ctx.target, ctx.deployment).require
+        required = tls_options(ctx.target, ctx.deployment).require
         return f"{ctx.deployment.name} declares none of the endpoints required to be TLS ({', '.join(required)})"
     return None
 
 
 def _check(target) -> None:
-    from nimwarden.families.tls.judge import settings
+    from nimwarden.families.tls.judge import tls_options
 
     for d in target.deployments:
-        settings(target, d)  # ValueError "options.tls: unknown key(s) …"
+        tls_options(target, d)  # ValueError "options.tls: unknown key(s) …"
 
 
 FAMILY = Family(

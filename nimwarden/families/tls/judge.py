@@ -183,7 +183,7 @@ def judge_plaintext(a: Attempt[PlaintextObservation], endpoint: str, expect_tls:
 
 
 @dataclass(frozen=True)
-class TlsSettings:
+class TlsOptions:
     """``options.tls`` of a deployment (over the target's): what to require and how to connect."""
 
     ca_file: str | None = None
@@ -199,11 +199,11 @@ class TlsSettings:
                          server_name=self.server_name)
 
 
-def settings(target, deployment) -> TlsSettings:
+def tls_options(target, deployment) -> TlsOptions:
     merged: dict = {}
     for src in (getattr(target, "options", {}) or {}, getattr(deployment, "options", {}) or {}):
         merged.update(src.get("tls", {}) or {})
-    known = set(TlsSettings.__dataclass_fields__)
+    known = set(TlsOptions.__dataclass_fields__)
     unknown = set(merged) - known
     if unknown:
         raise ValueError(f"options.tls: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
@@ -212,13 +212,13 @@ def settings(target, deployment) -> TlsSettings:
             merged[key] = tuple(merged[key])
     if "expiry_warning_days" in merged:
         merged["expiry_warning_days"] = int(merged["expiry_warning_days"])
-    return TlsSettings(**merged)
+    return TlsOptions(**merged)
 
 
 def plaintext_endpoints(target, deployment) -> list[tuple[str, bool]]:
     """The endpoints TLS-PLAINTEXT checks, each with whether TLS is required on it (``options.tls.require``;
     the plain HTTP port ``gateway_http`` is checked for a redirect)."""
-    required = settings(target, deployment).require
+    required = tls_options(target, deployment).require
     names = [n for n in (*required, "gateway_http") if deployment.endpoint(n) is not None]
     return [(n, n in required) for n in dict.fromkeys(names)]
 

@@ -12,7 +12,6 @@ tested, makes the whole attempt incomplete: the judges then say ``error``.
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Mapping
@@ -23,6 +22,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
+from nimwarden.net.tls_client import handshake as _handshake
+from nimwarden.net.tls_client import lenient_context as _lenient_context
 from nimwarden.outcome import Attempt, attempt
 
 PROBE = "tls.sslyze"
@@ -165,36 +166,6 @@ def _sslyze_scan(host: str, port: int, server_name: str, client: ClientCredentia
     return protocols, tuple(ciphers), client_auth
 
 
-# --------------------------------------------------------------------------- Python ssl handshakes
-
-
-def _lenient_context(client: ClientCredentials | None) -> ssl.SSLContext:
-    """A client that accepts anything the server offers: used to read, not to trust."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    ctx.set_ciphers("ALL:@SECLEVEL=0")
-    if client is not None:
-        ctx.load_cert_chain(client.cert, client.key)
-    return ctx
-
-
-def _handshake(ctx: ssl.SSLContext, host: str, port: int, server_name: str, timeout_s: float, *, read_s: float = 0.0) -> bytes:
-    """One handshake; returns the server's leaf certificate (DER). ``read_s`` > 0 also waits
-    that long for a post-handshake alert (TLS 1.3 reports a missing client certificate late)."""
-    with socket.create_connection((host, port), timeout=timeout_s) as raw:
-        with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
-            der = tls.getpeercert(binary_form=True) or b""
-            if read_s > 0:
-                tls.settimeout(read_s)
-                try:
-                    tls.recv(1)
-                except TimeoutError:
-                    pass  # silence: the server kept the connection, i.e. accepted us
-            return der
-
-
 def _name_str(name: x509.Name) -> str:
     return name.rfc4514_string()
 
@@ -299,64 +270,6 @@ def scan(
     return TlsObservation(host, port, sni, protocols, ciphers, certificate, client_auth, no_cert)
 
 
-@dataclass(frozen=True)
-class PlaintextObservation:
-    """What a port that should be TLS answers to a plain request."""
-
-    host: str
-    port: int
-    tls_handshake: str  # "completed" or "failed: <why>"
-    http_status: int | None  # answer to a plain GET, None when it did not speak HTTP
-    location: str | None
-
-    @property
-    def redirects_to_https(self) -> bool:
-        return self.http_status in (301, 302, 303, 307, 308) and bool(self.location) and self.location.lower().startswith("https://")
-
-    def evidence(self) -> dict[str, Any]:
-        return {"endpoint": f"{self.host}:{self.port}", "tls_handshake": self.tls_handshake,
-                "plain_http_status": self.http_status, "location": self.location,
-                "redirects_to_https": self.redirects_to_https}
-
-
-def _plain_get(host: str, port: int, timeout_s: float) -> tuple[int | None, str | None]:
-    with socket.create_connection((host, port), timeout=timeout_s) as s:
-        s.sendall(f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while len(data) < 16384 and b"\r\n\r\n" not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-    lines = head.split("\r\n")
-    if not lines or not lines[0].startswith("HTTP/"):
-        return None, None
-    try:
-        status = int(lines[0].split()[1])
-    except (IndexError, ValueError):
-        return None, None
-    location = next((ln.split(":", 1)[1].strip() for ln in lines[1:] if ln.lower().startswith("location:")), None)
-    return status, location
-
-
-def probe_plaintext(host: str, port: int, *, guard: Callable[[str], None] | None = None, timeout_s: float = 5.0) -> Attempt[PlaintextObservation]:
-    """Does ``host:port`` speak TLS, plain HTTP, or plain HTTP that redirects to HTTPS?"""
-    if guard is not None:
-        guard(host)
-
-    def run() -> PlaintextObservation:
-        try:
-            _handshake(_lenient_context(None), host, port, host, timeout_s)
-            tls_state = "completed"
-        except (ssl.SSLError, ConnectionResetError) as exc:
-            tls_state = f"failed: {getattr(exc, 'reason', None) or exc}"
-        status, location = _plain_get(host, port, timeout_s)
-        return PlaintextObservation(host, port, tls_state, status, location)
-
-    return attempt("tls.plaintext", f"TLS handshake and plain GET / on {host}:{port}", run)
-
-
 _cache: dict[tuple, Attempt[TlsObservation]] = {}
 _cache_lock = threading.Lock()
 
@@ -396,10 +309,10 @@ def endpoint_scan(target: Any, deployment: Any, name: str):
     """The scan of one TLS endpoint of a deployment as the profile describes it, with the policy to
     judge it by: ``(attempt, policy)``. Client credentials are offered only where the profile
     requires mutual TLS (``options.tls.mutual``)."""
-    from nimwarden.families.tls.judge import settings
+    from nimwarden.families.tls.judge import tls_options
 
     ep = deployment.endpoint(name)
-    s = settings(target, deployment)
+    s = tls_options(target, deployment)
     client = None
     if name in s.mutual and s.client_cert and s.client_key:
         client = ClientCredentials(Path(s.client_cert), Path(s.client_key))
@@ -408,18 +321,9 @@ def endpoint_scan(target: Any, deployment: Any, name: str):
     return a, s.policy(name)
 
 
-def plaintext_checks(target: Any, deployment: Any) -> list:
-    """TLS-PLAINTEXT's probes: ``(endpoint name, attempt, TLS required)`` for every endpoint that must
-    be TLS and the plain HTTP port beside it."""
-    from nimwarden.families.tls.judge import plaintext_endpoints
-
-    checks = []
-    for name, required in plaintext_endpoints(target, deployment):
-        ep = deployment.endpoint(name)
-        checks.append((name, probe_plaintext(ep.host, ep.port, guard=target.guard, timeout_s=target.timeouts.read_s), required))
-    return checks
-
-
 def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
+
+
+from nimwarden.families.tls.plaintext import PlaintextObservation, plaintext_checks, probe_plaintext  # noqa: E402,F401 - one import path for the family's probes

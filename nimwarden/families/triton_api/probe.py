@@ -1,6 +1,6 @@
 """Probes of Triton's HTTP and gRPC APIs: non-destructive by construction.
 
-Every call here is read-only or provably harmless (see FACTS.md):
+Every call here is read-only or provably harmless (see docs/facts.md):
 - the restriction check runs before the method check, so a *wrong method*
   (GET on a POST-only route) answers 403 when restricted and 405 when open;
 - a *load of a random, nonexistent model name* answers 403 when restricted
@@ -26,8 +26,6 @@ from nimwarden.errors import OutOfScope
 from nimwarden.net import http
 from nimwarden.outcome import Attempt
 from nimwarden.target import Deployment, Endpoint, Target
-
-CATEGORIES = ("model-repository", "model-config", "shared-memory", "statistics", "trace", "logging")
 
 
 def probe_model_name() -> str:
