@@ -471,7 +471,8 @@ class AuditHooks:
         s = self.state
         run = RunRecord(target=s.target, started=s.started, options=s.options, fail_on=s.fail_on, waivers=s.waivers,
                         run_dir=s.run_dir, reports_dir=s.reports_dir, collected=s.collected, interrupted=s.interrupted,
-                        stopped_early=bool(session.shouldstop), pytest_exit=int(exitstatus))
+                        stopped_early=bool(session.shouldstop), pytest_exit=int(exitstatus),
+                        data=families.data_stamps(s.target))
         status, lines = finish_run(run, list(s.results.values()))
         s.closing_lines = lines + s.closing_lines  # printed by pytest_terminal_summary, after pytest's own lines
         session.exitstatus = status

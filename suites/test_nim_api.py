@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from nimwarden.families.nim_api import judge, probe
+from nimwarden.families.nim_api import judge, probe, spec_judge
+from nimwarden.k8s import source as k8s
 
 
 @pytest.mark.control("NIM-INFERENCE-001")
@@ -31,3 +32,24 @@ def test_metrics_not_reachable(deployment, probes, verdict):
 def test_openapi_explorer_not_reachable(deployment, probes, verdict):
     answers = probes(probe.deployment_answers, deployment)
     verdict(judge.judge_anonymous_all(answers.attempts, "docs"), subject=answers.subject)
+
+
+@pytest.mark.control("NIM-CORS-001")
+def test_cors_refuses_foreign_origins(target, deployment, verdict):
+    preflights = probe.deployment_cors(target, deployment)
+    verdict(judge.judge_cors(preflights), subject=" ".join(probe.reachable_base_urls(target, deployment)))
+
+
+@pytest.mark.control("NIM-SPEC-SSL-001")
+def test_spec_nim_serves_tls(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.ssl_mode))
+
+
+@pytest.mark.control("NIM-SPEC-CORS-001")
+def test_spec_nim_cors_origins(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.cors_origins))
+
+
+@pytest.mark.control("NIM-SPEC-QUEUE-001")
+def test_spec_nim_queue_bound(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.queue_bound))

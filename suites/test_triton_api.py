@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from nimwarden.families.triton_api import judge, spec_judge
+from nimwarden.families.triton_api import cves, judge, spec_judge
 from nimwarden.families.triton_api.probe import TritonProbe
 from nimwarden.k8s import source as k8s
 
@@ -98,18 +98,24 @@ def test_cloud_frontends_off(deployment, probes, frontend, verdict):
 
 
 @live
+@pytest.mark.control("TRITON-SMINVOKE-001")
+def test_sagemaker_invoke_route_refuses_unauthenticated(deployment, probes, verdict):
+    probe = probes(TritonProbe, deployment)
+    verdict(judge.sagemaker_invoke_refused(probe.sagemaker_invoke(), probe.health("http")[0]), subject=deployment.endpoint("sagemaker").url)
+
+
+@live
 @pytest.mark.control("TRITON-CVE-001")
 def test_no_reachable_known_vulnerability(deployment, probes, verdict):
     probe = probes(TritonProbe, deployment)
-    verdict(judge.known_vulnerabilities(probe.server_metadata(), judge.features_open(probe.feature_observations()), version_only=False),
+    verdict(cves.reachable(probe.server_metadata(), cves.exposure_from(probe.exposure_observations())),
             subject=deployment.endpoint("http").url)
 
 
 @live
 @pytest.mark.control("TRITON-CVE-002")
 def test_no_version_only_vulnerability(deployment, probes, verdict):
-    verdict(judge.known_vulnerabilities(probes(TritonProbe, deployment).server_metadata(), {}, version_only=True),
-            subject=deployment.endpoint("http").url)
+    verdict(cves.version_only(probes(TritonProbe, deployment).server_metadata()), subject=deployment.endpoint("http").url)
 
 
 @pytest.mark.control("TRITON-SPEC-MODELCTL-001")
@@ -155,3 +161,18 @@ def test_spec_auto_complete_config(target, deployment, verdict):
 @pytest.mark.control("TRITON-SPEC-GRPCSSL-001")
 def test_spec_grpc_tls(target, deployment, verdict):
     verdict(k8s.judge_workloads(target, deployment, spec_judge.grpc_tls))
+
+
+@pytest.mark.control("TRITON-SPEC-CLIENTSHM-001")
+def test_spec_client_shared_memory(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.client_shared_memory))
+
+
+@pytest.mark.control("TRITON-SPEC-BOUNDS-001")
+def test_spec_request_bounds(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.request_bounds))
+
+
+@pytest.mark.control("TRITON-SPEC-OPENAI-001")
+def test_spec_openai_frontend(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.openai_frontend))

@@ -48,6 +48,9 @@ class Family:
     options: tuple[str, ...] = ()  # profile sections read: "deployments[].options.tls", "kubernetes.options.network_policy" …
     check: ProfileCheck | None = None  # raises ConfigError / ValueError("field.path: why") for a section it cannot use
     applies: Mapping[str, Predicate] = field(default_factory=dict)  # control ID → predicate
+    # The dated data the family judges against (a CVE table, a port table), for the report's header:
+    # {key: {"name", "version", "as_of"?, "age_days"?, "stale"?, "source"}}.
+    data: Callable[[Target], Mapping[str, Mapping[str, Any]]] | None = None
 
 
 @lru_cache(maxsize=1)
@@ -65,6 +68,15 @@ def registry() -> dict[str, Family]:
 
 def profile_checks() -> list[ProfileCheck]:
     return [f.check for f in registry().values() if f.check is not None]
+
+
+def data_stamps(target: Target) -> dict[str, dict[str, Any]]:
+    """Every family's dated data for this target (the summary's ``data`` and its staleness warnings)."""
+    out: dict[str, dict[str, Any]] = {}
+    for family in registry().values():
+        if family.data is not None:
+            out.update({k: dict(v) for k, v in family.data(target).items()})
+    return out
 
 
 def load_profile(path: Any) -> Target:

@@ -9,7 +9,10 @@ documented shapes, and forwards every inference to the lab's real Triton
 
 Like a real NIM it has no authentication of its own: that is the gateway's job.
 In ``--leaky`` mode it makes the mistakes the nim-api suite must catch: its
-metadata carries a repository override with a credential in the URL.
+metadata carries a repository override with a credential in the URL, and it
+answers CORS preflights by echoing any Origin with credentials allowed (what
+``NIM_CORS_ALLOW_ORIGINS=*`` behind a permissive proxy does). Otherwise it sends
+no CORS headers at all.
 
 Run: ``python -m nimwarden.lab.nimstub --host 127.0.0.1 --port 0 --triton http://127.0.0.1:8000``
 (prints ``LISTENING host:port`` once bound).
@@ -103,6 +106,17 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_OPTIONS(self):  # noqa: N802 - a CORS preflight: runs nothing
+        origin = self.headers.get("Origin")
+        self.send_response(204)
+        if self.state.leaky and origin:
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Access-Control-Allow-Credentials", "true")
+            self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+            self.send_header("Access-Control-Allow-Headers", self.headers.get("Access-Control-Request-Headers", "*"))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         st = self.state

@@ -34,6 +34,7 @@ class RunRecord:
     interrupted: bool
     stopped_early: bool
     pytest_exit: int
+    data: dict[str, dict[str, Any]] | None = None  # the families' dated data (families.data_stamps)
 
 
 def finish_run(run: RunRecord, results: list[dict[str, Any]]) -> tuple[int, list[str]]:
@@ -54,6 +55,7 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]]) -> tuple[int, list
         not_run=not_run,
         options=list(run.options),
         waiver_findings=waiver_findings,
+        data=run.data,
     )
     verdicts = {v.name: v for v in gating.deployment_verdicts(summary, run.fail_on)}
     for entry in summary["deployments"]:

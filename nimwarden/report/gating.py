@@ -165,6 +165,7 @@ def explain(summary: Mapping[str, Any], fail_on: str | None = None) -> str:
         detail = ", ".join(f"{k} {n}" for k, n in sorted(v.counts.items()))
         name = "target-wide" if v.name in ("-", "", None) else v.name  # results tied to no one deployment
         lines.append(f"{name} (expect {v.expect}): {v.verdict}" + (f" [{detail}]" if detail else ""))
+    lines += [f"warning: {w}" for w in summary.get("warnings") or ()]
     status = exit_status(summary, fail_on)
     gate = f" (--fail-on {fail_on})" if fail_on else ""
     lines.append(f"exit status {status}{gate}")

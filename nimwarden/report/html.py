@@ -79,8 +79,21 @@ def _header(summary: Mapping[str, Any], status: int) -> str:
         f'{f" (gate: --fail-on {gate})" if gate else ""}'
         f'{" — run was interrupted" if summary.get("interrupted") else ""}'
         f'{f" (the run itself exited {recorded})" if differs else ""}</p>'
-        f'<p class="muted">{e(summary.get("started_at", ""))} → {e(summary.get("finished_at", ""))}</p></header>'
+        f'<p class="muted">{e(summary.get("started_at", ""))} → {e(summary.get("finished_at", ""))}</p>'
+        f'{_data_line(summary)}</header>'
     )
+
+
+def _data_line(summary: Mapping[str, Any]) -> str:
+    """The dated data the run judged against (CVE table as_of, port table version), and staleness warnings."""
+    data = summary.get("data") or {}
+    parts = []
+    for d in data.values():
+        dated = f", as of {d['as_of']} ({d.get('age_days')} days)" if d.get("as_of") else ""
+        parts.append(f"{d.get('name', '?')} {d.get('version', '?')}{dated}")
+    line = f'<p class="muted data-versions">judged against: {e(" · ".join(parts))}</p>' if parts else ""
+    warnings = "".join(f'<p class="warning stale-data">warning: {e(w)}</p>' for w in summary.get("warnings") or ())
+    return line + warnings
 
 
 def _trend_list(items: Sequence[Mapping[str, Any]], limit: int = 50) -> str:
@@ -290,6 +303,8 @@ def _metadata(summary: Mapping[str, Any]) -> str:
         ("target", summary.get("target")),
         ("tool version", summary.get("tool_version")),
         ("catalog version", run.get("catalog_version")),
+        *((d.get("name", k), f"{d.get('version')}" + (f" (as of {d['as_of']})" if d.get("as_of") else ""))
+          for k, d in (summary.get("data") or {}).items()),
         ("started", summary.get("started_at")),
         ("finished", summary.get("finished_at")),
         ("ran by", f"{run.get('user', '?')} on {run.get('host', '?')}" if run else None),

@@ -63,6 +63,7 @@ def build_summary(
     not_run: list[str],
     options: list[str],
     waiver_findings: list[dict[str, Any]] | None = None,
+    data: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     ordered = sorted(results, key=lambda r: (r["deployment"], r["family"], r["control"], r["subject"]))
     summary: dict[str, Any] = {
@@ -80,6 +81,9 @@ def build_summary(
         ],
         "not_run": not_run,
         "waiver_findings": waiver_findings or [],
+        # The dated data the families judged against (CVE table, port table): name, version, as_of.
+        "data": data or {},
+        "warnings": data_warnings(data or {}),
         "run": {
             "catalog_version": CATALOG_VERSION,
             "target_file": str(target.path) if target else "",
@@ -91,6 +95,13 @@ def build_summary(
         },
     }
     return redact(summary)
+
+
+def data_warnings(data: dict[str, dict[str, Any]]) -> list[str]:
+    """A warning (never a failure) for every dated table past its freshness window."""
+    return [f"{d.get('name', key)} {d.get('version', '')} is {d.get('age_days')} days old (as of {d.get('as_of')}): "
+            f"newer advisories may be missing; update {d.get('source', 'the table')}"
+            for key, d in sorted(data.items()) if d.get("stale")]
 
 
 def _user() -> str:

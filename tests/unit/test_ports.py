@@ -18,16 +18,30 @@ from nimwarden.outcome import Attempt, Status
 SEED_TCP = {443, 3000, 7331, 8000, 8443, 8080, 9009, 5432, 9091, 19530, 4317, 4318, 9411, 14250, 14268}
 
 
-def test_table_holds_every_row_of_the_seed_table_and_the_server_defaults():
-    table = ports.load_port_table()
+def test_seed_table_holds_every_row_of_the_seed_documents_and_the_server_defaults():
+    table = ports.load_port_table("seed")
     assert SEED_TCP | {8001, 8002, 50051} <= set(table.tcp_ports())
     assert table.udp_ports() == (6831,)
     assert len([r for r in table.rows if r.port == 5432]) == 4  # four databases share the port
-    assert table.version
+    assert table.version.startswith("seed ")
 
 
-def test_only_the_api_port_may_be_reachable_from_outside():
-    table = ports.load_port_table()
+def test_current_table_is_the_seed_with_nvidias_changes_since():
+    seed, current = ports.load_port_table("seed"), ports.load_port_table("current")
+    assert current.version.startswith("current ") and current.version != seed.version
+    services = {(r.port, r.service) for r in current.rows}
+    assert (8443, "NeMo Operator metrics") not in services  # the operator's metrics moved to HTTP 8080
+    assert any(p == 8080 and "NIM Operator metrics" in s for p, s in services)
+    assert any(p == 8080 and "NeMo Platform" in s for p, s in services)
+    assert any(p == 9000 and "OpenAI" in s for p, s in services)
+    assert set(seed.tcp_ports()) - {8443} <= set(current.tcp_ports())
+    with pytest.raises(ValueError, match="options.ports.table"):
+        ports.load_port_table("nope")
+
+
+@pytest.mark.parametrize("name", ["seed", "current"])
+def test_only_the_api_port_may_be_reachable_from_outside(name):
+    table = ports.load_port_table(name)
     external = {(r.port, r.kinds) for r in table.rows if "external" in r.reachable_from}
     assert {p for p, _ in external} == {8000}
     assert not [r for r in table.rows_for(8000, "tcp", "nemo") if "external" in r.reachable_from]

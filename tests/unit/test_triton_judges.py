@@ -74,18 +74,3 @@ def test_metrics_exposure_needs_a_live_anchor():
     assert exposed.evidence["disclosed"]["model_names"] == ["llama"] and exposed.evidence["disclosed"]["gpu_uuids"] == ["GPU-1234"]
     assert judge.metrics_exposure(http(200, METRICS), alive, allowed=True).status.value == "pass"
     assert judge.metrics_exposure(Attempt("t", "GET", None, "no answer within 5s"), alive, allowed=False).status.value == "error"
-
-
-def test_cves_by_version_and_precondition():
-    meta = http(200, '{"name":"triton","version":"2.51.0"}')
-    closed = dict.fromkeys(("model-load", "logging", "trace", "shared-memory", "sagemaker"), False)
-    assert judge.known_vulnerabilities(meta, closed, version_only=False).status.value == "pass"
-    opened = {**closed, "shared-memory": True}
-    out = judge.known_vulnerabilities(meta, opened, version_only=False)
-    assert out.status.value == "fail" and "CVE-2025-23319" in out.reason and "likely vulnerable" in out.reason
-    unknown = {**closed, "shared-memory": None}
-    assert judge.known_vulnerabilities(meta, unknown, version_only=False).status.value == "error"
-    assert judge.known_vulnerabilities(meta, {}, version_only=True).status.value == "fail"
-    fixed = http(200, '{"name":"triton","version":"2.70.0"}')
-    assert judge.known_vulnerabilities(fixed, {}, version_only=True).status.value == "pass"
-    assert judge.known_vulnerabilities(http(200, '{"version":"banana"}'), {}, version_only=True).status.value == "error"

@@ -65,3 +65,27 @@ def judge_anonymous_all(attempts: list[Attempt[NimObservation]], category: str) 
 
 def _rank(severity: str) -> int:
     return ("info", "low", "medium", "high", "critical").index(severity)
+
+
+@fail_closed
+def judge_cors(attempts: list) -> Outcome:
+    """NIM-CORS: a preflight from a foreign origin is not granted: no echo of that origin, and no ``*``
+    together with credentials (``*`` alone is recorded: a browser then sends no cookies or auth)."""
+    if not attempts:
+        return errored("no NIM URL was preflighted")
+    from nimwarden.families.nim_api.probe import FOREIGN_ORIGIN
+
+    evidence = {"preflights": [a.evidence() for a in attempts], "foreign_origin": FOREIGN_ORIGIN,
+                "expected": "no Access-Control-Allow-Origin for a foreign origin (or * without credentials)"}
+    granted, star = [], []
+    for a in attempts:
+        o = a.observation
+        if o.allow_origin == FOREIGN_ORIGIN or (o.allow_origin == "*" and o.allow_credentials):
+            granted.append(f"{o.base_url}: Access-Control-Allow-Origin {o.allow_origin}"
+                           f"{' with credentials' if o.allow_credentials else ''} for {FOREIGN_ORIGIN}")
+        elif o.allow_origin == "*":
+            star.append(o.base_url)
+    if granted:
+        return failed("any web page can call the NIM API from a visitor's browser: " + "; ".join(granted), **evidence)
+    note = f" (Access-Control-Allow-Origin * without credentials on {', '.join(star)})" if star else ""
+    return passed(f"no NIM URL grants a foreign origin{note}", **evidence)

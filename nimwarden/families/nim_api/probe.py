@@ -162,3 +162,54 @@ def deployment_answers(target: Any, deployment: Any) -> DeploymentAnswers:
     urls = reachable_base_urls(target, deployment)
     timeout = (target.timeouts.connect_s, target.timeouts.read_s)
     return DeploymentAnswers(urls, [probe_nim(u, guard=target.guard, timeout=timeout) for u in urls])
+
+
+# ------------------------------------------------------------------ CORS
+
+FOREIGN_ORIGIN = "https://nimwarden-cors-probe.invalid"  # a name that can never be a real site (RFC 2606 .invalid)
+
+
+@dataclass(frozen=True)
+class CorsObservation:
+    base_url: str
+    path: str
+    status: int
+    allow_origin: str | None
+    allow_credentials: bool
+    allow_methods: str | None
+
+    def evidence(self) -> dict[str, Any]:
+        return {"request": f"OPTIONS {self.base_url}{self.path} (preflight, Origin {FOREIGN_ORIGIN}, method POST)",
+                "status": self.status, "access-control-allow-origin": self.allow_origin,
+                "access-control-allow-credentials": self.allow_credentials,
+                "access-control-allow-methods": self.allow_methods}
+
+
+def probe_cors(base_url: str, *, guard: Callable[[str], None] | None = None, timeout: tuple[float, float] = (2.0, 5.0),
+               path: str = "/v1/chat/completions") -> Attempt[CorsObservation]:
+    """One CORS preflight from a foreign origin (what a browser sends before a cross-site POST): does the NIM
+    let a page on any site call its API with the visitor's browser? Read-only: a preflight runs no request."""
+    base = base_url.rstrip("/")
+    if guard is not None:
+        guard(urlsplit(base).hostname or "")
+
+    def run() -> CorsObservation:
+        with requests.Session() as s, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s.verify, s.trust_env = False, False
+            resp = s.options(base + path, timeout=timeout, allow_redirects=False,
+                             headers={"Origin": FOREIGN_ORIGIN, "Access-Control-Request-Method": "POST",
+                                      "Access-Control-Request-Headers": "authorization,content-type"})
+            h = resp.headers
+            out = CorsObservation(base, path, resp.status_code, h.get("Access-Control-Allow-Origin"),
+                                  str(h.get("Access-Control-Allow-Credentials", "")).lower() == "true", h.get("Access-Control-Allow-Methods"))
+            resp.close()
+            return out
+
+    return attempt("nim.cors", f"CORS preflight on {base}{path} from {FOREIGN_ORIGIN}", run)
+
+
+def deployment_cors(target: Any, deployment: Any) -> list[Attempt[CorsObservation]]:
+    """A preflight on every NIM base URL reachable from the probe position."""
+    timeout = (target.timeouts.connect_s, target.timeouts.read_s)
+    return [probe_cors(u, guard=target.guard, timeout=timeout) for u in reachable_base_urls(target, deployment)]

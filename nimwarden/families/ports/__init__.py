@@ -1,5 +1,5 @@
 """Family ports: nmap over each deployment's hosts, diffed against the vendor's port table
-(``port_table.yaml``, versioned), and Services that publish the API ports outside the cluster.
+(``port_table_current.yaml``, versioned; ``seed`` kept as a named table), and Services that publish the API ports outside the cluster.
 
 - ``probe``      the scan plan and the nmap scan (one per deployment), the port table
 - ``judge``      PORTS-UNDOCUMENTED / -POSITION / -EXPECTED from the scan
@@ -20,8 +20,28 @@ def _no_host(ctx: Applicability) -> str | None:
     return None
 
 
+def _table_names(target) -> set[str]:
+    return {str(((d.options or {}).get("ports") or {}).get("table") or ((target.options or {}).get("ports") or {}).get("table") or "current")
+            for d in target.deployments}
+
+
+def _tables(target) -> dict:
+    from nimwarden.families.ports.port_table import stamp
+
+    return {f"port_table_{n}": stamp(n) for n in sorted(_table_names(target))}
+
+
+def _check(target) -> None:
+    from nimwarden.families.ports.port_table import load_port_table
+
+    for name in _table_names(target):
+        load_port_table(name)  # ValueError "options.ports.table: unknown port table …"
+
+
 FAMILY = Family(
     name="ports",
+    data=_tables,
+    check=_check,
     options=("options.ports", "deployments[].options.ports"),
     applies={
         **for_controls("PORTS-UNDOCUMENTED-001 PORTS-POSITION-001 PORTS-EXPECTED-001", _no_host),

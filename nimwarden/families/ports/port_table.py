@@ -1,4 +1,8 @@
-"""The vendor port table (``port_table.yaml``, versioned data) and the rows a profile adds to it."""
+"""The vendor port tables (versioned data) and the rows a profile adds to them.
+
+Two named tables ship: ``current`` (the default: ``port_table_current.yaml``, the seed table with
+NVIDIA's changes since) and ``seed`` (``port_table_seed.yaml``, the seed documents' table). A profile
+picks one with ``options.ports.table``; every finding names the table and its version."""
 
 from __future__ import annotations
 
@@ -72,8 +76,31 @@ def rows_from(raw: Sequence[Mapping[str, Any]], where: str = "rows") -> tuple[Po
     return tuple(_row(r, f"{where}[{i}]") for i, r in enumerate(raw))
 
 
-def load_port_table() -> PortTable:
-    """The vendor port table shipped with the package (nimwarden/families/ports/port_table.yaml)."""
-    text = resources.files("nimwarden.families.ports").joinpath("port_table.yaml").read_text(encoding="utf-8")
-    raw = yaml.safe_load(text)
-    return PortTable(str(raw["version"]), rows_from(raw["ports"], "ports.yaml: ports"), dict(raw.get("sources", {})))
+TABLES = {"current": "port_table_current.yaml", "seed": "port_table_seed.yaml"}
+
+
+def _read(name: str) -> dict[str, Any]:
+    if name not in TABLES:
+        raise ValueError(f"options.ports.table: unknown port table {name!r} (known: {', '.join(TABLES)})")
+    return yaml.safe_load(resources.files("nimwarden.families.ports").joinpath(TABLES[name]).read_text(encoding="utf-8"))
+
+
+def load_port_table(name: str = "current") -> PortTable:
+    """A named vendor port table shipped with the package (``current`` or ``seed``)."""
+    raw = _read(name)
+    if raw.get("extends"):
+        base = load_port_table(str(raw["extends"]))
+        drop = {(int(r["port"]), str(r.get("proto", "tcp")), str(r["service"])) for r in raw.get("remove") or ()}
+        kept = tuple(r for r in base.rows if (r.port, r.proto, r.service) not in drop)
+        missing = drop - {(r.port, r.proto, r.service) for r in base.rows}
+        if missing:
+            raise ValueError(f"{TABLES[name]}: remove names rows the {raw['extends']} table does not have: {sorted(missing)}")
+        rows = kept + rows_from(raw.get("add") or (), f"{TABLES[name]}: add")
+        return PortTable(f"{raw['name']} {raw['version']}", rows, {**base.sources, **dict(raw.get("sources", {}))})
+    return PortTable(f"{raw.get('name', name)} {raw['version']}", rows_from(raw["ports"], f"{TABLES[name]}: ports"), dict(raw.get("sources", {})))
+
+
+def stamp(name: str = "current") -> dict[str, Any]:
+    """The table's identity for reports."""
+    raw = _read(name)
+    return {"name": f"port table {raw.get('name', name)}", "version": str(raw["version"]), "source": f"nimwarden/families/ports/{TABLES[name]}"}

@@ -270,7 +270,7 @@ def plan(target: Any, deployment: Any, table: PortTable | None = None) -> PortPl
     """
     opts = _options(target, deployment)
     position = target.probe_position
-    table = table or load_port_table()
+    table = table or load_port_table(str(opts.get("table", "current")))
     eps = dict(deployment.endpoints)
     exposed = set(deployment.exposure)
     hosts = resolve(declared_hosts(target, deployment))

@@ -17,16 +17,24 @@ BY_PROTOCOL = ("TRITON-MODELCTL-001 TRITON-DYNLOAD-001 TRITON-MODELCONFIG-001 TR
                "TRITON-TRACE-001 TRITON-LOGGING-001 TRITON-AVAIL-001")
 SPEC = ("TRITON-SPEC-MODELCTL-001 TRITON-SPEC-RESTRICTED-001 TRITON-SPEC-METRICS-001 TRITON-SPEC-TRACE-001 "
         "TRITON-SPEC-CLOUD-001 TRITON-SPEC-EXITONERROR-001 TRITON-SPEC-READINESS-001 TRITON-SPEC-AUTOCOMPLETE-001 "
-        "TRITON-SPEC-GRPCSSL-001")
+        "TRITON-SPEC-GRPCSSL-001 TRITON-SPEC-CLIENTSHM-001 TRITON-SPEC-BOUNDS-001 TRITON-SPEC-OPENAI-001")
+
+def _data(target) -> dict:
+    from nimwarden.families.triton_api.cves import load_table
+
+    return {"triton_cves": load_table().stamp()}
+
 
 FAMILY = Family(
     name="triton-api",
+    data=_data,
     options=("deployments[].options.tls",),
     applies={
         **for_controls(BY_PROTOCOL, needs_endpoint(param("protocol"))),
         **for_controls("TRITON-TRACE-002 TRITON-CVE-001 TRITON-CVE-002", needs_endpoint("http")),
         "TRITON-METRICS-001": needs_endpoint("metrics"),
         "TRITON-FRONTENDS-001": needs_endpoint(param("frontend")),
+        "TRITON-SMINVOKE-001": needs_endpoint("sagemaker"),
         **for_controls(SPEC, lambda ctx: k8s.unavailable(ctx.target, ctx.deployment)),
     },
 )

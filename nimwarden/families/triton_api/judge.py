@@ -9,12 +9,7 @@ passes a restriction control; ``unknown`` is an error, never a pass.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from nimwarden.families.triton_api.probe import ApiAnswer
 from nimwarden.outcome import (
@@ -23,7 +18,6 @@ from nimwarden.outcome import (
     errored,
     fail_closed,
     failed,
-    incomplete,
     not_applicable,
     passed,
 )
@@ -202,105 +196,20 @@ def frontend_off(name: str, probe: Attempt, anchor: Attempt) -> Outcome:
     return errored(f"{name} probe failed: {probe.error}", **evidence)
 
 
-# ---------------------------------------------------------------------------------- versions and CVEs
-
-CVE_FILE = Path(__file__).resolve().parent / "cves.yaml"
-
-
-@dataclass(frozen=True)
-class Cve:
-    id: str
-    title: str
-    fixed_in: tuple[int, ...]
-    release: str
-    requires: tuple[str, ...]
-    derived: bool
-
-
-@lru_cache(maxsize=1)
-def load_cves() -> tuple[str, tuple[Cve, ...]]:
-    data = yaml.safe_load(CVE_FILE.read_text())
-    cves = tuple(
-        Cve(c["id"], c["title"], parse_version(c["fixed_in"]), str(c["release"]), tuple(c.get("requires", ())), bool(c.get("derived")))
-        for c in data["cves"]
-    )
-    return str(data["version"]), cves
-
-
-def parse_version(text: str) -> tuple[int, ...]:
-    m = re.fullmatch(r"\s*(\d+)\.(\d+)(?:\.(\d+))?\S*\s*", str(text))
-    if not m:
-        raise ValueError(f"not a Triton server version: {text!r}")
-    return tuple(int(x or 0) for x in m.groups())
-
-
-def server_version(attempt: Attempt) -> tuple[str | None, Outcome | None]:
-    bad = incomplete(attempt)
-    if bad:
-        return None, bad
-    resp = attempt.observation
-    if resp.status != 200:
-        return None, errored(f"server metadata not readable (HTTP {resp.status}); give the restricted_api credential to read it", **attempt.evidence())
-    try:
-        version = str(resp.json()["version"])
-        parse_version(version)
-    except (ValueError, KeyError, TypeError):
-        return None, errored("server metadata does not carry a parsable version", **attempt.evidence())
-    return version, None
-
-
-def features_open(observations: dict[str, list[Attempt]]) -> dict[str, bool | None]:
-    """Per abused feature: True open without credentials, False refused/closed, None not observed."""
-    out: dict[str, bool | None] = {}
-    for feature, attempts in observations.items():
-        if feature == "model-load":
-            verdict = dynamic_loading_disabled(attempts[0]).status.value
-            out[feature] = {"pass": False, "fail": True}.get(verdict)
-        elif feature == "sagemaker":
-            verdict = frontend_off("sagemaker", attempts[0], attempts[1]).status.value
-            out[feature] = {"pass": False, "fail": True}.get(verdict)
-        else:
-            verdict = category_restricted(feature, attempts).status.value
-            out[feature] = {"pass": False, "fail": True}.get(verdict)
-    return out
-
-
-def known_vulnerabilities(metadata: Attempt, reachable: dict[str, bool | None], version_only: bool) -> Outcome:
-    """CVE findings from the disclosed version.
-
-    ``reachable`` maps each feature a CVE abuses (model-load, logging, trace,
-    shared-memory, sagemaker) to True (observed open without credentials),
-    False (observed closed/restricted) or None (could not observe).
-    ``version_only`` selects the CVEs with no observable precondition.
-    Matches are worded "likely vulnerable": vendors backport fixes.
-    """
-    version, problem = server_version(metadata)
-    if problem:
-        return problem
-    table_version, cves = load_cves()
-    v = parse_version(version)
-    affected = [c for c in cves if v < c.fixed_in and (not c.requires) == version_only]
-    evidence: dict[str, Any] = {"server_version": version, "cve_table": table_version, "features_open": reachable}
-    if not affected:
-        return passed(f"tritonserver {version}: no known {'version-only ' if version_only else ''}vulnerability in table {table_version}", **evidence)
-    if version_only:
-        ids = ", ".join(c.id for c in affected)
-        evidence["cves"] = [{"id": c.id, "title": c.title, "fixed_in": ".".join(map(str, c.fixed_in)), "release": c.release} for c in affected]
-        return failed(f"tritonserver {version} is likely vulnerable to {ids} (fixed in release {affected[-1].release}); version match only, backports not detected", **evidence)
-    confirmed, unknown = [], []
-    for c in affected:
-        states = [reachable.get(feature) for feature in c.requires]
-        if all(s is True for s in states):
-            confirmed.append(c)
-        elif any(s is None for s in states) and not any(s is False for s in states):
-            unknown.append(c)
-    evidence["cves"] = [
-        {"id": c.id, "title": c.title, "fixed_in": ".".join(map(str, c.fixed_in)), "requires": list(c.requires), "reachable": c in confirmed}
-        for c in affected
-    ]
-    if confirmed:
-        ids = ", ".join(f"{c.id} ({'+'.join(c.requires)} open)" for c in confirmed)
-        return failed(f"tritonserver {version} is likely vulnerable and the abused feature is reachable without credentials: {ids}", **evidence)
-    if unknown:
-        return errored(f"tritonserver {version} is in the affected range of {', '.join(c.id for c in unknown)} but the abused feature could not be observed", **evidence)
-    return passed(f"tritonserver {version} is in the affected range of {len(affected)} CVE(s), but every abused feature is restricted", **evidence)
+def sagemaker_invoke_refused(probe: Attempt, anchor: Attempt) -> Outcome:
+    """TRITON-SMINVOKE: the SageMaker multi-model invoke route, asked for a nonexistent model without
+    credentials: a refusal, or a closed port while the API answers, passes; any other answer means the
+    route (which loads models, and ignored --http-restricted-api until 2.71.0) is open."""
+    evidence = {"probe": probe.evidence(), "anchor": anchor.evidence(),
+                "expected": "HTTP 401/403, or the SageMaker port closed"}
+    if probe.completed:
+        status = probe.observation.status
+        if status in (401, 403):
+            return passed(f"the SageMaker invoke route refuses callers without credentials (HTTP {status})", **evidence)
+        return failed(f"the SageMaker multi-model invoke route answered HTTP {status} without credentials: it would try to load "
+                      "whatever model a caller names (it ignored --http-restricted-api before 2.71.0)", **evidence)
+    if not anchor.completed:
+        return errored(f"SageMaker port unreachable, but so is the API ({anchor.error})", **evidence)
+    if probe.error and probe.error.startswith("connection refused"):
+        return passed("the SageMaker front end is off (port closed while the API answers)", **evidence)
+    return errored(f"SageMaker invoke probe failed: {probe.error}", **evidence)

@@ -235,16 +235,36 @@ class TritonProbe:
             getattr(contents, field).extend(spec["data"])
         return self._grpc("ModelInfer", req)
 
-    def feature_observations(self) -> dict[str, list[Attempt]]:
-        """What the known CVEs abuse, asked over HTTP without credentials."""
-        out: dict[str, list[Attempt]] = {
-            "model-load": [self.model_load("http")],
-            "logging": self.category("logging", "http"),
-            "trace": self.category("trace", "http"),
-            "shared-memory": self.category("shared-memory", "http"),
+    def sagemaker_invoke(self) -> Attempt[http.HttpResponse]:
+        """``POST /models/<random nonexistent name>/invoke`` on the SageMaker port, without credentials: the
+        multi-model route answers (it would try to load that name, finds nothing, changes nothing) or refuses."""
+        return self._http("POST", f"/models/{probe_model_name()}/invoke", endpoint="sagemaker",
+                          headers={"Content-Type": "application/json"}, body=b"{}")
+
+    def model_config_read(self, model: str) -> tuple[Attempt[http.HttpResponse], bool]:
+        """``GET /v2/models/{m}/config`` without credentials, then with the restricted-API credential when
+        refused (read-only): the attempt, and whether credentials were used."""
+        attempt = self._http("GET", f"/v2/models/{model}/config")
+        if attempt.completed and attempt.observation.status in (401, 403):
+            headers = self.credential_headers()
+            if headers:
+                return self._http("GET", f"/v2/models/{model}/config", headers=headers), True
+        return attempt, False
+
+    def exposure_observations(self) -> dict[str, Any]:
+        """What the CVE judge needs to tell whether a CVE's component is in play and reachable, over every
+        protocol the deployment declares (all read-only or nonexistent-name calls)."""
+        protocols = [p for p in ("http", "grpc") if self.deployment.endpoint(p) is not None]
+        anchor = self.health(protocols[0])[0] if protocols else None
+        out: dict[str, Any] = {
+            "health": {p: self.health(p) for p in protocols},
+            "model-load": {p: self.model_load(p) for p in protocols},
+            "categories": {c: {p: self.category(c, p) for p in protocols} for c in ("logging", "trace", "shared-memory", "model-config")},
+            "frontends": {f: (self.frontend(f), anchor) for f in FRONTEND_PATHS if self.deployment.endpoint(f) is not None and anchor},
+            "openai": self.endpoint_get("openai", "/v1/models") if self.deployment.endpoint("openai") is not None else None,
         }
-        if self.deployment.endpoint("sagemaker") is not None:
-            out["sagemaker"] = [self.endpoint_get("sagemaker", "/models"), self.health("http")[0]]
+        if self.deployment.endpoint("http") is not None:
+            out["model_configs"] = {m: self.model_config_read(m) for m in self.deployment.models}
         return out
 
     def endpoint_get(self, endpoint: str, path: str) -> Attempt[http.HttpResponse]:

@@ -9,6 +9,7 @@ gRPC without TLS, tracing off, no restricted APIs.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,17 @@ class TritonArgs:
     container: str
     path: str  # field path of the args/command that carry the flags
     flags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # flag -> every value given ("" for bare flags)
+    image: str = ""
+
+    def server_version(self) -> tuple[int, ...] | None:
+        """The tritonserver version of an NGC image tag (``nvcr.io/nvidia/tritonserver:24.01-py3`` → 2.42.0,
+        through the release map of the CVE table), None when the tag names no known release."""
+        from nimwarden.families.triton_api.cves import load_table, parse_version
+
+        tag = self.image.rsplit(":", 1)[-1] if ":" in self.image.rsplit("/", 1)[-1] else ""
+        m = re.match(r"(\d{2}\.\d{2})", tag)
+        server = load_table().releases.get(m.group(1)) if m else None
+        return parse_version(server) if server else None
 
     def last(self, flag: str) -> str | None:
         values = self.flags.get(flag)
@@ -90,7 +102,8 @@ def triton_containers(templates: Sequence[PodTemplate]) -> list[TritonArgs]:
             flags = parse_tritonserver(_words(c))
             if flags is not None:
                 where = "args" if c.get("args") else "command"
-                out.append(TritonArgs(tpl.ref, str(c.get("name") or path), tpl.source_path(f"{path}.{where}"), flags))
+                out.append(TritonArgs(tpl.ref, str(c.get("name") or path), tpl.source_path(f"{path}.{where}"), flags,
+                                      str(c.get("image") or "")))
     return out
 
 
@@ -169,7 +182,8 @@ def cloud_endpoints(templates) -> Outcome:
     def check(s: TritonArgs):
         for flag in ("--allow-sagemaker", "--allow-vertex-ai"):
             if s.boolean(flag, False):
-                yield f"{flag}=true (extra endpoint; CVE-2026-24207 bypassed --http-restricted-api)", "high"
+                yield (f"{flag}=true (an extra, separately reachable endpoint; the SageMaker multi-model route ignored "
+                       "--http-restricted-api until 2.71.0)"), "high"
     return _judge(templates, "SageMaker/Vertex endpoint enabled", "SageMaker and Vertex AI endpoints off", check)
 
 
@@ -199,3 +213,92 @@ def grpc_tls(templates) -> Outcome:
         if s.boolean("--allow-grpc", True) and not s.boolean("--grpc-use-ssl", False):
             yield "gRPC served without TLS (--grpc-use-ssl)", "medium"
     return _judge(templates, "gRPC without TLS", "gRPC off or served with TLS", check)
+
+
+def _version_text(v: tuple[int, ...] | None, image: str) -> str:
+    return ".".join(map(str, v)) if v else f"unknown (image {image or 'not named'})"
+
+
+def client_shared_memory(templates) -> Outcome:
+    """TRITON-SPEC-CLIENTSHM: client shared memory is off. Since 2.68.0 it needs --allow-client-shm; before,
+    it is on by default and only restricting the shared-memory API on every protocol closes it."""
+    def check(s: TritonArgs):
+        version = s.server_version()
+        if s.boolean("--allow-client-shm", False):
+            yield "--allow-client-shm turns client shared memory on (off by default since 2.68.0)", "high"
+            return
+        if version is not None and version >= (2, 68, 0):
+            return
+        http_ok = not s.boolean("--allow-http", True) or "shared-memory" in _restricted(s.flags.get("--http-restricted-api", ()))
+        grpc_ok = not s.boolean("--allow-grpc", True) or "shared-memory" in _restricted(s.flags.get("--grpc-restricted-protocol", ()))
+        if not (http_ok and grpc_ok):
+            where = " and ".join(w for w, ok in (("HTTP", http_ok), ("gRPC", grpc_ok)) if not ok)
+            if version is None:
+                yield (f"server version {_version_text(version, s.image)}: client shared memory is on by default before 2.68.0 "
+                       f"and the shared-memory API is not restricted on {where}"), "medium"
+            else:
+                yield (f"tritonserver {_version_text(version, s.image)} (before 2.68.0) serves client shared memory by default, "
+                       f"and the shared-memory API is not restricted on {where}"), "high"
+    return _judge(templates, "client shared memory open",
+                  "client shared memory off (2.68.0+ without --allow-client-shm, or the shared-memory API restricted)", check)
+
+
+MAX_INPUT_DEFAULT = 64 * 1024 * 1024  # --http-max-input-size default since 2.59.0; it also caps the decompressed size
+
+
+def request_bounds(templates, max_input_bytes: int = MAX_INPUT_DEFAULT) -> Outcome:
+    """TRITON-SPEC-BOUNDS: HTTP request bodies are bounded (--http-max-input-size, 2.59.0+, also caps the
+    decompressed size); the gRPC response pool bound (--grpc-max-response-pool-size) is recorded."""
+    def check(s: TritonArgs):
+        version = s.server_version()
+        given = s.last("--http-max-input-size")
+        if given is not None:
+            try:
+                size = int(given)
+            except ValueError:
+                yield f"--http-max-input-size={given} is not a number of bytes", "medium"
+                return
+            if size <= 0 or size > max_input_bytes:
+                yield f"--http-max-input-size={size} allows requests over {max_input_bytes} bytes", "medium"
+            return
+        if version is None:
+            yield (f"server version {_version_text(version, s.image)} and no --http-max-input-size: cannot tell whether "
+                   "request bodies are bounded (the 64 MB default exists since 2.59.0)"), "low"
+        elif version < (2, 59, 0):
+            yield (f"tritonserver {_version_text(version, s.image)} predates --http-max-input-size (2.59.0): request and "
+                   "decompressed sizes are unbounded"), "medium"
+    outcome = _judge(templates, "HTTP request size unbounded",
+                     "HTTP request size bounded (--http-max-input-size, or the 64 MB default of 2.59.0+)", check)
+    pools = {f"{s.ref} → {s.container}": s.last("--grpc-max-response-pool-size") or "not set (advised for decoupled models facing untrusted clients)"
+             for s in triton_containers(templates)}
+    return _with(outcome, grpc_max_response_pool_size=pools)
+
+
+def openai_frontend(templates) -> Outcome:
+    """TRITON-SPEC-OPENAI: Triton's OpenAI-compatible frontend (port 9000) restricts its management APIs
+    (--openai-restricted-api, 2.62.0+)."""
+    frontends = []
+    for tpl in templates:
+        for path, c in tpl.containers():
+            words = _words(c)
+            if any("openai_frontend" in w or w.endswith("openai/main.py") for w in words):
+                flags = {w.split("=", 1)[0]: w.split("=", 1)[1] if "=" in w else "" for w in words if w.startswith("--")}
+                frontends.append((tpl, path, c, flags))
+    if not frontends:
+        return not_applicable("no container in the selected workloads runs Triton's OpenAI-compatible frontend",
+                              objects=[t.ref for t in templates])
+    findings = []
+    for tpl, path, c, flags in frontends:
+        if "--openai-restricted-api" not in flags:
+            findings.append(Finding(tpl.ref, "OpenAI-compatible frontend without --openai-restricted-api (its model "
+                                    "management and metrics APIs answer anyone who reaches port 9000)",
+                                    tpl.source_path(f"{path}.args" if c.get("args") else f"{path}.command"),
+                                    str(c.get("name") or path), "high"))
+    return verdict_from(findings, what="OpenAI frontend unrestricted", subjects=sorted({t.ref for t, *_ in frontends}),
+                        ok="the OpenAI-compatible frontend restricts its APIs (--openai-restricted-api)")
+
+
+def _with(outcome: Outcome, **evidence) -> Outcome:
+    import dataclasses
+
+    return dataclasses.replace(outcome, evidence={**dict(outcome.evidence), **evidence})

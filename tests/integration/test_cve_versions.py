@@ -1,0 +1,57 @@
+"""TRITON-CVE-002 end to end (`nimwarden audit`) against servers that report a given version.
+
+The servers here are a TEST DOUBLE: a few lines of http.server that answer `GET /v2` with a version
+string and `GET /v2/health/*` with 200, the way tritonserver does. No real Triton of version 2.70 or
+2.71 runs on this machine (the wheel ships 2.51.0); the lab's real 2.51.0 is covered by the lab audit.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import yaml
+
+from nimwarden.families.triton_api.cves import load_table
+from tests.conftest import run_audit
+
+
+def version_server(version: str) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            return
+
+        def do_GET(self):  # noqa: N802
+            body = json.dumps({"name": "triton", "version": version, "extensions": []}).encode() if self.path == "/v2" else b""
+            self.send_response(200 if self.path in ("/v2", "/v2/health/live", "/v2/health/ready") else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("version, status", [("2.70.0", "fail"), ("2.71.0", "pass")])
+def test_version_only_cves_by_reported_version(tmp_path, version, status):
+    server = version_server(version)
+    try:
+        profile = tmp_path / "target.yaml"
+        profile.write_text(yaml.safe_dump({
+            "name": f"triton-{version}", "scope": ["127.0.0.1"],
+            "deployments": [{"name": "staging", "kind": "triton", "expect": "compliant",
+                             "endpoints": {"http": f"http://127.0.0.1:{server.server_address[1]}"}}],
+        }))
+        proc, summary = run_audit(profile, tmp_path / "reports", "suites/test_triton_api.py", "-k", "test_no_version_only_vulnerability")
+    finally:
+        server.shutdown()
+    assert summary is not None, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (result,) = [r for r in summary["results"] if r["control"] == "TRITON-CVE-002"]
+    assert result["status"] == status, result["reason"]
+    if status == "fail":
+        for cve in (c for c in load_table().cves if c.fixed_release == "26.07"):
+            assert cve.id in result["reason"]
+    assert summary["data"]["triton_cves"]["as_of"] == load_table().as_of.isoformat()
