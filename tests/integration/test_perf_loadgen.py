@@ -48,6 +48,10 @@ def test_closed_loop_counts_match_the_server(server, protocol, engine, processes
     assert m.server is not None and abs(m.server.requests_success - counted) <= 10 + 0.10 * counted
     assert m.server.requests_failed == 0 and m.server.avg_compute_infer_us > 0
     assert m.server.avg_request_us < m.latency.avg_us  # the server's part is inside the client's latency
+    # the generator's own cost is recorded, from its threads or its worker processes
+    client = m.client
+    assert client.processes == processes and client.cpu_ms_per_1000 is not None and client.cpu_ms_per_1000 > 0
+    assert 0 < client.busy_share < 1.5, client
 
 
 def test_open_loop_keeps_the_requested_poisson_rate(server):
