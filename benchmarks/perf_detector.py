@@ -16,7 +16,7 @@ error there and is counted as "could not judge" here). ``--noise`` adds a CPU ho
 the detector under the interference a shared machine brings. Goals: detection
 >= 19/20 on B, false alarms <= 1/20 on A, and the time a trial takes.
 
-    .venv/bin/python benchmarks/perf_detector.py [--trials 20] [--compute-ms 50] [--baseline-runs 3] [--noise]
+    .venv/bin/python benchmarks/perf_detector.py [--trials 20] [--compute-ms 50] [--slowdown 0.05] [--compute cpu] [--baseline-runs 3] [--noise]
 """
 
 from __future__ import annotations
@@ -93,6 +93,8 @@ def main() -> int:
     ap.add_argument("--baseline-runs", type=int, default=3,
                     help="runs pooled in the baseline (as `--perf-update-baseline` keeps them): each trial adds one, the oldest drops")
     ap.add_argument("--noise", action="store_true", help="run a CPU hog that switches on and off at random during the trials")
+    ap.add_argument("--compute", choices=("sleep", "cpu"), default="sleep",
+                    help="the lab model's compute: a sleep, or CPU work calibrated to --compute-ms (compute-bound, as inference is)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     reason = devserver.available()
@@ -100,8 +102,8 @@ def main() -> int:
         emit(status="skip", reason=reason)
         return 0
     emit(event="start", cpus=os.cpu_count(), load_average=[round(x, 2) for x in os.getloadavg()], **vars(args))
-    a = devserver.start(compute_ms=args.compute_ms)
-    b = devserver.start(compute_ms=round(args.compute_ms * (1 + args.slowdown), 3))
+    a = devserver.start(compute_ms=args.compute_ms, compute_kind=args.compute)
+    b = devserver.start(compute_ms=round(args.compute_ms * (1 + args.slowdown), 3), compute_kind=args.compute)
     spec = loadgen.LoadSpec(concurrency=args.concurrency, window_s=args.window_s, max_windows=max(10, args.windows),
                             min_windows=args.windows, tolerance=args.tolerance)  # default 2 s warm-up
     detected = false_alarms = errored = 0

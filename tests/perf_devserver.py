@@ -57,13 +57,14 @@ def available() -> str | None:
     return None
 
 
-def start(compute_ms: float = 0.0) -> DevServer:
-    """Start one exposed-style lab server (metrics reachable) with the given compute time."""
+def start(compute_ms: float = 0.0, compute_kind: str = "sleep") -> DevServer:
+    """Start one exposed-style lab server (metrics reachable) with the given compute time (a sleep, or
+    calibrated CPU work with ``compute_kind="cpu"``)."""
     from nimwarden import lab  # noqa: PLC0415
 
     directory = Path(tempfile.mkdtemp(prefix="nimwarden-perf-"))
     try:
-        state = lab.up(directory, specs=(lab.ServerSpec("perf", False, compute_ms=compute_ms),),
+        state = lab.up(directory, specs=(lab.ServerSpec("perf", False, compute_ms=compute_ms, compute_kind=compute_kind),),
                        log=lambda *_: None)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)

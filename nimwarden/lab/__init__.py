@@ -37,6 +37,7 @@ class ServerSpec:
     hardened: bool
     compute_ms: float = 0.0
     extra_args: list[str] = field(default_factory=list)
+    compute_kind: str = "sleep"  # or "cpu": calibrated CPU work instead of a sleep (benchmarks of compute-bound noise)
 
 
 DEFAULT_SPECS = (ServerSpec("hardened", True), ServerSpec("exposed", False))
@@ -196,7 +197,7 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
             if workdir.exists():
                 shutil.rmtree(workdir)
             workdir.mkdir(parents=True)
-            repo = triton.write_model_repository(workdir, spec.compute_ms)
+            repo = triton.write_model_repository(workdir, spec.compute_ms, spec.compute_kind)
             ports = {p: triton.free_port() for p in ("http", "grpc", "metrics", "sagemaker")}
             key = None
             dep_state: dict = {name: f"127.0.0.1:{port}" for name, port in ports.items()}

@@ -116,13 +116,17 @@ def prepare_backends(runtime: TritonRuntime, dest: Path) -> Path:
     return dest
 
 
-def write_model_repository(dest: Path, compute_ms: float) -> Path:
+def write_model_repository(dest: Path, compute_ms: float, compute_kind: str = "sleep") -> Path:
+    """The lab model with its compute time: ``sleep`` (the request waits; CPU noise barely touches it) or
+    ``cpu`` (real CPU work calibrated to the same milliseconds on an idle core: compute-bound, like inference)."""
+    if compute_kind not in ("sleep", "cpu"):
+        raise ValueError(f"compute_kind must be sleep or cpu, got {compute_kind!r}")
     repo = dest / "models"
     if repo.exists():
         shutil.rmtree(repo)
     shutil.copytree(MODEL_TEMPLATE, repo, ignore=shutil.ignore_patterns("__pycache__"))
     cfg = repo / "add" / "config.pbtxt"
-    cfg.write_text(cfg.read_text().replace("@COMPUTE_MS@", f"{compute_ms:g}"))
+    cfg.write_text(cfg.read_text().replace("@COMPUTE_MS@", f"{compute_ms:g}").replace("@COMPUTE_KIND@", compute_kind))
     return repo
 
 

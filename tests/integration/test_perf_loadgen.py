@@ -48,6 +48,10 @@ def test_closed_loop_counts_match_the_server(server, protocol, engine, processes
     assert m.server is not None and abs(m.server.requests_success - counted) <= 10 + 0.10 * counted
     assert m.server.requests_failed == 0 and m.server.avg_compute_infer_us > 0
     assert m.server.avg_request_us < m.latency.avg_us  # the server's part is inside the client's latency
+    # the generator's own cost is recorded, from its threads or its worker processes
+    client = m.client
+    assert client.processes == processes and client.cpu_ms_per_1000 is not None and client.cpu_ms_per_1000 > 0
+    assert 0 < client.busy_share < 1.5, client
 
 
 def test_open_loop_keeps_the_requested_poisson_rate(server):
@@ -135,3 +139,39 @@ def test_h2_client_frames_large_requests_and_survives_error_statuses(server):
     body, trailers = ch.call(h2grpc.frame_message(good.grpc_request))  # same connection still serves
     assert trailers == ok_trailers and len(body) == len(ok_body)
     ch.close()
+
+
+def test_cpu_compute_model_spends_its_calibrated_time_on_the_cpu():
+    """The compute-bound lab model (compute_kind cpu): the server's own compute time is the calibrated
+    work, and it is CPU time, not a sleep (the server process's CPU grows with the requests it serves)."""
+    from nimwarden.families.performance.workers import process_cpu_seconds
+
+    s = devserver.start(compute_ms=20, compute_kind="cpu")
+    try:
+        ep = Endpoint("grpc", s.grpc_url)
+        _, payload = payload_for(ep)
+        stub_cpu = lambda: sum(process_cpu_seconds(p) or 0 for p in _stub_pids(s.pid))  # noqa: E731
+        before = stub_cpu()
+        m = loadgen.measure(ep, payload, loadgen.LoadSpec(concurrency=1, **QUICK), metrics_url=s.metrics_url)
+        used = stub_cpu() - before
+    finally:
+        s.stop()
+    served = sum(w.completed for w in m.windows) + 1
+    assert m.errors == 0 and m.server is not None
+    assert m.server.avg_compute_infer_us >= 0.8 * 20_000, m.server.as_dict()  # at least the calibrated work
+    assert used >= 0.5 * served * 0.020, (used, served)  # and it was spent on a CPU, not asleep
+
+
+def _stub_pids(server_pid: int) -> list[int]:
+    """The Python-backend stub processes of a tritonserver (its children)."""
+    from pathlib import Path
+
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server_pid:
+            out.append(int(stat.parent.name))
+    return out

@@ -14,14 +14,16 @@ from nimwarden.outcome import Attempt, Status
 LOAD = LoadSpec(concurrency=4, window_s=1.0)
 
 
-def measurement(tputs=(1000, 1000, 1000, 1000), lat_us=500.0, errors=0, seed=0, steal=None) -> Measurement:
+def measurement(tputs=(1000, 1000, 1000, 1000), lat_us=500.0, errors=0, seed=0, steal=None, client_cpu_s=0.2,
+                processes=1) -> Measurement:
     rng = np.random.default_rng(seed)
     steal = steal or (None,) * len(tputs)
-    windows = tuple(Window(i, 1.0, int(t), errors if i == 0 else 0, lat_us * (1 + rng.normal(0, 0.01, int(t))), steal[i])
+    windows = tuple(Window(i, 1.0, int(t), errors if i == 0 else 0, lat_us * (1 + rng.normal(0, 0.01, int(t))), steal[i],
+                           client_cpu_s)
                     for i, t in enumerate(tputs))
     tput, lat, _ = merge(windows[-3:])
     return Measurement("grpc://127.0.0.1:1", "add", LOAD, windows, stability(windows, LOAD.tolerance), tput, lat,
-                       errors, ("RequestFailed: x",) if errors else (), 0, None, "no metrics")
+                       errors, ("RequestFailed: x",) if errors else (), 0, None, "no metrics", client_processes=processes)
 
 
 def ok(obs):
@@ -38,6 +40,22 @@ def test_stable_measurement_pass_fail_error():
     unstable = judge.stable_measurement(ok(measurement(tputs=(1000, 600, 1000, 1400))))
     assert unstable.status is Status.ERROR and "did not stabilize" in unstable.reason
     assert judge.stable_measurement(BROKEN).status is Status.ERROR
+
+
+def test_every_measurement_records_the_clients_own_cost():
+    m = measurement(client_cpu_s=0.25)
+    client = m.evidence()["client"]
+    assert client["cpu_ms_per_1000_requests"] == 250.0  # 0.25 s CPU for 1,000 requests a window
+    assert client["busy_share"] == 0.25 and client["processes"] == 1 and not client["bottleneck"]
+    unknown = measurement(client_cpu_s=None).evidence()["client"]
+    assert unknown["busy_share"] is None and not unknown["bottleneck"]
+
+
+def test_stable_errors_naming_the_client_when_it_was_the_bottleneck():
+    saturated = judge.stable_measurement(ok(measurement(client_cpu_s=0.97)))
+    assert saturated.status is Status.ERROR and "load generator, not the server" in saturated.reason and "97%" in saturated.reason
+    # two processes at 0.97 s CPU a window together are only half busy
+    assert judge.stable_measurement(ok(measurement(client_cpu_s=0.97, processes=2))).status is Status.PASS
 
 
 def _baseline(tmp_path, fp, tputs=(1000, 1000, 1000, 1000)):

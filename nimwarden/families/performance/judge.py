@@ -47,6 +47,12 @@ def stable_measurement(att: Attempt) -> Outcome:
     bad = _unstable(m)
     if bad:
         return bad
+    client = getattr(m, "client", None)
+    if client is not None and client.bottleneck:
+        per = f", {client.cpu_ms_per_1000:.0f} ms of client CPU per 1,000 requests" if client.cpu_ms_per_1000 is not None else ""
+        return errored(f"the load generator, not the server, was the bottleneck at {m.load.mode}: its {client.processes} "
+                       f"process(es) were busy {client.busy_share:.0%} of the time{per}, so the figure measures the client; "
+                       "give it more processes (options.performance.processes) or a machine of its own", **att.evidence())
     lat = m.latency
     return passed(f"{m.model} at {m.load.mode}: {m.throughput:.1f} infer/s, p50 {lat.p50_us / 1000:.2f} ms, "
                   f"p99 {lat.p99_us / 1000:.2f} ms, stable, no failed requests", **att.evidence())

@@ -20,8 +20,10 @@ from nimwarden.families.performance.inputs import Payload
 from nimwarden.families.performance.stats import LatencySummary
 from nimwarden.families.performance.transport import Endpoint, Transport
 from nimwarden.families.performance.windows import (
+    ClientCost,
     Stability,
     Window,
+    client_cost,
     cpu_times,
     merge,
     stability,
@@ -98,10 +100,16 @@ class Measurement:
     server: server_metrics.ServerStats | None
     server_note: str  # why server figures are missing, or where they came from
     input_shapes: dict = field(default_factory=dict)
+    client_processes: int = 1
 
     @property
     def stable(self) -> bool:
         return self.stability.stable
+
+    @property
+    def client(self) -> ClientCost:
+        """The generator's own cost over the reported (last three) windows."""
+        return client_cost(self.windows[-3:], self.client_processes)
 
     def evidence(self) -> dict:
         return {
@@ -113,6 +121,7 @@ class Measurement:
             "errors": self.errors, "error_samples": list(self.error_samples), "delayed_requests": self.delayed,
             "windows": [w.as_dict() for w in self.windows],
             "server": self.server.as_dict() if self.server else None, "server_note": self.server_note,
+            "client": self.client.as_dict(),
         }
 
 
@@ -157,12 +166,16 @@ def measure(
         snapshots.append(snap)
         t_prev = time.perf_counter()
         cpu_prev = cpu_times()
+        client_prev = pool.cpu_seconds()
         for index in range(load.max_windows):
             time.sleep(max(0.0, t_prev + load.window_s - time.perf_counter()))
             t_now = time.perf_counter()
             cpu_now = cpu_times()
-            w = window_from_slices(index, t_now - t_prev, *pool.collect(), steal=steal_between(cpu_prev, cpu_now))
-            cpu_prev = cpu_now
+            client_now = pool.cpu_seconds()
+            client = None if client_now is None or client_prev is None else max(0.0, client_now - client_prev)
+            w = window_from_slices(index, t_now - t_prev, *pool.collect(), steal=steal_between(cpu_prev, cpu_now),
+                                   client_cpu_s=client)
+            cpu_prev, client_prev = cpu_now, client_now
             windows.append(w)
             if snapshots[0] is not None:
                 snap, note = _try_scrape(metrics_url, payload.model, metrics_headers)
@@ -185,5 +198,5 @@ def measure(
         stability=stability(windows, load.tolerance), throughput=tput, latency=latency,
         errors=sum(w.errors for w in windows), error_samples=tuple(pool.errors()),
         delayed=pool.delayed(), server=server, server_note=note,
-        input_shapes=payload.input_shapes,
+        input_shapes=payload.input_shapes, client_processes=pool.processes,
     )

@@ -31,6 +31,9 @@ class Window:
     # Share of this machine's CPU time the hypervisor gave to others during the window (/proc/stat
     # "steal"); None where it cannot be read. A window that lost CPU measures the host, not the server.
     steal: float | None = None
+    # CPU seconds the load generator itself used during the window (perf_analyzer's "client overhead"):
+    # a generator that is busy all the time measures itself, not the server. None where unreadable.
+    client_cpu_s: float | None = None
 
     @property
     def throughput(self) -> float:
@@ -45,7 +48,8 @@ class Window:
         return {"index": self.index, "duration_s": round(self.duration_s, 3), "completed": self.completed,
                 "errors": self.errors, "throughput": round(self.throughput, 2),
                 "avg_us": round(lat.avg_us, 1) if lat else None, "p99_us": round(lat.p99_us, 1) if lat else None,
-                "steal": None if self.steal is None else round(self.steal, 3)}
+                "steal": None if self.steal is None else round(self.steal, 3),
+                "client_cpu_s": None if self.client_cpu_s is None else round(self.client_cpu_s, 4)}
 
 
 def cpu_times() -> tuple[int, int] | None:
@@ -68,7 +72,8 @@ def steal_between(before: tuple[int, int] | None, after: tuple[int, int] | None)
 
 
 def window_from_slices(index: int, duration_s: float, starts_ns: Sequence[int], ends_ns: Sequence[int],
-                       failed_mask: np.ndarray | None = None, steal: float | None = None) -> Window:
+                       failed_mask: np.ndarray | None = None, steal: float | None = None,
+                       client_cpu_s: float | None = None) -> Window:
     """Build a window from matching start/end timestamps; failed requests count as errors, not latency."""
     starts = np.asarray(starts_ns, dtype=np.int64)
     ends = np.asarray(ends_ns, dtype=np.int64)
@@ -78,7 +83,41 @@ def window_from_slices(index: int, duration_s: float, starts_ns: Sequence[int], 
         lat = lat[~failed_mask]
     else:
         errors = 0
-    return Window(index, duration_s, int(len(lat)), errors, lat, steal)
+    return Window(index, duration_s, int(len(lat)), errors, lat, steal, client_cpu_s)
+
+
+# A generator process busier than this share of its window is the bottleneck (one Python process
+# drives its requests on one core at most: the GIL).
+CLIENT_BOUND = 0.9
+
+
+@dataclass(frozen=True)
+class ClientCost:
+    """What the load generator itself cost over some windows: CPU per 1,000 requests, and the share of
+    the time its processes were busy (1.0 = every process used a full core throughout)."""
+
+    cpu_ms_per_1000: float | None
+    busy_share: float | None
+    processes: int
+
+    @property
+    def bottleneck(self) -> bool:
+        return self.busy_share is not None and self.busy_share >= CLIENT_BOUND
+
+    def as_dict(self) -> dict:
+        return {"cpu_ms_per_1000_requests": None if self.cpu_ms_per_1000 is None else round(self.cpu_ms_per_1000, 2),
+                "busy_share": None if self.busy_share is None else round(self.busy_share, 3),
+                "processes": self.processes, "bottleneck": self.bottleneck}
+
+
+def client_cost(windows: Sequence[Window], processes: int) -> ClientCost:
+    used = [w for w in windows if w.client_cpu_s is not None]
+    if not used or len(used) != len(windows):
+        return ClientCost(None, None, processes)
+    cpu = sum(w.client_cpu_s for w in used)  # type: ignore[misc]
+    requests = sum(w.completed + w.errors for w in used)
+    wall = sum(w.duration_s for w in used)
+    return ClientCost(cpu * 1e6 / requests if requests else None, cpu / (wall * max(1, processes)) if wall > 0 else None, processes)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,11 @@ better, hence LoadSpec.worker_processes' threshold.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -100,8 +102,23 @@ def open_loop(send: Callable[[], bytes], rec: Recorder, stop: threading.Event, s
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # starts_ns, ends_ns, failed mask
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process from /proc/<pid>/stat, None where that cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class ThreadPool:
     """``workers`` threads on one transport: closed loop, or open loop when ``schedule`` is given."""
+
+    processes = 1  # the load generator's threads share this process (and its GIL)
+
+    def cpu_seconds(self) -> float | None:
+        """CPU the generator has used so far (this process: the measuring loop only waits meanwhile)."""
+        return time.process_time()
 
     def __init__(self, transport: Transport, workers: int, schedule: Schedule | None = None) -> None:
         self.recs = [Recorder() for _ in range(workers)]
@@ -199,6 +216,15 @@ class ProcessPool:
             if kind != "ready":
                 self.stop()
                 raise RuntimeError(f"a load worker process failed: {detail}")
+
+    @property
+    def processes(self) -> int:
+        return len(self._procs)
+
+    def cpu_seconds(self) -> float | None:
+        """CPU the worker processes have used so far (None when a process cannot be read)."""
+        used = [process_cpu_seconds(p.pid) for p in self._procs if p.pid is not None]
+        return None if not used or any(u is None for u in used) else float(sum(used))  # type: ignore[arg-type]
 
     def collect(self) -> Batch:
         for conn in self._conns:
