@@ -33,6 +33,7 @@ FAMILIES = (
     "network-policy",
     "host",
     "performance",
+    "gpu-platform",
 )
 
 ID_PATTERN = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*-\d{3}$")

@@ -129,5 +129,16 @@ def judge_workloads(target: Any, deployment: Any, judge: Callable[..., Outcome],
     return replace(out, subject=subject(w) if subject else w.subject)
 
 
+def judge_state(target: Any, judge: Callable[[ClusterState], Outcome]) -> Outcome:
+    """``judge(state)`` on the target's whole cluster state (target-wide controls), or the Outcome the read gave."""
+    reason = unavailable(target)
+    if reason:
+        return not_applicable(reason)
+    read = cluster_state(target.kubernetes, timeout_s=max(getattr(target.timeouts, "read_s", 5.0), 5.0))
+    if not read.completed:
+        return errored(f"cannot read the cluster state: {read.error}", **read.evidence())
+    return judge(read.observation)
+
+
 def option(target: Any, name: str, default: Any) -> Any:
     return (getattr(target.kubernetes, "options", None) or {}).get(name, default)

@@ -282,6 +282,7 @@ def _up_edge(directory: Path, specs, state: dict, certs: dict, log) -> None:
         state["deployments"][name].update(
             gateway=f"{g['host']}:{g['https_port']}", gateway_http=f"{g['host']}:{g['http_port']}",
             gateway_token_file=g["token_file"] or "", nim=n["address"],
+            **({"dcgm": parts["dcgm"]["address"]} if "dcgm" in parts else {}),
         )
     _write_state(directory, state)
 

@@ -353,6 +353,10 @@ def up_edge(state_dir: Path | str, specs: list[dict], log=print, certs: dict | N
                 else:
                     # NIM API beside Triton's /v2 behind one gateway
                     routes = {p: dep["nimstub"]["url"] for p in ("/v1/", "/docs", "/openapi.json")}
+            if not s["hardened"]:
+                # exposed runs a DCGM Exporter stand-in that serves /debug/pprof (DCGM Exporter 4.8.0/4.8.1)
+                dep["dcgm"] = nimstub.start(f"{s['name']}-dcgm", state_dir, host=s["host"], leaky=True, role="dcgm")
+                log(f"lab: {s['name']} DCGM Exporter stand-in on {dep['dcgm']['address']}")
             cert = certs["servers"][s["name"]] if s["hardened"] else certs["self_signed"][s["name"]]
             dep["gateway"] = start(s["name"], upstream, state_dir, s["hardened"], host=s["host"],
                                    cert=cert["cert"], key=cert["key"], routes=routes)
@@ -371,6 +375,7 @@ def down_edge(edge: dict) -> int:
     for dep in (edge or {}).get("deployments", {}).values():
         if "gateway" in dep and stop(dep["gateway"]):
             stopped += 1
-        if "nimstub" in dep and nimstub.stop(dep["nimstub"]):
-            stopped += 1
+        for part in ("nimstub", "dcgm"):
+            if part in dep and nimstub.stop(dep[part]):
+                stopped += 1
     return stopped

@@ -14,6 +14,10 @@ answers CORS preflights by echoing any Origin with credentials allowed (what
 ``NIM_CORS_ALLOW_ORIGINS=*`` behind a permissive proxy does). Otherwise it sends
 no CORS headers at all.
 
+With ``--role dcgm`` the same program stands in for NVIDIA's DCGM Exporter instead (no GPU, so no
+real one can run here): ``/metrics`` in DCGM's format with a fake GPU UUID and pod label, ``/health``,
+and in ``--leaky`` mode ``/debug/pprof/`` as DCGM Exporter 4.8.0 and 4.8.1 serve it (bulletin 5857).
+
 Run: ``python -m nimwarden.lab.nimstub --host 127.0.0.1 --port 0 --triton http://127.0.0.1:8000``
 (prints ``LISTENING host:port`` once bound).
 """
@@ -35,8 +39,16 @@ MODEL = "nimwarden/lab-stand-in"
 VERSION = "0.0.0-stand-in"
 
 
+DCGM_METRICS = (
+    "# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).\n# TYPE DCGM_FI_DEV_GPU_UTIL gauge\n"
+    'DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-00000000-1111-2222-3333-nimwardenlab",device="nvidia0",modelName="lab stand-in",'
+    'Hostname="lab",container="triton",namespace="nim-exposed",pod="triton-exposed-0"} 0\n'
+)
+
+
 class _State:
-    def __init__(self, triton: str | None, model: str, leaky: bool):
+    def __init__(self, triton: str | None, model: str, leaky: bool, role: str = "nim"):
+        self.role = role
         self.triton = triton.rstrip("/") if triton else None
         self.model = model
         self.leaky = leaky
@@ -118,11 +130,22 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def _dcgm_get(self, path: str):
+        if path == "/metrics":
+            return self._text(200, DCGM_METRICS, "text/plain; version=0.0.4")
+        if path == "/health":
+            return self._text(200, "OK", "text/plain")
+        if path.startswith("/debug/pprof") and self.state.leaky:
+            return self._text(200, "<html><body>/debug/pprof/ (lab stand-in: index only)</body></html>", "text/html")
+        return self._text(404, "404 page not found", "text/plain")
+
     def do_GET(self):  # noqa: N802 - http.server's naming
         st = self.state
         with st.lock:
             st.requests += 1
         path = self.path.split("?", 1)[0]
+        if st.role == "dcgm":
+            return self._dcgm_get(path)
         if path == "/v1/health/live":
             return self._json(200, {"object": "health.response", "message": "Service is live."})
         if path == "/v1/health/ready":
@@ -195,13 +218,13 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-def serve(host: str, port: int, triton: str | None, model: str = MODEL, leaky: bool = False) -> ThreadingHTTPServer:
-    handler = type("BoundHandler", (Handler,), {"state": _State(triton, model, leaky)})
+def serve(host: str, port: int, triton: str | None, model: str = MODEL, leaky: bool = False, role: str = "nim") -> ThreadingHTTPServer:
+    handler = type("BoundHandler", (Handler,), {"state": _State(triton, model, leaky, role)})
     return ThreadingHTTPServer((host, port), handler)
 
 
 def start(name: str, state_dir, *, host: str = "127.0.0.1", port: int = 0, triton: str | None = None,
-          leaky: bool = False, timeout_s: float = 10.0) -> dict:
+          leaky: bool = False, timeout_s: float = 10.0, role: str = "nim") -> dict:
     """Start the stand-in as its own process (own session, outlives the caller); returns its lab state."""
     import os
     import subprocess
@@ -217,6 +240,8 @@ def start(name: str, state_dir, *, host: str = "127.0.0.1", port: int = 0, trito
         cmd += ["--triton", triton]
     if leaky:
         cmd.append("--leaky")
+    if role != "nim":
+        cmd += ["--role", role]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -232,9 +257,10 @@ def start(name: str, state_dir, *, host: str = "127.0.0.1", port: int = 0, trito
         time.sleep(0.05)
     if address is None:
         proc.kill()
-        raise RuntimeError(f"NIM stand-in {name} did not start: {log_path.read_text(errors='replace')[-1000:]}")
+        raise RuntimeError(f"{role} stand-in {name} did not start: {log_path.read_text(errors='replace')[-1000:]}")
     return {"name": name, "pid": proc.pid, "address": address, "url": f"http://{address}", "log": str(log_path),
-            "stand_in": STAND_IN, "leaky": leaky}
+            "stand_in": STAND_IN if role == "nim" else "nimwarden lab DCGM Exporter stand-in (not NVIDIA DCGM Exporter)",
+            "leaky": leaky, "role": role}
 
 
 def stop(info: dict, timeout_s: float = 5.0) -> bool:
@@ -272,8 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=MODEL)
     ap.add_argument("--leaky", action="store_true", help="make the disclosure mistakes the nim-api suite must catch")
     ap.add_argument("--workdir", help="the lab directory this stand-in belongs to (identification only)")
+    ap.add_argument("--role", choices=("nim", "dcgm"), default="nim", help="stand in for a NIM (default) or a DCGM Exporter")
     args = ap.parse_args(argv)
-    srv = serve(args.host, args.port, args.triton, args.model, args.leaky)
+    srv = serve(args.host, args.port, args.triton, args.model, args.leaky, args.role)
     print(f"LISTENING {srv.server_address[0]}:{srv.server_address[1]}", flush=True)
     try:
         srv.serve_forever()

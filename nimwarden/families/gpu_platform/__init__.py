@@ -1,0 +1,36 @@
+"""Family gpu-platform: what a NIM or Triton deployment runs on — the GPU Operator stack (Container
+Toolkit, device plugin, DCGM Exporter, the operator) and the multi-node runtime (Ray).
+
+- ``stack``  the stack's components and settings as the cluster state shows them (images, ClusterPolicy)
+- ``cves.yaml``  NVIDIA's bulletins for the stack (dated, versioned data)
+- ``judge``  GPUSTACK-VERSION / -SETTINGS / -DCGM, RAY-EXPOSE / -DASHBOARD
+- ``probe``  the read-only live probes (DCGM Exporter metrics and pprof index, Ray dashboard)
+"""
+
+from __future__ import annotations
+
+from nimwarden.families import Applicability, Family, needs_endpoint
+from nimwarden.k8s import source as k8s
+
+
+def _data(target) -> dict:
+    from nimwarden.families.gpu_platform.judge import load_table
+
+    return {"gpu_stack_cves": load_table().stamp()}
+
+
+def _cluster(ctx: Applicability) -> str | None:
+    return k8s.unavailable(ctx.target)
+
+
+FAMILY = Family(
+    name="gpu-platform",
+    data=_data,
+    applies={
+        "GPUSTACK-VERSION-001": _cluster,
+        "GPUSTACK-SETTINGS-001": _cluster,
+        "RAY-EXPOSE-001": _cluster,
+        "GPUSTACK-DCGM-001": needs_endpoint("dcgm"),
+        "RAY-DASHBOARD-001": needs_endpoint("ray"),
+    },
+)

@@ -1,0 +1,28 @@
+"""Live probes of the gpu-platform family: the DCGM Exporter's metrics and /debug/pprof index, and the Ray
+dashboard's version and job list. Read-only GETs through the bounded client, one of each: never
+``/debug/pprof/profile`` or ``/trace`` (those take CPU), never a job submission."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nimwarden.net import http
+from nimwarden.outcome import Attempt
+
+
+def _get(target: Any, deployment: Any, endpoint: str, path: str, probe: str) -> Attempt[http.HttpResponse]:
+    ep = deployment.endpoint(endpoint)
+    limits = http.Limits(connect_s=target.timeouts.connect_s, read_s=target.timeouts.read_s)
+    return http.request("GET", ep.url + path, probe=probe, limits=limits, guard=target.guard)
+
+
+def dcgm(target: Any, deployment: Any) -> tuple[Attempt[http.HttpResponse], Attempt[http.HttpResponse]]:
+    """``GET /metrics`` and ``GET /debug/pprof/`` (the index page only) on the DCGM Exporter."""
+    return (_get(target, deployment, "dcgm", "/metrics", "gpu.dcgm"),
+            _get(target, deployment, "dcgm", "/debug/pprof/", "gpu.dcgm"))
+
+
+def ray(target: Any, deployment: Any) -> tuple[Attempt[http.HttpResponse], Attempt[http.HttpResponse]]:
+    """``GET /api/version`` and ``GET /api/jobs/`` on the Ray dashboard: what a caller without a token sees."""
+    return (_get(target, deployment, "ray", "/api/version", "ray.dashboard"),
+            _get(target, deployment, "ray", "/api/jobs/", "ray.dashboard"))

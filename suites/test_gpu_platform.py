@@ -1,0 +1,37 @@
+"""GPU platform (family gpu-platform): the GPU Operator stack and the multi-node runtime a NIM or Triton
+deployment runs on. Versions and settings from cluster state (target-wide); DCGM Exporter and Ray
+dashboard exposure probed live where the profile declares them (read-only)."""
+
+from __future__ import annotations
+
+import pytest
+
+from nimwarden.families.gpu_platform import judge, probe
+from nimwarden.k8s import source as k8s
+
+
+@pytest.mark.control("GPUSTACK-VERSION-001")
+def test_gpu_stack_versions_past_the_fixes(target, verdict):
+    verdict(k8s.judge_state(target, judge.versions_in))
+
+
+@pytest.mark.control("GPUSTACK-SETTINGS-001")
+def test_no_risky_gpu_operator_setting(target, verdict):
+    verdict(k8s.judge_state(target, judge.settings_in))
+
+
+@pytest.mark.control("RAY-EXPOSE-001")
+def test_ray_head_not_published(target, verdict):
+    verdict(k8s.judge_state(target, judge.ray_in))
+
+
+@pytest.mark.control("GPUSTACK-DCGM-001")
+def test_dcgm_exporter_not_exposed(target, deployment, verdict):
+    metrics, pprof = probe.dcgm(target, deployment)
+    verdict(judge.dcgm_exposure(metrics, pprof, target.probe_position == "external", "dcgm" in deployment.exposure),
+            subject=deployment.endpoint("dcgm").url)
+
+
+@pytest.mark.control("RAY-DASHBOARD-001")
+def test_ray_dashboard_needs_a_token(target, deployment, verdict):
+    verdict(judge.ray_dashboard(*probe.ray(target, deployment)), subject=deployment.endpoint("ray").url)

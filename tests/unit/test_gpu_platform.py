@@ -1,0 +1,86 @@
+"""The gpu-platform family on fixtures shaped like a GPU Operator install (tests/fixtures/gpu_platform):
+a vulnerable and a fixed operand set give fail and pass with the CVEs named; an unknown version errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from nimwarden.families.gpu_platform import judge, stack
+from nimwarden.k8s import load_manifests
+from nimwarden.k8s.model import ClusterState, make_object
+from nimwarden.outcome import Status
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "gpu_platform"
+
+
+def state(name: str) -> ClusterState:
+    return load_manifests([FIXTURES / name])
+
+
+def test_components_are_found_by_image_and_version():
+    found = {(c.product, c.version) for c in stack.components(state("vulnerable"))}
+    assert {("gpu-operator", "v26.3.1"), ("container-toolkit", "v1.19.0"), ("device-plugin", "v0.19.0"),
+            ("dcgm-exporter", "4.5.1-4.8.0-distroless")} <= found
+    assert stack.parse_version("dcgm-exporter", "4.5.1-4.8.0-distroless") == (4, 8, 0)
+    assert stack.parse_version("container-toolkit", "v1.17.8-ubuntu20.04") == (1, 17, 8)
+    assert stack.parse_version("container-toolkit", "sha256:abc") is None
+
+
+def test_vulnerable_stack_fails_naming_the_cves():
+    out = judge.versions_in(state("vulnerable"))
+    assert out.status is Status.FAIL
+    named = {c["id"] for c in out.evidence["cves"]}
+    assert {"CVE-2026-24260", "CVE-2026-47483"} <= named  # toolkit 1.19.0 (< 1.19.1), exporter 4.8.0 (< 4.8.2)
+    assert "CVE-2026-24260" in out.reason or "CVE-2026-24260" in str(out.evidence["findings"])
+    assert out.severity in ("high", "critical")
+
+
+def test_fixed_stack_passes():
+    out = judge.versions_in(state("fixed"))
+    assert out.status is Status.PASS, out.reason
+    assert out.evidence["cve_table"]["as_of"] == judge.load_table().as_of.isoformat()
+
+
+def test_an_unknown_version_is_an_error_not_a_pass():
+    body = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "nvidia-container-toolkit-daemonset", "namespace": "gpu-operator"},
+            "spec": {"template": {"spec": {"containers": [{"name": "ctr", "image": "nvcr.io/nvidia/k8s/container-toolkit@sha256:0123"}]}}}}
+    out = judge.versions_in(ClusterState("test", (make_object(body, "test"),)))
+    assert out.status is Status.ERROR and "cannot tell the version" in out.reason
+
+
+def test_no_stack_is_not_applicable():
+    assert judge.versions_in(ClusterState("test", ())).status is Status.NOT_APPLICABLE
+
+
+def test_an_unreadable_kind_is_an_error():
+    denied = ClusterState("test", (), denied={"DaemonSet": "list daemonsets.apps"})
+    assert judge.versions_in(denied).status is Status.ERROR
+
+
+def test_risky_settings():
+    bad = judge.settings_in(state("vulnerable"))
+    assert bad.status is Status.FAIL
+    text = " ".join(bad.evidence["findings"])
+    assert "allow-cuda-compat-libs-from-container" in text
+    assert judge.settings_in(state("fixed")).status is Status.PASS
+
+
+def test_ray_head_published():
+    bad = judge.ray_in(state("vulnerable"))
+    assert bad.status is Status.FAIL and bad.severity == "critical"
+    assert "Ray dashboard and Jobs API" in bad.reason
+    assert judge.ray_in(state("fixed")).status is Status.PASS
+    assert judge.ray_in(ClusterState("test", ())).status is Status.NOT_APPLICABLE
+
+
+def test_table_rows_are_sourced_and_dated():
+    table = judge.load_table()
+    assert len(table.cves) >= 11 and table.as_of >= dt.date(2026, 8, 1)
+    for c in table.cves:
+        assert c.bulletin.isdigit() and c.url.endswith(c.bulletin) and c.fixed, c.id
+    with pytest.raises(ValueError, match="fixed"):
+        judge.parse_table({"version": "x", "as_of": "2026-01-01", "cves": [{"id": "CVE-1", "cvss": 1, "component": "c", "title": "t",
+                                                                          "fixed": {}, "bulletin": "1", "url": "u/1"}]})
