@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nimwarden.families.gateway.probe import AuthObservation, BurstObservation, InternalObservation, legacy_tls
+from nimwarden.families.gateway.probe import (
+    AuthObservation,
+    BurstObservation,
+    InternalObservation,
+    legacy_tls,
+)
 from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, passed
 
 REFUSED = (401, 403)
