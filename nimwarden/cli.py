@@ -79,8 +79,13 @@ def _parser() -> _Parser:
     cl.add_argument("--namespace", "-n", action="append", default=[], help="only in this namespace (repeatable; default: cluster-wide)")
     cl.add_argument("--timeout", type=float, default=10.0, help="seconds per API call")
 
-    v = sub.add_parser("validate", help="validate a target profile and exit")
+    v = sub.add_parser("validate", help="validate a target profile and exit",
+                       description="Validate a target profile as an audit would load it: its fields, every family's "
+                                   "options, and that each credential source resolves on this machine.")
     v.add_argument("--target", metavar="FILE", required=True)
+    v.add_argument("--skip-credentials", action="store_true",
+                   help="do not require the credentials' environment variables and files to exist "
+                        "(a CI lint job without the secrets); an audit always requires them")
     return p
 
 
@@ -108,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_validate(args) -> int:
     from nimwarden.families import load_profile as load_target
 
-    target = load_target(args.target)
-    print(f"{args.target}: valid target {target.name!r} with {len(target.deployments)} deployment(s)")
+    target = load_target(args.target, resolve_credentials=not args.skip_credentials)
+    unchecked = " (credential sources not checked)" if args.skip_credentials else ""
+    print(f"{args.target}: valid target {target.name!r} with {len(target.deployments)} deployment(s){unchecked}")
     return 0
 
 
