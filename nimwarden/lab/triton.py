@@ -116,13 +116,18 @@ def prepare_backends(runtime: TritonRuntime, dest: Path) -> Path:
     return dest
 
 
-def write_model_repository(dest: Path, compute_ms: float) -> Path:
+def write_model_repository(dest: Path, compute_ms: float, parameters: dict[str, str] | None = None) -> Path:
+    """The lab's model repository under ``dest``; ``parameters`` are added to the model's config.pbtxt
+    (the exposed deployment's mistake: a credential in a model parameter)."""
     repo = dest / "models"
     if repo.exists():
         shutil.rmtree(repo)
     shutil.copytree(MODEL_TEMPLATE, repo, ignore=shutil.ignore_patterns("__pycache__"))
     cfg = repo / "add" / "config.pbtxt"
-    cfg.write_text(cfg.read_text().replace("@COMPUTE_MS@", f"{compute_ms:g}"))
+    text = cfg.read_text().replace("@COMPUTE_MS@", f"{compute_ms:g}")
+    for key, value in (parameters or {}).items():
+        text += f'parameters {{ key: "{key}" value: {{ string_value: "{value}" }} }}\n'
+    cfg.write_text(text)
     return repo
 
 
