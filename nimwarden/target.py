@@ -337,6 +337,22 @@ def _check_credential_sources(ctx: _Ctx, deployments: Sequence[Deployment]) -> N
                 raise ctx.err(f"{where}.file", f"{cred.file} is empty")
 
 
+# Paths inside options that several families read (the TLS clients of tls, triton-api, performance):
+# resolved against the profile's directory at load time like every other path in a profile.
+OPTION_PATHS = {"tls": ("ca_file", "client_cert", "client_key")}
+
+
+def _resolve_option_paths(ctx: _Ctx, options: Any) -> Any:
+    if not isinstance(options, dict):
+        return options
+    out = dict(options)
+    for section, keys in OPTION_PATHS.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: (str(ctx.path(v, f"options.{section}.{k}")) if k in keys and isinstance(v, str) and v else v)
+                            for k, v in out[section].items()}
+    return out
+
+
 def _scope_text(nets: Sequence[Any], hosts: Sequence[str]) -> str:
     return ", ".join([*map(str, nets), *hosts])
 
@@ -402,7 +418,7 @@ def _deployment(ctx: _Ctx, raw: Any, where: str, target_scope_check) -> Deployme
         credentials=_credentials(ctx, raw.get("credentials", {}), _join(where, "credentials")),
         must_fail=ctx.strings(raw.get("must_fail", []), _join(where, "must_fail")),
         kubernetes=k8s,
-        options=options,
+        options=_resolve_option_paths(ctx, options),
     )
 
 
@@ -513,7 +529,7 @@ def load_target(path: str | os.PathLike[str], checks: Sequence[ProfileCheck] = (
         kubernetes=_kubernetes(ctx, raw.get("kubernetes")),
         waivers=ctx.path(raw["waivers"], "waivers") if "waivers" in raw else None,
         lab_state=lab_state_path,
-        options=options,
+        options=_resolve_option_paths(ctx, options),
         budget=budget_from_options(options, ctx.err),
     )
     for check in checks:

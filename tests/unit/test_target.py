@@ -227,3 +227,20 @@ def test_cli_refuses_a_scheme_less_endpoint_with_exit_2(tmp_path):
     proc = _cli("validate", "--target", str(path), "--skip-credentials")
     assert proc.returncode == 2 and proc.stderr.startswith(f"nimwarden: {path}: deployments[0].endpoints.http: no scheme"), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_relative_paths_resolve_against_the_profiles_directory(tmp_path, monkeypatch):
+    """README: every path in a profile is relative to the profile's own directory, not the working directory."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "key").write_text("k3y\n")
+    data = _with_credential({"file": "key"})
+    data["options"] = {"tls": {"ca_file": "pki/ca.pem"}}
+    data["deployments"][0]["options"] = {"tls": {"ca_file": "../ca.pem", "client_cert": "/abs/c.pem", "require": ["gateway"]}}
+    path = tmp_path / "sub" / "profile.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.chdir("/")
+    target = load_target(path, resolve_credentials=True)
+    dep = target.deployments[0]
+    assert dep.credentials["restricted_api"].file == tmp_path / "sub" / "key"
+    assert target.options["tls"]["ca_file"] == str(tmp_path / "sub" / "pki" / "ca.pem")
+    assert dep.options["tls"] == {"ca_file": str(tmp_path / "ca.pem"), "client_cert": "/abs/c.pem", "require": ["gateway"]}
