@@ -53,12 +53,17 @@ def _multiarch_libdir() -> Path:
     return Path("/usr/lib") / arch
 
 
-def find_runtime() -> TritonRuntime:
-    try:
-        import pytriton  # noqa: F401  (only to locate the wheel)
-    except ImportError:
-        raise UsageError("the nvidia-pytriton wheel is not installed: run ./scripts/audit (or pip install 'nimwarden[lab]')") from None
-    root = Path(sys.modules["pytriton"].__file__).parent / "tritonserver"
+def find_runtime(site_packages: Path | None = None) -> TritonRuntime:
+    """The tritonserver of the installed ``nvidia-pytriton`` wheel, or of the one installed in
+    ``site_packages`` (another version in a virtualenv of its own, e.g. tests/older_triton.py)."""
+    if site_packages is not None:
+        root = Path(site_packages) / "pytriton" / "tritonserver"
+    else:
+        try:
+            import pytriton  # noqa: F401  (only to locate the wheel)
+        except ImportError:
+            raise UsageError("the nvidia-pytriton wheel is not installed: run ./scripts/audit (or pip install 'nimwarden[lab]')") from None
+        root = Path(sys.modules["pytriton"].__file__).parent / "tritonserver"
     binary = root / "bin" / "tritonserver"
     libs = root.parent.parent / "nvidia_pytriton.libs"
     backend_files = root / "backends" / "python"
