@@ -84,8 +84,8 @@ def servers(version: str, directory: Path) -> Iterator[Path]:
                 (workdir / "admin-key").write_text(key + "\n")
                 dep["credentials"] = {"restricted_api": {"header": "admin-key", "file": str(workdir / "admin-key")}}
             log = workdir / "tritonserver.log"
-            # Older Python backends name their shared-memory regions alike in every server: two side by
-            # side break each other's stubs ("Received unexpected response from Python backend stub").
+            # Seen once: two 2.41.0 servers started in the same second broke each other's Python backend
+            # stub ("Received unexpected response from Python backend stub"); a region prefix each rules it out.
             args = [a for a in lab.server_args(spec, ports, repo, backends, workdir, key)
                     if not a.startswith(UNSUPPORTED.get(version, ("-never-",)))]
             args.append(f"--backend-config=python,shm-region-prefix-name=nimwarden_{spec.name}_{os.getpid()}")
