@@ -42,9 +42,18 @@ def _parser() -> _Parser:
     p.add_argument("--version", action="version", version=f"nimwarden {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    a = sub.add_parser("audit", help="run the compliance suites against a target (the embedded lab when --target is absent)")
+    a = sub.add_parser(
+        "audit", help="run the compliance suites against a target (the embedded lab when --target is absent)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Every other argument passes through to pytest (-k, -m, -x, -n 2, suite files and test ids), e.g.:\n"
+               "  nimwarden audit --target targets/staging.yaml -k tls                  # tests whose names or files match 'tls'\n"
+               "  nimwarden audit --target targets/staging.yaml suites/test_gateway.py  # one family's suite\n"
+               "Each family's tests are in suites/test_<family>.py, dashes as underscores (suites/test_triton_api.py);\n"
+               "`nimwarden catalog` lists the families and their controls.",
+    )
     a.add_argument("--target", metavar="FILE", help="target profile; without it the lab is started, audited and stopped")
-    a.add_argument("--reports-dir", metavar="DIR", default="reports")
+    a.add_argument("--reports-dir", metavar="DIR", default="reports",
+                   help="where run directories (and performance baselines, DIR/baselines) are written (default: reports)")
     a.add_argument("--intrusive", action="store_true", help="allow probes that write to the target")
     a.add_argument("--fail-on", choices=("critical", "high", "medium", "low"))
     a.add_argument("--under-load", action="store_true", help="run the suites while a steady inference load runs (PERF-UNDERLOAD-001)")
@@ -79,8 +88,13 @@ def _parser() -> _Parser:
     cl.add_argument("--namespace", "-n", action="append", default=[], help="only in this namespace (repeatable; default: cluster-wide)")
     cl.add_argument("--timeout", type=float, default=10.0, help="seconds per API call")
 
-    v = sub.add_parser("validate", help="validate a target profile and exit")
+    v = sub.add_parser("validate", help="validate a target profile and exit",
+                       description="Validate a target profile as an audit would load it: its fields, every family's "
+                                   "options, and that each credential source resolves on this machine.")
     v.add_argument("--target", metavar="FILE", required=True)
+    v.add_argument("--skip-credentials", action="store_true",
+                   help="do not require the credentials' environment variables and files to exist "
+                        "(a CI lint job without the secrets); an audit always requires them")
     return p
 
 
@@ -108,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_validate(args) -> int:
     from nimwarden.families import load_profile as load_target
 
-    target = load_target(args.target)
-    print(f"{args.target}: valid target {target.name!r} with {len(target.deployments)} deployment(s)")
+    target = load_target(args.target, resolve_credentials=not args.skip_credentials)
+    unchecked = " (credential sources not checked)" if args.skip_credentials else ""
+    print(f"{args.target}: valid target {target.name!r} with {len(target.deployments)} deployment(s){unchecked}")
     return 0
 
 

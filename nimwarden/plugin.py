@@ -107,7 +107,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     worker = hasattr(config, "workerinput")
-    reports_dir = Path(config.getoption("nimwarden_reports_dir") or os.environ.get("NIMWARDEN_REPORTS_DIR") or "reports").resolve()
+    reports_dir = _reports_dir(config)
     started = utc_now()
     run_dir = None
     if not config.getoption("nimwarden_no_reports"):
@@ -223,8 +223,13 @@ def probes(request: pytest.FixtureRequest, target: Target):
             close()
 
 
-def _run_switches(config: pytest.Config) -> dict[str, bool]:
+def _reports_dir(config: pytest.Config) -> Path:
+    return Path(config.getoption("nimwarden_reports_dir", default=None) or os.environ.get("NIMWARDEN_REPORTS_DIR") or "reports").resolve()
+
+
+def _run_switches(config: pytest.Config) -> dict[str, Any]:
     return {
+        "baseline_dir": str(_reports_dir(config) / "baselines"),  # performance baselines beside the run directories
         "intrusive": bool(config.getoption("nimwarden_intrusive", default=False)),
         "under_load": bool(config.getoption("nimwarden_under_load", default=False)),
         "perf_update_baseline": bool(config.getoption("nimwarden_perf_update_baseline", default=False)
@@ -233,7 +238,7 @@ def _run_switches(config: pytest.Config) -> dict[str, bool]:
 
 
 @pytest.fixture(scope="session")
-def run_switches(request: pytest.FixtureRequest) -> dict[str, bool]:
+def run_switches(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The run's switches a control may depend on: intrusive, under_load, perf_update_baseline."""
     return _run_switches(request.config)
 

@@ -158,7 +158,8 @@ class Target:
     def guard(self, host: str) -> None:
         """Refuse, before any packet is sent, a host outside the target's scope."""
         if not self.in_scope(host):
-            raise OutOfScope(f"{host} is outside the scope of target {self.name!r} ({self.path})")
+            raise OutOfScope(f"{host or '(no host)'} is outside the scope ({_scope_text(self.scope, self.scope_hosts)}) "
+                             f"of target {self.name!r} ({self.path})")
         if self.budget is not None:
             self.budget.take(host)
 
@@ -274,8 +275,12 @@ def _substitute_lab(ctx: _Ctx, value: Any, where: str, state: Mapping[str, Any] 
 
 def _endpoint(ctx: _Ctx, name: str, raw: Any, where: str) -> Endpoint:
     url = ctx.string(raw, where)
+    if "://" not in url:  # "127.0.0.1:8000" would parse as a scheme-less path: every probe would refuse it later
+        suggested = "grpc" if name == "grpc" else "http"
+        raise ctx.err(where, f"no scheme in {url!r}; write the URL with one, e.g. {suggested}://{url} "
+                             "(schemes: http, https, grpc, grpcs)")
     try:
-        parts = urlsplit(url if "://" in url else f"grpc://{url}")
+        parts = urlsplit(url)
         parts.hostname  # noqa: B018 - parses the host part; raises on a malformed one
     except ValueError as exc:
         raise ctx.err(where, f"not a valid URL ({exc}): {url!r}") from None
@@ -308,6 +313,48 @@ def _scope(ctx: _Ctx, raw: Any) -> tuple[tuple, tuple[str, ...]]:
                 raise ctx.err(f"scope[{i}]", f"{item!r} is neither an address, a CIDR nor a host name") from None
             hosts.append(item)
     return tuple(nets), tuple(hosts)
+
+
+def _check_credential_sources(ctx: _Ctx, deployments: Sequence[Deployment]) -> None:
+    """Every credential the profile names must resolve on this machine: an unset variable or a
+    missing, unreadable or empty file is a configuration error now, not "credential unavailable"
+    in the middle of a run."""
+    for i, dep in enumerate(deployments):
+        for name, cred in dep.credentials.items():
+            where = f"deployments[{i}].credentials.{name}"
+            if cred.env:
+                if not os.environ.get(cred.env):
+                    raise ctx.err(f"{where}.env", f"environment variable {cred.env} is not set (or is empty)")
+                continue
+            assert cred.file is not None
+            try:
+                value = cred.file.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                raise ctx.err(f"{where}.file", f"{cred.file} does not exist") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ctx.err(f"{where}.file", f"{cred.file} cannot be read ({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc})") from None
+            if not value:
+                raise ctx.err(f"{where}.file", f"{cred.file} is empty")
+
+
+# Paths inside options that several families read (the TLS clients of tls, triton-api, performance):
+# resolved against the profile's directory at load time like every other path in a profile.
+OPTION_PATHS = {"tls": ("ca_file", "client_cert", "client_key")}
+
+
+def _resolve_option_paths(ctx: _Ctx, options: Any) -> Any:
+    if not isinstance(options, dict):
+        return options
+    out = dict(options)
+    for section, keys in OPTION_PATHS.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: (str(ctx.path(v, f"options.{section}.{k}")) if k in keys and isinstance(v, str) and v else v)
+                            for k, v in out[section].items()}
+    return out
+
+
+def _scope_text(nets: Sequence[Any], hosts: Sequence[str]) -> str:
+    return ", ".join([*map(str, nets), *hosts])
 
 
 def _credentials(ctx: _Ctx, raw: Any, where: str) -> dict[str, Credential]:
@@ -371,7 +418,7 @@ def _deployment(ctx: _Ctx, raw: Any, where: str, target_scope_check) -> Deployme
         credentials=_credentials(ctx, raw.get("credentials", {}), _join(where, "credentials")),
         must_fail=ctx.strings(raw.get("must_fail", []), _join(where, "must_fail")),
         kubernetes=k8s,
-        options=options,
+        options=_resolve_option_paths(ctx, options),
     )
 
 
@@ -402,11 +449,13 @@ def _kubernetes(ctx: _Ctx, raw: Any) -> KubernetesSource:
 TOP_KEYS = ("name", "scope", "probe_position", "timeouts", "deployments", "kubernetes", "waivers", "lab", "options")
 
 
-def load_target(path: str | os.PathLike[str], checks: Sequence[ProfileCheck] = ()) -> Target:
+def load_target(path: str | os.PathLike[str], checks: Sequence[ProfileCheck] = (), *, resolve_credentials: bool = False) -> Target:
     """Load and validate a profile. ``checks`` are the families' checkers of the sections they read
     (``nimwarden.families.profile_checks()``), run on the built Target: a section a family could not
     use is a ConfigError (exit 2) now, not an error in the middle of a run. Without them only the
-    profile's own shape is checked; this module knows no family."""
+    profile's own shape is checked; this module knows no family. ``resolve_credentials`` also
+    requires every credential source to resolve here (``families.load_profile`` asks for it: audits
+    and ``nimwarden validate`` without ``--skip-credentials``)."""
     file = Path(path)
     ctx = _Ctx(file)
     try:
@@ -446,7 +495,9 @@ def load_target(path: str | os.PathLike[str], checks: Sequence[ProfileCheck] = (
                 return
             return  # a name is checked when it is resolved, just before the probe connects
         if not any(addr in n for n in scope):
-            raise ctx.err(where, f"{host} lies outside the target's scope ({', '.join(map(str, scope))}); add it to scope or fix the endpoint")
+            names = " (a host name in scope matches only an endpoint written with that name)" if scope_hosts else ""
+            raise ctx.err(where, f"{host} lies outside the target's scope ({_scope_text(scope, scope_hosts)}){names}; "
+                                 "add it to scope or fix the endpoint")
 
     deps_raw = raw["deployments"]
     if not isinstance(deps_raw, list) or not deps_raw:
@@ -478,7 +529,7 @@ def load_target(path: str | os.PathLike[str], checks: Sequence[ProfileCheck] = (
         kubernetes=_kubernetes(ctx, raw.get("kubernetes")),
         waivers=ctx.path(raw["waivers"], "waivers") if "waivers" in raw else None,
         lab_state=lab_state_path,
-        options=options,
+        options=_resolve_option_paths(ctx, options),
         budget=budget_from_options(options, ctx.err),
     )
     for check in checks:
@@ -487,4 +538,6 @@ def load_target(path: str | os.PathLike[str], checks: Sequence[ProfileCheck] = (
         except ValueError as exc:  # "field.path: what is wrong", the field as written in the profile
             field, sep, why = str(exc).partition(": ")
             raise (ctx.err(field, why) if sep else ctx.err("", str(exc))) from None
+    if resolve_credentials:  # last: what this machine lacks, once the profile itself is right
+        _check_credential_sources(ctx, deployments)
     return built

@@ -26,7 +26,8 @@ def test_inference_load_is_stable_and_served(deployment, probes, verdict):
 @pytest.mark.control("PERF-REGRESSION-001")
 def test_inference_not_slower_than_baseline(target, deployment, probes, run_switches, verdict):
     probe = probes(PerfProbe.for_deployment, deployment)
-    verdict(judge.combine(regression_checks(probe, target.name, deployment.name, run_switches["perf_update_baseline"])))
+    verdict(judge.combine(regression_checks(probe, target.name, deployment.name, run_switches["perf_update_baseline"],
+                                            run_switches["baseline_dir"])))
 
 
 @pytest.mark.control("PERF-UNDERLOAD-001")

@@ -40,6 +40,13 @@ def test_model_config_restricted(deployment, probes, protocol, verdict):
 
 
 @live
+@pytest.mark.control("TRITON-CONFIGSECRET-001")
+@BOTH
+def test_model_configuration_discloses_no_secret(deployment, probes, protocol, verdict):
+    verdict(judge.model_config_secrets(probes(TritonProbe, deployment).model_documents(protocol)))
+
+
+@live
 @pytest.mark.control("TRITON-SHM-001")
 @BOTH
 def test_shared_memory_restricted(deployment, probes, protocol, verdict):

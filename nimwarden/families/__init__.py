@@ -79,9 +79,10 @@ def data_stamps(target: Target) -> dict[str, dict[str, Any]]:
     return out
 
 
-def load_profile(path: Any) -> Target:
-    """A target profile, validated by its own shape and by every family's checker."""
-    return load_target(path, profile_checks())
+def load_profile(path: Any, *, resolve_credentials: bool = True) -> Target:
+    """A target profile, validated by its own shape and by every family's checker; every credential
+    source must resolve unless ``resolve_credentials`` is False (``nimwarden validate --skip-credentials``)."""
+    return load_target(path, profile_checks(), resolve_credentials=resolve_credentials)
 
 
 def not_applicable_reason(family: str, control_id: str, ctx: Applicability) -> str | None:

@@ -197,7 +197,13 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
             if workdir.exists():
                 shutil.rmtree(workdir)
             workdir.mkdir(parents=True)
-            repo = triton.write_model_repository(workdir, spec.compute_ms, spec.compute_kind)
+            parameters = None
+            if not spec.hardened:
+                # A mistake on purpose, and a canary for secret hygiene: a cloud-storage key and a
+                # Hugging Face token in the model's config.pbtxt, which the unrestricted model-config
+                # API discloses. Random per run, shaped like the real thing, worthless anywhere.
+                parameters = {"s3_secret_access_key": secrets.token_urlsafe(30), "weights_source": f"hf_canary{secrets.token_hex(12)}"}
+            repo = triton.write_model_repository(workdir, spec.compute_ms, spec.compute_kind, parameters)
             ports = {p: triton.free_port() for p in ("http", "grpc", "metrics", "sagemaker")}
             key = None
             dep_state: dict = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
@@ -234,6 +240,7 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
                 # plain environment. Random per run, shaped like the real thing, worthless anywhere.
                 env = {"NGC_API_KEY": f"nvapi-canary{secrets.token_hex(16)}", "HF_TOKEN": f"hf_canary{secrets.token_hex(12)}"}
                 dep_state["canary_env"] = sorted(env)
+                dep_state["canary_model_parameters"] = sorted(parameters or {})
             proc = triton.launch(runtime, args, log_path, run_as=user, cwd=workdir, extra_env=env, netns_name=position["netns"] if position else None)
             procs.append(proc)
             if position:

@@ -53,12 +53,17 @@ def _multiarch_libdir() -> Path:
     return Path("/usr/lib") / arch
 
 
-def find_runtime() -> TritonRuntime:
-    try:
-        import pytriton  # noqa: F401  (only to locate the wheel)
-    except ImportError:
-        raise UsageError("the nvidia-pytriton wheel is not installed: run ./scripts/audit (or pip install 'nimwarden[lab]')") from None
-    root = Path(sys.modules["pytriton"].__file__).parent / "tritonserver"
+def find_runtime(site_packages: Path | None = None) -> TritonRuntime:
+    """The tritonserver of the installed ``nvidia-pytriton`` wheel, or of the one installed in
+    ``site_packages`` (another version in a virtualenv of its own, e.g. tests/older_triton.py)."""
+    if site_packages is not None:
+        root = Path(site_packages) / "pytriton" / "tritonserver"
+    else:
+        try:
+            import pytriton  # noqa: F401  (only to locate the wheel)
+        except ImportError:
+            raise UsageError("the nvidia-pytriton wheel is not installed: run ./scripts/audit (or pip install 'nimwarden[lab]')") from None
+        root = Path(sys.modules["pytriton"].__file__).parent / "tritonserver"
     binary = root / "bin" / "tritonserver"
     libs = root.parent.parent / "nvidia_pytriton.libs"
     backend_files = root / "backends" / "python"
@@ -116,9 +121,12 @@ def prepare_backends(runtime: TritonRuntime, dest: Path) -> Path:
     return dest
 
 
-def write_model_repository(dest: Path, compute_ms: float, compute_kind: str = "sleep") -> Path:
-    """The lab model with its compute time: ``sleep`` (the request waits; CPU noise barely touches it) or
-    ``cpu`` (real CPU work calibrated to the same milliseconds on an idle core: compute-bound, like inference)."""
+def write_model_repository(dest: Path, compute_ms: float, compute_kind: str = "sleep",
+                           parameters: dict[str, str] | None = None) -> Path:
+    """The lab's model repository under ``dest``, with its compute time: ``sleep`` (the request waits; CPU
+    noise barely touches it) or ``cpu`` (real CPU work calibrated to the same milliseconds on an idle core:
+    compute-bound, like inference). ``parameters`` are added to the model's config.pbtxt (the exposed
+    deployment's mistake: a credential in a model parameter)."""
     if compute_kind not in ("sleep", "cpu"):
         raise ValueError(f"compute_kind must be sleep or cpu, got {compute_kind!r}")
     repo = dest / "models"
@@ -126,7 +134,10 @@ def write_model_repository(dest: Path, compute_ms: float, compute_kind: str = "s
         shutil.rmtree(repo)
     shutil.copytree(MODEL_TEMPLATE, repo, ignore=shutil.ignore_patterns("__pycache__"))
     cfg = repo / "add" / "config.pbtxt"
-    cfg.write_text(cfg.read_text().replace("@COMPUTE_MS@", f"{compute_ms:g}").replace("@COMPUTE_KIND@", compute_kind))
+    text = cfg.read_text().replace("@COMPUTE_MS@", f"{compute_ms:g}").replace("@COMPUTE_KIND@", compute_kind)
+    for key, value in (parameters or {}).items():
+        text += f'parameters {{ key: "{key}" value: {{ string_value: "{value}" }} }}\n'
+    cfg.write_text(text)
     return repo
 
 

@@ -94,6 +94,41 @@ def test_admin_key_never_reaches_an_artifact(lab_audit, lab_state):
             assert key not in path.read_text(errors="replace"), path
 
 
+def _planted_model_secrets(lab_state) -> list[str]:
+    """The exposed deployment's per-run fake credentials in its model's config.pbtxt."""
+    import re
+
+    dep = lab_state["deployments"]["exposed"]
+    text = (Path(dep["model_repository"]) / "add" / "config.pbtxt").read_text()
+    values = [re.search(rf'key: "{k}" value: {{ string_value: "([^"]+)"', text).group(1) for k in dep["canary_model_parameters"]]
+    assert len(values) == 2 and all(len(v) >= 20 for v in values)
+    return values
+
+
+def test_model_config_secret_is_critical_over_both_protocols_on_exposed(lab_audit, lab_state):
+    _, summary, _, _ = lab_audit
+    rows = [r for r in summary["results"] if r["control"] == "TRITON-CONFIGSECRET-001"]
+    exposed = [r for r in rows if r["deployment"] == "exposed"]
+    assert {r["subject"].split(":")[0] for r in exposed if r["status"] == "fail"} == {"http", "grpc"}
+    assert {r["severity"] for r in exposed} == {"critical"}
+    for row in exposed:
+        found = {f["where"] for read in row["evidence"]["reads"] for f in read.get("secrets", [])}
+        assert found == {"parameters.s3_secret_access_key", "parameters.weights_source"}, row["evidence"]
+    hardened = [r for r in rows if r["deployment"] == "hardened"]
+    assert {r["status"] for r in hardened} == {"pass"} and len(hardened) == 2  # read with the restricted-API key: nothing there
+
+
+def test_planted_model_secrets_never_reach_an_artifact(lab_audit, lab_state):
+    _, _, _, reports = lab_audit
+    planted = _planted_model_secrets(lab_state)
+    run_dir = (reports / "latest").resolve()
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        text = path.read_text(errors="replace")
+        assert not [s for s in planted if s in text], path
+
+
 def test_lab_audit_wall_time_recorded(lab_audit):
     _, summary, took, _ = lab_audit
     print(f"\nlab Triton suite audit wall time: {took:.1f}s for {len(summary['results'])} results")

@@ -10,6 +10,7 @@ subprocess, as a user meets them.
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 import tempfile
@@ -140,7 +141,9 @@ def test_the_valid_inputs_load():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nimwarden.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    # VALID_PROFILE's credential names NIMWARDEN_PROP_KEY: audits and validate require it to resolve
+    env = {**os.environ, "NIMWARDEN_PROP_KEY": "prop-test-key"}
+    return subprocess.run([sys.executable, "-m", "nimwarden.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
 
 
 def _assert_one_line_exit_2(proc: subprocess.CompletedProcess, file: Path, field: str) -> None:

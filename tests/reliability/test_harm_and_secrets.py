@@ -5,7 +5,7 @@ hardened server's admin key from the lab state dir), and compared exactly: repos
 and model states, model configs, logging and trace settings, shared-memory regions, failure
 counters, and the server process itself (same pid and start time).
 
-Secrets: the lab's canaries (exposed's NGC_API_KEY/HF_TOKEN environment, the literal keys in
+Secrets: the lab's canaries (exposed's NGC_API_KEY/HF_TOKEN environment and model parameters, the literal keys in
 the exposed manifests, hardened's restricted-API key and gateway token, the key the leaky NIM
 stand-in discloses in its metadata) appear in no artifact of the run and not in its
 stdout/stderr, while the findings still say where each was seen.
@@ -94,6 +94,9 @@ def canaries(lab_state: dict) -> dict[str, str]:
         key, _, value = item.decode(errors="replace").partition("=")
         if key in exposed.get("canary_env", []):
             found[f"exposed env {key}"] = value
+    config = (Path(exposed["model_repository"]) / "add" / "config.pbtxt").read_text()
+    for key in exposed.get("canary_model_parameters", []):  # fake credentials in the model's parameters
+        found[f"exposed model parameter {key}"] = re.search(rf'key: "{key}" value: {{ string_value: "([^"]+)"', config).group(1)
     for path in sorted((ROOT / "nimwarden" / "lab" / "manifests" / "exposed").glob("*.yaml")):
         for value in MANIFEST_CANARY.findall(path.read_text()):
             found[f"manifest {path.name} {value[:8]}"] = value

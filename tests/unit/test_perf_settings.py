@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from nimwarden.errors import ConfigError
@@ -47,3 +49,40 @@ def test_bad_settings_name_file_and_field(perf, field):
     with pytest.raises(ConfigError) as exc:
         parse(dep(**perf), "targets/x.yaml")
     assert str(exc.value).startswith(f"targets/x.yaml: deployments[d].{field}:")
+
+
+def test_baseline_dir_defaults_beside_the_reports_and_resolves_against_the_profile(tmp_path):
+    assert parse(dep(), tmp_path / "p.yaml").baseline_dir is None  # the run's <--reports-dir>/baselines
+    assert parse(dep(baseline_dir="perf/base"), tmp_path / "p.yaml").baseline_dir == (tmp_path / "perf" / "base").resolve()
+    assert parse(dep(baseline_dir="/srv/base"), tmp_path / "p.yaml").baseline_dir == Path("/srv/base")
+    with pytest.raises(ConfigError, match="baseline_dir"):
+        parse(dep(baseline_dir=7), tmp_path / "p.yaml")
+
+
+def test_regression_looks_for_baselines_beside_the_reports_dir(tmp_path):
+    """Issue 15: baselines used to land in ./reports/baselines of the working directory, whatever --reports-dir said."""
+    from types import SimpleNamespace
+
+    from nimwarden.families.performance.regression import regression_checks
+    from nimwarden.outcome import Attempt
+
+    def probe(baseline_dir):
+        level = SimpleNamespace(mode="concurrency=1")
+        return SimpleNamespace(levels=lambda: [("add", level)], measurement=lambda m, lvl: Attempt("perf", "measure", object(), None),
+                               fingerprint=lambda m, obs: {}, settings=SimpleNamespace(baseline_dir=baseline_dir, tolerance=0.1))
+
+    reports = tmp_path / "my-reports"
+    ((_, out),) = regression_checks(probe(None), "lab", "hardened", False, reports / "baselines")
+    assert f"no baseline recorded at {reports / 'baselines' / 'lab' / 'hardened' / 'add.json'}" in out.reason
+    ((_, own),) = regression_checks(probe(tmp_path / "elsewhere"), "lab", "hardened", False, reports / "baselines")
+    assert str(tmp_path / "elsewhere" / "lab") in own.reason
+
+
+def test_the_run_puts_baselines_beside_its_reports_dir(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from nimwarden.plugin import _run_switches
+
+    monkeypatch.delenv("NIMWARDEN_REPORTS_DIR", raising=False)
+    config = SimpleNamespace(getoption=lambda name, default=None: str(tmp_path / "r") if name == "nimwarden_reports_dir" else default)
+    assert _run_switches(config)["baseline_dir"] == str(tmp_path / "r" / "baselines")

@@ -148,3 +148,99 @@ def test_cli_usage_errors_are_one_line_exit_2(tmp_path, argv, words):
     assert len(lines) == 1, proc.stderr
     assert words in lines[0] and "Traceback" not in proc.stderr
     assert "hf_abcdefghijklmnopq" not in proc.stderr
+
+
+# ----------------------------------------------------------------------------------- profiles that cannot work (issue 15)
+
+
+@pytest.mark.parametrize("name, url, suggestion", [("http", "127.0.0.1:18000", "http://127.0.0.1:18000"),
+                                                   ("http", "localhost:18000", "http://localhost:18000"),
+                                                   ("grpc", "127.0.0.1:8001", "grpc://127.0.0.1:8001")])
+def test_endpoint_without_a_scheme_is_refused_at_load_time(tmp_path, name, url, suggestion):
+    """`http: 127.0.0.1:18000` used to load (as grpc://…, or a scheme-less path every probe refused)."""
+    path = write(tmp_path, mutate(lambda d: d["deployments"][0]["endpoints"].__setitem__(name, url)))
+    with pytest.raises(ConfigError) as info:
+        load_target(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: deployments[0].endpoints.{name}: no scheme in ") and suggestion in message, message
+
+
+def test_scope_of_names_is_shown_in_the_out_of_scope_error(tmp_path):
+    data = mutate(lambda d: d.__setitem__("scope", ["localhost"]))
+    with pytest.raises(ConfigError) as info:
+        load_target(write(tmp_path, data))
+    message = str(info.value)
+    assert "outside the target's scope (localhost)" in message and "()" not in message, message
+    data = mutate(lambda d: d.__setitem__("scope", ["10.0.0.0/8", "gpu-1.example"]))
+    with pytest.raises(ConfigError, match=r"scope \(10\.0\.0\.0/8, gpu-1\.example\)"):
+        load_target(write(tmp_path, data))
+
+
+def _with_credential(spec):
+    return mutate(lambda d: d["deployments"][0].__setitem__("credentials", {"restricted_api": {"header": "admin-key", **spec}}))
+
+
+@pytest.mark.parametrize("spec, field, words", [
+    ({"env": "NIMWARDEN_TEST_UNSET_KEY"}, "deployments[0].credentials.restricted_api.env", "environment variable NIMWARDEN_TEST_UNSET_KEY is not set"),
+    ({"file": "absent-key"}, "deployments[0].credentials.restricted_api.file", "absent-key does not exist"),
+    ({"file": "empty-key"}, "deployments[0].credentials.restricted_api.file", "empty-key is empty"),
+])
+def test_credential_that_does_not_resolve_is_a_configuration_error(tmp_path, monkeypatch, spec, field, words):
+    monkeypatch.delenv("NIMWARDEN_TEST_UNSET_KEY", raising=False)
+    (tmp_path / "empty-key").write_text("\n")
+    path = write(tmp_path, _with_credential(spec))
+    with pytest.raises(ConfigError) as info:
+        load_target(path, resolve_credentials=True)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {field}: ") and words in message and "\n" not in message, message
+    assert load_target(path).deployments  # the profile's shape alone is fine (nimwarden validate --skip-credentials)
+
+
+def test_credential_file_is_relative_to_the_profile_and_resolves(tmp_path, monkeypatch):
+    (tmp_path / "key").write_text("k3y-from-file\n")
+    target = load_target(write(tmp_path, _with_credential({"file": "key"})), resolve_credentials=True)
+    assert target.deployments[0].credentials["restricted_api"].file == (tmp_path / "key").resolve()
+    monkeypatch.setenv("NIMWARDEN_TEST_SET_KEY", "k3y-from-env")
+    assert load_target(write(tmp_path, _with_credential({"env": "NIMWARDEN_TEST_SET_KEY"})), resolve_credentials=True)
+
+
+def _cli(*args, env=None):
+    import os
+
+    return subprocess.run([sys.executable, "-m", "nimwarden.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in {**os.environ, **(env or {})}.items() if k != "NIMWARDEN_TEST_UNSET_KEY"})
+
+
+def test_cli_refuses_unresolvable_credentials_in_one_line(tmp_path):
+    path = write(tmp_path, _with_credential({"env": "NIMWARDEN_TEST_UNSET_KEY"}))
+    expected = f"nimwarden: {path}: deployments[0].credentials.restricted_api.env: environment variable NIMWARDEN_TEST_UNSET_KEY is not set (or is empty)"
+    for command in (("validate", "--target", str(path)), ("audit", "--target", str(path), "--reports-dir", str(tmp_path / "r"))):
+        proc = _cli(*command)
+        assert proc.returncode == 2 and proc.stderr.strip() == expected, (proc.returncode, proc.stderr)
+    assert not (tmp_path / "r").exists()
+    skipped = _cli("validate", "--target", str(path), "--skip-credentials")
+    assert skipped.returncode == 0 and "credential sources not checked" in skipped.stdout, skipped.stderr
+
+
+def test_cli_refuses_a_scheme_less_endpoint_with_exit_2(tmp_path):
+    path = write(tmp_path, mutate(lambda d: d["deployments"][0]["endpoints"].__setitem__("http", "127.0.0.1:18000")))
+    proc = _cli("validate", "--target", str(path), "--skip-credentials")
+    assert proc.returncode == 2 and proc.stderr.startswith(f"nimwarden: {path}: deployments[0].endpoints.http: no scheme"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_relative_paths_resolve_against_the_profiles_directory(tmp_path, monkeypatch):
+    """README: every path in a profile is relative to the profile's own directory, not the working directory."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "key").write_text("k3y\n")
+    data = _with_credential({"file": "key"})
+    data["options"] = {"tls": {"ca_file": "pki/ca.pem"}}
+    data["deployments"][0]["options"] = {"tls": {"ca_file": "../ca.pem", "client_cert": "/abs/c.pem", "require": ["gateway"]}}
+    path = tmp_path / "sub" / "profile.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.chdir("/")
+    target = load_target(path, resolve_credentials=True)
+    dep = target.deployments[0]
+    assert dep.credentials["restricted_api"].file == tmp_path / "sub" / "key"
+    assert target.options["tls"]["ca_file"] == str(tmp_path / "sub" / "pki" / "ca.pem")
+    assert dep.options["tls"] == {"ca_file": str(tmp_path / "ca.pem"), "client_cert": "/abs/c.pem", "require": ["gateway"]}

@@ -121,8 +121,8 @@ def test_mutual_tls():
     assert j.judge_mutual(obs(), POLICY).status is Status.ERROR  # asked where not required: a suite bug
 
 
-def _plain(tls_state, status, location=None):
-    return Attempt("tls.plaintext", "GET", PlaintextObservation("127.0.0.2", 80, tls_state, status, location), None, 0.01)
+def _plain(tls_state, status, location=None, reset=False):
+    return Attempt("tls.plaintext", "GET", PlaintextObservation("127.0.0.2", 80, tls_state, status, location, reset), None, 0.01)
 
 
 def test_plaintext_judge():
@@ -134,6 +134,15 @@ def test_plaintext_judge():
     assert j.judge_plaintext(_plain("failed: x", None), "grpc", True).status is Status.FAIL
     assert j.judge_plaintext(_plain("failed: x", None), "grpc", False).status is Status.ERROR
     assert j.judge_plaintext(Attempt("tls.plaintext", "GET", None, "refused", 0.0), "grpc", True).status is Status.ERROR
+
+
+def test_plaintext_reset_is_the_refusal_on_a_tls_port():
+    """A TLS-only port that resets a plain request (tests/integration/test_tls_refusals.py shows a real one)."""
+    out = j.judge_plaintext(_plain("completed", None, reset=True), "gateway", True)
+    assert out.status is Status.PASS and "reset" in out.reason and out.evidence["plain_request_reset"] is True
+    # a port that resets the handshake too shows nothing: error, never a pass or a fail
+    both = j.judge_plaintext(_plain("failed: [Errno 104] Connection reset by peer", None, reset=True), "gateway", True)
+    assert both.status is Status.ERROR and "cannot tell" in both.reason
 
 
 def test_settings_reject_unknown_keys():

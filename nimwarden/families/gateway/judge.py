@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nimwarden.families.gateway.probe import AuthObservation, BurstObservation, InternalObservation
+from nimwarden.families.gateway.probe import (
+    AuthObservation,
+    BurstObservation,
+    InternalObservation,
+    legacy_tls,
+)
 from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, passed
 
 REFUSED = (401, 403)
@@ -27,7 +32,7 @@ def judge_authentication(a: Attempt[AuthObservation]) -> Outcome:
     ev = a.evidence()
     open_ = [f"{r.request.label()} -> {r.without_credentials}" for r in o.results if r.without_credentials not in REFUSED]
     if open_:
-        return failed(f"{o.base_url} answers without credentials: {'; '.join(open_)}", **ev, unauthenticated_accepted=open_)
+        return failed(f"{o.base_url} answers without credentials: {'; '.join(open_)}{legacy_tls(o.tls)}", **ev, unauthenticated_accepted=open_)
     if o.credential is None:
         return errored(f"{o.base_url} refused every anonymous request, but no credential is configured to show that "
                        "authorised callers get through (add credentials.gateway to the profile)", **ev)
@@ -38,7 +43,7 @@ def judge_authentication(a: Attempt[AuthObservation]) -> Outcome:
     if denied:
         return errored(f"{o.base_url} refused the configured credential ({o.credential}): {'; '.join(denied)}", **ev)
     return passed(f"{o.base_url} refused all {len(o.results)} anonymous request(s) with 401/403 and served "
-                  f"inference with the credential", **ev)
+                  f"inference with the credential{legacy_tls(o.tls)}", **ev)
 
 
 @fail_closed
@@ -51,12 +56,12 @@ def judge_rate_limit(a: Attempt[BurstObservation], policy: RateLimitPolicy = Rat
         if policy.documented_burst is not None and o.first_429_at > policy.documented_burst + policy.slack:
             return failed(f"first 429 only at request {o.first_429_at}, past the documented limit of "
                           f"{policy.documented_burst} (+{policy.slack})", **ev)
-        return passed(f"429 at request {o.first_429_at} of a burst on {o.url} ({o.elapsed_s:.2f}s); burst stopped there", **ev)
+        return passed(f"429 at request {o.first_429_at} of a burst on {o.url} ({o.elapsed_s:.2f}s); burst stopped there{legacy_tls(o.tls)}", **ev)
     if any(s in (401, 403) for s in o.statuses):
         return errored(f"the burst was refused with {sorted(o.statuses)}: the credential did not work, so the limit is unproven", **ev)
     if not any(200 <= s < 300 for s in o.statuses):
         return errored(f"the burst never succeeded ({dict(o.statuses)}): cannot tell whether a limit exists", **ev)
-    return failed(f"{o.sent} requests to {o.url} in {o.elapsed_s:.2f}s without a single 429 ({o.stopped_because})", **ev)
+    return failed(f"{o.sent} requests to {o.url} in {o.elapsed_s:.2f}s without a single 429 ({o.stopped_because}){legacy_tls(o.tls)}", **ev)
 
 
 @fail_closed
@@ -71,5 +76,5 @@ def judge_internal_paths(a: Attempt[InternalObservation]) -> Outcome:
         return errored(f"the configured credential was rejected on {', '.join(rejected)}: cannot tell what it would reach", **ev)
     reached = [f"{p} -> {s}" for p, s in o.statuses.items() if s not in blocked]
     if reached:
-        return failed(f"{o.base_url} forwards internal path(s): {'; '.join(reached)}", **ev, reachable=reached)
-    return passed(f"{o.base_url} blocks all {len(o.statuses)} internal path(s)", **ev)
+        return failed(f"{o.base_url} forwards internal path(s): {'; '.join(reached)}{legacy_tls(o.tls)}", **ev, reachable=reached)
+    return passed(f"{o.base_url} blocks all {len(o.statuses)} internal path(s){legacy_tls(o.tls)}", **ev)

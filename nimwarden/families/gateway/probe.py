@@ -2,8 +2,10 @@
 
 Read-only and bounded: wrong-method and read-only requests for management
 paths (docs/facts.md), one small inference, and a short burst capped in count and
-duration that stops at the first 429. Certificates are not checked here (the
-TLS family judges them); every request has a timeout.
+duration that stops at the first 429. Certificates and protocol versions are not checked here
+(the TLS family judges them): the probe connects with whatever TLS the gateway offers, down to
+TLS 1.0 (``nimwarden.net.tls_client.lenient_context``), records the version it got in the
+evidence, and judges what the gateway lets through. Every request has a timeout.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
+from nimwarden.net.tls_client import lenient_context
 from nimwarden.outcome import Attempt, attempt
 
 PROBE = "gateway.http"
@@ -70,19 +74,64 @@ INTERNAL_PATHS = ("/v2/repository/index", "/v2/logging", "/v2/trace/setting", "/
                   "/v1/metadata", "/docs", "/openapi.json", "/v2/systemsharedmemory/status")
 
 
-def _session() -> requests.Session:
-    s = requests.Session()
-    s.verify = False  # the TLS family judges the certificate; here only reachability matters
-    s.trust_env = False  # never through a proxy from the environment: stay inside the scope
-    return s
+MODERN_TLS = ("TLSv1.2", "TLSv1.3")
 
 
-def _send(s: requests.Session, base: str, r: Request, headers: Mapping[str, str], timeout: tuple[float, float]) -> int:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # InsecureRequestWarning: deliberate, see _session
-        resp = s.request(r.method, base + r.path, json=r.body, headers=dict(headers), timeout=timeout, allow_redirects=False)
-    resp.close()
-    return resp.status_code
+class _AnyTls(HTTPAdapter):
+    """HTTPS with whatever the gateway offers (TLS 1.0 and weak suites included): a legacy-only
+    gateway must still be judged on what it lets through; the TLS family fails its protocol."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = lenient_context()
+        super().init_poolmanager(*args, **kwargs)
+
+
+class _Session(requests.Session):
+    """A probe session that remembers the TLS version of every connection it used."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.verify = False  # the TLS family judges the certificate; here only reachability matters
+        self.trust_env = False  # never through a proxy from the environment: stay inside the scope
+        self.mount("https://", _AnyTls())
+        self.tls_versions: set[str] = set()
+
+    def probe(self, method: str, url: str, *, headers: Mapping[str, str], timeout: tuple[float, float],
+              body: Mapping[str, Any] | None = None) -> requests.Response:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # InsecureRequestWarning: deliberate, see above
+            resp = self.request(method, url, json=body, headers=dict(headers), timeout=timeout, allow_redirects=False, stream=True)
+        try:
+            sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+            version = sock.version() if hasattr(sock, "version") else None
+            if version:
+                self.tls_versions.add(version)
+            resp.content  # noqa: B018 - read it all, as without stream=True: the connection goes back to the pool
+        finally:
+            resp.close()
+        return resp
+
+    def tls_note(self) -> str | None:
+        """How the probe connected, for the evidence: None over plain HTTP."""
+        if not self.tls_versions:
+            return None
+        versions = ", ".join(sorted(self.tls_versions))
+        if all(v in MODERN_TLS for v in self.tls_versions):
+            return f"connected with {versions}"
+        return f"connected with {versions}, as the gateway offers no better; the tls family judges the protocol"
+
+
+def _session() -> _Session:
+    return _Session()
+
+
+def _send(s: _Session, base: str, r: Request, headers: Mapping[str, str], timeout: tuple[float, float]) -> int:
+    return s.probe(r.method, base + r.path, headers=headers, timeout=timeout, body=r.body).status_code
+
+
+def legacy_tls(note: str | None) -> str:
+    """A reason's suffix when the probe had to accept a protocol below TLS 1.2."""
+    return f" ({note})" if note and "the tls family" in note else ""
 
 
 @dataclass(frozen=True)
@@ -101,10 +150,11 @@ class AuthObservation:
     base_url: str
     credential: str | None  # where the credential came from (never its value)
     results: tuple[PathResult, ...]
+    tls: str | None = None  # how the probe connected (_Session.tls_note)
 
     def evidence(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "credential": self.credential or "none configured",
-                "responses": [r.as_dict() for r in self.results]}
+                "responses": [r.as_dict() for r in self.results], **({"tls_connection": self.tls} if self.tls else {})}
 
 
 def _check_scope(base: str, guard: Callable[[str], None] | None) -> None:
@@ -138,7 +188,7 @@ def probe_auth(
                     time.sleep(1.0)
                     cred = _send(s, base, r, {credential[0]: credential[1]}, timeout)
                 out.append(PathResult(r, anon, cred))
-        return AuthObservation(base, credential[2] if credential else None, tuple(out))
+            return AuthObservation(base, credential[2] if credential else None, tuple(out), s.tls_note())
 
     return attempt(PROBE, f"{len(requests_)} request(s) to {base} with and without credentials", run)
 
@@ -148,9 +198,11 @@ class InternalObservation:
     base_url: str
     with_credential: bool
     statuses: Mapping[str, int]  # path -> status
+    tls: str | None = None  # how the probe connected (_Session.tls_note)
 
     def evidence(self) -> dict[str, Any]:
-        return {"base_url": self.base_url, "with_credential": self.with_credential, "statuses": dict(self.statuses)}
+        return {"base_url": self.base_url, "with_credential": self.with_credential, "statuses": dict(self.statuses),
+                **({"tls_connection": self.tls} if self.tls else {})}
 
 
 def probe_internal_paths(
@@ -170,7 +222,7 @@ def probe_internal_paths(
         headers = {credential[0]: credential[1]} if credential else {}
         with _session() as s:
             statuses = {p: _send(s, base, Request("GET", p), headers, timeout) for p in paths}
-        return InternalObservation(base, credential is not None, statuses)
+            return InternalObservation(base, credential is not None, statuses, s.tls_note())
 
     return attempt(PROBE, f"GET {len(paths)} internal path(s) through {base}", run)
 
@@ -186,12 +238,14 @@ class BurstObservation:
     retry_after: str | None
     elapsed_s: float
     stopped_because: str
+    tls: str | None = None  # how the probe connected (_Session.tls_note)
 
     def evidence(self) -> dict[str, Any]:
         return {"url": self.url, "max_requests": self.max_requests, "max_duration_s": self.max_duration_s,
                 "sent": self.sent, "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
                 "first_429_at": self.first_429_at, "retry_after": self.retry_after,
-                "elapsed_s": round(self.elapsed_s, 3), "stopped_because": self.stopped_because}
+                "elapsed_s": round(self.elapsed_s, 3), "stopped_because": self.stopped_because,
+                **({"tls_connection": self.tls} if self.tls else {})}
 
 
 def probe_burst(
@@ -214,20 +268,18 @@ def probe_burst(
         counts: Counter[int] = Counter()
         first, retry_after, why = None, None, "max_requests reached"
         t0 = time.monotonic()
-        with _session() as s, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _session() as s:
             for i in range(1, max_requests + 1):
                 if time.monotonic() - t0 > max_duration_s:
                     why = "max_duration_s reached"
                     break
-                resp = s.get(url, headers=headers, timeout=timeout, allow_redirects=False)
-                resp.close()
+                resp = s.probe("GET", url, headers=headers, timeout=timeout)
                 counts[resp.status_code] += 1
                 if resp.status_code == 429:
                     first, retry_after, why = i, resp.headers.get("Retry-After"), "first 429 seen"
                     break
-        return BurstObservation(url, max_requests, max_duration_s, sum(counts.values()), dict(counts), first,
-                                retry_after, time.monotonic() - t0, why)
+            return BurstObservation(url, max_requests, max_duration_s, sum(counts.values()), dict(counts), first,
+                                    retry_after, time.monotonic() - t0, why, s.tls_note())
 
     return attempt(PROBE, f"burst of at most {max_requests} GET {url} in {max_duration_s}s", run)
 

@@ -5,6 +5,7 @@ silent "no baseline"."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from nimwarden.errors import ConfigError
@@ -23,12 +24,15 @@ def _record(path, att, fp: dict, mode: str) -> Outcome:
     return errored(f"baseline not recorded at {path}: {why.reason}")
 
 
-def regression_checks(probe: Any, target_name: str, deployment_name: str, update: bool) -> list[tuple[str, Outcome]]:
-    """(``"<model> <mode>"``, Outcome) for every model and load level the probe measures."""
+def regression_checks(probe: Any, target_name: str, deployment_name: str, update: bool,
+                      default_root: str | Path | None = None) -> list[tuple[str, Outcome]]:
+    """(``"<model> <mode>"``, Outcome) for every model and load level the probe measures. Baselines live
+    under ``options.performance.baseline_dir``, else ``default_root`` (the run's ``<reports-dir>/baselines``)."""
     parts = []
+    root = probe.settings.baseline_dir or (Path(default_root) if default_root else baseline.DEFAULT_ROOT)
     for model, lvl in probe.levels():
         att = probe.measurement(model, lvl)
-        path = baseline.path_for(target_name, deployment_name, model, root=probe.settings.baseline_dir)
+        path = baseline.path_for(target_name, deployment_name, model, root=root)
         fp = probe.fingerprint(model, att.observation) if att.completed else {}
         label = f"{model} {lvl.mode}"
         if update:

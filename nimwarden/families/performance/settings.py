@@ -16,7 +16,7 @@ frozen object; every field has a default so a profile needs none of them.
         credential: gateway         # a credential (header) sent with every inference request
         processes: 0                # worker processes per level; 0 = auto (one per core from concurrency 8)
         engine: h2                  # gRPC client: h2 (lean, default) or grpcio
-        baseline_dir: reports/baselines
+        baseline_dir: baselines     # default: <--reports-dir>/baselines; relative to the profile's directory
         under_load: {rate: 50, concurrency: 2, latency_tolerance: 1.0}
         llm: {model: meta/llama3, max_tokens: 64, prompt: "..."}
 """
@@ -51,7 +51,7 @@ class PerfSettings:
     tolerance: float = 0.10
     shapes: Mapping[str, Mapping[str, list[int]]] = field(default_factory=dict)
     credential: str | None = None
-    baseline_dir: Path = Path("reports") / "baselines"
+    baseline_dir: Path | None = None  # None: beside the run directories, <--reports-dir>/baselines
     under_load: UnderLoadSettings = UnderLoadSettings()
     llm: Mapping[str, Any] = field(default_factory=dict)
     engine: str | None = None
@@ -63,6 +63,16 @@ def _number(file: str, where: str, value: Any, lo: float, hi: float, integer: bo
         kind = "an integer" if integer else "a number"
         raise ConfigError(file, where, f"must be {kind} between {lo:g} and {hi:g}, got {value!r}")
     return value
+
+
+def _baseline_dir(file: str, where: str, value: Any) -> Path | None:
+    """``baseline_dir`` as written, relative to the profile's directory like every path in a profile."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(file, where, "must be a directory path")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (Path(file).resolve().parent / path).resolve()
 
 
 def parse(deployment, file: str | Path) -> PerfSettings:
@@ -129,5 +139,5 @@ def parse(deployment, file: str | Path) -> PerfSettings:
         raise ConfigError(file, f"{base}.engine", "must be h2, grpcio or http.client")
     return PerfSettings(models=tuple(models), protocol=protocol, levels=levels, tolerance=tolerance,
                         shapes=shapes, credential=credential,
-                        baseline_dir=Path(raw.get("baseline_dir", Path("reports") / "baselines")),
+                        baseline_dir=_baseline_dir(file, f"{base}.baseline_dir", raw.get("baseline_dir")),
                         under_load=under, llm=llm, engine=engine)

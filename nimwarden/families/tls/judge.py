@@ -169,11 +169,15 @@ def judge_plaintext(a: Attempt[PlaintextObservation], endpoint: str, expect_tls:
     assert o is not None
     ev = {**a.evidence(), "endpoint_name": endpoint}
     if o.tls_handshake == "completed":
-        return passed(f"{endpoint} {o.host}:{o.port} speaks TLS", **ev)
+        refusal = "; a plain request is reset (refused)" if o.plain_reset else ""
+        return passed(f"{endpoint} {o.host}:{o.port} speaks TLS{refusal}", **ev)
     if o.redirects_to_https:
         return passed(f"{endpoint} {o.host}:{o.port} is plain HTTP that only redirects to {o.location}", **ev)
     if o.http_status is not None:
         return failed(f"{endpoint} {o.host}:{o.port} serves plain HTTP (status {o.http_status}) where TLS is expected", **ev)
+    if o.plain_reset:  # resets the handshake and the plain request alike: nothing shows what it speaks
+        return errored(f"{endpoint} {o.host}:{o.port} resets a plain request and the TLS handshake failed "
+                       f"({o.tls_handshake}): cannot tell whether it speaks TLS", **ev)
     if expect_tls:
         return failed(f"{endpoint} {o.host}:{o.port} does not speak TLS ({o.tls_handshake})", **ev)
     return errored(f"{endpoint} {o.host}:{o.port} speaks neither TLS nor HTTP", **ev)

@@ -22,6 +22,8 @@ class PlaintextObservation:
     tls_handshake: str  # "completed" or "failed: <why>"
     http_status: int | None  # answer to a plain GET, None when it did not speak HTTP
     location: str | None
+    plain_reset: bool = False  # the plain GET was reset: a TLS-only port refusing plain text
+
 
     @property
     def redirects_to_https(self) -> bool:
@@ -30,18 +32,27 @@ class PlaintextObservation:
     def evidence(self) -> dict[str, Any]:
         return {"endpoint": f"{self.host}:{self.port}", "tls_handshake": self.tls_handshake,
                 "plain_http_status": self.http_status, "location": self.location,
-                "redirects_to_https": self.redirects_to_https}
+                "redirects_to_https": self.redirects_to_https, "plain_request_reset": self.plain_reset}
 
 
-def _plain_get(host: str, port: int, timeout_s: float) -> tuple[int | None, str | None]:
+RESET = object()  # _plain_get's answer when the server reset the plain request
+
+
+def _plain_get(host: str, port: int, timeout_s: float) -> tuple[int | None, str | None] | object:
+    """The status and Location of a plain ``GET /``; RESET when the server resets it (a TLS-only
+    port that refuses plain text closes with the request unread, and the kernel sends a reset)."""
     with socket.create_connection((host, port), timeout=timeout_s) as s:
-        s.sendall(f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
         data = b""
-        while len(data) < 16384 and b"\r\n\r\n" not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        try:
+            s.sendall(f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+            while len(data) < 16384 and b"\r\n\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            if not data:
+                return RESET
     head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
     lines = head.split("\r\n")
     if not lines or not lines[0].startswith("HTTP/"):
@@ -65,7 +76,10 @@ def probe_plaintext(host: str, port: int, *, guard: Callable[[str], None] | None
             tls_state = "completed"
         except (ssl.SSLError, ConnectionResetError) as exc:
             tls_state = f"failed: {getattr(exc, 'reason', None) or exc}"
-        status, location = _plain_get(host, port, timeout_s)
+        answer = _plain_get(host, port, timeout_s)
+        if answer is RESET:
+            return PlaintextObservation(host, port, tls_state, None, None, plain_reset=True)
+        status, location = answer
         return PlaintextObservation(host, port, tls_state, status, location)
 
     return attempt("tls.plaintext", f"TLS handshake and plain GET / on {host}:{port}", run)

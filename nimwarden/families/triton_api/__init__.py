@@ -4,6 +4,7 @@ read from the pod's tritonserver flags.
 
 - ``probe``       the bounded HTTP/gRPC calls (wrong-method and nonexistent-name probes only)
 - ``inputs``      synthetic inference inputs from model metadata
+- ``model_config`` model configurations and metadata read as anyone could, and the secrets they disclose
 - ``judge``       the live controls; ``cves.yaml`` the vulnerability table (dated, versioned)
 - ``spec_judge``  TRITON-SPEC-* from the container's command and args
 """
@@ -14,7 +15,7 @@ from nimwarden.families import Family, for_controls, needs_endpoint, param
 from nimwarden.k8s import source as k8s
 
 BY_PROTOCOL = ("TRITON-MODELCTL-001 TRITON-DYNLOAD-001 TRITON-MODELCONFIG-001 TRITON-SHM-001 TRITON-STATS-001 "
-               "TRITON-TRACE-001 TRITON-LOGGING-001 TRITON-AVAIL-001")
+               "TRITON-TRACE-001 TRITON-LOGGING-001 TRITON-AVAIL-001 TRITON-CONFIGSECRET-001")
 SPEC = ("TRITON-SPEC-MODELCTL-001 TRITON-SPEC-RESTRICTED-001 TRITON-SPEC-METRICS-001 TRITON-SPEC-TRACE-001 "
         "TRITON-SPEC-CLOUD-001 TRITON-SPEC-EXITONERROR-001 TRITON-SPEC-READINESS-001 TRITON-SPEC-AUTOCOMPLETE-001 "
         "TRITON-SPEC-GRPCSSL-001 TRITON-SPEC-CLIENTSHM-001 TRITON-SPEC-BOUNDS-001 TRITON-SPEC-OPENAI-001")

@@ -213,3 +213,53 @@ def sagemaker_invoke_refused(probe: Attempt, anchor: Attempt) -> Outcome:
     if probe.error and probe.error.startswith("connection refused"):
         return passed("the SageMaker front end is off (port closed while the API answers)", **evidence)
     return errored(f"SageMaker invoke probe failed: {probe.error}", **evidence)
+
+
+# ---------------------------------------------------------------------------------- secrets in model configurations
+
+
+@fail_closed
+def model_config_secrets(attempt: Attempt) -> Outcome:
+    """TRITON-CONFIGSECRET: no model configuration or metadata discloses a secret-looking value.
+
+    Critical when anyone who reaches the API reads it (no credentials), high when only holders of
+    the restricted-API key do. A document refused even with the key, an answer that is neither
+    Triton's document nor its refusal, a declared model that is not there: error. Refused without
+    credentials while the profile gives no key: pass, saying that what key holders see was not read.
+    """
+    from nimwarden.families.triton_api.model_config import ABSENT, ANONYMOUS, REFUSED, UNKNOWN, WITH_KEY
+
+    o = attempt.observation
+    evidence = {**attempt.evidence(), "expected": "no secret-looking value in any model configuration or metadata"}
+    if not o.models:
+        if o.index.startswith("read"):
+            return not_applicable(f"the repository index over {o.protocol} lists no model and the profile declares none", **evidence)
+        return errored(f"no model to read over {o.protocol}: the profile declares none and the repository index is not readable "
+                       f"({o.index}); declare models: in the profile or give the restricted_api credential", **evidence)
+
+    def where(reads) -> str:
+        return "; ".join(f"{r.model} {r.document}: " + ", ".join(f"{f.where} ({f.why})" for f in r.findings) for r in reads)
+
+    anonymous = [r for r in o.reads if r.findings and r.access == ANONYMOUS]
+    keyed = [r for r in o.reads if r.findings and r.access == WITH_KEY]
+    if anonymous:
+        return failed(f"model configuration over {o.protocol} discloses secret-looking values to callers without credentials: "
+                      f"{where(anonymous)}", severity="critical", **evidence)
+    if keyed:
+        return failed(f"model configuration over {o.protocol} discloses secret-looking values to holders of the restricted-API key: "
+                      f"{where(keyed)}", severity="high", **evidence)
+    odd = [f"{r.call} → {r.status}" for r in o.reads if r.access in (UNKNOWN, ABSENT)]
+    if odd:
+        return errored(f"cannot read every model document over {o.protocol}: {'; '.join(odd)}", **evidence)
+    refused = [r for r in o.reads if r.access == REFUSED]
+    if refused and o.credential is not None:
+        return errored(f"the restricted-API key ({o.credential}) was refused: {', '.join(r.call for r in refused)}; "
+                       "cannot see what its holders see", **evidence)
+    read = [r for r in o.reads if r.access in (ANONYMOUS, WITH_KEY)]
+    how = sorted({r.access for r in read})
+    note = ""
+    if refused:
+        note = (f"; {len(refused)} document(s) refused without credentials, and the profile gives no restricted_api credential, "
+                "so what its holders see was not read")
+    return passed(f"{len(read)} model document(s) of {len(o.models)} model(s) read over {o.protocol} "
+                  f"({', '.join(how) or 'none readable'}): no secret-looking value{note}", **evidence)

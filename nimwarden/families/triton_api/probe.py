@@ -97,6 +97,15 @@ class TritonProbe:
         )
 
     def _grpc(self, rpc: str, request: Any, *, metadata=None) -> Attempt[ApiAnswer]:
+        a = self.grpc_call(rpc, request, metadata=metadata)
+        if not a.completed:
+            return a  # type: ignore[return-value]
+        code, details, reply = a.observation
+        answer = ApiAnswer("grpc", a.request, code, str(reply)[:600] if code == "OK" else details[:600])
+        return Attempt(a.probe, a.request, answer, None, a.elapsed_s)
+
+    def grpc_call(self, rpc: str, request: Any, *, metadata=None) -> Attempt[tuple[str, str, Any]]:
+        """One gRPC call: ``(status code name, details, reply or None)``; never raises."""
         ep = self.deployment.endpoint("grpc")
         asked = f"grpc {rpc}"
         if ep is None:
@@ -110,7 +119,7 @@ class TritonProbe:
         stub = pb_grpc.GRPCInferenceServiceStub(self._channel(ep))
         try:
             reply = getattr(stub, rpc)(request, timeout=self.limits.deadline_s, metadata=metadata)
-            answer = ApiAnswer("grpc", asked, "OK", str(reply)[:600])
+            answer = ("OK", "", reply)
         except grpc.RpcError as exc:
             code, details = exc.code(), exc.details() or ""
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -118,7 +127,7 @@ class TritonProbe:
             # UNAVAILABLE is also how Triton answers a restricted call or a load in model-control-mode none.
             if code == grpc.StatusCode.UNAVAILABLE and not any(w in details for w in ("restricted", "not allowed")):
                 return Attempt("triton.grpc", asked, None, f"gRPC endpoint unavailable: {details[:200]}", time.monotonic() - t0)
-            answer = ApiAnswer("grpc", asked, code.name, details[:600])
+            answer = (code.name, details, None)
         except Exception as exc:  # noqa: BLE001 - error, never a pass
             return Attempt("triton.grpc", asked, None, f"{type(exc).__name__}: {exc}", time.monotonic() - t0)
         return Attempt("triton.grpc", asked, answer, None, time.monotonic() - t0)
@@ -208,6 +217,14 @@ class TritonProbe:
             spec = synthetic_inputs(self.model_metadata(model))
             infer = self.infer(model, spec.observation, protocol) if spec.completed else spec
         return self.health(protocol), infer
+
+    def model_documents(self, protocol: str):
+        """Every model's configuration and metadata over ``protocol``, anonymous first, with the
+        restricted-API key when refused; secret-looking values registered for redaction at once
+        (TRITON-CONFIGSECRET; nimwarden/families/triton_api/model_config.py)."""
+        from nimwarden.families.triton_api.model_config import read_documents
+
+        return read_documents(self, protocol)
 
     def frontend(self, frontend: str) -> Attempt[http.HttpResponse]:
         """A read-only request on a cloud frontend's own port: SageMaker ``/ping``, Vertex AI ``/v1/models``."""
