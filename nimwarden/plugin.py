@@ -140,6 +140,13 @@ def pytest_configure(config: pytest.Config) -> None:
     state = AuditState(target, reports_dir, run_dir, started, options, config.getoption("nimwarden_fail_on"), waivers)
     state.fail_on_new = bool(config.getoption("nimwarden_fail_on_new"))
     state.baseline = config.getoption("nimwarden_baseline")
+    if state.baseline:
+        from nimwarden.report.baseline import read_baseline
+
+        try:
+            read_baseline(state.baseline)  # a baseline that cannot be read is a usage error now, not a surprise at the end
+        except ValueError as exc:
+            raise pytest.UsageError(f"--baseline: {exc}") from None
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(AuditHooks(state), f"nimwarden-audit-{id(config)}")
     if not worker:

@@ -156,3 +156,21 @@ def test_unreadable_baseline_is_a_value_error_naming_the_file(tmp_path):
         baseline.read_baseline(bad)
     with pytest.raises(ValueError, match="cannot read the baseline"):
         baseline.read_baseline(tmp_path / "missing.json")
+
+
+def test_audit_refuses_an_unreadable_baseline_before_anything_runs(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    profile = tmp_path / "p.yaml"
+    from nimwarden import cli
+
+    assert cli.main(["discover", "--manifests", str(root / "tests/fixtures/discovery"), "--out", str(profile)]) == 0
+    env = dict(os.environ, PYTHONPATH=str(root))
+    env.pop("NIMWARDEN_RUN_DIR", None)
+    proc = subprocess.run([sys.executable, "-m", "nimwarden.cli", "audit", "--target", str(profile), "--reports-dir",
+                           str(tmp_path / "r"), "--fail-on-new", "--baseline", str(tmp_path / "nope.json")],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "cannot read the baseline" in proc.stdout + proc.stderr
