@@ -6,8 +6,9 @@ of the same target (:func:`nimwarden.report.trends.previous_run`). Findings (``f
 suffix that changed between the runs does not make a finding new.
 
 Every reported result (fail, error, waived) gets ``baseline_state``: ``new`` or ``unchanged``;
-baseline findings that are no longer findings are listed in ``summary["baseline"]["absent"]``
-(SARIF's ``absent``). With ``--fail-on-new`` the exit status counts only new findings: unchanged
+baseline findings that were checked again and now pass (or no longer apply) are listed in
+``summary["baseline"]["absent"]`` (SARIF's ``absent``); those this run did not look at (a ``-k``
+run) are only counted, as ``not_rechecked``. With ``--fail-on-new`` the exit status counts only new findings: unchanged
 ones are set aside before :func:`nimwarden.report.gating.exit_status` runs. A canary is never
 narrowed: its failures are what proves the harness can see.
 """
@@ -25,6 +26,7 @@ from nimwarden.report.fingerprint import fingerprints
 
 FINDINGS = ("fail", "error")
 REPORTED = ("fail", "error", "waived")
+SOLVED = ("pass", "not_applicable")
 
 
 def read_baseline(path: str | Path) -> dict[str, Any]:
@@ -57,8 +59,9 @@ def attach(summary: dict[str, Any], previous: Mapping[str, Any] | None, source: 
     before_fps = fingerprints(before)
     findings = {fp: r for r, fp in zip(before, before_fps) if r.get("status") in FINDINGS}
     reported = {fp for r, fp in zip(before, before_fps) if r.get("status") in REPORTED}
-    counts = {"new": 0, "unchanged": 0, "absent": 0}
+    counts = {"new": 0, "unchanged": 0, "absent": 0, "not_rechecked": 0}
     now_findings = set()
+    solved = {fp for r, fp in zip(results, (r["fingerprint"] for r in results)) if r.get("status") in SOLVED}
     for r in results:
         status = r.get("status")
         if status not in REPORTED:
@@ -69,8 +72,10 @@ def attach(summary: dict[str, Any], previous: Mapping[str, Any] | None, source: 
         counts[r["baseline_state"]] += 1
         if status in FINDINGS:
             now_findings.add(r["fingerprint"])
-    absent = [_brief(r, fp) for fp, r in sorted(findings.items()) if fp not in now_findings]
+    # absent: looked at again and no longer a finding; a narrower run (-k) that did not look is not "absent"
+    absent = [_brief(r, fp) for fp, r in sorted(findings.items()) if fp not in now_findings and fp in solved]
     counts["absent"] = len(absent)
+    counts["not_rechecked"] = sum(1 for fp in findings if fp not in now_findings and fp not in solved)
     summary["baseline"] = {"source": source, "started_at": (previous or {}).get("started_at"),
                            "fail_on_new": bool(fail_on_new), "counts": counts, "absent": absent}
     return summary["baseline"]
@@ -102,6 +107,8 @@ def explain(summary: Mapping[str, Any]) -> list[str]:
     c = b.get("counts") or {}
     against = f"baseline {b['source']}" if b.get("source") else "no baseline (first run: every finding is new)"
     line = f"{against}: {c.get('new', 0)} new, {c.get('unchanged', 0)} unchanged, {c.get('absent', 0)} gone"
+    if c.get("not_rechecked"):
+        line += f", {c['not_rechecked']} not rechecked"
     if b.get("fail_on_new"):
         line += " (--fail-on-new: only new findings count)"
     return [line]

@@ -92,7 +92,7 @@ def test_fail_on_new_fails_only_on_the_control_broken_between_two_runs(tmp_path)
     assert status == 1
     new = [r for r in summary["results"] if r.get("baseline_state") == "new"]
     assert [(r["control"], r["deployment"]) for r in new] == [("GATEWAY-AUTHN-001", "hardened")]
-    assert summary["baseline"]["source"] == "20261201T080000Z" and summary["baseline"]["counts"] == {"new": 1, "unchanged": 3, "absent": 0}
+    assert summary["baseline"]["source"] == "20261201T080000Z" and summary["baseline"]["counts"] == {"new": 1, "unchanged": 3, "absent": 0, "not_rechecked": 0}
     assert any("1 new, 3 unchanged" in line and "--fail-on-new" in line for line in lines)
     states = {(r["ruleId"], r["properties"]["deployment"]): r["baselineState"] for r in sarif["runs"][0]["results"]}
     assert states == {("GATEWAY-AUTHN-001", "hardened"): "new", ("TRITON-MODELCTL-001", "exposed"): "unchanged",
@@ -174,3 +174,12 @@ def test_audit_refuses_an_unreadable_baseline_before_anything_runs(tmp_path):
                            str(tmp_path / "r"), "--fail-on-new", "--baseline", str(tmp_path / "nope.json")],
                           cwd=root, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "cannot read the baseline" in proc.stdout + proc.stderr
+
+
+def test_a_narrower_run_does_not_call_what_it_did_not_look_at_absent(tmp_path):
+    _finish(tmp_path, _run(41000, broken=True, pod="p-x2k4q"), "20261201T080000Z")
+    narrow = [r for r in _run(38000, broken=True, pod="p-x2k4q") if r["family"] == "triton-api"]  # a -k triton run
+    _, lines, summary, sarif = _finish(tmp_path, narrow, "20261202T080000Z", baseline_file=None)
+    assert summary["baseline"]["counts"]["absent"] == 0 and summary["baseline"]["counts"]["not_rechecked"] == 3
+    assert not [r for r in sarif["runs"][0]["results"] if r["baselineState"] == "absent"]
+    assert any("3 not rechecked" in line for line in lines)
