@@ -1,7 +1,10 @@
-"""`nimwarden audit|lab|report|catalog|validate` — the command line.
+"""`nimwarden audit|discover|lab|report|catalog|validate|snapshot|cleanup` — the command line.
 
 Usage and configuration errors print one line naming the file, field or
 option and exit 2; no traceback reaches the user.
+
+This module is longer than 400 lines on purpose: every subcommand's arguments and its one-line
+errors in one place, so the command line reads as one page.
 """
 
 from __future__ import annotations
@@ -60,6 +63,14 @@ def _parser() -> _Parser:
     a.add_argument("--perf-update-baseline", action="store_true", help="record this run's performance measurements as baselines")
     a.add_argument("--lab-dir", metavar="DIR", help="lab state directory (default .nimwarden/lab)")
     a.add_argument("--compute-ms", type=float, default=0.0, help="lab model compute time per request")
+    a.add_argument("--fail-on-new", action="store_true", help="exit 1 only for failures absent from the baseline")
+    a.add_argument("--baseline", metavar="FILE", help="summary.json to compare with (default: the previous comparable run)")
+    _discovery_options(a, for_audit=True)
+
+    d = sub.add_parser("discover", help="find the Triton and NIM deployments of a cluster and write a target profile")
+    _discovery_options(d, for_audit=False)
+    d.add_argument("--out", metavar="FILE", default="discovered.yaml", help="where to write the profile (default discovered.yaml)")
+    d.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
     lab = sub.add_parser("lab", help="start, stop or inspect the embedded lab")
     lab.add_argument("action", choices=("up", "down", "status"))
@@ -98,6 +109,21 @@ def _parser() -> _Parser:
     return p
 
 
+def _discovery_options(p: argparse.ArgumentParser, for_audit: bool) -> None:
+    g = p.add_argument_group("discovery" + (" (audit without --target: discover, write the profile into the run directory, audit)" if for_audit else ""))
+    g.add_argument("--kubeconfig", metavar="FILE", help="discover from a live cluster (read-only: get and list)")
+    g.add_argument("--context", help="kubeconfig context")
+    if not for_audit:
+        g.add_argument("--snapshot", metavar="FILE", action="append", default=[], help="discover from a snapshot file")
+        g.add_argument("--manifests", metavar="PATH", nargs="+", default=[], help="discover from rendered manifests (files or directories)")
+    g.add_argument("--namespace", "-n", action="append", default=[], help="only in this namespace (repeatable)")
+    g.add_argument("--name", help="the target's name (default: the context name, else 'discovered')")
+    g.add_argument("--position", choices=("external", "cluster-internal"),
+                   help="where the audit will run (default: cluster-internal in a pod, else external)")
+    g.add_argument("--no-probes", action="store_true", help="write endpoints commented out: judge cluster state only")
+    g.add_argument("--api-timeout", type=float, default=10.0, help="seconds per API call")
+
+
 def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
@@ -106,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.pytest_args = unknown  # audit passes the rest to pytest (-k, -x, -n 2, …)
     try:
-        handler = {"audit": cmd_audit, "lab": cmd_lab, "report": cmd_report, "catalog": cmd_catalog, "validate": cmd_validate,
+        handler = {"audit": cmd_audit, "discover": cmd_discover, "lab": cmd_lab, "report": cmd_report, "catalog": cmd_catalog, "validate": cmd_validate,
                    "snapshot": cmd_snapshot, "cleanup": cmd_cleanup}[args.command]
         return handler(args)
     except UsageError as exc:
@@ -248,6 +274,12 @@ def _run_pytest(target_file: Path, args) -> int:
         pytest_args.append("--under-load")
     if args.perf_update_baseline:
         pytest_args.append("--perf-update-baseline")
+    if args.fail_on_new:
+        pytest_args.append("--fail-on-new")
+    if args.baseline:
+        pytest_args += ["--baseline", str(Path(args.baseline).resolve())]
+    if getattr(args, "run_dir", None):
+        pytest_args += ["--run-dir", str(args.run_dir)]
     code = int(pytest.main(pytest_args))
     # The run and its report are complete: a late Ctrl-C/SIGTERM must not turn the exit status
     # into 130 behind the report's back (the plugin defers them while writing; this covers the rest).
@@ -265,9 +297,13 @@ def cmd_audit(args) -> int:
     from nimwarden.families import load_profile as load_target
 
     if args.target:
+        if args.kubeconfig or args.context or args.namespace:
+            raise UsageError("--target and --kubeconfig/--context/--namespace exclude each other: a profile names its own cluster")
         target_file = Path(args.target)
         load_target(target_file)  # one-line error and exit 2 before pytest starts
         return _run_pytest(target_file, args)
+    if args.kubeconfig or args.context:
+        return _audit_discovered(args)
     from nimwarden import lab
 
     directory = lab.lab_dir(args.lab_dir)
@@ -283,6 +319,93 @@ def cmd_audit(args) -> int:
     finally:
         stopped = lab.down(directory, log=lambda *_: None)
         _say(f"lab stopped ({stopped} process(es))")
+
+
+def _discovered(args, out: Path):
+    """Read the source the options name, discover, write the profile to ``out``; (discovery, decisions)."""
+    from nimwarden.k8s import load_manifests, load_snapshot
+    from nimwarden.k8s.discovery import discover, read_live
+    from nimwarden.k8s.profile_yaml import ProfileSource, render_profile
+    from nimwarden.report.summary import iso, utc_now
+
+    snapshots, manifests = getattr(args, "snapshot", []), getattr(args, "manifests", [])
+    if sum(map(bool, (args.kubeconfig or args.context, snapshots, manifests))) > 1:
+        raise UsageError("give one of --kubeconfig, --snapshot or --manifests")
+    def rel(p: str) -> str:  # relative to the profile when it sits nearby (a repository), else absolute
+        r = os.path.relpath(Path(p).resolve(), out.resolve().parent)
+        return r if not r.startswith(os.pardir + os.sep + os.pardir) else str(Path(p).resolve())
+
+    if snapshots:
+        state, source = load_snapshot(snapshots), ProfileSource("snapshot", tuple(rel(p) for p in snapshots))
+    elif manifests:
+        state, source = load_manifests(manifests), ProfileSource("manifests", tuple(rel(p) for p in manifests))
+    else:
+        config = _kube_configuration(args)
+        try:
+            state, _ = read_live(config, args.namespace, args.api_timeout)
+        except Exception as exc:  # noqa: BLE001 - unreachable API server, 401: one line
+            raise UsageError(f"discovery could not read the cluster: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
+        kubeconfig = str(Path(args.kubeconfig).resolve()) if args.kubeconfig else None
+        source = ProfileSource("live", (), kubeconfig, args.context, tuple(args.namespace))
+    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not args.kubeconfig
+    position = args.position or ("cluster-internal" if in_pod else "external")
+    probes = not args.no_probes and source.source != "manifests"
+    found = discover(state, args.namespace)
+    name = args.name or _target_name(args.context or (_current_context(args.kubeconfig) if source.source == "live" else None))
+    text, decisions = render_profile(found, name=name, position=position, source=source, probes=probes, written_at=iso(utc_now()))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return found, decisions, position, probes
+
+
+def _target_name(context: str | None) -> str:
+    import re
+
+    name = re.sub(r"[^a-z0-9-]+", "-", (context or "").lower()).strip("-")
+    return name or "discovered"
+
+
+def _current_context(kubeconfig: str | None) -> str | None:
+    import yaml
+
+    path = kubeconfig or (os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")).split(os.pathsep)[0]
+    try:
+        return (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("current-context")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return None
+
+
+def cmd_discover(args) -> int:
+    from nimwarden.families import load_profile
+    from nimwarden.k8s.profile_yaml import table
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists; pass --force to overwrite it or --out another file")
+    found, decisions, position, probes = _discovered(args, out)
+    print(table(found, decisions, position, probes))
+    load_profile(out)  # the written profile is one `nimwarden validate` accepts (else exit 2, naming the field)
+    print(f"profile: {out} (check it with `nimwarden validate --target {out}`, audit with `nimwarden audit --target {out}`)")
+    return 0
+
+
+def _audit_discovered(args) -> int:
+    """`audit --kubeconfig F`: discover, write the profile into the run directory, audit with it."""
+    from nimwarden.families import load_profile
+    from nimwarden.k8s.profile_yaml import table
+    from nimwarden.report.summary import new_run_dir, utc_now
+
+    run_dir = new_run_dir(Path(args.reports_dir).resolve(), utc_now())
+    profile = run_dir / "target.yaml"
+    found, decisions, position, probes = _discovered(args, profile)
+    print(table(found, decisions, position, probes), file=sys.stderr)
+    load_profile(profile)
+    _say(f"profile written to {profile} (edit it and reuse it with --target)")
+    if not found.found:
+        _say("no Triton or NIM deployment found: nothing to audit")
+        return EXIT_USAGE
+    args.run_dir = run_dir
+    return _run_pytest(profile, args)
 
 
 if __name__ == "__main__":

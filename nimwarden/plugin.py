@@ -60,6 +60,8 @@ class AuditState:
     probes: dict = field(default_factory=dict)
     closing_lines: list[str] = field(default_factory=list)
     restore_signals: dict = field(default_factory=dict)  # handlers replaced while the report is written
+    fail_on_new: bool = False  # --fail-on-new: only findings absent from the baseline gate
+    baseline: str | None = None  # --baseline FILE (default: the previous comparable run)
 
 
 # ----------------------------------------------------------------------------------- options
@@ -76,6 +78,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--perf-update-baseline", dest="nimwarden_perf_update_baseline", action="store_true",
                     help="record this run's performance measurements as the baselines")
     group.addoption("--fail-on", dest="nimwarden_fail_on", choices=("critical", "high", "medium", "low"), default=None, help="only failures at or above this severity change the exit status")
+    group.addoption("--fail-on-new", dest="nimwarden_fail_on_new", action="store_true",
+                    help="only failures absent from the baseline change the exit status")
+    group.addoption("--baseline", dest="nimwarden_baseline", metavar="FILE", default=None,
+                    help="summary.json to compare with (default: the previous comparable run of the target)")
+    group.addoption("--run-dir", dest="nimwarden_run_dir", metavar="DIR", default=None,
+                    help="write this run's reports into DIR (created beforehand, e.g. by `nimwarden audit --kubeconfig`)")
 
 
 def _is_audit(config: pytest.Config) -> bool:
@@ -114,7 +122,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if worker:
             run_dir = Path(os.environ["NIMWARDEN_RUN_DIR"]) if os.environ.get("NIMWARDEN_RUN_DIR") else None
         else:
-            run_dir = new_run_dir(reports_dir, started)
+            preset = config.getoption("nimwarden_run_dir")
+            run_dir = Path(preset).resolve() if preset else new_run_dir(reports_dir, started)
+            run_dir.mkdir(parents=True, exist_ok=True)
             os.environ["NIMWARDEN_RUN_DIR"] = str(run_dir)  # xdist workers inherit it
             if not getattr(config.option, "xmlpath", None):
                 config.option.xmlpath = str(run_dir / "junit.xml")
@@ -125,11 +135,25 @@ def pytest_configure(config: pytest.Config) -> None:
         options.append("--under-load")
     if config.getoption("nimwarden_fail_on"):
         options.append(f"--fail-on={config.getoption('nimwarden_fail_on')}")
+    if config.getoption("nimwarden_fail_on_new"):
+        options.append("--fail-on-new")
     state = AuditState(target, reports_dir, run_dir, started, options, config.getoption("nimwarden_fail_on"), waivers)
+    state.fail_on_new = bool(config.getoption("nimwarden_fail_on_new"))
+    state.baseline = config.getoption("nimwarden_baseline")
+    if state.baseline:
+        from nimwarden.report.baseline import read_baseline
+
+        try:
+            read_baseline(state.baseline)  # a baseline that cannot be read is a usage error now, not a surprise at the end
+        except ValueError as exc:
+            raise pytest.UsageError(f"--baseline: {exc}") from None
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(AuditHooks(state), f"nimwarden-audit-{id(config)}")
     if not worker:
         _install_sigterm()
+        from nimwarden.progress import Progress
+
+        config.pluginmanager.register(Progress(config, state), f"nimwarden-progress-{id(config)}")
 
 
 def _load_waivers(target: Target) -> list:
@@ -477,7 +501,7 @@ class AuditHooks:
         run = RunRecord(target=s.target, started=s.started, options=s.options, fail_on=s.fail_on, waivers=s.waivers,
                         run_dir=s.run_dir, reports_dir=s.reports_dir, collected=s.collected, interrupted=s.interrupted,
                         stopped_early=bool(session.shouldstop), pytest_exit=int(exitstatus),
-                        data=families.data_stamps(s.target))
+                        data=families.data_stamps(s.target), fail_on_new=s.fail_on_new, baseline=s.baseline)
         status, lines = finish_run(run, list(s.results.values()))
         s.closing_lines = lines + s.closing_lines  # printed by pytest_terminal_summary, after pytest's own lines
         session.exitstatus = status

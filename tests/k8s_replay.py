@@ -40,9 +40,10 @@ API = {}
 
 
 def _register():
+    from nimwarden.k8s.discovery import discovery_resources
     from nimwarden.k8s.resources import RESOURCES
 
-    for r in RESOURCES:
+    for r in (*RESOURCES, *discovery_resources()):  # discovery also reads KServe's kinds
         prefix = f"/apis/{r.group}/{r.version}" if r.group else f"/api/{r.version}"
         API[(prefix, r.plural)] = (r.kind, r.namespaced, r.api_version)
 

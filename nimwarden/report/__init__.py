@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nimwarden.report import gating
+from nimwarden.report import baseline, gating
 from nimwarden.report.summary import build_summary, point_latest, utc_now, write_summary
 
 
@@ -35,6 +35,8 @@ class RunRecord:
     stopped_early: bool
     pytest_exit: int
     data: dict[str, dict[str, Any]] | None = None  # the families' dated data (families.data_stamps)
+    fail_on_new: bool = False  # only findings absent from the baseline gate (nimwarden.report.baseline)
+    baseline: str | None = None  # a summary.json to compare with; default: the previous comparable run
 
 
 def finish_run(run: RunRecord, results: list[dict[str, Any]]) -> tuple[int, list[str]]:
@@ -57,11 +59,12 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]]) -> tuple[int, list
         waiver_findings=waiver_findings,
         data=run.data,
     )
+    _attach_baseline(run, summary)
     verdicts = {v.name: v for v in gating.deployment_verdicts(summary, run.fail_on)}
     for entry in summary["deployments"]:
         v = verdicts.get(entry["name"])
         entry["verdict"] = v.verdict if v else gating.UNEVALUATED
-    status = gating.exit_status(summary, run.fail_on)
+    status = baseline.exit_status(summary, run.fail_on)
     if not results and run.pytest_exit == 4:  # pytest usage error before any control ran
         status = 2
     summary["exit_status"] = status
@@ -70,8 +73,30 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]]) -> tuple[int, list
         write_all(run.run_dir, summary, run.reports_dir)
         point_latest(run.reports_dir, run.run_dir)
         lines.append(f"report: {run.run_dir / 'report.html'}")
+    lines += baseline.explain(summary)
     lines += gating.explain(summary, run.fail_on).splitlines()
+    if baseline.fail_on_new(summary):
+        lines[-1] = f"exit status {status} (--fail-on-new{f', --fail-on {run.fail_on}' if run.fail_on else ''})"
     return status, lines
+
+
+def _attach_baseline(run: RunRecord, summary: dict[str, Any]) -> None:
+    """Compare with --baseline FILE, else with the previous comparable run (when the run writes reports)."""
+    from nimwarden.report import trends
+
+    previous, source = None, None
+    if run.baseline:
+        try:
+            previous, source = baseline.read_baseline(run.baseline), str(run.baseline)
+        except ValueError as exc:  # checked before the run started; a file changed since is said, not hidden
+            source = f"unreadable ({exc})"
+    elif run.run_dir is not None:
+        found = trends.previous_run(run.reports_dir, run.run_dir, str(summary.get("target", "")), covering=summary)
+        if found is not None:
+            previous, source = found[1], found[0]
+    elif not run.fail_on_new:
+        return
+    baseline.attach(summary, previous, source, run.fail_on_new)
 
 
 def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None = None) -> list[Path]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nimwarden.outcome import SEVERITIES
-from nimwarden.report import charts, gating
+from nimwarden.report import baseline, charts, gating, overview
 from nimwarden.report.evidence_html import e, evidence_html
 
 ASSETS = Path(__file__).parent
@@ -56,10 +56,15 @@ def control_info(result: Mapping[str, Any], catalog: Mapping[str, Any]) -> dict[
     }
 
 
+def _is_new(result: Mapping[str, Any]) -> bool:
+    return result.get("baseline_state") == "new" and result.get("status") in ("fail", "error")
+
+
 def _sort_key(result: Mapping[str, Any], info: Mapping[str, Any]) -> tuple:
     status = result.get("status", "error")
     sev = info["severity"]
     return (
+        0 if _is_new(result) else 1,  # new findings first (against the baseline)
         STATUS_ORDER.index(status) if status in STATUS_ORDER else 0,
         SEVERITIES.index(sev) if sev in SEVERITIES else len(SEVERITIES),
         str(result.get("control", "")),
@@ -175,7 +180,7 @@ def _verdicts(summary: Mapping[str, Any]) -> str:
             f'<h3>{e(deployment_label(v.name))} <span class="muted">{e(kinds.get(v.name, ""))}</span></h3>'
             f'<p class="word">{e(v.verdict)}</p><p class="muted">{e(expect)} · {e(counts)}</p>{extra}</div>'
         )
-    return f'<section id="verdicts"><h2>Verdict per deployment</h2><div class="banners">{"".join(banners)}</div></section>'
+    return overview.cards(banners)
 
 
 def _status_index(status: str) -> int:
@@ -200,31 +205,9 @@ def _waiver_findings(summary: Mapping[str, Any]) -> str:
 
 
 def _matrix(summary: Mapping[str, Any], infos: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> str:
-    deployments = [d.name for d in gating.deployment_verdicts(summary)]
-    families = sorted({i["family"] for _, i in infos})
-    if not deployments or not families:
-        return ""
-    cells: dict[tuple[str, str], dict[str, int]] = {}
-    for r, i in infos:
-        bucket = cells.setdefault((i["family"], r.get("deployment")), {})
-        bucket[r.get("status", "error")] = bucket.get(r.get("status", "error"), 0) + 1
-    head = "".join(f"<th>{e(deployment_label(d))}</th>" for d in deployments)
-    body = []
-    for fam in families:
-        tds = []
-        for d in deployments:
-            counts = cells.get((fam, d), {})
-            worst = min(counts, key=_status_index_worst) if counts else "none"
-            text = " · ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _status_index(kv[0]))) or "—"
-            tds.append(
-                f'<td class="cell st-{e(worst)}" data-family="{e(fam)}" data-deployment="{e(d)}" '
-                f'title="show these results">{e(text)}</td>'
-            )
-        body.append(f"<tr><th>{e(fam)}</th>{''.join(tds)}</tr>")
-    return (
-        '<section id="matrix"><h2>Families × deployments</h2><table class="grid matrix">'
-        f'<tr><th>family</th>{head}</tr>{"".join(body)}</table></section>'
-    )
+    """Worst deployments first, then the full grid (deployments as rows; see nimwarden.report.overview)."""
+    fail_on = fail_on_of(summary)
+    return overview.worst_first(summary, infos, fail_on) + overview.matrix(summary, infos, fail_on)
 
 
 def _status_index_worst(status: str) -> int:
@@ -288,7 +271,8 @@ def _result(index: int, result: Mapping[str, Any], info: Mapping[str, Any], cana
         f'<details class="result st-{e(status)}" id="r{index}" data-severity="{e(info["severity"])}" '
         f'data-family="{e(info["family"])}" data-status="{e(status)}" data-deployment="{e(result.get("deployment", ""))}"'
         f"{opened}><summary>"
-        f'<span class="badge st-{e(status)}">{e(status)}</span> <span class="badge sev-{e(info["severity"])}">'
+        + ('<span class="badge new">new</span> ' if _is_new(result) else "")
+        + f'<span class="badge st-{e(status)}">{e(status)}</span> <span class="badge sev-{e(info["severity"])}">'
         f'{e(info["severity"])}</span> <code class="control">{e(result.get("control", ""))}</code> '
         f'<span class="title">{e(info["title"])}</span> <span class="where">{e(deployment_label(result.get("deployment")))} · '
         f'{e(result.get("subject", ""))}</span></summary><div class="body">{"".join(parts)}</div></details>'
@@ -333,7 +317,7 @@ def render_html(
     js = (ASSETS / "report.js").read_text(encoding="utf-8")
     infos = [(r, control_info(r, catalog)) for r in summary.get("results") or []]
     infos.sort(key=lambda ri: _sort_key(*ri))
-    status = gating.exit_status(summary, fail_on_of(summary))
+    status = baseline.exit_status(summary, fail_on_of(summary))
     canaries = {d.get("name") for d in summary.get("deployments") or [] if d.get("expect") == "noncompliant"}
     results = "".join(_result(i, r, info, r.get("deployment") in canaries) for i, (r, info) in enumerate(infos))
     csp = f"default-src 'none'; img-src data:; style-src {_csp_hash(css)}; script-src {_csp_hash(js)}"

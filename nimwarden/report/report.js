@@ -61,6 +61,16 @@
     });
   });
 
+  // A deployment's name in the worst-first table shows all of its results.
+  Array.prototype.forEach.call(document.querySelectorAll("td.dep-link[data-deployment]"), function (cell) {
+    cell.addEventListener("click", function () {
+      Array.prototype.forEach.call(form.querySelectorAll('input[data-filter="family"]'), function (b) { b.checked = true; });
+      setOnly("deployment", cell.getAttribute("data-deployment"));
+      apply();
+      document.getElementById("results").scrollIntoView();
+    });
+  });
+
   var reset = document.getElementById("filter-reset");
   if (reset) {
     reset.addEventListener("click", function () {
@@ -77,6 +87,7 @@
   // Paper cannot expand a <details>: open every shown result before printing.
   window.addEventListener("beforeprint", function () {
     rows.forEach(function (row) { if (!row.hidden) { row.open = true; } });
+    Array.prototype.forEach.call(document.querySelectorAll("details.toggle"), function (t) { t.open = true; });
   });
   presetFromHash();
   apply();

@@ -14,7 +14,6 @@ objects the judge named.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -111,8 +110,25 @@ def _locations(result: Mapping[str, Any], target: str, fallback_file: str | None
 
 
 def _fingerprint(result: Mapping[str, Any], target: str) -> str:
-    key = "|".join(str(result.get(k, "")) for k in ("control", "deployment", "subject"))
-    return hashlib.sha256(f"{target}|{key}".encode()).hexdigest()
+    """Control + deployment + normalised subject (no ports, no pod suffixes): stable across runs."""
+    if result.get("fingerprint"):
+        return str(result["fingerprint"])
+    from nimwarden.report.fingerprint import fingerprints
+
+    return fingerprints([result])[0]
+
+
+def _absent(item: Mapping[str, Any], rule_index: Mapping[str, int], target: str, fallback_file: str | None) -> dict[str, Any]:
+    """A baseline finding no longer found (SARIF baselineState ``absent``)."""
+    where = f"{item.get('deployment', '')} {item.get('subject', '')}".strip()
+    return {
+        "ruleId": item.get("control"), "ruleIndex": rule_index[item.get("control")], "kind": "pass", "level": "none",
+        "baselineState": "absent", "message": {"text": f"no longer found: {where} (was {item.get('status')})"},
+        "locations": _locations(item, target, fallback_file),
+        "partialFingerprints": {"nimwardenFinding/v2": _fingerprint(item, target)},
+        "properties": {"deployment": item.get("deployment"), "subject": item.get("subject"), "status": "absent",
+                       "was": item.get("status"), "severity": item.get("severity") or "info", "family": item.get("family")},
+    }
 
 
 def _result(
@@ -130,7 +146,7 @@ def _result(
         "level": "none" if status == "error" else LEVEL.get(severity, "warning"),
         "message": {"text": f"{prefix}{where}: {result.get('reason', '')}"},
         "locations": _locations(result, target, fallback_file),
-        "partialFingerprints": {"nimwardenFinding/v1": _fingerprint(result, target)},
+        "partialFingerprints": {"nimwardenFinding/v2": _fingerprint(result, target)},
         "properties": {
             "deployment": result.get("deployment"),
             "subject": result.get("subject"),
@@ -140,6 +156,8 @@ def _result(
             "evidence": result.get("evidence") or {},
         },
     }
+    if result.get("baseline_state") in ("new", "unchanged"):
+        out["baselineState"] = result["baseline_state"]
     waiver = result.get("waiver")
     if status == "waived" and isinstance(waiver, Mapping):
         out["suppressions"] = [
@@ -178,7 +196,8 @@ def build_sarif(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = 
             continue
         rule_index[control_id] = len(rules)
         rules.append(_rule(control_id, control, {}))
-    for r in results:  # results for controls the installed catalog does not know still need a rule
+    absent = list((summary.get("baseline") or {}).get("absent") or [])
+    for r in results + absent:  # results for controls the installed catalog does not know still need a rule
         cid = r.get("control")
         if cid not in rule_index:
             rule_index[cid] = len(rules)
@@ -217,7 +236,7 @@ def build_sarif(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = 
                 "invocations": [invocation],
                 "results": [
                     _result(r, rule_index, target, profile_uri(summary)) for r in results if r.get("status") in REPORTED
-                ],
+                ] + [_absent(a, rule_index, target, profile_uri(summary)) for a in absent],
                 "properties": {"target": target, "totals": summary.get("totals") or {}},
             }
         ],

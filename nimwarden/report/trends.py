@@ -4,8 +4,9 @@ Comparable: it evaluated at least every (control, deployment) the current run ev
 run narrowed with ``-k`` or interrupted half-way is not taken as "the previous run" of a full one.
 
 A finding is a result with status ``fail`` or ``error``; it is identified by
-control + deployment + subject, so the same problem on the same object is
-recognised from one run to the next even when its reason text changes.
+control + deployment + subject (normalised: no ports, no pod suffixes; see
+``nimwarden.report.fingerprint``), so the same problem on the same object is
+recognised from one run to the next even when its reason text or a port changes.
 
 - new: a finding now that was not a finding before;
 - fixed: a finding before whose key now passes (or no longer applies);
@@ -21,12 +22,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nimwarden.report import fingerprint
+
 FINDING_STATUSES = ("fail", "error")
 SOLVED_STATUSES = ("pass", "not_applicable")
 
 
 def finding_key(result: Mapping[str, Any]) -> tuple[str, str, str]:
-    return (str(result.get("control", "")), str(result.get("deployment", "")), str(result.get("subject", "")))
+    return fingerprint.finding_key(result)
 
 
 def _brief(result: Mapping[str, Any]) -> dict[str, Any]:

@@ -159,3 +159,32 @@ def with_results(summary: dict[str, Any], results: list[dict[str, Any]]) -> dict
         totals[r["status"]] += 1
     out["totals"] = totals
     return out
+
+
+FAMILY_CONTROLS = (
+    ("ports", "PORTS-K8SEXPOSE-001"), ("tls", "TLS-PROTOCOL-001"), ("gateway", "GATEWAY-AUTHN-001"),
+    ("triton-api", "TRITON-MODELCTL-001"), ("nim-api", "NIM-METADATA-001"), ("pod-security", "POD-ROROOT-001"),
+    ("secrets", "SECRETS-LITERAL-001"), ("rbac", "RBAC-AUTOMOUNT-001"), ("network-policy", "NETPOL-DEFAULTDENY-001"),
+    ("host", "HOST-USER-001"), ("performance", "PERF-STABLE-001"),
+)
+SEVERITY_CYCLE = ("critical", "high", "medium", "low")
+
+
+def many_deployments(n: int) -> dict[str, Any]:
+    """A target of ``n`` deployments (NVIDIA's charts audited together): every family on each, with a
+    spread that is the same every time: deployment i fails i % 5 controls, the worst ones critical."""
+    results, deployments = [], []
+    for i in range(n):
+        name = f"chart-{i:02d}-{('llama', 'triton', 'embed', 'rerank')[i % 4]}"
+        deployments.append({"name": name, "kind": "nim" if i % 4 != 1 else "triton", "expect": "compliant"})
+        fails = i % 5
+        for j, (family, control) in enumerate(FAMILY_CONTROLS):
+            failing = j < fails
+            status = "fail" if failing else ("error" if (i + j) % 13 == 0 else "pass")
+            severity = SEVERITY_CYCLE[(j + i) % 4] if failing else "medium"
+            results.append(result(control, family, severity, name, f"Deployment/ns-{i}/{name}", status,
+                                  "failed on purpose" if failing else "ok"))
+    summary = with_results(lab_summary(), results)
+    summary["deployments"] = deployments
+    summary["target"] = f"charts-{n}"
+    return summary

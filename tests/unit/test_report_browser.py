@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from nimwarden.report.html import write_html
-from tests.unit.report_samples import lab_summary
+from tests.unit.report_samples import lab_summary, many_deployments
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 pytestmark = pytest.mark.skipif(
@@ -210,3 +210,49 @@ def test_sign_off_page_prints_to_pdf(browser, tmp_path):
     assert browser.js("document.querySelectorAll('.sign .line').length") == 4
     pdf = base64.b64decode(browser.call("Page.printToPDF", preferCSSPageSize=True)["data"])
     assert pdf.startswith(b"%PDF") and len(pdf) > 5_000
+
+
+@pytest.mark.parametrize("n", [1, 3, 20])
+def test_report_scales_worst_first_without_running_off_the_page(browser, tmp_path, n):
+    """1, 3 and 20 deployments in a 1280×900 window: nothing runs off sideways, the worst deployments
+    lead the table, and at 20 the cards and the full matrix wait behind toggles. Screenshots go to
+    $NIMWARDEN_SCREENSHOTS when set (to look at), else to the test's directory."""
+    import os
+
+    summary = many_deployments(n)
+    url = Path(write_html(tmp_path, summary)).as_uri()
+    browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
+    try:
+        _open(browser, url)
+        assert browser.problems() == []
+        where = Path(os.environ.get("NIMWARDEN_SCREENSHOTS") or tmp_path)
+        where.mkdir(parents=True, exist_ok=True)
+
+        def shot(name: str) -> None:
+            png = base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"])
+            assert png.startswith(b"\x89PNG")
+            (where / f"report-{n}-deployments{name}.png").write_bytes(png)
+
+        shot("")  # the first screen, as a release manager opens it
+        matrix_open = browser.js("document.querySelector('#matrix details').open")
+        browser.js("document.querySelector('#matrix details').open = true; document.getElementById('matrix').scrollIntoView()")
+        shot("-matrix")
+        assert browser.js("document.documentElement.scrollWidth") <= 1280  # the opened matrix too
+        assert browser.js("[...document.querySelectorAll('table')].every(t => t.getBoundingClientRect().right <= 1280)")
+        rows = browser.js("[...document.querySelectorAll('#worst tr.dep-row')].map(r => r.dataset.deployment)")
+        if n == 1:
+            assert rows == []  # one deployment: its card says it all
+            assert matrix_open is True
+        else:
+            # worst first: by verdict, then critical, high, medium, low failures, then errors
+            cells = browser.js("[...document.querySelectorAll('#worst tr.dep-row')].map(r => [...r.cells].slice(3, 8)"
+                               ".map(c => parseInt(c.textContent || '0')))")
+            assert len(rows) == n and cells == sorted(cells, reverse=True), cells
+            assert cells[0][:4] != [0, 0, 0, 0]  # a deployment with failures leads
+            assert browser.js("document.getElementById('worst').getBoundingClientRect().top") < 900  # on the first screen
+            assert matrix_open is (n <= 4)
+            assert browser.js("!!document.querySelector('#verdicts details')") is (n > 4)
+            browser.js(f"document.querySelector('td.dep-link[data-deployment=\"{rows[0]}\"]').click()")
+            assert set(browser.js(f"{VISIBLE}.map(r => r.dataset.deployment)")) == {rows[0]}
+    finally:
+        browser.call("Emulation.clearDeviceMetricsOverride")

@@ -8,6 +8,16 @@ code and models it loads, and secrets in its environment.
 
 from __future__ import annotations
 
-from nimwarden.families import Family
+from nimwarden.families import Applicability, Family, for_controls
 
-FAMILY = Family(name="host", options=("deployments[].options.host",))
+
+def _no_server_named(ctx: Applicability) -> str | None:
+    """A profile that declares neither an endpoint nor options.host names no server process (a review of
+    cluster state): there is nothing to inspect. With either, locating the server is the probe's job."""
+    if not ctx.deployment.endpoints and not (ctx.deployment.options or {}).get("host"):
+        return f"deployment {ctx.deployment.name} declares no endpoint and no options.host: no server process to inspect"
+    return None
+
+
+FAMILY = Family(name="host", options=("deployments[].options.host",),
+                applies=for_controls("HOST-CODEDIRS-001 HOST-ENVSECRET-001 HOST-MODELRO-001 HOST-USER-001", _no_server_named))

@@ -1,0 +1,259 @@
+"""Discovery: the Triton and NIM deployments a cluster state holds, with the ways in to each.
+
+From one :class:`ClusterState` (manifests, a snapshot, or a live read made here with get/list only)
+:func:`discover` finds
+
+- NIMService resources (NIM Operator);
+- Deployments, StatefulSets and DaemonSets with a container that runs ``tritonserver`` (command,
+  args or image) or a NIM image (``nvcr.io/nim/…``);
+- KServe InferenceServices whose predictor is Triton or NIM (``predictor.triton``, model format
+  ``triton``, a runtime whose name or containers say so, or their own containers);
+
+skipping the workloads an operator renders for one of those (a NIMService's Deployment, a KServe
+predictor's), so one workload is one deployment. For each it collects the Services that select its
+pods (or the one the operator would create), their ports classified as Triton/NIM endpoints, the
+Ingresses / HTTPRoutes / Routes in front of those Services and the gateway they name. Turning that
+into a target profile is :mod:`nimwarden.k8s.profile_yaml`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nimwarden.k8s.exposure import workload_services
+from nimwarden.k8s.model import ClusterState, K8sObject
+from nimwarden.k8s.resources import BY_KIND, Resource
+from nimwarden.k8s.ways_in import (
+    Front,
+    ServicePort,
+    Way,
+    argv_tokens,
+    classify_container,
+    container_ports,
+    flag_value,
+    fronts_of,
+    restricted_header,
+    way_of,
+)
+from nimwarden.k8s.workloads import PodTemplate, pod_templates
+
+CONTROLLERS = ("Deployment", "StatefulSet", "DaemonSet")
+KSERVE_LABEL = "serving.kserve.io/inferenceservice"
+
+# What discovery reads: the kinds it needs and nothing else. Kinds the harness's resource table does
+# not (yet) carry are declared here; deploy/k8s/rbac-read.yaml grants get/list on every one of them.
+_EXTRA = {r.kind: r for r in (
+    Resource("InferenceService", "serving.kserve.io", "v1beta1", "inferenceservices", True, optional=True),
+    Resource("ServingRuntime", "serving.kserve.io", "v1alpha1", "servingruntimes", True, optional=True),
+    Resource("ClusterServingRuntime", "serving.kserve.io", "v1alpha1", "clusterservingruntimes", False, optional=True),
+)}
+DISCOVERY_KINDS = ("Service", *CONTROLLERS, "Ingress", "NIMService", "HTTPRoute", "Route",
+                   "InferenceService", "ServingRuntime", "ClusterServingRuntime")
+
+
+def discovery_resources() -> list[Resource]:
+    return [BY_KIND.get(k) or _EXTRA[k] for k in DISCOVERY_KINDS]
+
+
+@dataclass
+class Found:
+    name: str  # the profile's deployment name
+    kind: str  # triton | nim
+    namespace: str
+    ref: str  # the object found: Deployment/ns/name, NIMService/ns/name, InferenceService/ns/name
+    why: str
+    image: str
+    selector: dict[str, str]
+    ways: list[Way] = field(default_factory=list)
+    fronts: list[Front] = field(default_factory=list)
+    restricted_header: str | None = None  # the header --http-restricted-api names (never its value)
+    grpc_tls: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    source: str
+    found: tuple[Found, ...]
+    unreadable: Mapping[str, str]  # kind -> why (a denied permission)
+    absent: tuple[str, ...]  # optional APIs the cluster does not serve
+
+
+# ----------------------------------------------------------------------------------- reading
+
+
+def read_live(configuration: Any, namespaces: Sequence[str] = (), timeout_s: float = 10.0):
+    """Read only what discovery needs, with get/list requests only. Returns (state, request paths)."""
+    from nimwarden.k8s.live import Forbidden, K8sReadError, LiveReader
+    from nimwarden.k8s.model import make_object
+
+    reader = LiveReader(configuration, timeout_s)
+    objects: list[K8sObject] = []
+    denied: dict[str, str] = {}
+    absent: list[str] = []
+    try:
+        for res in discovery_resources():
+            try:
+                if res.namespaced and namespaces:
+                    bodies = [b for ns in namespaces for b in reader.list(res, ns)]
+                else:
+                    bodies = reader.list(res)
+            except Forbidden as exc:
+                denied[res.kind] = str(exc)
+                continue
+            except LookupError:
+                if not res.optional:
+                    raise K8sReadError(f"{res.path()} is not served (404); is this a Kubernetes API server?") from None
+                absent.append(res.kind)
+                continue
+            for body in bodies:
+                if (body.get("metadata") or {}).get("name"):
+                    objects.append(make_object(body, res.path((body.get("metadata") or {}).get("namespace")), None))
+    finally:
+        reader.close()
+    host = getattr(configuration, "host", "?")
+    source = f"live: {host}" + (f" namespaces {','.join(namespaces)}" if namespaces else "")
+    return ClusterState(source, tuple(objects), denied, tuple(absent)), list(reader.requests)
+
+
+# ----------------------------------------------------------------------------------- the three shapes
+
+
+def _controller_found(state: ClusterState, tpl: PodTemplate) -> Found | None:
+    hits = [(c, classify_container(c)) for path, c in tpl.containers() if ".initContainers[" not in path]
+    hits = [(c, h) for c, h in hits if h]
+    if not hits:
+        return None
+    (container, (kind, why)) = next(((c, h) for c, h in hits if h[0] == "nim"), hits[0])
+    obj = tpl.owner
+    selector = dict(((obj.spec.get("selector") or {}).get("matchLabels")) or {}) or {
+        k: v for k, v in tpl.labels.items() if k != "pod-template-hash"}
+    tokens = argv_tokens(container)
+    found = Found(obj.name, kind, str(obj.namespace), obj.ref, why, str(container.get("image") or ""), selector,
+                  restricted_header=restricted_header(tokens),
+                  grpc_tls=(flag_value(tokens, "--grpc-use-ssl") or "").lower() in ("true", "1"))
+    by_target = container_ports([c for c, _ in hits], kind)
+    found.ways = [way_of(s, by_target) for s in workload_services(state, [tpl])]
+    found.fronts = fronts_of(state, [tpl])
+    return found
+
+
+def _nimservice_found(state: ClusterState, obj: K8sObject, templates: Sequence[PodTemplate]) -> Found:
+    image = obj.spec.get("image") or {}
+    owned = [t for t in templates if t.owner.kind in CONTROLLERS and t.owner.namespace == obj.namespace
+             and any(r.get("kind") == "NIMService" and r.get("name") == obj.name for r in t.owner.metadata.get("ownerReferences") or ())]
+    selector = {"app.kubernetes.io/name": obj.name}
+    mine = owned or [t for t in templates if t.owner is obj]
+    if owned:
+        selector = dict(((owned[0].owner.spec.get("selector") or {}).get("matchLabels")) or {}) or selector
+    found = Found(obj.name, "nim", str(obj.namespace), obj.ref, "a NIMService (NIM Operator)",
+                  f"{image.get('repository', '')}:{image.get('tag', 'latest')}", selector)
+    by_target = {8000: "http", "api": "http"}
+    services = workload_services(state, mine)
+    named = state.get("Service", obj.namespace, obj.name)
+    if named is not None and named not in services:
+        services.append(named)
+    found.ways = [way_of(s, by_target) for s in services]
+    if not found.ways:
+        svc = (obj.spec.get("expose") or {}).get("service") or {}
+        port = int(svc.get("port") or 8000)
+        found.ways = [Way(str(obj.namespace), obj.name, str(svc.get("type") or "ClusterIP"), (ServicePort("http", port, "api"),), (), True)]
+        found.notes.append(f"Service {obj.name} is the one the NIM Operator creates (not in the cluster state read)")
+    found.fronts = fronts_of(state, mine)
+    return found
+
+
+def _isvc_kind(state: ClusterState, obj: K8sObject) -> tuple[str, str, list[Mapping[str, Any]]] | None:
+    predictor = obj.spec.get("predictor") or {}
+    containers = list(predictor.get("containers") or ())
+    if predictor.get("triton") is not None:
+        return "triton", "an InferenceService with a triton predictor", [predictor["triton"]]
+    model = predictor.get("model") or {}
+    runtime = str(model.get("runtime") or "")
+    if runtime:
+        rt = state.get("ServingRuntime", obj.namespace, runtime) or state.get("ClusterServingRuntime", None, runtime)
+        if rt is not None:
+            containers += list(rt.spec.get("containers") or ())
+    for c in containers:
+        hit = classify_container(c)
+        if hit:
+            return hit[0], f"an InferenceService whose {hit[1]}", containers
+    fmt = str((model.get("modelFormat") or {}).get("name") or "").lower()
+    if "nim" in runtime.lower().split("-"):
+        return "nim", f"an InferenceService with the runtime {runtime}", containers
+    if "triton" in runtime.lower() or fmt == "triton":
+        return "triton", f"an InferenceService with {'the runtime ' + runtime if runtime else 'model format triton'}", containers
+    return None
+
+
+def _isvc_found(state: ClusterState, obj: K8sObject, templates: Sequence[PodTemplate]) -> Found | None:
+    hit = _isvc_kind(state, obj)
+    if hit is None:
+        return None
+    kind, why, containers = hit
+    selector = {KSERVE_LABEL: obj.name}
+    mine = [t for t in templates if t.owner.namespace == obj.namespace and t.labels.get(KSERVE_LABEL) == obj.name]
+    image = next((str(c.get("image")) for c in containers if c.get("image")), "")
+    found = Found(obj.name, kind, str(obj.namespace), obj.ref, why, image, selector)
+    tokens = [t for c in containers for t in argv_tokens(c)]
+    found.restricted_header = restricted_header(tokens)
+    by_target = {**container_ports(containers, kind), 8080: "http", 80: "http", 9000: "grpc"}
+    found.ways = [way_of(s, by_target) for s in workload_services(state, mine)]
+    if not found.ways:
+        found.ways = [Way(str(obj.namespace), f"{obj.name}-predictor", "ClusterIP", (ServicePort("http", 80, "http"),), (), True)]
+        found.notes.append(f"Service {obj.name}-predictor is the one KServe creates (not in the cluster state read)")
+    found.fronts = fronts_of(state, mine)
+    url = str((obj.body.get("status") or {}).get("url") or "")
+    m = re.match(r"(https?)://([^/:]+)", url)
+    if m:
+        found.fronts.append(Front(obj.ref + " status.url", m.group(2), m.group(1) == "https", "/", "KServe's ingress gateway"))
+    return found
+
+
+# ----------------------------------------------------------------------------------- discovery
+
+
+def _profile_name(raw: str) -> str:
+    name = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
+    return name if name and name[0].isalnum() else f"d-{name}".strip("-")
+
+
+def discover(state: ClusterState, namespaces: Sequence[str] = ()) -> Discovery:
+    """Every Triton / NIM deployment in ``state`` (limited to ``namespaces`` when given), one per workload."""
+    wanted = set(namespaces)
+    templates = [t for t in pod_templates(state) if not wanted or t.owner.namespace in wanted]
+    isvcs = {(o.namespace, o.name) for o in state.of_kind("InferenceService")}
+    found: list[Found] = []
+    for obj in state.of_kind("NIMService"):
+        if not wanted or obj.namespace in wanted:
+            found.append(_nimservice_found(state, obj, templates))
+    for obj in state.of_kind("InferenceService"):
+        if not wanted or obj.namespace in wanted:
+            f = _isvc_found(state, obj, templates)
+            if f is not None:
+                found.append(f)
+    for tpl in templates:
+        owner = tpl.owner
+        if owner.kind not in CONTROLLERS:
+            continue
+        if any(r.get("kind") == "NIMService" for r in owner.metadata.get("ownerReferences") or ()):
+            continue  # the operator's rendering of a NIMService, found above
+        if (owner.namespace, tpl.labels.get(KSERVE_LABEL)) in isvcs:
+            continue  # KServe's predictor of an InferenceService, found above
+        f = _controller_found(state, tpl)
+        if f is not None:
+            found.append(f)
+    found.sort(key=lambda f: (f.namespace, f.name, f.ref))
+    names = [_profile_name(f.name) for f in found]
+    for f, name in zip(found, names):
+        f.name = name if names.count(name) == 1 else _profile_name(f"{f.namespace}-{name}")
+    seen: dict[str, int] = {}
+    for f in found:  # the same name twice in one namespace (a Deployment and a StatefulSet)
+        seen[f.name] = seen.get(f.name, 0) + 1
+        if seen[f.name] > 1:
+            f.name = f"{f.name}-{f.ref.split('/')[0].lower()}"
+    blocked = {k: v for k, v in state.denied.items() if k in DISCOVERY_KINDS}
+    return Discovery(state.source, tuple(found), blocked, tuple(state.absent))
