@@ -1,11 +1,13 @@
 """Which Kubernetes objects publish a deployment's workloads: the Services whose selector matches
-the pod labels, and the Ingress / HTTPRoute / Route objects whose backends are those Services
-(with the Ingress the NIM Operator creates for a NIMService). Object-model queries shared by the
-exposure controls of the ports, tls and gateway families.
+the pod labels, and the Ingress / Gateway API HTTPRoute / OpenShift Route / Traefik IngressRoute
+objects whose backends are those Services (with the Ingress the NIM Operator creates for a
+NIMService). Object-model queries shared by the exposure controls of the ports, tls and gateway
+families.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from nimwarden.k8s.model import ClusterState, K8sObject
@@ -75,4 +77,37 @@ def routes(state: ClusterState, templates: Sequence[PodTemplate]) -> list[tuple[
     for route in state.of_kind("Route"):
         if (route.namespace, (route.spec.get("to") or {}).get("name")) in names:
             out.append((route, [(0, 0, {"path": route.spec.get("path") or "/", "pathType": "Prefix"})]))
+    for route in state.of_kind("IngressRoute"):
+        hits = []
+        for r, rule in enumerate(route.spec.get("routes") or ()):
+            backends = [b for b in rule.get("services") or () if (b.get("kind") or "Service") == "Service"]
+            if any((b.get("namespace") or route.namespace, b.get("name")) in names for b in backends):
+                for m, path in enumerate(traefik_paths(str(rule.get("match") or ""))):
+                    hits.append((r, m, {"path": path, "pathType": "PathPrefix"}))
+        if hits:
+            out.append((route, hits))
     return out
+
+
+_TRAEFIK_PATH = re.compile(r"\b(PathPrefix|Path)\(\s*`([^`]*)`")
+
+
+def traefik_paths(match: str) -> list[str]:
+    """The paths a Traefik rule (``Host(`a`) && PathPrefix(`/v2`)``) serves; no Path matcher: all of them ("/")."""
+    return [m.group(2) or "/" for m in _TRAEFIK_PATH.finditer(match)] or ["/"]
+
+
+def gateway_listeners(state: ClusterState, route: K8sObject) -> tuple[list[tuple[K8sObject, int, dict]], list[str]]:
+    """The Gateway listeners an HTTPRoute attaches to, and the parentRefs not in the cluster state."""
+    found, missing = [], []
+    for ref in route.spec.get("parentRefs") or ():
+        if (ref.get("kind") or "Gateway") != "Gateway":
+            continue
+        gw = state.get("Gateway", ref.get("namespace") or route.namespace, ref.get("name"))
+        if gw is None:
+            missing.append(f"Gateway/{ref.get('namespace') or route.namespace}/{ref.get('name')}")
+            continue
+        for i, listener in enumerate(gw.spec.get("listeners") or ()):
+            if ref.get("sectionName") in (None, listener.get("name")) and ref.get("port") in (None, listener.get("port")):
+                found.append((gw, i, listener))
+    return found, missing

@@ -72,14 +72,22 @@ def non_root(templates: Sequence[PodTemplate]) -> Outcome:
     findings = []
     for tpl, path, c in _each(templates):
         name = container_name(tpl, path, c)
-        if effective(tpl, c, "runAsNonRoot") is not True:
-            findings.append(Finding(tpl.ref, "runAsNonRoot is not true", effective_path(tpl, path, c, "runAsNonRoot"), name))
         uid = effective(tpl, c, "runAsUser")
+        if effective(tpl, c, "runAsNonRoot") is not True:
+            if isinstance(uid, int) and not isinstance(uid, bool) and uid > 0:
+                # the UID is explicit and non-zero: the container does not run as root; only the guard is missing
+                findings.append(Finding(tpl.ref, f"runAsUser {uid} is set but runAsNonRoot is not true (the kubelet will not refuse "
+                                                 "a root image user if runAsUser is dropped later)",
+                                        effective_path(tpl, path, c, "runAsNonRoot"), name, "low"))
+            else:
+                findings.append(Finding(tpl.ref, "runAsNonRoot is not true", effective_path(tpl, path, c, "runAsNonRoot"), name))
         if uid is None:
             findings.append(Finding(tpl.ref, "runAsUser not set (image default user applies)", effective_path(tpl, path, c, "runAsUser"), name))
         elif uid == 0:
             findings.append(Finding(tpl.ref, "runAsUser is 0 (root)", effective_path(tpl, path, c, "runAsUser"), name, "critical"))
-    return verdict_from(findings, what="container may run as root", subjects=_refs(templates),
+    only_guard = findings and all(f.problem.startswith("runAsUser ") and "runAsNonRoot is not true" in f.problem for f in findings)
+    what = "runAsNonRoot missing where a non-zero runAsUser is set" if only_guard else "container may run as root"
+    return verdict_from(findings, what=what, subjects=_refs(templates),
                         ok="every container runs as a non-root, non-zero UID")
 
 
