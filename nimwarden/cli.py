@@ -109,8 +109,25 @@ def cmd_validate(args) -> int:
     from nimwarden.families import load_profile as load_target
 
     target = load_target(args.target)
-    print(f"{args.target}: valid target {target.name!r} with {len(target.deployments)} deployment(s)")
+    held = _read_offline_state(target)
+    print(f"{args.target}: valid target {target.name!r} with {len(target.deployments)} deployment(s)" + (f"; {held}" if held else ""))
     return 0
+
+
+def _read_offline_state(target) -> str:
+    """Read the manifests / snapshot a profile names (a broken one is a one-line ConfigError, exit 2)
+    and say what they hold; a live source is not contacted here. The state stays cached for the run."""
+    if target.kubernetes.source not in ("manifests", "snapshot"):
+        return ""
+    from nimwarden.k8s import source as k8s
+
+    read = k8s.cluster_state(target.kubernetes)
+    if read.observation is None:
+        raise UsageError(f"{target.path}: kubernetes: cannot read the {target.kubernetes.source}: {read.error}")
+    inv = k8s.inventory(read.observation)
+    not_judged = ", ".join(f"{k} {n}" for k, n in inv["not_judged"].items())
+    return (f"{sum(inv['objects'].values())} Kubernetes object(s) read" + (f", not judged: {not_judged}" if not_judged else "")
+            + (f", {len(inv['hooks'])} Helm hook object(s) judged apart" if inv["hooks"] else ""))
 
 
 def _kube_configuration(args):
@@ -251,7 +268,7 @@ def cmd_audit(args) -> int:
 
     if args.target:
         target_file = Path(args.target)
-        load_target(target_file)  # one-line error and exit 2 before pytest starts
+        _read_offline_state(load_target(target_file))  # one-line error and exit 2 before pytest starts
         return _run_pytest(target_file, args)
     from nimwarden import lab
 

@@ -104,6 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         target = families.load_profile(_default_target(config))
         waivers = _load_waivers(target)
+        _read_offline_state(target)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     worker = hasattr(config, "workerinput")
@@ -130,6 +131,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(AuditHooks(state), f"nimwarden-audit-{id(config)}")
     if not worker:
         _install_sigterm()
+
+
+def _read_offline_state(target: Target) -> None:
+    """Manifests and snapshots are read before any control runs: one that cannot be read is one
+    usage error (exit 2), not the same traceback in every posture control."""
+    if target.kubernetes.source in ("manifests", "snapshot"):
+        from nimwarden.k8s import source as k8s
+
+        k8s.cluster_state(target.kubernetes)
 
 
 def _load_waivers(target: Target) -> list:

@@ -15,7 +15,6 @@ both places (the API server would keep only the last one applied).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path

@@ -91,6 +91,12 @@ def cluster_state(source: Any, timeout_s: float = 10.0) -> Attempt[ClusterState]
         return result
 
 
+def cached(source: Any) -> Attempt[ClusterState] | None:
+    """The state this process already read for a ``kubernetes:`` section, or None (nothing is read)."""
+    with _lock:
+        return _cache.get(_key(source))
+
+
 def clear_cache() -> None:
     with _lock:
         _cache.clear()

@@ -267,7 +267,7 @@ def pod_templates(state: ClusterState, namespace: str | None = None) -> list[Pod
                 template = _dig(obj.body, keys) or {}
                 meta, spec, path = template.get("metadata") or {}, template.get("spec") or {}, ".".join(keys) + ".spec"
             out.append(PodTemplate(obj, meta, spec, path))
-    for kind, keys in POD_SPEC_KINDS.items():
+    for kind in POD_SPEC_KINDS:
         for obj in state.of_kind(kind, namespace):
             out.append(PodTemplate(obj, {"labels": dict(obj.spec.get("labels") or obj.labels)}, obj.spec, "spec"))
     for obj in state.of_kind("InferenceService", namespace):

@@ -55,10 +55,15 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]]) -> tuple[int, list
         options=list(run.options),
         waiver_findings=waiver_findings,
     )
+    inventory = kubernetes_inventory(run.target)
+    if inventory:
+        summary["kubernetes"] = inventory
     verdicts = {v.name: v for v in gating.deployment_verdicts(summary, run.fail_on)}
     for entry in summary["deployments"]:
         v = verdicts.get(entry["name"])
         entry["verdict"] = v.verdict if v else gating.UNEVALUATED
+        if v is not None and v.why:
+            entry["why"] = v.why
     status = gating.exit_status(summary, run.fail_on)
     if not results and run.pytest_exit == 4:  # pytest usage error before any control ran
         status = 2
@@ -70,6 +75,25 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]]) -> tuple[int, list
         lines.append(f"report: {run.run_dir / 'report.html'}")
     lines += gating.explain(summary, run.fail_on).splitlines()
     return status, lines
+
+
+def kubernetes_inventory(target: Any) -> dict[str, Any] | None:
+    """What the target's Kubernetes source holds (objects per kind, kinds not judged, Helm hooks), from
+    the state this process read; manifests and snapshots are read if it has not (an xdist controller)."""
+    source = getattr(target, "kubernetes", None)
+    if source is None or source.source == "none":
+        return None
+    from nimwarden.k8s import source as k8s
+
+    read = k8s.cached(source)
+    if read is None and source.source in ("manifests", "snapshot"):
+        try:
+            read = k8s.cluster_state(source)
+        except Exception:  # noqa: BLE001 - the inventory is informative; the controls already said what failed
+            return None
+    if read is None or read.observation is None:
+        return None
+    return k8s.inventory(read.observation)
 
 
 def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None = None) -> list[Path]:

@@ -156,6 +156,8 @@ def _verdicts(summary: Mapping[str, Any]) -> str:
         below = v.counts.get("fail", 0) - len(v.failures)
         if fail_on and not v.is_canary and below > 0:
             extra += f"<p>{below} failure(s) below the gate (--fail-on {e(fail_on)}): reported, not counted</p>"
+        if v.why:
+            extra += f'<p class="why">{e(v.why)}</p>'
         expect = "canary, expected non-compliant" if v.is_canary else "expected compliant"
         banners.append(
             f'<div class="verdict {VERDICT_CLASS.get(v.verdict, "unknown")}" data-deployment="{e(v.name)}">'
@@ -197,12 +199,15 @@ def _matrix(summary: Mapping[str, Any], infos: Sequence[tuple[Mapping[str, Any],
         bucket[r.get("status", "error")] = bucket.get(r.get("status", "error"), 0) + 1
     head = "".join(f"<th>{e(deployment_label(d))}</th>" for d in deployments)
     body = []
+    evaluated = gating.family_verdicts(summary)
     for fam in families:
         tds = []
         for d in deployments:
             counts = cells.get((fam, d), {})
             worst = min(counts, key=_status_index_worst) if counts else "none"
             text = " · ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _status_index(kv[0]))) or "—"
+            if evaluated.get((str(d), fam)) == "not evaluated":
+                text = f"not evaluated ({text})"
             tds.append(
                 f'<td class="cell st-{e(worst)}" data-family="{e(fam)}" data-deployment="{e(d)}" '
                 f'title="show these results">{e(text)}</td>'
@@ -282,6 +287,20 @@ def _result(index: int, result: Mapping[str, Any], info: Mapping[str, Any], cana
     )
 
 
+def _kubernetes_rows(inv: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """What the Kubernetes source held: never silently drop a kind no control judges."""
+    if not inv:
+        return []
+    objects = inv.get("objects") or {}
+    rows = [("kubernetes source", inv.get("source")),
+            ("kubernetes objects", " · ".join(f"{k} {n}" for k, n in objects.items()) or "none")]
+    not_judged = inv.get("not_judged") or {}
+    rows.append(("not judged", ", ".join(f"{k} ({n})" for k, n in not_judged.items()) if not_judged else "(none: every kind read is judged)"))
+    if inv.get("hooks"):
+        rows.append(("Helm hooks, judged apart from the workload", ", ".join(inv["hooks"])))
+    return rows
+
+
 def _metadata(summary: Mapping[str, Any]) -> str:
     run = summary.get("run") or {}
     options = run.get("options") or []
@@ -297,6 +316,7 @@ def _metadata(summary: Mapping[str, Any]) -> str:
         ("options", " ".join(str(o) for o in options) if options else "(none)"),
         ("intrusive probes", "yes: probes that write to the target were allowed" if intrusive else "no"),
         ("interrupted", "yes" if summary.get("interrupted") else "no"),
+        *_kubernetes_rows(summary.get("kubernetes") or {}),
         ("schema", summary.get("schema")),
     ]
     dl = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows if v not in (None, ""))

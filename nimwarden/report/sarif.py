@@ -5,11 +5,15 @@ Rules come from the catalog; every ``fail`` and ``error`` becomes a result
 peer tools). A waived failure is kept as a result with an external, accepted
 suppression, so the dashboard shows the risk as accepted instead of losing it.
 
-Locations: when the evidence names a manifest (``file`` and optionally
-``line``) the result points at it; otherwise at the target profile file that
-declares the deployment (dashboards need a file). Every result also carries
-logical locations: ``<target>/<deployment>/<subject>`` and the Kubernetes
-objects the judge named.
+Locations: one object per result. A Kubernetes judge lists its findings in
+``evidence.locations`` (object, field path and, for manifest sources, the file
+and the line of that field); each becomes its own SARIF result whose
+``physicalLocation`` is that file and ``region.startLine``, so code scanning
+annotates the line of the chart's pull request. Without a file (live and
+snapshot sources) a result keeps its logical location (the object) and points
+at the target profile that declares the deployment (dashboards need a file).
+Every result also carries logical locations: ``<target>/<deployment>/<subject>``
+and the Kubernetes objects the judge named.
 """
 
 from __future__ import annotations
@@ -112,7 +116,30 @@ def _locations(result: Mapping[str, Any], target: str, fallback_file: str | None
 
 def _fingerprint(result: Mapping[str, Any], target: str) -> str:
     key = "|".join(str(result.get(k, "")) for k in ("control", "deployment", "subject"))
+    where = result.get("_location")
+    if isinstance(where, Mapping):
+        key += f"|{where.get('path', '')}|{where.get('container', '')}"
     return hashlib.sha256(f"{target}|{key}".encode()).hexdigest()
+
+
+def _per_location(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A failed result with several findings: one result per finding, each naming its object, field and line."""
+    evidence = result.get("evidence") if isinstance(result.get("evidence"), Mapping) else {}
+    locations = evidence.get("locations")
+    if result.get("status") == "error" or not isinstance(locations, list) or not locations:
+        return [result]
+    out = []
+    for loc in locations:
+        if not isinstance(loc, Mapping):
+            continue
+        who = f"{loc.get('object')} → {loc['container']}" if loc.get("container") else str(loc.get("object"))
+        text = f"{who}: {loc.get('path')} — {loc.get('problem')}" if loc.get("path") else f"{who} — {loc.get('problem')}"
+        ev = {k: v for k, v in evidence.items() if k not in ("file", "line", "locations", "findings")}
+        ev.update({k: loc[k] for k in ("file", "line") if loc.get(k) is not None})
+        ev["objects"] = [str(loc.get("object"))]
+        out.append({**result, "subject": str(loc.get("object")), "reason": text, "evidence": ev, "_location": loc,
+                    "severity": loc.get("severity") or result.get("severity")})
+    return out or [result]
 
 
 def _result(
@@ -216,7 +243,8 @@ def build_sarif(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = 
                 "automationDetails": {"id": f"nimwarden/{target}/{summary.get('started_at', '')}"},
                 "invocations": [invocation],
                 "results": [
-                    _result(r, rule_index, target, profile_uri(summary)) for r in results if r.get("status") in REPORTED
+                    _result(one, rule_index, target, profile_uri(summary))
+                    for r in results if r.get("status") in REPORTED for one in _per_location(r)
                 ],
                 "properties": {"target": target, "totals": summary.get("totals") or {}},
             }
