@@ -48,11 +48,27 @@ def nimservice_ingresses(templates: Sequence[PodTemplate]) -> list[K8sObject]:
     return out
 
 
+class _Backends:
+    """The Services that route to the workloads, and — failing closed — any backend Service named in a
+    workload's namespace that the cluster state does not hold (a chart bug, or a Service made elsewhere:
+    the route may well publish the workload, so it is judged with it)."""
+
+    def __init__(self, state: ClusterState, templates: Sequence[PodTemplate]):
+        self.names = {(s.namespace, s.name) for s in workload_services(state, templates)}
+        # the operator names a NIMService's Service after the NIMService
+        self.names |= {(t.owner.namespace, t.owner.name) for t in templates if t.owner.kind == "NIMService"}
+        self.namespaces = {t.owner.namespace for t in templates}
+        self.existing = {(s.namespace, s.name) for s in state.of_kind("Service")}
+
+    def __contains__(self, key: tuple) -> bool:
+        ns, name = key
+        return key in self.names or bool(name and ns in self.namespaces and key not in self.existing)
+
+
 def routes(state: ClusterState, templates: Sequence[PodTemplate]) -> list[tuple[K8sObject, list[tuple[int, int, dict]]]]:
-    """Ingresses/HTTPRoutes/Routes whose backends are the workloads' Services, with the matching rule/path indexes."""
-    names = {(s.namespace, s.name) for s in workload_services(state, templates)}
-    # the operator names a NIMService's Service after the NIMService
-    names |= {(t.owner.namespace, t.owner.name) for t in templates if t.owner.kind == "NIMService"}
+    """Ingresses/HTTPRoutes/Routes/IngressRoutes whose backends are the workloads' Services (or Services
+    the state does not hold, in a workload's namespace), with the matching rule/path indexes."""
+    names = _Backends(state, templates)
     out = []
     for ing in state.of_kind("Ingress") + nimservice_ingresses(templates):
         hits = []

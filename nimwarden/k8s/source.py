@@ -119,8 +119,9 @@ def nearest(templates: list[PodTemplate], namespace: str | None, selector: Mappi
     """The workload closest to a selector that matched nothing: most selector labels matched, then same namespace."""
     def score(t: PodTemplate) -> tuple:
         labels = sum(1 for k, v in selector.items() if t.labels.get(k) == v)
+        values = sum(1 for v in selector.values() if v in t.labels.values())  # app=nim-llm vs app.kubernetes.io/name=nim-llm
         keys = sum(1 for k in selector if k in t.labels)
-        return (labels, namespace is None or t.owner.namespace == namespace, keys)
+        return (labels, values, namespace is None or t.owner.namespace == namespace, not t.hook, keys)
     return max(templates, key=score) if templates else None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from nimwarden.k8s.findings import Finding, needs, verdict_from
+from nimwarden.k8s.findings import Finding, needs, verdict_from, worst
 from nimwarden.k8s.model import ClusterState, K8sObject
 from nimwarden.k8s.workloads import PodTemplate
 from nimwarden.outcome import Outcome, errored, not_applicable, passed
@@ -193,8 +193,12 @@ def unaudited_roles(state: ClusterState, templates: Sequence[PodTemplate]) -> Ou
         how = f"bound by {', '.join(bound)} to no audited workload" if bound else "bound to nothing"
         rules = _cluster_role_rules(state, role) if role.kind == "ClusterRole" else role.body.get("rules") or []
         for i, rule in enumerate(rules):
+            per_field: dict[str, list] = {}  # one finding per field: verbs ["*"] is a wildcard and every escalating verb at once
             for problem, field, severity in (*_wildcard_rule(rule), *_escalating_rule(rule)):
-                findings.append(Finding(role.ref, f"{problem} ({how})", f"rules[{i}].{field}", severity=severity))
+                per_field.setdefault(field, []).append((problem, severity))
+            for field, problems in per_field.items():
+                text = "; ".join(p for p, _ in problems)
+                findings.append(Finding(role.ref, f"{text} ({how})", f"rules[{i}].{field}", severity=worst(sev for _, sev in problems)))
     if not judged:
         return passed("every Role and ClusterRole in the cluster state is bound to an audited workload (judged with it)",
                       objects=sorted(audited), source=state.source)
