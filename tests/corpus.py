@@ -134,3 +134,40 @@ def differences(case: str) -> list[str]:
 
 def summarize(table: Mapping[str, Mapping[str, int]]) -> str:
     return "\n".join(f"{c:22} {v['agree']:4} agree {v['disagree']:3} disagree" for c, v in table.items())
+
+
+# The whole corpus as one manifests-only target (no scope, no endpoints): one path entry per case, each
+# with its own -n (cases that share a namespace in expected.yaml get one of their own here, so that two
+# charts installed side by side do not define the same object twice), and a deployment per case that
+# has a workload, selected the way its chart labels it.
+AUDIT = {  # case: (namespace, selector of the deployment; None: objects only, judged target-wide)
+    "nim-deploy-kserve": ("nim-kserve", {"serving.kserve.io/inferenceservice": "llama3-8b-instruct-1xgpu"}),
+    "nim-llm-default": ("nim", {"app.kubernetes.io/name": "nim-llm", "app.kubernetes.io/instance": "my-nim"}),
+    "nim-llm-hostpath-ingress": ("nim-hostpath", {"app.kubernetes.io/name": "nim-llm", "app.kubernetes.io/instance": "my-nim"}),
+    "nim-operator-chart": ("nim-operator", {"app.kubernetes.io/name": "k8s-nim-operator", "control-plane": "controller-manager"}),
+    "nim-operator-networkpolicy": ("system", None),
+    "nim-operator-sample-nemo": ("nemo", None),
+    "nim-operator-sample-nimpipeline": ("nim-pipeline", {"app.kubernetes.io/name": "meta-llama3-8b-instruct"}),
+    "nim-operator-sample-nimservice": ("nim-service", {"app.kubernetes.io/name": "meta-llama3-8b-instruct"}),
+    "nim-operator-wildcard-clusterrole": ("default", None),
+    "triton-aws": ("triton-aws", {"app": "triton-inference-server", "release": "triton"}),
+    "triton-gke-marketplace": ("triton", {"app": "triton-inference-server", "release": "triton"}),
+    "triton-k8s-onprem": ("triton", {"app": "triton-inference-server", "release": "triton"}),
+}
+
+
+# a second workload of a chart, audited as a deployment of its own: the Traefik subchart of k8s-onprem
+EXTRA = {"triton-k8s-onprem-traefik": ("triton", {"app.kubernetes.io/name": "traefik"})}
+
+
+def audit_profile(directory: Path, charts: Path = CHARTS) -> Path:
+    """Write the corpus target profile into ``directory`` and return its path."""
+    deployments = [{"name": case, "kind": "triton" if case.startswith("triton") else "nim", "expect": "noncompliant",
+                    "kubernetes": {"namespace": ns, "selector": selector}}
+                   for case, (ns, selector) in {**AUDIT, **EXTRA}.items() if selector is not None]
+    profile = {"name": "chart-corpus", "deployments": deployments,
+               "kubernetes": {"source": "manifests", "pss_level": "restricted",
+                              "paths": [{"path": str(charts / case / "manifests"), "namespace": ns} for case, (ns, _) in AUDIT.items()]}}
+    path = Path(directory) / "chart-corpus.yaml"
+    path.write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
+    return path

@@ -8,6 +8,14 @@ code and models it loads, and secrets in its environment.
 
 from __future__ import annotations
 
-from nimwarden.families import Family
+from nimwarden.families import Applicability, Family, for_controls, probes_something
 
-FAMILY = Family(name="host", options=("deployments[].options.host",))
+
+def _reachable(ctx: Applicability) -> str | None:
+    if (ctx.deployment.options.get("host") or {}).get("testinfra"):
+        return None  # kubectl:// or ssh:// reaches the process without endpoints
+    return probes_something(ctx)
+
+
+FAMILY = Family(name="host", options=("deployments[].options.host",),
+                applies=for_controls("HOST-USER-001 HOST-CODEDIRS-001 HOST-MODELRO-001 HOST-ENVSECRET-001", _reachable))

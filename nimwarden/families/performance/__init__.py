@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from nimwarden.families import Applicability, Family
+from nimwarden.families import Applicability, Family, for_controls, probes_something
 
 
 def _under_load_requested(ctx: Applicability) -> str | None:
@@ -36,5 +36,6 @@ FAMILY = Family(
     name="performance",
     options=("deployments[].options.performance",),
     check=_check,
-    applies={"PERF-UNDERLOAD-001": _under_load_requested},
+    applies={**for_controls("PERF-LLM-001 PERF-REGRESSION-001 PERF-STABLE-001", probes_something),
+             "PERF-UNDERLOAD-001": _under_load_requested},
 )
