@@ -11,10 +11,13 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from nimwarden import __version__
 from nimwarden.errors import UsageError
+
+STARTED = time.perf_counter()  # the start-up time the in-process runner reports begins here
 
 EXIT_USAGE = 2
 
@@ -94,7 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = {"audit": cmd_audit, "lab": cmd_lab, "report": cmd_report, "catalog": cmd_catalog, "validate": cmd_validate,
                    "snapshot": cmd_snapshot, "cleanup": cmd_cleanup}[args.command]
-        return handler(args)
+        code = handler(args)
+        if argv is None and getattr(args, "in_process", False):
+            # a program run of the in-process runner: every artifact is written and closed; skip the interpreter's
+            # teardown of the suites' modules (~0.4 s of a 3 s audit)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except UsageError as exc:
         _say(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         for line in str(exc).splitlines()[1:]:
@@ -268,7 +278,26 @@ def cmd_audit(args) -> int:
 
     if args.target:
         target_file = Path(args.target)
-        _read_offline_state(load_target(target_file))  # one-line error and exit 2 before pytest starts
+        from nimwarden import runner
+        from nimwarden.errors import ConfigError
+        from nimwarden.target import load_target as profile_shape
+
+        try:  # the profile's own shape (no family checker): is there anything to probe?
+            in_process = runner.eligible(profile_shape(target_file), args) is None
+        except ConfigError:
+            in_process = False  # the full load below says what is wrong
+        if in_process:
+            runner.defer_client_imports()
+        target = load_target(target_file)
+        t0 = time.perf_counter()
+        _read_offline_state(target)  # one-line error and exit 2 before pytest starts
+        parse_s = time.perf_counter() - t0
+        if in_process and runner.eligible(target, args) is None:  # probes nothing: judge in-process, without pytest's machinery
+            suites = repo_root() / "suites"
+            if not suites.is_dir():
+                raise UsageError(f"{suites}: the compliance suites are missing; run nimwarden from a checkout")
+            args.in_process = True
+            return runner.run(target_file, target, args, suites, STARTED, parse_s)
         return _run_pytest(target_file, args)
     from nimwarden import lab
 

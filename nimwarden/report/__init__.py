@@ -36,9 +36,15 @@ class RunRecord:
     pytest_exit: int
 
 
-def finish_run(run: RunRecord, results: list[dict[str, Any]]) -> tuple[int, list[str]]:
+def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str, Any] | None = None,
+               extra_writers: Sequence[Any] = ()) -> tuple[int, list[str]]:
     """Build summary.json and every artifact for a finished run; return the contract exit status
-    and the closing lines to print."""
+    and the closing lines to print. ``timings`` (start-up, parsing, judging) go into summary.json
+    with the time the reports took; ``extra_writers(run_dir, summary)`` write what pytest's plugins
+    would (junit.xml, allure-results/) when the run had no pytest."""
+    import time
+
+    t0 = time.perf_counter()
     from nimwarden.waivers import apply_waivers
 
     finished = utc_now()
@@ -69,8 +75,17 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]]) -> tuple[int, list
         status = 2
     summary["exit_status"] = status
     lines = []
+    if timings is not None:
+        summary["timings"] = dict(timings)
     if run.run_dir is not None:
-        write_all(run.run_dir, summary, run.reports_dir)
+        import threading
+
+        # what pytest's plugins would have written (many small files): beside the other writers, done before summary.json
+        extra = [threading.Thread(target=w, args=(run.run_dir, summary), daemon=True) for w in extra_writers]
+        for thread in extra:
+            thread.start()
+        write_all(run.run_dir, summary, run.reports_dir, started_clock=t0 if timings is not None else None,
+                  before_summary=lambda: [t.join() for t in extra])
         point_latest(run.reports_dir, run.run_dir)
         lines.append(f"report: {run.run_dir / 'report.html'}")
     lines += gating.explain(summary, run.fail_on).splitlines()
@@ -96,8 +111,12 @@ def kubernetes_inventory(target: Any) -> dict[str, Any] | None:
     return k8s.inventory(read.observation)
 
 
-def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None = None) -> list[Path]:
-    """summary.json, report.html (with trend), and the machine formats that exist."""
+def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None = None,
+              started_clock: float | None = None, before_summary: Any = None) -> list[Path]:
+    """report.html (with trend), the machine formats that exist, and summary.json last (with
+    ``timings.reports_s`` measured from ``started_clock`` when given)."""
+    import time
+
     written = []
     history = None
     try:
@@ -110,7 +129,6 @@ def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None =
         history = trends.history(reports_dir if reports_dir is not None else Path(run_dir).parent, run_dir, summary)
     except (OSError, ValueError, KeyError):
         history = None
-    written.append(write_summary(run_dir, summary))
     from nimwarden.report.html import write_html
 
     written.append(write_html(run_dir, summary, history))
@@ -122,6 +140,11 @@ def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None =
         writer = getattr(module, f"write_{name}", None)
         if writer is not None:
             written.append(writer(run_dir, summary))
+    if before_summary is not None:
+        before_summary()
+    if started_clock is not None and isinstance(summary.get("timings"), dict):
+        summary["timings"]["reports_s"] = round(time.perf_counter() - started_clock, 3)
+    written.insert(0, write_summary(run_dir, summary))
     return written
 
 
