@@ -86,3 +86,22 @@ def test_bad_input_audit_is_one_line_exit_2(tmp_path, case):
     proc, summary = run_audit(path, tmp_path / "reports")
     assert proc.returncode == 2 and summary is None
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_the_in_process_runner_and_pytest_give_the_same_results(audit, tmp_path):
+    _, fast, _ = audit
+    assert fast["timings"]["runner"].startswith("in-process") and {"startup_s", "parse_s", "judge_s", "reports_s"} <= set(fast["timings"])
+    proc, slow = run_audit(corpus.audit_profile(tmp_path), tmp_path / "reports", env={"NIMWARDEN_RUNNER": "pytest"})
+    assert slow is not None and "timings" not in slow, proc.stdout[-2000:]
+
+    def key(summary):
+        return {r["nodeid"]: (r["status"], r["subject"], r["reason"], r["severity"], json.dumps(r["evidence"], sort_keys=True))
+                for r in summary["results"]}
+
+    a, b = key(fast), key(slow)
+    assert set(a) == set(b)
+    assert {n: a[n] for n in a if a[n] != b[n]} == {}
+    assert [d["verdict"] for d in fast["deployments"]] == [d["verdict"] for d in slow["deployments"]]
+    assert fast["exit_status"] == slow["exit_status"] == proc.returncode
+    for artifact in ("junit.xml", "allure-results", "report.html", "report.sarif", "oscal-assessment-results.json"):
+        assert (tmp_path / "reports" / "latest" / artifact).exists()
