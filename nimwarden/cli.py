@@ -279,20 +279,12 @@ def cmd_audit(args) -> int:
     if args.target:
         target_file = Path(args.target)
         from nimwarden import runner
-        from nimwarden.errors import ConfigError
-        from nimwarden.target import load_target as profile_shape
 
-        try:  # the profile's own shape (no family checker): is there anything to probe?
-            in_process = runner.eligible(profile_shape(target_file), args) is None
-        except ConfigError:
-            in_process = False  # the full load below says what is wrong
-        if in_process:
-            runner.defer_client_imports()
         target = load_target(target_file)
         t0 = time.perf_counter()
         _read_offline_state(target)  # one-line error and exit 2 before pytest starts
         parse_s = time.perf_counter() - t0
-        if in_process and runner.eligible(target, args) is None:  # probes nothing: judge in-process, without pytest's machinery
+        if runner.eligible(target, args) is None:  # probes nothing: judge in-process, without pytest's machinery
             suites = repo_root() / "suites"
             if not suites.is_dir():
                 raise UsageError(f"{suites}: the compliance suites are missing; run nimwarden from a checkout")

@@ -31,10 +31,6 @@ from nimwarden.outcome import Outcome, not_applicable
 from nimwarden.report.record import make_result
 from nimwarden.target import Target
 
-# Clients only probes use: loaded when first touched, so that judging manifests does not pay their import.
-# (Top-level packages only: finding a submodule's spec would load its parent.)
-DEFERRED = ("numpy", "requests", "urllib3", "grpc", "cryptography")
-
 
 def eligible(target: Target, args: Any) -> str | None:
     """Why this audit must run under pytest, or None when the in-process runner serves it."""
@@ -47,27 +43,6 @@ def eligible(target: Target, args: Any) -> str | None:
     if any(d.endpoints for d in target.deployments):
         return "a deployment declares endpoints to probe"
     return None
-
-
-def defer_client_imports() -> None:
-    """Import the probe-only clients lazily (importlib.util.LazyLoader): a module runs when an
-    attribute of it is first used, never for a run that only judges manifests."""
-    for name in DEFERRED:
-        if name in sys.modules:
-            continue
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            continue
-        if spec is None or spec.loader is None:
-            continue
-        spec.loader = importlib.util.LazyLoader(spec.loader)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        parent, _, child = name.rpartition(".")
-        if parent and parent in sys.modules:
-            setattr(sys.modules[parent], child, module)
 
 
 class _Verdict:
