@@ -128,13 +128,19 @@ def test_fault2_a_profile_that_probes_still_needs_a_scope(tmp_path):
 
 # ---------------------------------------------------------------- 3. bad input: one line, exit 2
 
-@pytest.mark.parametrize("case", ["bad-unrendered-chart", "bad-kustomization", "bad-ansible", "bad-broken-separator"])
+BAD_HINTS = {"bad-unrendered-chart": "an unrendered Helm chart; render it first: `helm template RELEASE",
+             "bad-kustomization": "a kustomization; render it first: `kubectl kustomize",
+             "bad-ansible": "not a Kubernetes manifest", "bad-broken-separator": "document separator glued to a key"}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HINTS))
 @pytest.mark.parametrize("command", ["validate", "audit"])
 def test_fault3_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case, command):
     code = cli.main([command, "--target", str(_profile(tmp_path, case, {"app": "x"}, namespace="default"))])
     err = capsys.readouterr().err
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and str(CHARTS / case / "manifests") in err
+    assert BAD_HINTS[case] in err
 
 
 def test_fault3_validate_reads_the_manifests_and_lists_what_is_not_judged(tmp_path, capsys):
@@ -263,6 +269,14 @@ def test_fault7_rbac_findings_name_the_role_and_each_becomes_its_own_sarif_resul
     text = (CHARTS / "nim-operator-wildcard-clusterrole" / "manifests" / "rendered.yaml").read_text().splitlines()
     assert text[line - 1].strip() == "verbs:" and text[line].strip() == "- '*'"
     assert result["locations"][0]["logicalLocations"][0]["name"] == "ClusterRole/nimbuild-admin-role"
+
+
+def test_fault7_a_passing_result_names_one_object_too(tmp_path):
+    target, w = _workloads(tmp_path, "nim-operator-sample-nimservice", {"app.kubernetes.io/name": "meta-llama3-8b-instruct"})
+    assert len(w.templates) == 2  # the NIMService's pod and its NIMCache's caching Job
+    out = k8s.judge_workloads(target, target.deployments[0], pod.no_host_path)
+    assert out.status.value == "pass" and ", " not in out.subject and out.subject in {t.ref for t in w.templates}
+    assert set(out.evidence["objects"]) == {t.ref for t in w.templates}
 
 
 def test_fault7_live_and_snapshot_findings_keep_logical_locations():
