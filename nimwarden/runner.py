@@ -17,12 +17,14 @@ controls) and reports, in seconds.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import itertools
 import os
 import sys
 import time
+from collections import namedtuple
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,27 @@ def _marks(obj: Any) -> list:
     return list(marks) if isinstance(marks, list) else [marks]
 
 
+def _expand(rel: str, name: str, fn: Any, marks: list, module_marks: list, wants_deployment: bool, target: Target):
+    control = next((m.args[0] for m in marks if m.name == "control"), None)
+    if control is None:
+        return
+    kinds = next((m for m in marks + module_marks if m.name == "kinds"), None)
+    wanted = set(kinds.args) if kinds is not None else None
+    axes: list[list[tuple[str, Any, str]]] = []
+    if wants_deployment:
+        deps = [d for d in target.deployments if wanted is None or d.kind in wanted]
+        if not deps:
+            return  # pytest collects an empty parameter set: nothing is reported
+        axes.append([("deployment", d, d.name) for d in deps])
+    for m in reversed([m for m in marks if m.name == "parametrize"]):  # pytest applies the innermost mark first
+        argname, values = m.args[0], m.args[1]
+        axes.append([(argname, v, str(v)) for v in values])
+    for combo in itertools.product(*axes) if axes else [()]:
+        params = {k: v for k, v, _ in combo}
+        ids = "-".join(i for _, _, i in combo)
+        yield f"{rel}::{name}" + (f"[{ids}]" if ids else ""), fn, catalog.get(control), params
+
+
 def _cases(module: Any, target: Target):
     """(nodeid, function, control, params) for every test of a suite module, in pytest's order and ids."""
     rel = f"suites/{Path(module.__file__).name}"
@@ -69,36 +92,62 @@ def _cases(module: Any, target: Target):
     for name, fn in vars(module).items():
         if not name.startswith("test_") or not callable(fn) or getattr(fn, "__module__", None) != module.__name__:
             continue
-        marks = _marks(fn)
-        control = next((m.args[0] for m in marks if m.name == "control"), None)
-        if control is None:
-            continue
-        kinds = next((m for m in marks + module_marks if m.name == "kinds"), None)
-        wanted = set(kinds.args) if kinds is not None else None
-        axes: list[list[tuple[str, Any, str]]] = []
-        if "deployment" in inspect.signature(fn).parameters:
-            deps = [d for d in target.deployments if wanted is None or d.kind in wanted]
-            if not deps:
-                continue  # pytest collects an empty parameter set: nothing is reported
-            axes.append([("deployment", d, d.name) for d in deps])
-        for m in reversed([m for m in marks if m.name == "parametrize"]):  # pytest applies the innermost mark first
-            argname, values = m.args[0], m.args[1]
-            axes.append([(argname, v, str(v)) for v in values])
-        for combo in itertools.product(*axes) if axes else [()]:
-            params = {k: v for k, v, _ in combo}
-            ids = "-".join(i for _, _, i in combo)
-            yield f"{rel}::{name}" + (f"[{ids}]" if ids else ""), fn, catalog.get(control), params
+        yield from _expand(rel, name, fn, _marks(fn), module_marks, "deployment" in inspect.signature(fn).parameters, target)
 
 
-def _import_suites(suites: Path) -> list:
-    modules = []
+_Mark = namedtuple("_Mark", "name args")
+
+
+def _static_cases(path: Path, target: Target) -> list | None:
+    """The cases of a suite read from its source, without importing it (and the clients it imports):
+    ``pytest.mark.<name>(literal, …)`` decorators, directly or through a module-level name, and a
+    module-level ``pytestmark``. None when the source holds anything else (then the module is imported)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    names = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+
+    def mark(node: ast.AST) -> _Mark:
+        node = names.get(node.id, node) if isinstance(node, ast.Name) else node
+        func = node.func if isinstance(node, ast.Call) else None
+        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Attribute) and func.value.attr == "mark"
+                and isinstance(func.value.value, ast.Name) and func.value.value.id == "pytest") or node.keywords:
+            raise ValueError("not a plain pytest mark")
+        return _Mark(func.attr, tuple(ast.literal_eval(a) for a in node.args))
+
+    try:
+        module_marks = [mark(names["pytestmark"])] if "pytestmark" in names else []
+        out = []
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                marks = [mark(d) for d in reversed(node.decorator_list)]  # pytestmark order: innermost first
+                wants = any(a.arg == "deployment" for a in node.args.args)
+                out.extend(_expand(f"suites/{path.name}", node.name, None, marks, module_marks, wants, target))
+        return out
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def _import_suite(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(f"suites.{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _suite_cases(suites: Path, target: Target, reason_of) -> list:
+    """Every case of every suite. A suite none of whose cases applies is not imported (nor are the
+    probe clients it imports): its cases come from its source, each with its not-applicable reason."""
+    cases = []
     for path in sorted(suites.glob("test_*.py")):
-        spec = importlib.util.spec_from_file_location(f"suites.{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        modules.append(module)
-    return modules
+        static = _static_cases(path, target)
+        if static is not None and all(reason_of(control, params) for _n, _f, control, params in static):
+            cases.extend(static)
+            continue
+        cases.extend(_cases(_import_suite(path), target))
+    return cases
 
 
 def run(target_file: Path, target: Target, args: Any, suites: Path, started_clock: float, parse_s: float) -> int:
@@ -112,9 +161,15 @@ def run(target_file: Path, target: Target, args: Any, suites: Path, started_cloc
 
         waivers = load_waivers(target.waivers, known_controls=catalog.load_catalog().keys())
     started = utc_now()
-    modules = _import_suites(suites)
-    t_judge = time.perf_counter()
     switches = {"intrusive": False, "under_load": False, "perf_update_baseline": False}
+
+    def reason_of(control, params):
+        others = {k: v for k, v in params.items() if k != "deployment"}
+        return families.not_applicable_reason(control.family, control.id,
+                                              families.Applicability(target, params.get("deployment"), others, switches))
+
+    cases = _suite_cases(suites, target, reason_of)
+    t_judge = time.perf_counter()
     made: dict = {}
 
     def probes(factory, deployment=None, *extra):
@@ -125,30 +180,28 @@ def run(target_file: Path, target: Target, args: Any, suites: Path, started_cloc
         return made[key]
 
     results, collected = [], []
-    for module in modules:
-        for nodeid, fn, control, params in _cases(module, target):
-            collected.append(nodeid)
-            t0 = time.perf_counter()
-            verdict = _Verdict()
-            deployment = params.get("deployment")
-            others = {k: v for k, v in params.items() if k != "deployment"}
-            reason = families.not_applicable_reason(control.family, control.id,
-                                                    families.Applicability(target, deployment, others, switches))
-            unrecorded = None
-            if reason:
-                verdict(not_applicable(reason))
-            else:
-                fixtures = {"target": target, "deployment": deployment, "verdict": verdict, "probes": probes, "run_switches": switches}
-                wanted = inspect.signature(fn).parameters
-                kwargs = {k: v for k, v in {**fixtures, **others}.items() if k in wanted}
-                try:
-                    fn(**kwargs)
-                except Exception as exc:  # noqa: BLE001 - a harness error is an error result, never a pass
-                    unrecorded = ("error", f"harness error during call: {type(exc).__name__}: {str(exc)[:480]}")
-            if verdict.recorded is None and unrecorded is None:
-                unrecorded = ("error", "the test finished without recording a verdict (fail closed)")
-            recorded = verdict.recorded if unrecorded is None else None
-            results.append(make_result(control, params, recorded, unrecorded, time.perf_counter() - t0, nodeid))
+    for nodeid, fn, control, params in cases:
+        collected.append(nodeid)
+        t0 = time.perf_counter()
+        verdict = _Verdict()
+        deployment = params.get("deployment")
+        others = {k: v for k, v in params.items() if k != "deployment"}
+        reason = reason_of(control, params)
+        unrecorded = None
+        if reason:
+            verdict(not_applicable(reason))
+        else:
+            fixtures = {"target": target, "deployment": deployment, "verdict": verdict, "probes": probes, "run_switches": switches}
+            wanted = inspect.signature(fn).parameters
+            kwargs = {k: v for k, v in {**fixtures, **others}.items() if k in wanted}
+            try:
+                fn(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - a harness error is an error result, never a pass
+                unrecorded = ("error", f"harness error during call: {type(exc).__name__}: {str(exc)[:480]}")
+        if verdict.recorded is None and unrecorded is None:
+            unrecorded = ("error", "the test finished without recording a verdict (fail closed)")
+        recorded = verdict.recorded if unrecorded is None else None
+        results.append(make_result(control, params, recorded, unrecorded, time.perf_counter() - t0, nodeid))
     for made_probe in made.values():
         close = getattr(made_probe, "close", None)
         if callable(close):

@@ -78,18 +78,47 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str,
     if timings is not None:
         summary["timings"] = dict(timings)
     if run.run_dir is not None:
-        import threading
-
         # what pytest's plugins would have written (many small files): beside the other writers, done before summary.json
-        extra = [threading.Thread(target=w, args=(run.run_dir, summary), daemon=True) for w in extra_writers]
-        for thread in extra:
-            thread.start()
-        write_all(run.run_dir, summary, run.reports_dir, started_clock=t0 if timings is not None else None,
-                  before_summary=lambda: [t.join() for t in extra])
+        join = _beside(extra_writers, run.run_dir, summary)
+        write_all(run.run_dir, summary, run.reports_dir, started_clock=t0 if timings is not None else None, before_summary=join)
         point_latest(run.reports_dir, run.run_dir)
         lines.append(f"report: {run.run_dir / 'report.html'}")
     lines += gating.explain(summary, run.fail_on).splitlines()
     return status, lines
+
+
+def _beside(writers: Sequence[Any], run_dir: Path, summary: dict[str, Any]):
+    """Run ``writers(run_dir, summary)`` beside the main writers — in a forked process where there is
+    fork (the caller has no threads then: the in-process runner), else in this one — and return the
+    join. A child that fails leaves its files to be written here, so nothing is ever missing."""
+    import os
+
+    if not writers:
+        return None
+    pid = None
+    if hasattr(os, "fork"):
+        try:
+            pid = os.fork()
+        except OSError:
+            pid = None
+        if pid == 0:  # the child: write, and leave without running the parent's exit handlers
+            code = 0
+            try:
+                for w in writers:
+                    w(run_dir, summary)
+            except BaseException:  # noqa: BLE001 - any failure: the parent writes them instead
+                code = 1
+            os._exit(code)
+
+    def join() -> None:
+        if pid:
+            _, status = os.waitpid(pid, 0)
+            if status == 0:
+                return
+        for w in writers:
+            w(run_dir, summary)
+
+    return join
 
 
 def kubernetes_inventory(target: Any) -> dict[str, Any] | None:

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
+from nimwarden.lazy import LazyModule
 from nimwarden.outcome import Attempt, attempt
+
+requests = LazyModule("requests")  # imported on first use: a run that judges only manifests never loads it
 
 PROBE = "gateway.http"
 
