@@ -301,3 +301,29 @@ def test_fault7_several_findings_are_several_sarif_results_each_on_its_line(monk
     for r in results:  # readOnlyRootFilesystem is missing: each points at its container's securityContext (or the container)
         line = text[r["locations"][0]["physicalLocation"]["region"]["startLine"] - 1]
         assert "securityContext" in line or "- name:" in line, line
+
+
+def _route_state(listener_protocol: str | None):
+    docs = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "nim", "namespace": "nim"},
+         "spec": {"template": {"metadata": {"labels": {"app": "nim"}}, "spec": {"containers": [{"name": "nim", "image": "x"}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nim", "namespace": "nim"}, "spec": {"selector": {"app": "nim"}}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "nim", "namespace": "nim"},
+         "spec": {"parentRefs": [{"name": "edge"}], "rules": [{"backendRefs": [{"name": "nim", "port": 8000}],
+                                                              "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}]}]}},
+    ]
+    if listener_protocol:
+        docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "edge", "namespace": "nim"},
+                     "spec": {"listeners": [{"name": "web", "port": 80, "protocol": listener_protocol}]}})
+    return ClusterState("manifests: t", tuple(make_object(d, "t") for d in docs))
+
+
+@pytest.mark.parametrize("protocol, status", [("HTTPS", "pass"), ("HTTP", "fail"), (None, "error")])
+def test_fault6_an_httproute_is_judged_through_its_gateway_listener(protocol, status):
+    state = _route_state(protocol)
+    out = tls.ingress_tls(state, pod_templates(state))
+    assert out.status.value == status, out.reason
+    if status == "fail":
+        assert out.evidence["locations"][0]["object"] == "Gateway/nim/edge" and out.evidence["locations"][0]["path"] == "spec.listeners[0].protocol"
+    if status == "error":
+        assert "Gateway/nim/edge" in out.reason and "cannot be verified from these manifests" in out.reason
