@@ -17,6 +17,8 @@ import yaml
 from nimwarden.errors import ConfigError
 from nimwarden.outcome import SEVERITIES
 
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: same safe semantics
+
 CATALOG_DIR = Path(__file__).parent / "families"  # one controls/ folder per family
 CATALOG_VERSION = "2026.11.1"
 
@@ -57,7 +59,7 @@ class Control:
 
 def _load_one(path: Path) -> Control:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(path, "", f"cannot read control: {exc}") from None
     if not isinstance(data, dict):

@@ -14,10 +14,13 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from nimwarden import __version__
 from nimwarden.errors import UsageError
+
+STARTED = time.perf_counter()  # the start-up time the in-process runner reports begins here
 
 EXIT_USAGE = 2
 
@@ -134,7 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = {"audit": cmd_audit, "discover": cmd_discover, "lab": cmd_lab, "report": cmd_report, "catalog": cmd_catalog, "validate": cmd_validate,
                    "snapshot": cmd_snapshot, "cleanup": cmd_cleanup}[args.command]
-        return handler(args)
+        code = handler(args)
+        if argv is None and getattr(args, "in_process", False):
+            # a program run of the in-process runner: every artifact is written and closed; skip the interpreter's
+            # teardown of the suites' modules (~0.4 s of a 3 s audit)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except UsageError as exc:
         _say(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         for line in str(exc).splitlines()[1:]:
@@ -150,8 +160,25 @@ def cmd_validate(args) -> int:
 
     target = load_target(args.target, resolve_credentials=not args.skip_credentials)
     unchecked = " (credential sources not checked)" if args.skip_credentials else ""
-    print(f"{args.target}: valid target {target.name!r} with {len(target.deployments)} deployment(s){unchecked}")
+    held = _read_offline_state(target)
+    print(f"{args.target}: valid target {target.name!r} with {len(target.deployments)} deployment(s){unchecked}" + (f"; {held}" if held else ""))
     return 0
+
+
+def _read_offline_state(target) -> str:
+    """Read the manifests / snapshot a profile names (a broken one is a one-line ConfigError, exit 2)
+    and say what they hold; a live source is not contacted here. The state stays cached for the run."""
+    if target.kubernetes.source not in ("manifests", "snapshot"):
+        return ""
+    from nimwarden.k8s import source as k8s
+
+    read = k8s.cluster_state(target.kubernetes)
+    if read.observation is None:
+        raise UsageError(f"{target.path}: kubernetes: cannot read the {target.kubernetes.source}: {read.error}")
+    inv = k8s.inventory(read.observation)
+    not_judged = ", ".join(f"{k} {n}" for k, n in inv["not_judged"].items())
+    return (f"{sum(inv['objects'].values())} Kubernetes object(s) read" + (f", not judged: {not_judged}" if not_judged else "")
+            + (f", {len(inv['hooks'])} Helm hook object(s) judged apart" if inv["hooks"] else ""))
 
 
 def _kube_configuration(args):
@@ -300,7 +327,18 @@ def cmd_audit(args) -> int:
         if args.kubeconfig or args.context or args.namespace:
             raise UsageError("--target and --kubeconfig/--context/--namespace exclude each other: a profile names its own cluster")
         target_file = Path(args.target)
-        load_target(target_file)  # one-line error and exit 2 before pytest starts
+        from nimwarden import runner
+
+        target = load_target(target_file)
+        t0 = time.perf_counter()
+        _read_offline_state(target)  # one-line error and exit 2 before pytest starts
+        parse_s = time.perf_counter() - t0
+        if runner.eligible(target, args) is None:  # probes nothing: judge in-process, without pytest's machinery
+            suites = repo_root() / "suites"
+            if not suites.is_dir():
+                raise UsageError(f"{suites}: the compliance suites are missing; run nimwarden from a checkout")
+            args.in_process = True
+            return runner.run(target_file, target, args, suites, STARTED, parse_s)
         return _run_pytest(target_file, args)
     if args.kubeconfig or args.context:
         return _audit_discovered(args)

@@ -28,6 +28,7 @@ from nimwarden import catalog, families
 from nimwarden.errors import ConfigError, UsageError
 from nimwarden.outcome import Outcome, Status, not_applicable
 from nimwarden.redact import redact
+from nimwarden.report.record import make_result
 from nimwarden.target import Deployment, Target
 
 RESULT_KEY = "nimwarden_result"
@@ -112,6 +113,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         target = families.load_profile(_default_target(config))
         waivers = _load_waivers(target)
+        _read_offline_state(target)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     worker = hasattr(config, "workerinput")
@@ -154,6 +156,15 @@ def pytest_configure(config: pytest.Config) -> None:
         from nimwarden.progress import Progress
 
         config.pluginmanager.register(Progress(config, state), f"nimwarden-progress-{id(config)}")
+
+
+def _read_offline_state(target: Target) -> None:
+    """Manifests and snapshots are read before any control runs: one that cannot be read is one
+    usage error (exit 2), not the same traceback in every posture control."""
+    if target.kubernetes.source in ("manifests", "snapshot"):
+        from nimwarden.k8s import source as k8s
+
+        k8s.cluster_state(target.kubernetes)
 
 
 def _load_waivers(target: Target) -> list:
@@ -364,43 +375,20 @@ def _nimwarden_labels(request: pytest.FixtureRequest) -> None:
 
 def _result_for(item: pytest.Item, report: pytest.TestReport, control: catalog.Control, call) -> dict[str, Any]:
     params = getattr(getattr(item, "callspec", None), "params", {})
-    dep = params.get("deployment")
     recorded = item.stash.get(OUTCOME_KEY, None)
-    default_subject = dep.name if dep is not None else "-"
-    if "protocol" in params and dep is not None:
-        ep = dep.endpoint(params["protocol"])
-        default_subject = ep.url if ep else f"{dep.name}/{params['protocol']}"
-    if recorded is not None:
-        outcome, subject = recorded
-        status, reason, evidence, severity = outcome.status.value, outcome.reason, dict(outcome.evidence), outcome.severity
-    else:
-        subject, severity, evidence = None, None, {}
+    unrecorded = None
+    if recorded is None:
         if report.skipped:
-            status, reason = Status.SKIP.value, _skip_reason(report)
+            unrecorded = (Status.SKIP.value, _skip_reason(report))
         elif report.failed:
-            status = Status.ERROR.value
             exc = call.excinfo.exconly() if call and call.excinfo else str(report.longrepr)[-300:]
-            reason = f"harness error during {report.when}: {exc[:500]}"
+            unrecorded = (Status.ERROR.value, f"harness error during {report.when}: {exc[:500]}")
         else:
-            status, reason = Status.ERROR.value, "the test finished without recording a verdict (fail closed)"
-    result = {
-        "control": control.id,
-        "family": control.family,
-        "severity": severity or control.severity,
-        "title": control.title,
-        "deployment": dep.name if dep is not None else "-",
-        "subject": subject or default_subject,
-        "status": status,
-        "reason": reason,
-        "evidence": evidence,
-        "sources": list(control.sources),
-        "remediation": control.remediation,
-        "duration_s": round(getattr(report, "duration", 0.0), 3),
-        "nodeid": item.nodeid,
-    }
-    if dep is not None and control.id in dep.must_fail:
-        result["expected"] = "fail"
-    return redact(result)
+            unrecorded = (Status.ERROR.value, "the test finished without recording a verdict (fail closed)")
+    return make_result(control, params, recorded, unrecorded, getattr(report, "duration", 0.0), item.nodeid)
+
+
+
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

@@ -36,19 +36,26 @@ def fingerprint(secret: str) -> str:
     return f"{secret[:2]}…{secret[-2:]}[sha256:{digest}]"
 
 
+# Every pattern above needs one of these in the text: one search decides whether the patterns run at all.
+_TRIGGER = re.compile(r"(?i)nvapi-|hf_|bearer|://|-----BEGIN|passw|api_?key|token|secret")
+_known_sorted: list[str] = []
+
+
 def register(secret: str | None) -> None:
     """Remember a secret so that it is redacted wherever it appears later."""
+    global _known_sorted
     if secret and len(secret) >= 4:
         with _lock:
             _known.add(secret)
+            _known_sorted = sorted(_known, key=len, reverse=True)
 
 
 def redact_text(text: str) -> str:
-    with _lock:
-        known = sorted(_known, key=len, reverse=True)
-    for secret in known:
+    for secret in _known_sorted:  # rebound (never mutated) under the lock by register()
         if secret in text:
             text = text.replace(secret, fingerprint(secret))
+    if not _TRIGGER.search(text):
+        return text
     for pattern, group in PATTERNS:
         text = pattern.sub(lambda m, g=group: _replace_group(m, g), text)
     return text

@@ -112,6 +112,13 @@ class KubernetesSource:
     namespaces: tuple[str, ...] = ()
     pss_level: str = "restricted"
     options: Mapping[str, Any] = field(default_factory=dict)
+    default_namespace: str | None = None  # what `helm install -n NS` gives objects without metadata.namespace
+    path_namespaces: tuple[str | None, ...] = ()  # per entry of paths: its own -n (None: default_namespace)
+
+    def manifest_entries(self) -> tuple[tuple[Path, str | None], ...]:
+        """(path, namespace) per entry of ``paths``: the namespace its objects get when they carry none."""
+        spaces = self.path_namespaces or (None,) * len(self.paths)
+        return tuple((p, ns or self.default_namespace) for p, ns in zip(self.paths, spaces))
 
 
 @dataclass(frozen=True)
@@ -382,11 +389,12 @@ DEPLOYMENT_KEYS = ("name", "kind", "expect", "endpoints", "exposure", "models", 
 
 
 def _deployment(ctx: _Ctx, raw: Any, where: str, target_scope_check) -> Deployment:
-    ctx.mapping(raw, where, DEPLOYMENT_KEYS, ("name", "kind", "expect", "endpoints"))
+    ctx.mapping(raw, where, DEPLOYMENT_KEYS, ("name", "kind", "expect"))
     name = ctx.string(raw["name"], _join(where, "name"))
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
         raise ctx.err(_join(where, "name"), "use lower-case letters, digits and dashes")
-    eps_raw = ctx.mapping(raw["endpoints"], _join(where, "endpoints"), ENDPOINT_NAMES)
+    # a manifests-only deployment (judged from its Kubernetes objects) declares no endpoints
+    eps_raw = ctx.mapping(raw.get("endpoints") or {}, _join(where, "endpoints"), ENDPOINT_NAMES)
     endpoints = {}
     for ep_name, ep in eps_raw.items():
         w = _join(where, f"endpoints.{ep_name}")
@@ -425,10 +433,11 @@ def _deployment(ctx: _Ctx, raw: Any, where: str, target_scope_check) -> Deployme
 def _kubernetes(ctx: _Ctx, raw: Any) -> KubernetesSource:
     if raw is None:
         return KubernetesSource()
-    keys = ("source", "paths", "kubeconfig", "context", "namespaces", "pss_level", "options")
+    keys = ("source", "paths", "kubeconfig", "context", "namespaces", "pss_level", "options", "default_namespace")
     ctx.mapping(raw, "kubernetes", keys, ("source",))
     source = ctx.string(raw["source"], "kubernetes.source", K8S_SOURCES)
-    paths = tuple(ctx.path(p, f"kubernetes.paths[{i}]") for i, p in enumerate(ctx.strings(raw.get("paths", []), "kubernetes.paths")))
+    paths, spaces = _k8s_paths(ctx, raw.get("paths", []))
+    default_ns = _namespace(ctx, raw["default_namespace"], "kubernetes.default_namespace") if "default_namespace" in raw else None
     if source in ("manifests", "snapshot"):
         if not paths:
             raise ctx.err("kubernetes.paths", f"source {source} needs at least one path")
@@ -443,7 +452,33 @@ def _kubernetes(ctx: _Ctx, raw: Any) -> KubernetesSource:
         namespaces=ctx.strings(raw.get("namespaces", []), "kubernetes.namespaces"),
         pss_level=ctx.string(raw.get("pss_level", "restricted"), "kubernetes.pss_level", ("baseline", "restricted")),
         options=raw.get("options", {}) if isinstance(raw.get("options", {}), dict) else {},
+        default_namespace=default_ns,
+        path_namespaces=spaces,
     )
+
+
+def _namespace(ctx: _Ctx, value: Any, where: str) -> str:
+    ns = ctx.string(value, where)
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", ns):
+        raise ctx.err(where, f"{ns!r} is not a Kubernetes namespace name (lower-case letters, digits and dashes)")
+    return ns
+
+
+def _k8s_paths(ctx: _Ctx, raw: Any) -> tuple[tuple[Path, ...], tuple[str | None, ...]]:
+    """kubernetes.paths: each a path, or {path: P, namespace: NS} (the -n its rendered objects were meant for)."""
+    if not isinstance(raw, list):
+        raise ctx.err("kubernetes.paths", "must be a list of paths (or {path:, namespace:} entries)")
+    paths, spaces = [], []
+    for i, entry in enumerate(raw):
+        where = f"kubernetes.paths[{i}]"
+        if isinstance(entry, dict):
+            ctx.mapping(entry, where, ("path", "namespace"), ("path",))
+            paths.append(ctx.path(entry["path"], f"{where}.path"))
+            spaces.append(_namespace(ctx, entry["namespace"], f"{where}.namespace") if "namespace" in entry else None)
+        else:
+            paths.append(ctx.path(entry, where))
+            spaces.append(None)
+    return tuple(paths), tuple(spaces)
 
 
 TOP_KEYS = ("name", "scope", "probe_position", "timeouts", "deployments", "kubernetes", "waivers", "lab", "options")
@@ -470,7 +505,7 @@ def load_target(path: str | os.PathLike[str], checks: Sequence[ProfileCheck] = (
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
         raise ConfigError(file, where, f"not valid YAML: {_one_line(getattr(exc, 'problem', None) or exc)}") from None
-    ctx.mapping(raw, "", TOP_KEYS, ("name", "scope", "deployments"))
+    ctx.mapping(raw, "", TOP_KEYS, ("name", "deployments"))
     _reject_inline_secrets(ctx, raw, "")
 
     lab_state_path, lab_state = None, None
@@ -485,7 +520,11 @@ def load_target(path: str | os.PathLike[str], checks: Sequence[ProfileCheck] = (
             raise ctx.err("lab.state_file", f"unreadable lab state: {exc}") from None
     raw = _substitute_lab(ctx, raw, "", lab_state)
 
-    scope, scope_hosts = _scope(ctx, raw["scope"])
+    # scope bounds what may be probed: a manifests-only profile (no endpoints) probes nothing and needs none
+    probes = any(isinstance(d, dict) and d.get("endpoints") for d in raw["deployments"] or ()) if isinstance(raw["deployments"], list) else True
+    if "scope" not in raw and probes:
+        raise ctx.err("scope", "required field missing (a deployment declares endpoints; scope bounds what may be probed)")
+    scope, scope_hosts = _scope(ctx, raw["scope"]) if "scope" in raw else ((), ())
 
     def scope_check(host: str, where: str) -> None:
         try:

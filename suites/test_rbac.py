@@ -37,3 +37,8 @@ def test_no_cluster_admin(target, deployment, verdict):
 def test_no_token_automount(target, deployment, verdict):
     honor = bool(target.kubernetes.options.get("honor_annotations", False))
     verdict(k8s.judge_workloads(target, deployment, judge.automount_token, honor, state=True, subject=judge.accounts_subject))
+
+
+@pytest.mark.control("RBAC-UNBOUNDROLE-001")
+def test_no_wildcard_or_escalating_role_outside_the_audit(target, verdict):
+    verdict(k8s.judge_target(target, judge.unaudited_roles))

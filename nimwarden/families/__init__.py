@@ -105,6 +105,14 @@ def needs_endpoint(name: str | Callable[[Applicability], str]) -> Predicate:
     return predicate
 
 
+def probes_something(ctx: Applicability) -> str | None:
+    """The deployment declares endpoints: a manifests-only deployment (judged from its Kubernetes
+    objects) has nothing for a probe to reach."""
+    if ctx.deployment is not None and not ctx.deployment.endpoints:
+        return f"deployment {ctx.deployment.name} declares no endpoints (judged from its Kubernetes objects only)"
+    return None
+
+
 def param(key: str) -> Callable[[Applicability], str]:
     return lambda ctx: ctx.params[key]
 

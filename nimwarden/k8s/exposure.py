@@ -1,11 +1,13 @@
 """Which Kubernetes objects publish a deployment's workloads: the Services whose selector matches
-the pod labels, and the Ingress / HTTPRoute / Route objects whose backends are those Services
-(with the Ingress the NIM Operator creates for a NIMService). Object-model queries shared by the
-exposure controls of the ports, tls and gateway families.
+the pod labels, and the Ingress / Gateway API HTTPRoute / OpenShift Route / Traefik IngressRoute
+objects whose backends are those Services (with the Ingress the NIM Operator creates for a
+NIMService). Object-model queries shared by the exposure controls of the ports, tls and gateway
+families.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from nimwarden.k8s.model import ClusterState, K8sObject
@@ -46,11 +48,27 @@ def nimservice_ingresses(templates: Sequence[PodTemplate]) -> list[K8sObject]:
     return out
 
 
+class _Backends:
+    """The Services that route to the workloads, and — failing closed — any backend Service named in a
+    workload's namespace that the cluster state does not hold (a chart bug, or a Service made elsewhere:
+    the route may well publish the workload, so it is judged with it)."""
+
+    def __init__(self, state: ClusterState, templates: Sequence[PodTemplate]):
+        self.names = {(s.namespace, s.name) for s in workload_services(state, templates)}
+        # the operator names a NIMService's Service after the NIMService
+        self.names |= {(t.owner.namespace, t.owner.name) for t in templates if t.owner.kind == "NIMService"}
+        self.namespaces = {t.owner.namespace for t in templates}
+        self.existing = {(s.namespace, s.name) for s in state.of_kind("Service")}
+
+    def __contains__(self, key: tuple) -> bool:
+        ns, name = key
+        return key in self.names or bool(name and ns in self.namespaces and key not in self.existing)
+
+
 def routes(state: ClusterState, templates: Sequence[PodTemplate]) -> list[tuple[K8sObject, list[tuple[int, int, dict]]]]:
-    """Ingresses/HTTPRoutes/Routes whose backends are the workloads' Services, with the matching rule/path indexes."""
-    names = {(s.namespace, s.name) for s in workload_services(state, templates)}
-    # the operator names a NIMService's Service after the NIMService
-    names |= {(t.owner.namespace, t.owner.name) for t in templates if t.owner.kind == "NIMService"}
+    """Ingresses/HTTPRoutes/Routes/IngressRoutes whose backends are the workloads' Services (or Services
+    the state does not hold, in a workload's namespace), with the matching rule/path indexes."""
+    names = _Backends(state, templates)
     out = []
     for ing in state.of_kind("Ingress") + nimservice_ingresses(templates):
         hits = []
@@ -75,4 +93,37 @@ def routes(state: ClusterState, templates: Sequence[PodTemplate]) -> list[tuple[
     for route in state.of_kind("Route"):
         if (route.namespace, (route.spec.get("to") or {}).get("name")) in names:
             out.append((route, [(0, 0, {"path": route.spec.get("path") or "/", "pathType": "Prefix"})]))
+    for route in state.of_kind("IngressRoute"):
+        hits = []
+        for r, rule in enumerate(route.spec.get("routes") or ()):
+            backends = [b for b in rule.get("services") or () if (b.get("kind") or "Service") == "Service"]
+            if any((b.get("namespace") or route.namespace, b.get("name")) in names for b in backends):
+                for m, path in enumerate(traefik_paths(str(rule.get("match") or ""))):
+                    hits.append((r, m, {"path": path, "pathType": "PathPrefix"}))
+        if hits:
+            out.append((route, hits))
     return out
+
+
+_TRAEFIK_PATH = re.compile(r"\b(PathPrefix|Path)\(\s*`([^`]*)`")
+
+
+def traefik_paths(match: str) -> list[str]:
+    """The paths a Traefik rule (``Host(`a`) && PathPrefix(`/v2`)``) serves; no Path matcher: all of them ("/")."""
+    return [m.group(2) or "/" for m in _TRAEFIK_PATH.finditer(match)] or ["/"]
+
+
+def gateway_listeners(state: ClusterState, route: K8sObject) -> tuple[list[tuple[K8sObject, int, dict]], list[str]]:
+    """The Gateway listeners an HTTPRoute attaches to, and the parentRefs not in the cluster state."""
+    found, missing = [], []
+    for ref in route.spec.get("parentRefs") or ():
+        if (ref.get("kind") or "Gateway") != "Gateway":
+            continue
+        gw = state.get("Gateway", ref.get("namespace") or route.namespace, ref.get("name"))
+        if gw is None:
+            missing.append(f"Gateway/{ref.get('namespace') or route.namespace}/{ref.get('name')}")
+            continue
+        for i, listener in enumerate(gw.spec.get("listeners") or ()):
+            if ref.get("sectionName") in (None, listener.get("name")) and ref.get("port") in (None, listener.get("port")):
+                found.append((gw, i, listener))
+    return found, missing

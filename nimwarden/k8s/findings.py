@@ -24,6 +24,15 @@ class Finding:
     container: str | None = None
     severity: str | None = None
 
+    def location(self) -> dict:
+        """One object per finding: the object, its field, what is wrong (file and line added by the source)."""
+        out = {"object": self.ref, "path": self.path, "problem": self.problem}
+        if self.container:
+            out["container"] = self.container
+        if self.severity:
+            out["severity"] = self.severity
+        return out
+
     def __str__(self) -> str:
         who = f"{self.ref} → {self.container}" if self.container else self.ref
         # " — " rather than ":" before free text, so that a path ending in a secret-ish key
@@ -43,7 +52,8 @@ def verdict_from(findings: Sequence[Finding], *, what: str, subjects: Sequence[s
         first = str(findings[0])
         more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
         return failed(f"{what} — {first}{more}", severity=worst(f.severity for f in findings),
-                      findings=[str(f) for f in findings], objects=list(subjects), **evidence)
+                      findings=[str(f) for f in findings], objects=list(subjects),
+                      locations=[f.location() for f in findings], **evidence)
     return passed(ok, objects=list(subjects), **evidence)
 
 

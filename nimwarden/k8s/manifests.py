@@ -1,8 +1,21 @@
-"""Cluster state from YAML/JSON manifests (Helm or kustomize output, multi-document files, directories)."""
+"""Cluster state from YAML/JSON manifests (Helm or kustomize output, multi-document files, directories).
+
+Rendered output only: a chart directory (``Chart.yaml``), a file with Helm template actions
+(``{{ … }}``), a ``kustomization.yaml``, YAML that is not Kubernetes (an Ansible playbook) or a
+document separator glued to a key (``---apiVersion:``) is a :class:`ConfigError` naming the file
+and the command to run first, never a half-read object.
+
+Namespaces are what ``helm install -n NS`` / ``kubectl apply -n NS`` would give: an object without
+``metadata.namespace`` gets the namespace of its path entry, else the profile's
+``kubernetes.default_namespace``, else ``default``. Each object keeps its YAML node, so a finding's
+field path can be turned into a line of the file (:func:`nimwarden.k8s.model.K8sObject.line_of`).
+Two objects with the same kind, namespace and name from different documents are one error naming
+both places (the API server would keep only the last one applied).
+"""
 
 from __future__ import annotations
 
-import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,27 +28,87 @@ from nimwarden.k8s.model import ClusterState, K8sObject, make_object
 SUFFIXES = (".yaml", ".yml", ".json")
 # libyaml's loader when PyYAML was built with it: same safe semantics, ~10x faster on large renders.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+KUSTOMIZATION = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+GLUED_SEPARATOR = re.compile(r"^---[^\s-]", re.M)
+# Helm's own template actions; a rendered ConfigMap may carry other {{ }} templates (Jinja chat templates).
+HELM_ACTION = re.compile(r"\{\{-?\s*(?:\.Values|\.Release|\.Chart|\.Capabilities|include\s|template\s|toYaml|tpl\s)")
 
 
-def manifest_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """The files named, and every manifest file under the directories named, in a stable order."""
-    files: list[Path] = []
+def _entries(paths: Iterable[Any]) -> list[tuple[Path, str | None]]:
+    out = []
     for raw in paths:
-        path = Path(raw)
+        if isinstance(raw, tuple):
+            out.append((Path(raw[0]), raw[1]))
+        else:
+            out.append((Path(raw), None))
+    return out
+
+
+def _render_hint(namespace: str | None) -> str:
+    return f"--namespace {namespace or 'NS'}"
+
+
+def _refuse_unrendered(directory: Path, namespace: str | None) -> None:
+    """A chart or kustomize directory is a recipe, not manifests: say which command renders it."""
+    for chart in sorted(directory.rglob("Chart.yaml")):
+        raise ConfigError(chart, "", f"an unrendered Helm chart; render it first: `helm template RELEASE {chart.parent} "
+                                     f"{_render_hint(namespace)} > rendered.yaml` and audit the output")
+    for name in KUSTOMIZATION:
+        for k in sorted(directory.rglob(name)):
+            try:
+                doc = yaml.load(k.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                doc = None
+            if not _plain_kustomization(doc, k.parent):
+                raise ConfigError(k, "", f"a kustomization; render it first: `kubectl kustomize {k.parent} > rendered.yaml` "
+                                         "and audit the output")
+
+
+def _plain_kustomization(doc: Any, directory: Path) -> bool:
+    """A kustomization that only lists local manifest files: reading those files is what kustomize renders."""
+    if not isinstance(doc, dict) or set(doc) - {"apiVersion", "kind", "metadata", "resources"}:
+        return False
+    resources = doc.get("resources") or []
+    return isinstance(resources, list) and all(
+        isinstance(r, str) and "://" not in r and (directory / r).is_file() for r in resources)
+
+
+def manifest_files(paths: Iterable[Any]) -> list[tuple[Path, str | None]]:
+    """The files named, and every manifest file under the directories named, in a stable order,
+    each with the namespace its path entry gives (None: the profile's default)."""
+    files: list[tuple[Path, str | None]] = []
+    for path, namespace in _entries(paths):
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES))
+            _refuse_unrendered(path, namespace)
+            files.extend((p, namespace) for p in sorted(path.rglob("*"))
+                         if p.is_file() and p.suffix in SUFFIXES)
         elif path.is_file():
-            files.append(path)
+            if path.name in KUSTOMIZATION:
+                _refuse_unrendered(path.parent, namespace)
+            if path.name == "Chart.yaml":
+                _refuse_unrendered(path.parent, namespace)
+            files.append((path, namespace))
         else:
             raise ConfigError(path, "", "no such manifest file or directory")
     return files
 
 
+def _not_kubernetes(doc: Any, file: Path, where: str) -> ConfigError:
+    if isinstance(doc, list):
+        looks = " (an Ansible playbook?)" if any(isinstance(d, dict) and ("hosts" in d or "tasks" in d) for d in doc) else ""
+        return ConfigError(file, where, f"not a Kubernetes manifest: an object must be a mapping with apiVersion and kind, this is a YAML list{looks}; "
+                                        "pass rendered manifests (`helm template …`, `kubectl kustomize …`)")
+    return ConfigError(file, where, f"not a Kubernetes manifest: an object must be a mapping with apiVersion and kind, not a {type(doc).__name__}")
+
+
 def _check_object(doc: Any, file: Path, where: str) -> Mapping[str, Any]:
     if not isinstance(doc, dict):
-        raise ConfigError(file, where, f"a Kubernetes object must be a mapping, not {type(doc).__name__}")
+        raise _not_kubernetes(doc, file, where)
     if not doc.get("kind"):
-        raise ConfigError(file, where, "has no kind")
+        raise ConfigError(file, where, "has no kind: not a Kubernetes object; pass rendered manifests "
+                                       "(`helm template …`, `kubectl kustomize …`)")
+    if doc.get("kind") == "Kustomization" and not _plain_kustomization(doc, file.parent):
+        raise ConfigError(file, where, f"a kustomization; render it first: `kubectl kustomize {file.parent} > rendered.yaml`")
     if not doc.get("apiVersion"):
         raise ConfigError(file, where, f"{doc['kind']} has no apiVersion")
     meta = doc.get("metadata")
@@ -44,23 +117,76 @@ def _check_object(doc: Any, file: Path, where: str) -> Mapping[str, Any]:
     return doc
 
 
-def objects_from_documents(docs: Iterable[Any], file: Path, default_namespace: str = "default") -> list[K8sObject]:
+def _top_level_duplicates(node: Any) -> str | None:
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key, _value in node.value:
+            k = getattr(key, "value", None)
+            if k in seen:
+                return f"key {k!r} appears twice (line {key.start_mark.line + 1})"
+            seen.add(k)
+    return None
+
+
+def objects_from_documents(docs: Iterable[Any], file: Path, default_namespace: str = "default",
+                           nodes: list | None = None) -> list[K8sObject]:
     out: list[K8sObject] = []
     for index, doc in enumerate(docs):
         if doc is None:  # empty document between '---' separators
             continue
+        node = nodes[index] if nodes is not None else None
         where = f"document {index}"
         if isinstance(doc, dict) and str(doc.get("kind", "")).endswith("List") and "items" in doc:
             items = doc.get("items") or []
             if not isinstance(items, list):
                 raise ConfigError(file, f"{where}.items", "must be a list")
+            item_nodes = _child(_child(node, "items"), None) if node is not None else None
             for j, item in enumerate(items):
                 body = _check_object(item, file, f"{where}.items[{j}]")
-                out.append(make_object(body, f"{file}#{index}.items[{j}]", default_namespace))
+                sub = item_nodes[j] if item_nodes is not None and j < len(item_nodes) else None
+                out.append(make_object(body, f"{file}#{index}.items[{j}]", default_namespace, node=sub, file=str(file)))
             continue
         body = _check_object(doc, file, where)
-        out.append(make_object(body, f"{file}#{index}", default_namespace))
+        if body.get("kind") == "Kustomization":
+            continue  # a plain list of the files read here (checked above): nothing to deploy itself
+        out.append(make_object(body, f"{file}#{index}", default_namespace, node=node, file=str(file)))
     return out
+
+
+def _child(node: Any, key: str | None) -> Any:
+    """The value node under a mapping key (key None: the items of a sequence node)."""
+    if node is None:
+        return None
+    if key is None:
+        return list(node.value) if isinstance(node, yaml.SequenceNode) else None
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if getattr(k, "value", None) == key:
+                return v
+    return None
+
+
+def _parse(text: str, file: Path) -> tuple[list[Any], list[Any]]:
+    """(documents, their nodes), in one pass of the (C) parser."""
+    docs: list[Any] = []
+    nodes: list[Any] = []
+    loader = SAFE_LOADER(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            dup = _top_level_duplicates(node)
+            if dup:
+                raise ConfigError(file, f"document {len(docs)}", f"{dup}: two objects run together? (a '---' separator missing or glued to a key)")
+            nodes.append(node)
+            docs.append(loader.construct_document(node))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(file, f"document {len(docs)}", f"invalid YAML{line}: {problem}") from None
+    finally:
+        loader.dispose()
+    return docs, nodes
 
 
 def load_file(file: Path, default_namespace: str = "default") -> list[K8sObject]:
@@ -68,25 +194,49 @@ def load_file(file: Path, default_namespace: str = "default") -> list[K8sObject]
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(file, "", f"cannot read: {exc}") from None
-    docs: list[Any] = []
-    try:
-        for doc in yaml.load_all(text, Loader=SAFE_LOADER):  # JSON is YAML too
-            docs.append(doc)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(file, f"document {len(docs)}", f"invalid YAML{line}: {problem}") from None
-    return objects_from_documents(docs, file, default_namespace)
+    glued = GLUED_SEPARATOR.search(text)
+    if glued:
+        line = text.count("\n", 0, glued.start()) + 1
+        raise ConfigError(file, f"line {line}", f"document separator glued to a key ({text[glued.start():].splitlines()[0][:40]!r}); "
+                                                "put '---' on a line of its own")
+    helm = HELM_ACTION.search(text)
+    if helm is None:
+        try:
+            docs, nodes = _parse(text, file)  # JSON is YAML too
+        except ConfigError:
+            helm = re.search(r"\{\{", text)  # a parse error with {{ in the text: a template, say so
+            if helm is None:
+                raise
+    if helm is not None:
+        line = text.count("\n", 0, helm.start()) + 1
+        raise ConfigError(file, f"line {line}", "holds Helm template actions ({{ … }}): an unrendered template; render the chart first: "
+                                                f"`helm template RELEASE CHART_DIR {_render_hint(default_namespace)}` and audit the output")
+    return objects_from_documents(docs, file, default_namespace, nodes)
 
 
-def load_manifests(paths: Iterable[str | os.PathLike[str]], default_namespace: str = "default") -> ClusterState:
-    """Read manifests into a ClusterState; any unreadable document is a ConfigError naming file and index."""
-    paths = list(paths)
-    files = manifest_files(paths)
+def _duplicates(objects: list[K8sObject]) -> None:
+    seen: dict[tuple, K8sObject] = {}
+    for obj in objects:
+        key = (obj.kind, obj.namespace, obj.name)
+        first = seen.get(key)
+        if first is not None:
+            raise ConfigError(obj.origin.split("#")[0], "", f"{obj.ref} is defined twice: in {first.origin} and in {obj.origin} "
+                                                           "(the API server keeps only the last one applied); keep one, or audit them "
+                                                           "as separate targets")
+        seen[key] = obj
+
+
+def load_manifests(paths: Iterable[Any], default_namespace: str | None = None) -> ClusterState:
+    """Read manifests into a ClusterState; any unreadable document is a ConfigError naming file and index.
+
+    ``paths`` holds paths, or ``(path, namespace)`` pairs (the namespace ``-n`` would give the
+    objects of that path that carry none); ``default_namespace`` serves the others."""
+    entries = _entries(paths)
+    files = manifest_files(entries)
     if not files:
-        raise ConfigError(", ".join(str(p) for p in paths) or "(none)", "", "no manifest files found")
+        raise ConfigError(", ".join(str(p) for p, _ in entries) or "(none)", "", "no manifest files found")
     objects: list[K8sObject] = []
-    for file in files:
-        objects.extend(load_file(file, default_namespace))
-    return ClusterState("manifests: " + ", ".join(str(p) for p in paths), tuple(objects))
+    for file, namespace in files:
+        objects.extend(load_file(file, namespace or default_namespace or "default"))
+    _duplicates(objects)
+    return ClusterState("manifests: " + ", ".join(str(p) for p, _ in entries), tuple(objects))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ class K8sObject:
     name: str
     body: Mapping[str, Any]
     origin: str = ""  # "manifests/app.yaml#2", "snapshot.json items[4]" or the API path
+    file: str | None = None  # the manifest file it was read from (manifest sources only)
+    node: Any = field(default=None, compare=False, repr=False)  # its YAML node: field paths → lines
 
     @property
     def ref(self) -> str:
@@ -49,6 +52,50 @@ class K8sObject:
     def spec(self) -> Mapping[str, Any]:
         return self.body.get("spec") or {}
 
+    @property
+    def hook(self) -> str | None:
+        """The Helm hook this object is (``test``, ``pre-upgrade`` …), or None: not part of the release's workload."""
+        value = self.annotations.get("helm.sh/hook")
+        return str(value) if value else None
+
+    def line_of(self, path: str = "") -> int | None:
+        """The line (1-based) of a field path (``spec.template.spec.containers[0].image``) in the
+        object's manifest: the deepest part of the path the file has (a missing field points at its
+        parent); None when the object was not read from a manifest."""
+        node = self.node
+        if node is None:
+            return None
+        line = node.start_mark.line + 1
+        for part in _PATH_PART.findall(path.split(" ")[0]):
+            key, index = part
+            if index:
+                key = index[1:-1]
+                if isinstance(node, _yaml().SequenceNode):
+                    if not key.isdigit() or int(key) >= len(node.value):
+                        break
+                    node = node.value[int(key)]
+                    line = node.start_mark.line + 1
+                    continue
+            found = None
+            if isinstance(node, _yaml().MappingNode):
+                for k, v in node.value:
+                    if getattr(k, "value", None) == key:
+                        found = (k, v)
+                        break
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        return line
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|(\[[^\]]*\])")
+
+
+def _yaml():
+    import yaml
+
+    return yaml
+
 
 @dataclass(frozen=True)
 class ClusterState:
@@ -61,6 +108,11 @@ class ClusterState:
     def __post_init__(self) -> None:
         for obj in self.objects:
             self._index.setdefault(obj.kind, []).append(obj)
+            self._index.setdefault(("ref", obj.ref), obj)
+
+    def by_ref(self, ref: str) -> K8sObject | None:
+        """The object a finding names (``Deployment/ns/name``, ``ClusterRole/name``)."""
+        return self._index.get(("ref", ref))
 
     def of_kind(self, kind: str, namespace: str | None = None) -> list[K8sObject]:
         objs = self._index.get(kind, [])
@@ -122,18 +174,20 @@ def scrub_secret(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def make_object(body: Mapping[str, Any], origin: str, default_namespace: str | None = "default") -> K8sObject:
+def make_object(body: Mapping[str, Any], origin: str, default_namespace: str | None = "default", *,
+                node: Any = None, file: str | None = None) -> K8sObject:
     """Build a K8sObject from an API-form mapping (callers validate kind and name first)."""
     from nimwarden.k8s.resources import is_namespaced
 
     kind = str(body["kind"])
     if kind == "Secret":
         body = scrub_secret(body)
+        node = None  # the node holds the values; a Secret's findings point at the file, not a line
     meta = body.get("metadata") or {}
     namespace = meta.get("namespace") if is_namespaced(kind) else None
     if is_namespaced(kind) and not namespace:
         namespace = default_namespace
-    return K8sObject(kind, str(body.get("apiVersion", "")), namespace, str(meta["name"]), body, origin)
+    return K8sObject(kind, str(body.get("apiVersion", "")), namespace, str(meta["name"]), body, origin, file, node)
 
 
 def merge(states: Iterable[ClusterState], source: str) -> ClusterState:

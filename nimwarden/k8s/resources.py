@@ -50,12 +50,22 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("ClusterRole", "rbac.authorization.k8s.io", "v1", "clusterroles", False),
     Resource("ClusterRoleBinding", "rbac.authorization.k8s.io", "v1", "clusterrolebindings", False),
     Resource("NIMService", "apps.nvidia.com", "v1alpha1", "nimservices", True, optional=True),
+    Resource("NIMPipeline", "apps.nvidia.com", "v1alpha1", "nimpipelines", True, optional=True),
+    Resource("NIMCache", "apps.nvidia.com", "v1alpha1", "nimcaches", True, optional=True),
+    Resource("InferenceService", "serving.kserve.io", "v1beta1", "inferenceservices", True, optional=True),
+    Resource("ServingRuntime", "serving.kserve.io", "v1alpha1", "servingruntimes", True, optional=True),
+    Resource("ClusterServingRuntime", "serving.kserve.io", "v1alpha1", "clusterservingruntimes", False, optional=True),
     Resource("HTTPRoute", "gateway.networking.k8s.io", "v1", "httproutes", True, optional=True),
+    Resource("Gateway", "gateway.networking.k8s.io", "v1", "gateways", True, optional=True),
+    Resource("IngressRoute", "traefik.io", "v1alpha1", "ingressroutes", True, optional=True),
     Resource("Route", "route.openshift.io", "v1", "routes", True, optional=True),
     Resource("ExternalSecret", "external-secrets.io", "v1beta1", "externalsecrets", True, optional=True),
 )
 
 BY_KIND = {r.kind: r for r in RESOURCES}
+# What the controls read: every kind above (and the List wrapper manifests unwrap). Anything else a
+# source holds (CRDs, PVCs, ServiceMonitors, NeMo CRs …) is counted and listed as "not judged".
+JUDGED_KINDS = frozenset(BY_KIND) | {"ReplicaSet"}
 CLUSTER_SCOPED_KINDS = frozenset(r.kind for r in RESOURCES if not r.namespaced) | {
     "CustomResourceDefinition", "PersistentVolume", "StorageClass", "PriorityClass", "RuntimeClass",
     "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService", "Node",

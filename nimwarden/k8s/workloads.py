@@ -1,13 +1,22 @@
 """Pod templates of workload controllers: what every pod-level control judges.
 
 Deployments, StatefulSets, DaemonSets, Jobs, CronJobs and bare Pods carry a
-pod spec at a known path; a NIMService (NIM Operator CR) carries none, so the
-pod the operator renders is reconstructed from the CR's fields and the
-operator's documented defaults (runAsUser 1000, runAsGroup/fsGroup 2000, no
-container securityContext). Findings name the owning object and a field path
-into it; for a NIMService the path points at the CR field responsible where
-one exists (``spec.storage.hostPath``), else into the rendered pod
-(``rendered.spec…``).
+pod spec at a known path; so do KServe ServingRuntime / ClusterServingRuntime
+(``spec`` is a pod spec) and an InferenceService predictor with ``containers``
+(one that names a ``model`` runs its runtime's containers with the predictor's
+pod fields). A NIMService (NIM Operator CR) carries none, so the pod the
+operator renders is reconstructed from the CR's fields and the operator's
+documented defaults (runAsUser 1000, runAsGroup/fsGroup 2000, no container
+securityContext); a NIMPipeline's embedded services are NIMServices; a
+NIMCache runs a caching Job (the operator's ``constructJob``: non-root 1000/2000,
+no privilege escalation, ALL capabilities dropped, no seccomp profile, no
+read-only root). Findings name the owning object and a field path into it; for
+an operator CR the path points at the CR field responsible where one exists
+(``spec.storage.hostPath``), else into the rendered pod (``rendered.spec…``).
+
+Objects Helm marks as hooks (``helm.sh/hook``: test pods, upgrade Jobs) are
+templates too, flagged ``hook``: the deployment's workload leaves them out and
+the report lists them apart (:func:`nimwarden.k8s.source.for_deployment`).
 """
 
 from __future__ import annotations
@@ -27,6 +36,10 @@ TEMPLATE_PATHS = {
     "Job": ("spec", "template"),
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
 }
+POD_SPEC_KINDS = {"ServingRuntime": ("spec",), "ClusterServingRuntime": ("spec",)}  # spec is itself a pod spec
+# Kinds whose pods nimwarden reconstructs or reads (everything else a manifest holds is "not judged" by pod controls).
+WORKLOAD_KINDS = (*TEMPLATE_PATHS, *POD_SPEC_KINDS, "InferenceService", "NIMService", "NIMPipeline", "NIMCache")
+OPERATOR_CACHE_DEFAULTS = "NIM Operator nimcache controller constructJob"
 RENDERED = "rendered.spec"
 
 # NIM Operator defaults (NIM Operator — Security: userID 1000 / groupID 2000).
@@ -49,8 +62,12 @@ class PodTemplate:
     metadata: Mapping[str, Any]
     spec: Mapping[str, Any]
     spec_path: str  # where the pod spec sits in the owner, e.g. "spec.template.spec"
-    rendered: bool = False  # reconstructed from a NIMService
+    rendered: bool = False  # reconstructed from an operator CR (NIMService, NIMCache)
     field_map: Mapping[str, str] = field(default_factory=dict)  # rendered path prefix -> CR field
+
+    @property
+    def hook(self) -> str | None:
+        return self.owner.hook
 
     @property
     def ref(self) -> str:
@@ -144,6 +161,92 @@ def render_nimservice(obj: K8sObject) -> PodTemplate:
     return PodTemplate(obj, {"labels": labels, "annotations": dict(spec.get("annotations") or {})}, pod_spec, RENDERED, True, field_map)
 
 
+def pipeline_services(obj: K8sObject) -> list[K8sObject]:
+    """The NIMServices a NIMPipeline asks the operator for (``spec.services[]`` with ``enabled`` not false),
+    each keeping the YAML node of its ``spec.services[i]`` entry, so that a finding's ``spec.…`` path
+    points at the line of the pipeline's file."""
+    out = []
+    for i, entry in enumerate(obj.spec.get("services") or ()):
+        if not isinstance(entry, Mapping) or entry.get("enabled") is False or not entry.get("name"):
+            continue
+        body = {"apiVersion": obj.api_version, "kind": "NIMService",
+                "metadata": {"name": str(entry["name"]), "namespace": obj.namespace, "labels": dict(obj.labels)},
+                "spec": dict(entry.get("spec") or {})}
+        node = _seq_item(_node_at(obj.node, ("spec", "services")), i)
+        out.append(K8sObject("NIMService", obj.api_version, obj.namespace, str(entry["name"]), body,
+                             f"{obj.ref} spec.services[{i}]", obj.file, node))
+    return out
+
+
+def _node_at(node: Any, keys: tuple[str, ...]) -> Any:
+    import yaml
+
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        node = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+    return node
+
+
+def _seq_item(node: Any, index: int) -> Any:
+    import yaml
+
+    return node.value[index] if isinstance(node, yaml.SequenceNode) and index < len(node.value) else None
+
+
+def render_nimcache_job(obj: K8sObject) -> PodTemplate | None:
+    """The caching Job the NIM Operator runs for a NIMCache (NGC or NeMo DataStore source)."""
+    spec, source = obj.spec, obj.spec.get("source") or {}
+    origin = source.get("ngc") or source.get("dataStore")
+    if not isinstance(origin, Mapping) or not origin.get("modelPuller"):
+        return None
+    key = "ngc" if source.get("ngc") else "dataStore"
+    uid, gid = spec.get("userID", OPERATOR_UID), spec.get("groupID", OPERATOR_GID)
+    pvc = (spec.get("storage") or {}).get("pvc") or {}
+    env_from = [{"secretRef": {"name": origin["authSecret"]}}] if origin.get("authSecret") else []
+    container = {
+        "name": "nim-cache", "image": str(origin["modelPuller"]), "envFrom": env_from,
+        "env": [{"name": "HF_HOME", "value": "/model-store"}, {"name": "NIM_CACHE_PATH", "value": "/model-store"}],
+        "volumeMounts": [{"name": "nim-cache-volume", "mountPath": "/model-store" if key == "ngc" else "/output"}],
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+                            "runAsUser": uid, "runAsGroup": gid},
+    }
+    pod_spec = {
+        "securityContext": {"runAsUser": uid, "fsGroup": gid, "runAsNonRoot": True},
+        "containers": [container], "restartPolicy": "Never",
+        "volumes": [{"name": "nim-cache-volume", "persistentVolumeClaim": {"claimName": pvc.get("name") or f"{obj.name}-pvc"}}],
+        "imagePullSecrets": [{"name": origin["pullSecret"]}] if origin.get("pullSecret") else [],
+    }
+    field_map = {f"{RENDERED}.containers[0].image": f"spec.source.{key}.modelPuller",
+                 f"{RENDERED}.imagePullSecrets": f"spec.source.{key}.pullSecret",
+                 f"{RENDERED}.containers[0].envFrom": f"spec.source.{key}.authSecret",
+                 f"{RENDERED}.securityContext.runAsUser": "spec.userID",
+                 f"{RENDERED}.volumes[0]": "spec.storage.pvc"}
+    labels = {"app": "k8s-nim-operator", "app.kubernetes.io/name": obj.name, "app.kubernetes.io/managed-by": "k8s-nim-operator"}
+    return PodTemplate(obj, {"labels": labels}, pod_spec, RENDERED, True, field_map)
+
+
+def render_inference_service(obj: K8sObject, state: ClusterState) -> PodTemplate | None:
+    """A KServe InferenceService's predictor pod: its own containers, or its runtime's with the predictor's pod fields."""
+    predictor = obj.spec.get("predictor") or {}
+    labels = {**obj.labels, "serving.kserve.io/inferenceservice": obj.name}
+    if predictor.get("containers"):
+        return PodTemplate(obj, {"labels": labels}, predictor, "spec.predictor")
+    model = predictor.get("model") or {}
+    runtime_name = model.get("runtime")
+    runtime = (state.get("ServingRuntime", obj.namespace, runtime_name) or state.get("ClusterServingRuntime", None, runtime_name)) \
+        if runtime_name else None
+    if runtime is None:
+        return None
+    pod = {**dict(runtime.spec), **{k: v for k, v in predictor.items() if k not in ("model", "minReplicas", "maxReplicas")}}
+    containers = [dict(c) for c in runtime.spec.get("containers") or ()]
+    if containers and model.get("resources"):
+        containers[0]["resources"] = model["resources"]
+    pod["containers"] = containers
+    return PodTemplate(obj, {"labels": labels}, pod, RENDERED, True,
+                       {f"{RENDERED}.containers": f"(runtime {runtime.ref}) spec.containers", RENDERED: "spec.predictor"})
+
+
 def pod_templates(state: ClusterState, namespace: str | None = None) -> list[PodTemplate]:
     """Every workload's pod template; controller-owned Pods and operator-rendered duplicates are skipped."""
     out: list[PodTemplate] = []
@@ -164,9 +267,26 @@ def pod_templates(state: ClusterState, namespace: str | None = None) -> list[Pod
                 template = _dig(obj.body, keys) or {}
                 meta, spec, path = template.get("metadata") or {}, template.get("spec") or {}, ".".join(keys) + ".spec"
             out.append(PodTemplate(obj, meta, spec, path))
-    for obj in state.of_kind("NIMService", namespace):
+    for kind in POD_SPEC_KINDS:
+        for obj in state.of_kind(kind, namespace):
+            out.append(PodTemplate(obj, {"labels": dict(obj.spec.get("labels") or obj.labels)}, obj.spec, "spec"))
+    for obj in state.of_kind("InferenceService", namespace):
+        tpl = render_inference_service(obj, state)
+        if tpl is not None:
+            out.append(tpl)
+    services = list(state.of_kind("NIMService", namespace))
+    for pipeline in state.of_kind("NIMPipeline", namespace):  # live: the pipeline's NIMServices are objects already
+        services.extend(s for s in pipeline_services(pipeline) if state.get("NIMService", s.namespace, s.name) is None)
+    for obj in services:
         if (obj.namespace, obj.name) not in owned_by_nimservice:  # live: the operator's real Deployment is judged
             out.append(render_nimservice(obj))
+    owned_by_nimcache = {(o.namespace, ref.get("name")) for o in state.of_kind("Job", namespace)
+                         for ref in o.metadata.get("ownerReferences") or () if ref.get("kind") == "NIMCache"}
+    for obj in state.of_kind("NIMCache", namespace):
+        if (obj.namespace, obj.name) not in owned_by_nimcache:
+            tpl = render_nimcache_job(obj)
+            if tpl is not None:
+                out.append(tpl)
     return out
 
 

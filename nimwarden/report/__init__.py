@@ -39,9 +39,15 @@ class RunRecord:
     baseline: str | None = None  # a summary.json to compare with; default: the previous comparable run
 
 
-def finish_run(run: RunRecord, results: list[dict[str, Any]]) -> tuple[int, list[str]]:
+def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str, Any] | None = None,
+               extra_writers: Sequence[Any] = ()) -> tuple[int, list[str]]:
     """Build summary.json and every artifact for a finished run; return the contract exit status
-    and the closing lines to print."""
+    and the closing lines to print. ``timings`` (start-up, parsing, judging) go into summary.json
+    with the time the reports took; ``extra_writers(run_dir, summary)`` write what pytest's plugins
+    would (junit.xml, allure-results/) when the run had no pytest."""
+    import time
+
+    t0 = time.perf_counter()
     from nimwarden.waivers import apply_waivers
 
     finished = utc_now()
@@ -60,17 +66,26 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]]) -> tuple[int, list
         data=run.data,
     )
     _attach_baseline(run, summary)
+    inventory = kubernetes_inventory(run.target)
+    if inventory:
+        summary["kubernetes"] = inventory
     verdicts = {v.name: v for v in gating.deployment_verdicts(summary, run.fail_on)}
     for entry in summary["deployments"]:
         v = verdicts.get(entry["name"])
         entry["verdict"] = v.verdict if v else gating.UNEVALUATED
+        if v is not None and v.why:
+            entry["why"] = v.why
     status = baseline.exit_status(summary, run.fail_on)
     if not results and run.pytest_exit == 4:  # pytest usage error before any control ran
         status = 2
     summary["exit_status"] = status
     lines = []
+    if timings is not None:
+        summary["timings"] = dict(timings)
     if run.run_dir is not None:
-        write_all(run.run_dir, summary, run.reports_dir)
+        # what pytest's plugins would have written (many small files): beside the other writers, done before summary.json
+        join = _beside(extra_writers, run.run_dir, summary)
+        write_all(run.run_dir, summary, run.reports_dir, started_clock=t0 if timings is not None else None, before_summary=join)
         point_latest(run.reports_dir, run.run_dir)
         lines.append(f"report: {run.run_dir / 'report.html'}")
     lines += baseline.explain(summary)
@@ -99,8 +114,66 @@ def _attach_baseline(run: RunRecord, summary: dict[str, Any]) -> None:
     baseline.attach(summary, previous, source, run.fail_on_new)
 
 
-def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None = None) -> list[Path]:
-    """summary.json, report.html (with trend), and the machine formats that exist."""
+
+def _beside(writers: Sequence[Any], run_dir: Path, summary: dict[str, Any]):
+    """Run ``writers(run_dir, summary)`` beside the main writers — in a forked process where there is
+    fork (the caller has no threads then: the in-process runner), else in this one — and return the
+    join. A child that fails leaves its files to be written here, so nothing is ever missing."""
+    import os
+
+    if not writers:
+        return None
+    pid = None
+    if hasattr(os, "fork"):
+        try:
+            pid = os.fork()
+        except OSError:
+            pid = None
+        if pid == 0:  # the child: write, and leave without running the parent's exit handlers
+            code = 0
+            try:
+                for w in writers:
+                    w(run_dir, summary)
+            except BaseException:  # noqa: BLE001 - any failure: the parent writes them instead
+                code = 1
+            os._exit(code)
+
+    def join() -> None:
+        if pid:
+            _, status = os.waitpid(pid, 0)
+            if status == 0:
+                return
+        for w in writers:
+            w(run_dir, summary)
+
+    return join
+
+
+def kubernetes_inventory(target: Any) -> dict[str, Any] | None:
+    """What the target's Kubernetes source holds (objects per kind, kinds not judged, Helm hooks), from
+    the state this process read; manifests and snapshots are read if it has not (an xdist controller)."""
+    source = getattr(target, "kubernetes", None)
+    if source is None or source.source == "none":
+        return None
+    from nimwarden.k8s import source as k8s
+
+    read = k8s.cached(source)
+    if read is None and source.source in ("manifests", "snapshot"):
+        try:
+            read = k8s.cluster_state(source)
+        except Exception:  # noqa: BLE001 - the inventory is informative; the controls already said what failed
+            return None
+    if read is None or read.observation is None:
+        return None
+    return k8s.inventory(read.observation)
+
+
+def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None = None,
+              started_clock: float | None = None, before_summary: Any = None) -> list[Path]:
+    """report.html (with trend), the machine formats that exist, and summary.json last (with
+    ``timings.reports_s`` measured from ``started_clock`` when given)."""
+    import time
+
     written = []
     history = None
     try:
@@ -113,7 +186,6 @@ def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None =
         history = trends.history(reports_dir if reports_dir is not None else Path(run_dir).parent, run_dir, summary)
     except (OSError, ValueError, KeyError):
         history = None
-    written.append(write_summary(run_dir, summary))
     from nimwarden.report.html import write_html
 
     written.append(write_html(run_dir, summary, history))
@@ -125,6 +197,11 @@ def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None =
         writer = getattr(module, f"write_{name}", None)
         if writer is not None:
             written.append(writer(run_dir, summary))
+    if before_summary is not None:
+        before_summary()
+    if started_clock is not None and isinstance(summary.get("timings"), dict):
+        summary["timings"]["reports_s"] = round(time.perf_counter() - started_clock, 3)
+    written.insert(0, write_summary(run_dir, summary))
     return written
 
 

@@ -18,6 +18,11 @@ came back ``pass``.
 
 Waived results never count; an expired waiver does not apply, so its result
 stays ``fail`` and counts.
+
+Fail closed at every level: a deployment expected compliant (or the target-wide row, results
+tied to no one deployment) where nothing was evaluated — every result not_applicable or skipped,
+or no result at all — is "could not evaluate" (exit 3), never compliant; its verdict says why
+(the reasons of its results). :func:`family_verdicts` says the same per family, for the report.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class DeploymentVerdict:
     canaries_passed: tuple[Mapping[str, Any], ...] = ()
     failures: tuple[Mapping[str, Any], ...] = field(default=())
     errors: tuple[Mapping[str, Any], ...] = field(default=())
+    why: str = ""  # for "could not evaluate": what kept every control from being evaluated
 
     @property
     def met_expectation(self) -> bool:
@@ -92,6 +98,35 @@ def _counts(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     for r in results:
         counts[r.get("status", "error")] = counts.get(r.get("status", "error"), 0) + 1
     return counts
+
+
+# "baselined": a finding the --fail-on-new gate set aside as already known (nimwarden.report.baseline): judged all the same
+EVALUATED = ("pass", "fail", "waived", "baselined")
+
+
+def _why_unevaluated(mine: list[Mapping[str, Any]], errors: list[Mapping[str, Any]]) -> str:
+    """What kept a deployment from being evaluated: its errors, else the reasons nothing applied."""
+    if errors:
+        first = str(errors[0].get("reason") or "")
+        return f"{len(errors)} control(s) could not be evaluated: {first}" + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else "")
+    if not mine:
+        return "no control ran on it"
+    reasons: dict[str, int] = {}
+    for r in mine:
+        reason = str(r.get("reason") or r.get("status"))
+        reasons[reason] = reasons.get(reason, 0) + 1
+    top = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
+    return "nothing was evaluated (" + ", ".join(f"{n} {s}" for s, n in sorted(_counts(mine).items())) + "): " + \
+        "; ".join(f"{reason} ×{n}" if n > 1 else reason for reason, n in top)
+
+
+def family_verdicts(summary: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+    """(deployment, family) → "evaluated" or "not evaluated" (every result not_applicable/skipped): for the report."""
+    seen: dict[tuple[str, str], bool] = {}
+    for r in summary.get("results") or []:
+        key = (str(r.get("deployment")), str(r.get("family")))
+        seen[key] = seen.get(key, False) or r.get("status") in (*EVALUATED, "error")
+    return {k: "evaluated" if v else "not evaluated" for k, v in seen.items()}
 
 
 def deployment_verdicts(summary: Mapping[str, Any], fail_on: str | None = None) -> list[DeploymentVerdict]:
@@ -124,20 +159,22 @@ def deployment_verdicts(summary: Mapping[str, Any], fail_on: str | None = None) 
                     verdict = UNEVALUATED  # nothing caught because nothing could be looked at: not blind, unevaluated
                 else:
                     verdict = CANARY_PASSED
+            why = _why_unevaluated(mine, [r for r in mine if r.get("status") == "error"]) if verdict == UNEVALUATED else ""
             verdicts.append(
-                DeploymentVerdict(name, expect, verdict, counts, tuple(blind_all), tuple(caught), tuple(errors))
+                DeploymentVerdict(name, expect, verdict, counts, tuple(blind_all), tuple(caught), tuple(errors), why)
             )
             continue
         failures = [r for r in mine if r.get("status") == "fail" and at_or_above(r.get("severity"), fail_on)]
+        evaluated = [r for r in mine if r.get("status") in EVALUATED]
+        why = ""
         if failures:
             verdict = NONCOMPLIANT
-        elif errors:
-            verdict = UNEVALUATED
-        elif not mine:
-            verdict = UNEVALUATED  # nothing ran: never call an unexamined deployment compliant
+        elif errors or not evaluated:
+            # nothing ran, or nothing that ran could be evaluated: never call an unexamined deployment compliant
+            verdict, why = UNEVALUATED, _why_unevaluated(mine, errors)
         else:
             verdict = COMPLIANT
-        verdicts.append(DeploymentVerdict(name, expect, verdict, counts, (), tuple(failures), tuple(errors)))
+        verdicts.append(DeploymentVerdict(name, expect, verdict, counts, (), tuple(failures), tuple(errors), why))
     return verdicts
 
 
@@ -164,7 +201,8 @@ def explain(summary: Mapping[str, Any], fail_on: str | None = None) -> str:
     for v in deployment_verdicts(summary, fail_on):
         detail = ", ".join(f"{k} {n}" for k, n in sorted(v.counts.items()))
         name = "target-wide" if v.name in ("-", "", None) else v.name  # results tied to no one deployment
-        lines.append(f"{name} (expect {v.expect}): {v.verdict}" + (f" [{detail}]" if detail else ""))
+        lines.append(f"{name} (expect {v.expect}): {v.verdict}" + (f" [{detail}]" if detail else "")
+                     + (f" — {v.why}" if v.why else ""))
     lines += [f"warning: {w}" for w in summary.get("warnings") or ()]
     status = exit_status(summary, fail_on)
     gate = f" (--fail-on {fail_on})" if fail_on else ""

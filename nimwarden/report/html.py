@@ -174,6 +174,8 @@ def _verdicts(summary: Mapping[str, Any]) -> str:
         below = v.counts.get("fail", 0) - len(v.failures)
         if fail_on and not v.is_canary and below > 0:
             extra += f"<p>{below} failure(s) below the gate (--fail-on {e(fail_on)}): reported, not counted</p>"
+        if v.why:
+            extra += f'<p class="why">{e(v.why)}</p>'
         expect = "canary, expected non-compliant" if v.is_canary else "expected compliant"
         banners.append(
             f'<div class="verdict {VERDICT_CLASS.get(v.verdict, "unknown")}" data-deployment="{e(v.name)}">'
@@ -279,6 +281,20 @@ def _result(index: int, result: Mapping[str, Any], info: Mapping[str, Any], cana
     )
 
 
+def _kubernetes_rows(inv: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """What the Kubernetes source held: never silently drop a kind no control judges."""
+    if not inv:
+        return []
+    objects = inv.get("objects") or {}
+    rows = [("kubernetes source", inv.get("source")),
+            ("kubernetes objects", " · ".join(f"{k} {n}" for k, n in objects.items()) or "none")]
+    not_judged = inv.get("not_judged") or {}
+    rows.append(("not judged", ", ".join(f"{k} ({n})" for k, n in not_judged.items()) if not_judged else "(none: every kind read is judged)"))
+    if inv.get("hooks"):
+        rows.append(("Helm hooks, judged apart from the workload", ", ".join(inv["hooks"])))
+    return rows
+
+
 def _metadata(summary: Mapping[str, Any]) -> str:
     run = summary.get("run") or {}
     options = run.get("options") or []
@@ -296,6 +312,7 @@ def _metadata(summary: Mapping[str, Any]) -> str:
         ("options", " ".join(str(o) for o in options) if options else "(none)"),
         ("intrusive probes", "yes: probes that write to the target were allowed" if intrusive else "no"),
         ("interrupted", "yes" if summary.get("interrupted") else "no"),
+        *_kubernetes_rows(summary.get("kubernetes") or {}),
         ("schema", summary.get("schema")),
     ]
     dl = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows if v not in (None, ""))

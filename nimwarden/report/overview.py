@@ -103,12 +103,15 @@ def matrix(summary: Mapping[str, Any], infos: Infos, fail_on: str | None = None)
         bucket[r.get("status", "error")] = bucket.get(r.get("status", "error"), 0) + 1
     head = "".join(f"<th>{e(f)}</th>" for f in families)
     body = []
+    evaluated = gating.family_verdicts(summary)
     for d in deployments:
         tds = []
         for fam in families:
             counts = cells.get((fam, d), {})
             worst = min(counts, key=_worst_status) if counts else "none"
             text = " · ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _status_index(kv[0]))) or "—"
+            if evaluated.get((str(d), fam)) == "not evaluated":
+                text = f"not evaluated ({text})"
             tds.append(f'<td class="cell st-{e(worst)}" data-family="{e(fam)}" data-deployment="{e(d)}" '
                        f'title="show these results">{e(text)}</td>')
         body.append(f"<tr><th>{e(label(d))}</th>{''.join(tds)}</tr>")

@@ -5,15 +5,20 @@ Rules come from the catalog; every ``fail`` and ``error`` becomes a result
 peer tools). A waived failure is kept as a result with an external, accepted
 suppression, so the dashboard shows the risk as accepted instead of losing it.
 
-Locations: when the evidence names a manifest (``file`` and optionally
-``line``) the result points at it; otherwise at the target profile file that
-declares the deployment (dashboards need a file). Every result also carries
-logical locations: ``<target>/<deployment>/<subject>`` and the Kubernetes
-objects the judge named.
+Locations: one object per result. A Kubernetes judge lists its findings in
+``evidence.locations`` (object, field path and, for manifest sources, the file
+and the line of that field); each becomes its own SARIF result whose
+``physicalLocation`` is that file and ``region.startLine``, so code scanning
+annotates the line of the chart's pull request. Without a file (live and
+snapshot sources) a result keeps its logical location (the object) and points
+at the target profile that declares the deployment (dashboards need a file).
+Every result also carries logical locations: ``<target>/<deployment>/<subject>``
+and the Kubernetes objects the judge named.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -110,12 +115,18 @@ def _locations(result: Mapping[str, Any], target: str, fallback_file: str | None
 
 
 def _fingerprint(result: Mapping[str, Any], target: str) -> str:
-    """Control + deployment + normalised subject (no ports, no pod suffixes): stable across runs."""
+    """Control + deployment + normalised subject (no ports, no pod suffixes): stable across runs; with the
+    offending object's field when a result is split into one SARIF result per finding."""
     if result.get("fingerprint"):
-        return str(result["fingerprint"])
-    from nimwarden.report.fingerprint import fingerprints
+        base = str(result["fingerprint"])
+    else:
+        from nimwarden.report.fingerprint import fingerprints
 
-    return fingerprints([result])[0]
+        base = fingerprints([result])[0]
+    where = result.get("_location")
+    if isinstance(where, Mapping):
+        return hashlib.sha256(f"{base}|{where.get('object', '')}|{where.get('path', '')}|{where.get('container', '')}".encode()).hexdigest()
+    return base
 
 
 def _absent(item: Mapping[str, Any], rule_index: Mapping[str, int], target: str, fallback_file: str | None) -> dict[str, Any]:
@@ -129,6 +140,26 @@ def _absent(item: Mapping[str, Any], rule_index: Mapping[str, int], target: str,
         "properties": {"deployment": item.get("deployment"), "subject": item.get("subject"), "status": "absent",
                        "was": item.get("status"), "severity": item.get("severity") or "info", "family": item.get("family")},
     }
+
+
+def _per_location(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A failed result with several findings: one result per finding, each naming its object, field and line."""
+    evidence = result.get("evidence") if isinstance(result.get("evidence"), Mapping) else {}
+    locations = evidence.get("locations")
+    if result.get("status") == "error" or not isinstance(locations, list) or not locations:
+        return [result]
+    out = []
+    for loc in locations:
+        if not isinstance(loc, Mapping):
+            continue
+        who = f"{loc.get('object')} → {loc['container']}" if loc.get("container") else str(loc.get("object"))
+        text = f"{who}: {loc.get('path')} — {loc.get('problem')}" if loc.get("path") else f"{who} — {loc.get('problem')}"
+        ev = {k: v for k, v in evidence.items() if k not in ("file", "line", "locations", "findings")}
+        ev.update({k: loc[k] for k in ("file", "line") if loc.get(k) is not None})
+        ev["objects"] = [str(loc.get("object"))]
+        out.append({**result, "subject": str(loc.get("object")), "reason": text, "evidence": ev, "_location": loc,
+                    "severity": loc.get("severity") or result.get("severity")})
+    return out or [result]
 
 
 def _result(
@@ -235,7 +266,8 @@ def build_sarif(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = 
                 "automationDetails": {"id": f"nimwarden/{target}/{summary.get('started_at', '')}"},
                 "invocations": [invocation],
                 "results": [
-                    _result(r, rule_index, target, profile_uri(summary)) for r in results if r.get("status") in REPORTED
+                    _result(one, rule_index, target, profile_uri(summary))
+                    for r in results if r.get("status") in REPORTED for one in _per_location(r)
                 ] + [_absent(a, rule_index, target, profile_uri(summary)) for a in absent],
                 "properties": {"target": target, "totals": summary.get("totals") or {}},
             }
@@ -245,5 +277,6 @@ def build_sarif(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = 
 
 def write_sarif(run_dir: str | Path, summary: Mapping[str, Any]) -> Path:
     path = Path(run_dir) / "report.sarif"
-    path.write_text(json.dumps(build_sarif(summary), indent=2, default=str) + "\n", encoding="utf-8")
+    # one line, through json's C encoder (code-scanning tools read it; indenting it in Python is slow)
+    path.write_text(json.dumps(build_sarif(summary), separators=(",", ":"), default=str) + "\n", encoding="utf-8")
     return path

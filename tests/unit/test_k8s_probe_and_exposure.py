@@ -45,10 +45,12 @@ def test_manifests_select_the_deployment_workloads():
     assert [t.ref for t in w.templates] == ["Deployment/nim-hardened/triton-hardened"]
 
 
-def test_selector_matching_nothing_is_not_applicable_with_the_reason():
+def test_selector_matching_nothing_is_an_error_naming_the_nearest_match():
+    # issue 13, fault 1: a selector that matched nothing gave not_applicable everywhere and "compliant"
     target, dep = _target(KubernetesSource("manifests", (LAB / "hardened",)), selector={"app": "nope"})
     out = k8s.for_deployment(target, dep)
-    assert out.status == Status.NOT_APPLICABLE and "app=nope" in out.reason
+    assert out.status == Status.ERROR and "app=nope" in out.reason
+    assert "nearest found: Deployment/nim-hardened/triton-hardened" in out.reason and "app=triton-hardened" in out.reason
 
 
 def test_unreachable_live_cluster_is_an_error(tmp_path):

@@ -74,4 +74,4 @@ def test_helm_review_matches_what_discovery_finds_and_audits_without_probing(tmp
     assert proc.returncode == 1 and summary["totals"]["error"] == 0
     assert failed == ["NETPOL-DEFAULTDENY-001", "NETPOL-EGRESS-001", "NETPOL-METRICS-001", "NETPOL-NIMAPI-001",
                       "NIM-SPEC-QUEUE-001", "NIM-SPEC-SSL-001",  # its NIM sets neither NIM_SSL_MODE nor a queue bound
-                      "POD-MODELRO-001", "SECRETS-PULL-001"]  # what targets/rendered/nim-llm.yaml says it holds
+                      "POD-MODELRO-001"]  # what targets/rendered/nim-llm.yaml says it holds

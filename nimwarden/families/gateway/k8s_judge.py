@@ -26,7 +26,8 @@ def root_path(state: ClusterState, templates: Sequence[PodTemplate]) -> Outcome:
             kind = path.get("pathType", "Prefix")
             if value in ("/", "") and kind in ("Prefix", "PathPrefix", "ImplementationSpecific", None):
                 where = "spec.defaultBackend" if r < 0 else (f"spec.rules[{r}].http.paths[{p}].path" if obj.kind == "Ingress"
-                                                            else f"spec.rules[{r}].matches[{p}].path" if obj.kind == "HTTPRoute" else "spec.path")
+                                                            else f"spec.rules[{r}].matches[{p}].path" if obj.kind == "HTTPRoute"
+                                                            else f"spec.routes[{r}].match" if obj.kind == "IngressRoute" else "spec.path")
                 findings.append(Finding(obj.ref, "publishes / (metrics, metadata and docs with it)", where, severity="medium"))
     return verdict_from(findings, what="route publishes /", subjects=[o.ref for o, _ in routes],
                         ok="routes publish only specific API paths")

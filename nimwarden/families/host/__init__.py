@@ -8,16 +8,17 @@ code and models it loads, and secrets in its environment.
 
 from __future__ import annotations
 
-from nimwarden.families import Applicability, Family, for_controls
+from nimwarden.families import Applicability, Family, for_controls, probes_something
 
 
 def _no_server_named(ctx: Applicability) -> str | None:
-    """A profile that declares neither an endpoint nor options.host names no server process (a review of
-    cluster state): there is nothing to inspect. With either, locating the server is the probe's job."""
-    if not ctx.deployment.endpoints and not (ctx.deployment.options or {}).get("host"):
-        return f"deployment {ctx.deployment.name} declares no endpoint and no options.host: no server process to inspect"
-    return None
+    """A deployment that declares neither an endpoint nor options.host names no server process (a review of
+    cluster state): there is nothing to inspect. With either (options.host.testinfra reaches the process
+    through kubectl:// or ssh:// without endpoints), locating the server is the probe's job."""
+    if (ctx.deployment.options or {}).get("host"):
+        return None
+    return probes_something(ctx)
 
 
 FAMILY = Family(name="host", options=("deployments[].options.host",),
-                applies=for_controls("HOST-CODEDIRS-001 HOST-ENVSECRET-001 HOST-MODELRO-001 HOST-USER-001", _no_server_named))
+                applies=for_controls("HOST-USER-001 HOST-CODEDIRS-001 HOST-MODELRO-001 HOST-ENVSECRET-001", _no_server_named))

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
+from nimwarden.lazy import LazyModule
 from nimwarden.outcome import Attempt, attempt
 from nimwarden.redact import redact
+
+requests = LazyModule("requests")  # imported on first use: a run that judges only manifests never loads it
 
 PROBE = "nim.http"
 

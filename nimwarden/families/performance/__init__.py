@@ -16,18 +16,12 @@
 
 from __future__ import annotations
 
-from nimwarden.families import Applicability, Family, for_controls
+from nimwarden.families import Applicability, Family, for_controls, probes_something
 
 
 def _under_load_requested(ctx: Applicability) -> str | None:
     if not ctx.run.get("under_load"):
         return "audit under load was not requested (nimwarden audit --under-load)"
-    return None
-
-
-def _nothing_to_measure(ctx: Applicability) -> str | None:
-    if not ctx.deployment.endpoints:
-        return f"deployment {ctx.deployment.name} declares no endpoint: nothing to measure (a cluster-state review)"
     return None
 
 
@@ -42,6 +36,6 @@ FAMILY = Family(
     name="performance",
     options=("deployments[].options.performance",),
     check=_check,
-    applies={"PERF-UNDERLOAD-001": _under_load_requested,
-             **for_controls("PERF-STABLE-001 PERF-REGRESSION-001 PERF-LLM-001", _nothing_to_measure)},
+    applies={**for_controls("PERF-LLM-001 PERF-REGRESSION-001 PERF-STABLE-001", probes_something),
+             "PERF-UNDERLOAD-001": _under_load_requested},
 )

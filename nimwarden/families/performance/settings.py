@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from nimwarden.errors import ConfigError
-from nimwarden.families.performance.loadgen import LoadSpec
+from nimwarden.families.performance.spec import LoadSpec
 
 KEYS = ("models", "protocol", "concurrency", "rate", "arrival", "window_s", "max_windows", "warmup_s", "tolerance",
         "shapes", "credential", "baseline_dir", "under_load", "llm", "engine", "processes")

@@ -12,7 +12,7 @@ from nimwarden.families.pod_security.pss import LEVELS, POLICY_SOURCE, evaluate_
 from nimwarden.k8s.findings import Finding, container_name, effective, effective_path, verdict_from
 from nimwarden.k8s.model import K8sObject
 from nimwarden.k8s.workloads import PodTemplate
-from nimwarden.outcome import Outcome, errored, passed
+from nimwarden.outcome import Outcome, errored, not_applicable, passed
 
 PSS_LABEL = "pod-security.kubernetes.io/"
 CRITICAL_CAPABILITIES = frozenset({"SYS_ADMIN", "ALL", "SYS_MODULE", "SYS_PTRACE", "SYS_RAWIO", "DAC_READ_SEARCH", "BPF"})
@@ -72,14 +72,21 @@ def non_root(templates: Sequence[PodTemplate]) -> Outcome:
     findings = []
     for tpl, path, c in _each(templates):
         name = container_name(tpl, path, c)
-        if effective(tpl, c, "runAsNonRoot") is not True:
-            findings.append(Finding(tpl.ref, "runAsNonRoot is not true", effective_path(tpl, path, c, "runAsNonRoot"), name))
         uid = effective(tpl, c, "runAsUser")
+        if effective(tpl, c, "runAsNonRoot") is not True:
+            if isinstance(uid, int) and not isinstance(uid, bool) and uid > 0:
+                # the UID is explicit and non-zero: the container does not run as root; only the guard is missing
+                findings.append(Finding(tpl.ref, f"runAsUser {uid} is set (not root), only runAsNonRoot: true is missing",
+                                        effective_path(tpl, path, c, "runAsNonRoot"), name, "medium"))
+            else:
+                findings.append(Finding(tpl.ref, "runAsNonRoot is not true", effective_path(tpl, path, c, "runAsNonRoot"), name))
         if uid is None:
             findings.append(Finding(tpl.ref, "runAsUser not set (image default user applies)", effective_path(tpl, path, c, "runAsUser"), name))
         elif uid == 0:
             findings.append(Finding(tpl.ref, "runAsUser is 0 (root)", effective_path(tpl, path, c, "runAsUser"), name, "critical"))
-    return verdict_from(findings, what="container may run as root", subjects=_refs(templates),
+    only_guard = findings and all("only runAsNonRoot: true is missing" in f.problem for f in findings)
+    what = "runAsNonRoot missing where a non-zero runAsUser is set" if only_guard else "container may run as root"
+    return verdict_from(findings, what=what, subjects=_refs(templates),
                         ok="every container runs as a non-root, non-zero UID")
 
 
@@ -216,5 +223,12 @@ def no_host_path(templates: Sequence[PodTemplate]) -> Outcome:
 def namespace_labels_of(state, templates: Sequence[PodTemplate], required: str = "restricted") -> Outcome:
     """POD-NSLABELS on the namespace of the deployment's workloads (the subject is that Namespace)."""
     namespace = templates[0].owner.namespace
-    outcome = namespace_labels(namespace, state.get("Namespace", None, namespace), required)
+    ns_obj = state.get("Namespace", None, namespace)
+    if ns_obj is None and state.source.startswith("manifests"):
+        # rendered charts carry no Namespace (`helm install -n NS --create-namespace` makes it): not a finding, not knowable here
+        return dataclasses.replace(not_applicable(
+            f"Namespace {namespace} is not part of these manifests (helm install -n / kubectl create namespace makes it): "
+            "its Pod Security labels cannot be verified from manifests; audit a snapshot or live source to check them",
+            source=state.source), subject=f"Namespace/{namespace}")
+    outcome = namespace_labels(namespace, ns_obj, required)
     return dataclasses.replace(outcome, subject=f"Namespace/{namespace}")

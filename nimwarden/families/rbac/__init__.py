@@ -9,7 +9,7 @@ from nimwarden.families import Family, for_controls
 from nimwarden.k8s import source as k8s
 
 CONTROLS = ("RBAC-WILDCARD-001 RBAC-SECRETS-001 RBAC-EXEC-001 RBAC-ESCALATE-001 RBAC-CLUSTERADMIN-001 "
-            "RBAC-AUTOMOUNT-001")
+            "RBAC-AUTOMOUNT-001 RBAC-UNBOUNDROLE-001")
 
 FAMILY = Family(
     name="rbac",

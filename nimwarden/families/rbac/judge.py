@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from nimwarden.k8s.findings import Finding, needs, verdict_from
+from nimwarden.k8s.findings import Finding, needs, verdict_from, worst
 from nimwarden.k8s.model import ClusterState, K8sObject
 from nimwarden.k8s.workloads import PodTemplate
-from nimwarden.outcome import Outcome, errored, not_applicable
+from nimwarden.outcome import Outcome, errored, not_applicable, passed
 
 RBAC_KINDS = ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
 READ = frozenset({"get", "list", "watch", "*"})
@@ -44,7 +44,11 @@ class Grant:
     cluster_wide: bool
 
     def where(self, field: str) -> str:
-        return f"{self.role} rules[{self.rule_index}].{field} (via {self.binding})"
+        """The offending field, in the role that grants it (the object a finding names)."""
+        return f"rules[{self.rule_index}].{field}"
+
+    def finding(self, problem: str, field: str, severity: str | None) -> Finding:
+        return Finding(self.role, f"{problem} (granted to {self.subject} via {self.binding})", self.where(field), severity=severity)
 
 
 def service_accounts(templates: Sequence[PodTemplate]) -> list[tuple[str, str]]:
@@ -111,7 +115,7 @@ def _judge(state: ClusterState, templates: Sequence[PodTemplate], what: str, ok:
         subjects.append(f"ServiceAccount/{ns}/{name}")
         for g in found:
             for problem, field, severity in check(g):
-                findings.append(Finding(g.subject, problem, g.where(field), severity=severity))
+                findings.append(g.finding(problem, field, severity))
     return verdict_from(findings, what=what, subjects=subjects, ok=ok)
 
 
@@ -120,15 +124,24 @@ def _has(values, *wanted) -> bool:
     return any(w in values for w in wanted)
 
 
+def _wildcard_rule(rule: Mapping):
+    if _has(rule.get("verbs"), "*"):
+        yield "wildcard verbs", "verbs", "high"
+    if _has(rule.get("resources"), "*"):
+        yield "wildcard resources", "resources", "high"
+    if _has(rule.get("nonResourceURLs"), "*"):
+        yield "wildcard non-resource URLs", "nonResourceURLs", "medium"
+
+
+def _escalating_rule(rule: Mapping):
+    verbs = set(rule.get("verbs") or ())
+    for verb in ("escalate", "bind", "impersonate"):
+        if verb in verbs or "*" in verbs:
+            yield f"verb {verb} granted" + (" (via *)" if verb not in verbs else ""), "verbs", "critical"
+
+
 def wildcards(state, templates) -> Outcome:
-    def check(g: Grant):
-        if _has(g.rule.get("verbs"), "*"):
-            yield "wildcard verbs", "verbs", "high"
-        if _has(g.rule.get("resources"), "*"):
-            yield "wildcard resources", "resources", "high"
-        if _has(g.rule.get("nonResourceURLs"), "*"):
-            yield "wildcard non-resource URLs", "nonResourceURLs", "medium"
-    return _judge(state, templates, "wildcard RBAC grant", "no wildcard verbs or resources granted", check)
+    return _judge(state, templates, "wildcard RBAC grant", "no wildcard verbs or resources granted", lambda g: _wildcard_rule(g.rule))
 
 
 def _covers(rule: Mapping, group: str, resource: str) -> bool:
@@ -155,12 +168,51 @@ def pod_exec(state, templates) -> Outcome:
 
 
 def escalation_verbs(state, templates) -> Outcome:
-    def check(g: Grant):
-        verbs = set(g.rule.get("verbs") or ())
-        for verb in ("escalate", "bind", "impersonate"):
-            if verb in verbs or "*" in verbs:
-                yield f"verb {verb} granted" + (" (via *)" if verb not in verbs else ""), "verbs", "critical"
-    return _judge(state, templates, "privilege-escalation verb granted", "no escalate, bind or impersonate", check)
+    return _judge(state, templates, "privilege-escalation verb granted", "no escalate, bind or impersonate",
+                  lambda g: _escalating_rule(g.rule))
+
+
+def unaudited_roles(state: ClusterState, templates: Sequence[PodTemplate]) -> Outcome:
+    """Target-wide: the Roles and ClusterRoles that no audited workload's service account is bound to
+    (unbound helper roles, roles of other tenants) grant no wildcard and no escalate/bind/impersonate:
+    whoever is bound to them later gets everything. Roles bound to an audited account are judged
+    with that deployment (RBAC-WILDCARD-001, RBAC-ESCALATE-001)."""
+    blocked = needs(state, *RBAC_KINDS)
+    if blocked:
+        return blocked
+    audited = set()
+    for ns, name in service_accounts(templates):
+        found, _unresolved = grants(state, ns, name)
+        audited |= {g.role for g in found}
+    findings, judged = [], []
+    for role in state.of_kind("ClusterRole") + state.of_kind("Role"):
+        if role.ref in audited:
+            continue
+        judged.append(role.ref)
+        bound = _bindings_of(state, role)
+        how = f"bound by {', '.join(bound)} to no audited workload" if bound else "bound to nothing"
+        rules = _cluster_role_rules(state, role) if role.kind == "ClusterRole" else role.body.get("rules") or []
+        for i, rule in enumerate(rules):
+            per_field: dict[str, list] = {}  # one finding per field: verbs ["*"] is a wildcard and every escalating verb at once
+            for problem, field, severity in (*_wildcard_rule(rule), *_escalating_rule(rule)):
+                per_field.setdefault(field, []).append((problem, severity))
+            for field, problems in per_field.items():
+                text = "; ".join(p for p, _ in problems)
+                findings.append(Finding(role.ref, f"{text} ({how})", f"rules[{i}].{field}", severity=worst(sev for _, sev in problems)))
+    if not judged:
+        return passed("every Role and ClusterRole in the cluster state is bound to an audited workload (judged with it)",
+                      objects=sorted(audited), source=state.source)
+    return verdict_from(findings, what="wildcard or escalating role outside the audited workloads", subjects=judged,
+                        ok=f"{len(judged)} role(s) not bound to an audited workload grant no wildcard and no escalate/bind/impersonate")
+
+
+def _bindings_of(state: ClusterState, role: K8sObject) -> list[str]:
+    out = []
+    for b in state.of_kind("RoleBinding") + state.of_kind("ClusterRoleBinding"):
+        ref = b.body.get("roleRef") or {}
+        if ref.get("kind") == role.kind and ref.get("name") == role.name and (role.kind == "ClusterRole" or b.namespace == role.namespace):
+            out.append(b.ref)
+    return out
 
 
 def cluster_admin(state, templates) -> Outcome:
@@ -174,7 +226,7 @@ def cluster_admin(state, templates) -> Outcome:
             ref = b.body.get("roleRef") or {}
             if ref.get("kind") == "ClusterRole" and ref.get("name") == "cluster-admin" and \
                     any(_subject_matches(s, b, ns, name) for s in b.body.get("subjects") or ()):
-                findings.append(Finding(f"ServiceAccount/{ns}/{name}", f"bound to cluster-admin by {b.ref}", "roleRef", severity="critical"))
+                findings.append(Finding(b.ref, f"binds ServiceAccount/{ns}/{name} to cluster-admin", "roleRef.name", severity="critical"))
     return verdict_from(findings, what="cluster-admin binding", subjects=subjects, ok="no service account bound to cluster-admin")
 
 
@@ -209,5 +261,6 @@ def automount_token(state: ClusterState, templates: Sequence[PodTemplate], honor
 
 
 def accounts_subject(workloads) -> str:
-    """The subject of an RBAC finding: the service accounts the deployment's pods run as."""
-    return ", ".join(f"ServiceAccount/{ns}/{name}" for ns, name in service_accounts(workloads.templates))
+    """The subject of an RBAC result when no finding names one: the (first) service account the deployment's pods run as."""
+    accounts = [f"ServiceAccount/{ns}/{name}" for ns, name in service_accounts(workloads.templates)]
+    return accounts[0] if accounts else "-"

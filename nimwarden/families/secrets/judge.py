@@ -19,7 +19,10 @@ from nimwarden.outcome import Outcome, not_applicable, passed
 from nimwarden.redact import fingerprint, redact_text
 
 CONNECTION_STRING = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/\s:@]+:[^/\s@]+|[^/\s@]*\[sha256:[0-9a-f]{8}\])@")
-DEFAULT_PRIVATE_REGISTRIES = ("nvcr.io",)
+# Private repositories, by prefix (an entry without "/" is a whole registry host). On nvcr.io the NIM
+# images (nvcr.io/nim/…) and NeMo microservices need an NGC key; nvcr.io/nvidia/tritonserver and most of
+# nvcr.io/nvidia/… are public (docs/facts.md).
+DEFAULT_PRIVATE_REGISTRIES = ("nvcr.io/nim/", "nvcr.io/nvidia/nemo-microservices/", "nvcr.io/nvstaging/")
 # Shapes of secret values, whatever the variable is called.
 SECRET_VALUES = (
     re.compile(r"nvapi-[A-Za-z0-9_\-]{8,}"),  # NGC API key
@@ -145,6 +148,21 @@ def registry_of(image: str) -> str:
     return "docker.io"
 
 
+def private_prefix(image: str, private: Iterable[str]) -> str | None:
+    """The entry of ``private`` an image falls under: a repository prefix (``nvcr.io/nim/``) or a host (``nvcr.io``)."""
+    registry = registry_of(image)
+    path = image if image.startswith(registry + "/") else f"{registry}/{image}"
+    for entry in private:
+        entry = str(entry)
+        if "/" in entry:
+            prefix = entry if entry.endswith("/") else entry + "/"
+            if path.startswith(prefix):
+                return entry
+        elif registry == entry:
+            return entry
+    return None
+
+
 def _secret_exists(state: ClusterState, namespace: str | None, name: str) -> tuple[bool, list[str]]:
     secret = state.get("Secret", namespace, name)
     if secret is not None:
@@ -163,7 +181,8 @@ def pull_secrets(state: ClusterState, templates: Sequence[PodTemplate],
     if blocked:
         return blocked
     private = tuple(private_registries)
-    findings, private_images = [], 0
+    from_manifests = state.source.startswith("manifests")
+    findings, private_images, unverified, public = [], 0, set(), set()
     for tpl in templates:
         ns = tpl.owner.namespace
         names = [s.get("name") for s in tpl.spec.get("imagePullSecrets") or () if s.get("name")]
@@ -171,8 +190,10 @@ def pull_secrets(state: ClusterState, templates: Sequence[PodTemplate],
         if sa is not None:
             names += [s.get("name") for s in sa.body.get("imagePullSecrets") or () if s.get("name")]
         for _path, c in tpl.containers():
-            registry = registry_of(str(c.get("image", "")))
-            if registry not in private:
+            image = str(c.get("image", ""))
+            registry = registry_of(image)
+            if private_prefix(image, private) is None:
+                public.add(image)
                 continue
             private_images += 1
             if not names:
@@ -184,13 +205,23 @@ def pull_secrets(state: ClusterState, templates: Sequence[PodTemplate],
                 exists, registries = _secret_exists(state, ns, n)
                 if exists and (not registries or any(registry in r for r in registries)):
                     usable = True
+                elif not exists and from_manifests:
+                    # created outside the manifests (kubectl create secret docker-registry, as NVIDIA's docs say)
+                    unverified.add(f"Secret/{ns}/{n}")
+                    usable = True
             if not usable:
                 findings.append(Finding(tpl.ref, f"pull secret(s) {', '.join(names)} missing or not for {registry}",
                                         tpl.source_path(f"{tpl.spec_path}.imagePullSecrets"), str(c.get("name")), "medium"))
     if not private_images and not findings:
-        return not_applicable(f"no image from a private registry ({', '.join(private)})", objects=_templates_ref(templates))
+        return passed(f"every image is public ({', '.join(sorted(public)) or 'none'}): no pull secret needed "
+                      f"(private: {', '.join(private)})", objects=_templates_ref(templates), public_images=sorted(public))
+    caveat = ""
+    if unverified:
+        caveat = (f"; {', '.join(sorted(unverified))} is created outside the manifests and cannot be verified from manifests "
+                  "(a snapshot or live source checks it exists)")
     return verdict_from(findings, what="private image without a usable pull secret", subjects=_templates_ref(templates),
-                        ok=f"{private_images} private image(s) pulled with existing pull secrets")
+                        ok=f"{private_images} private image(s) pulled with {'named' if unverified else 'existing'} pull secrets{caveat}",
+                        unverified=sorted(unverified), public_images=sorted(public))
 
 
 def _referenced_secrets(templates: Sequence[PodTemplate]) -> set[tuple[str | None, str]]:

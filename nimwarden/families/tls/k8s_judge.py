@@ -1,15 +1,17 @@
-"""TLS-K8SROUTE-001 from cluster state: every Ingress / Route that publishes the deployment's
-workloads terminates TLS for each host it serves."""
+"""TLS-K8SROUTE-001 from cluster state: every Ingress / Route / Traefik IngressRoute / HTTPRoute
+that publishes the deployment's workloads terminates TLS for each host it serves (an HTTPRoute
+through the listeners of its parent Gateway; a Gateway not in the cluster state cannot be judged)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from nimwarden.k8s.exposure import gateway_listeners
 from nimwarden.k8s.exposure import routes as _routes
 from nimwarden.k8s.findings import Finding, needs, verdict_from
 from nimwarden.k8s.model import ClusterState
 from nimwarden.k8s.workloads import PodTemplate
-from nimwarden.outcome import Outcome, not_applicable
+from nimwarden.outcome import Outcome, errored, not_applicable
 
 
 def ingress_tls(state: ClusterState, templates: Sequence[PodTemplate]) -> Outcome:
@@ -31,7 +33,21 @@ def ingress_tls(state: ClusterState, templates: Sequence[PodTemplate]) -> Outcom
         elif obj.kind == "Route":
             if not obj.spec.get("tls"):
                 findings.append(Finding(obj.ref, "route without TLS termination", "spec.tls", severity="high"))
-        else:
-            notes.append(f"{obj.ref}: TLS is set on the parent Gateway listener, not judged here")
+        elif obj.kind == "IngressRoute":
+            if not obj.spec.get("tls"):
+                entry = ", ".join(map(str, obj.spec.get("entryPoints") or ())) or "every entry point"
+                scheme = {str(b.get("scheme")) for r, _m, _p in hits for b in (obj.spec.get("routes") or [{}])[r].get("services") or ()}
+                plain = " (h2c: gRPC in clear text)" if "h2c" in scheme else ""
+                findings.append(Finding(obj.ref, f"served without TLS on {entry}{plain}", "spec.tls", severity="high"))
+        else:  # HTTPRoute: TLS is the parent Gateway listener's
+            listeners, missing = gateway_listeners(state, obj)
+            if missing:
+                return errored(f"{obj.ref} attaches to {', '.join(missing)}, not in the cluster state: its TLS cannot be verified "
+                               "from these manifests (add the Gateway, or audit a snapshot/live source)", source=state.source)
+            for gw, i, listener in listeners:
+                if str(listener.get("protocol", "")).upper() not in ("HTTPS", "TLS"):
+                    findings.append(Finding(gw.ref, f"listener {listener.get('name')} serves {obj.ref} over {listener.get('protocol')}",
+                                            f"spec.listeners[{i}].protocol", severity="high"))
+            notes.append(f"{obj.ref}: TLS judged on its parent Gateway listener(s)")
     return verdict_from(findings, what="route without TLS", subjects=[o.ref for o, _ in routes],
                         ok="every Ingress/Route publishing the workloads terminates TLS", notes=notes)

@@ -19,12 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-
+from nimwarden.lazy import LazyModule
 from nimwarden.net.tls_client import handshake as _handshake
 from nimwarden.net.tls_client import lenient_context as _lenient_context
 from nimwarden.outcome import Attempt, attempt
+
+# imported on first use (a certificate to read): a run that judges only manifests never loads cryptography
+x509 = LazyModule("cryptography.x509")
+dsa, ec = LazyModule("cryptography.hazmat.primitives.asymmetric.dsa"), LazyModule("cryptography.hazmat.primitives.asymmetric.ec")
+ed448 = LazyModule("cryptography.hazmat.primitives.asymmetric.ed448")
+ed25519 = LazyModule("cryptography.hazmat.primitives.asymmetric.ed25519")
+rsa = LazyModule("cryptography.hazmat.primitives.asymmetric.rsa")
 
 PROBE = "tls.sslyze"
 PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")

@@ -18,14 +18,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
-from tritonclient.grpc import service_pb2 as pb
-from tritonclient.grpc import service_pb2_grpc as pb_grpc
-
 from nimwarden.errors import OutOfScope
+from nimwarden.lazy import LazyModule
 from nimwarden.net import http
 from nimwarden.outcome import Attempt
 from nimwarden.target import Deployment, Endpoint, Target
+
+# imported on first use: a run that judges only manifests never loads gRPC, tritonclient or numpy
+grpc = LazyModule("grpc")
+pb = LazyModule("tritonclient.grpc.service_pb2")
+pb_grpc = LazyModule("tritonclient.grpc.service_pb2_grpc")
 
 
 def probe_model_name() -> str:

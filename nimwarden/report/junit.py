@@ -1,0 +1,68 @@
+"""junit.xml and allure-results/ from summary.json, for runs without pytest (nimwarden.runner).
+
+Under pytest these come from pytest's junitxml and allure-pytest plugins; the in-process runner
+writes the same artifacts from the results: one testcase per result (failure for fail, error for
+error, skipped for skip / not_applicable / waived), and one Allure result file per result with the
+labels the plugin sets (epic = family, feature = control, story = deployment, severity).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+ALLURE_SEVERITY = {"critical": "blocker", "high": "critical", "medium": "normal", "low": "minor", "info": "trivial"}
+ALLURE_STATUS = {"pass": "passed", "fail": "failed", "error": "broken", "skip": "skipped", "not_applicable": "skipped", "waived": "skipped"}
+
+
+def _case(r: Mapping[str, Any]) -> str:
+    nodeid = str(r.get("nodeid") or f"{r.get('control')}[{r.get('deployment')}]")
+    path, _, name = nodeid.partition("::")
+    classname = path.removesuffix(".py").replace("/", ".")
+    head = f'<testcase classname={quoteattr(classname)} name={quoteattr(name or nodeid)} time="{float(r.get("duration_s") or 0):.3f}"'
+    reason = escape(str(r.get("reason") or ""))
+    status = r.get("status")
+    if status == "fail":
+        return f'{head}><failure message={quoteattr(str(r.get("reason") or "")[:500])}>{reason}</failure></testcase>'
+    if status == "error":
+        return f'{head}><error message={quoteattr(str(r.get("reason") or "")[:500])}>{reason}</error></testcase>'
+    if status in ("skip", "not_applicable", "waived"):
+        return f'{head}><skipped message={quoteattr(f"{status}: " + str(r.get("reason") or "")[:480])}/></testcase>'
+    return f"{head}/>"
+
+
+def write_junit(run_dir: Path, summary: Mapping[str, Any]) -> Path:
+    results = list(summary.get("results") or [])
+    count = lambda *s: sum(1 for r in results if r.get("status") in s)  # noqa: E731
+    body = "".join(_case(r) for r in results)
+    total = sum(float(r.get("duration_s") or 0) for r in results)
+    xml = ('<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="nimwarden" '
+           f'errors="{count("error")}" failures="{count("fail")}" skipped="{count("skip", "not_applicable", "waived")}" '
+           f'tests="{len(results)}" time="{total:.3f}">{body}</testsuite></testsuites>\n')
+    path = Path(run_dir) / "junit.xml"
+    path.write_text(xml, encoding="utf-8")
+    return path
+
+
+def write_allure_results(run_dir: Path, summary: Mapping[str, Any]) -> Path:
+    out = Path(run_dir) / "allure-results"
+    out.mkdir(parents=True, exist_ok=True)
+    for r in summary.get("results") or []:
+        nodeid = str(r.get("nodeid") or "")
+        doc = {
+            "uuid": str(uuid.uuid4()), "historyId": hashlib.md5(nodeid.encode()).hexdigest(),  # noqa: S324 - an id, not security
+            "name": nodeid.partition("::")[2] or nodeid, "fullName": nodeid,
+            "status": ALLURE_STATUS.get(str(r.get("status")), "unknown"),
+            "statusDetails": {"message": str(r.get("reason") or "")},
+            "labels": [{"name": "epic", "value": r.get("family")}, {"name": "feature", "value": f"{r.get('control')} {r.get('title')}"},
+                       {"name": "story", "value": r.get("deployment")}, {"name": "tag", "value": r.get("control")},
+                       {"name": "severity", "value": ALLURE_SEVERITY.get(str(r.get("severity")), "normal")}],
+            "description": str(r.get("remediation") or ""),
+        }
+        (out / f"{doc['uuid']}-result.json").write_text(json.dumps(doc, default=str), encoding="utf-8")
+    return out

@@ -1,0 +1,249 @@
+"""The in-process runner: an audit of a target that probes nothing, without pytest's machinery.
+
+A target whose deployments declare no endpoints and whose Kubernetes source is manifests or a
+snapshot (rendered charts in CI) asks for nothing but judging cluster state: no probe, no lab,
+nothing to run concurrently. For it, ``nimwarden audit`` runs the same suites (suites/test_*.py)
+through this module instead of pytest: the same test functions, parametrized the same way (every
+deployment of the kinds a test applies to, then its ``parametrize`` marks), the same
+applicability predicates, the same ``verdict()`` contract and the same result records
+(:func:`nimwarden.plugin.make_result`), handed to the same :func:`nimwarden.report.finish_run`. It
+writes what pytest's plugins write for an audit too: ``junit.xml`` and ``allure-results/``.
+``NIMWARDEN_RUNNER=pytest`` (or any pytest argument, ``--intrusive``, ``--under-load``) runs pytest.
+``tests/integration/test_chart_audit.py`` proves both give the same results on the chart corpus.
+
+summary.json gains ``timings``: start-up (imports, profile), parsing (the manifests), judging (the
+controls) and reports, in seconds.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import itertools
+import os
+import sys
+import time
+from collections import namedtuple
+from pathlib import Path
+from typing import Any
+
+from nimwarden import catalog, families
+from nimwarden.outcome import Outcome, not_applicable
+from nimwarden.report.record import make_result
+from nimwarden.target import Target
+
+
+def eligible(target: Target, args: Any) -> str | None:
+    """Why this audit must run under pytest, or None when the in-process runner serves it."""
+    if os.environ.get("NIMWARDEN_RUNNER") == "pytest":
+        return "NIMWARDEN_RUNNER=pytest"
+    if [a for a in args.pytest_args if a != "--"] or args.intrusive or args.under_load or args.perf_update_baseline or args.fail_on:
+        return "pytest arguments or switches given"
+    if getattr(args, "fail_on_new", False) or getattr(args, "baseline", None) or getattr(args, "run_dir", None):
+        return "--fail-on-new, --baseline or a prepared run directory (the plugin gates on the baseline)"
+    if target.kubernetes.source not in ("manifests", "snapshot"):
+        return "the Kubernetes source is read from a cluster"
+    if any(d.endpoints for d in target.deployments):
+        return "a deployment declares endpoints to probe"
+    return None
+
+
+class _Verdict:
+    def __init__(self) -> None:
+        self.recorded: tuple[Outcome, str | None] | None = None
+
+    def __call__(self, outcome: Outcome, subject: str | None = None) -> None:
+        if not isinstance(outcome, Outcome):
+            raise TypeError(f"verdict() takes an Outcome, got {type(outcome).__name__}")
+        if self.recorded is not None:
+            raise RuntimeError("verdict() called twice in one test")
+        self.recorded = (outcome, subject or outcome.subject)
+
+
+def _marks(obj: Any) -> list:
+    marks = getattr(obj, "pytestmark", [])
+    return list(marks) if isinstance(marks, list) else [marks]
+
+
+def _expand(rel: str, name: str, fn: Any, marks: list, module_marks: list, wants_deployment: bool, target: Target):
+    control = next((m.args[0] for m in marks if m.name == "control"), None)
+    if control is None:
+        return
+    kinds = next((m for m in marks + module_marks if m.name == "kinds"), None)
+    wanted = set(kinds.args) if kinds is not None else None
+    axes: list[list[tuple[str, Any, str]]] = []
+    if wants_deployment:
+        deps = [d for d in target.deployments if wanted is None or d.kind in wanted]
+        if not deps:
+            return  # pytest collects an empty parameter set: nothing is reported
+        axes.append([("deployment", d, d.name) for d in deps])
+    for m in reversed([m for m in marks if m.name == "parametrize"]):  # pytest applies the innermost mark first
+        argname, values = m.args[0], m.args[1]
+        axes.append([(argname, v, str(v)) for v in values])
+    for combo in itertools.product(*axes) if axes else [()]:
+        params = {k: v for k, v, _ in combo}
+        ids = "-".join(i for _, _, i in combo)
+        yield f"{rel}::{name}" + (f"[{ids}]" if ids else ""), fn, catalog.get(control), params
+
+
+def _cases(module: Any, target: Target):
+    """(nodeid, function, control, params) for every test of a suite module, in pytest's order and ids."""
+    rel = f"suites/{Path(module.__file__).name}"
+    module_marks = _marks(module)
+    for name, fn in vars(module).items():
+        if not name.startswith("test_") or not callable(fn) or getattr(fn, "__module__", None) != module.__name__:
+            continue
+        yield from _expand(rel, name, fn, _marks(fn), module_marks, "deployment" in inspect.signature(fn).parameters, target)
+
+
+_Mark = namedtuple("_Mark", "name args")
+
+
+def _static_cases(path: Path, target: Target) -> list | None:
+    """The cases of a suite read from its source, without importing it (and the clients it imports):
+    ``pytest.mark.<name>(literal, …)`` decorators, directly or through a module-level name, and a
+    module-level ``pytestmark``. None when the source holds anything else (then the module is imported)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    names = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+
+    def mark(node: ast.AST) -> _Mark:
+        node = names.get(node.id, node) if isinstance(node, ast.Name) else node
+        func = node.func if isinstance(node, ast.Call) else None
+        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Attribute) and func.value.attr == "mark"
+                and isinstance(func.value.value, ast.Name) and func.value.value.id == "pytest") or node.keywords:
+            raise ValueError("not a plain pytest mark")
+        return _Mark(func.attr, tuple(ast.literal_eval(a) for a in node.args))
+
+    try:
+        module_marks = [mark(names["pytestmark"])] if "pytestmark" in names else []
+        out = []
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                marks = [mark(d) for d in reversed(node.decorator_list)]  # pytestmark order: innermost first
+                wants = any(a.arg == "deployment" for a in node.args.args)
+                out.extend(_expand(f"suites/{path.name}", node.name, None, marks, module_marks, wants, target))
+        return out
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def _import_suite(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(f"suites.{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _suite_cases(suites: Path, target: Target, reason_of) -> list:
+    """Every case of every suite. A suite none of whose cases applies is not imported (nor are the
+    probe clients it imports): its cases come from its source, each with its not-applicable reason."""
+    cases = []
+    for path in sorted(suites.glob("test_*.py")):
+        static = _static_cases(path, target)
+        if static is not None and all(reason_of(control, params) for _n, _f, control, params in static):
+            cases.extend(static)
+            continue
+        cases.extend(_cases(_import_suite(path), target))
+    return cases
+
+
+def run(target_file: Path, target: Target, args: Any, suites: Path, started_clock: float, parse_s: float) -> int:
+    """Audit ``target`` in-process (its manifests already read, in ``parse_s``); returns the contract exit status."""
+    from nimwarden.report import RunRecord, finish_run
+    from nimwarden.report.summary import new_run_dir, utc_now
+
+    waivers = []
+    if target.waivers is not None:
+        from nimwarden.waivers import load_waivers
+
+        waivers = load_waivers(target.waivers, known_controls=catalog.load_catalog().keys())
+    started = utc_now()
+    switches = {"intrusive": False, "under_load": False, "perf_update_baseline": False}
+
+    def reason_of(control, params):
+        others = {k: v for k, v in params.items() if k != "deployment"}
+        return families.not_applicable_reason(control.family, control.id,
+                                              families.Applicability(target, params.get("deployment"), others, switches))
+
+    cases = _suite_cases(suites, target, reason_of)
+    t_judge = time.perf_counter()
+    made: dict = {}
+
+    def probes(factory, deployment=None, *extra):
+        key = (getattr(factory, "__qualname__", repr(factory)), getattr(factory, "__module__", ""),
+               deployment.name if deployment is not None else None, extra)
+        if key not in made:
+            made[key] = factory(target, deployment, *extra)
+        return made[key]
+
+    results, collected = [], []
+    for nodeid, fn, control, params in cases:
+        collected.append(nodeid)
+        t0 = time.perf_counter()
+        verdict = _Verdict()
+        deployment = params.get("deployment")
+        others = {k: v for k, v in params.items() if k != "deployment"}
+        reason = reason_of(control, params)
+        unrecorded = None
+        if reason:
+            verdict(not_applicable(reason))
+        else:
+            fixtures = {"target": target, "deployment": deployment, "verdict": verdict, "probes": probes, "run_switches": switches}
+            wanted = inspect.signature(fn).parameters
+            kwargs = {k: v for k, v in {**fixtures, **others}.items() if k in wanted}
+            try:
+                fn(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - a harness error is an error result, never a pass
+                unrecorded = ("error", f"harness error during call: {type(exc).__name__}: {str(exc)[:480]}")
+        if verdict.recorded is None and unrecorded is None:
+            unrecorded = ("error", "the test finished without recording a verdict (fail closed)")
+        recorded = verdict.recorded if unrecorded is None else None
+        results.append(make_result(control, params, recorded, unrecorded, time.perf_counter() - t0, nodeid))
+    for made_probe in made.values():
+        close = getattr(made_probe, "close", None)
+        if callable(close):
+            close()
+    t_reports = time.perf_counter()
+    reports_dir = Path(args.reports_dir).resolve()
+    run_dir = new_run_dir(reports_dir, started)
+    record = RunRecord(target=target, started=started, options=["--intrusive=no"], fail_on=None, waivers=waivers, run_dir=run_dir,
+                       reports_dir=reports_dir, collected=collected, interrupted=False, stopped_early=False, pytest_exit=0,
+                       data=families.data_stamps(target))
+    timings = {"runner": "in-process (no probes to run)", "startup_s": round(t_judge - started_clock - parse_s, 3),
+               "parse_s": round(parse_s, 3), "judge_s": round(t_reports - t_judge, 3)}
+    status, lines = finish_run(record, results, timings=timings, extra_writers=(_write_junit_and_allure,))
+    print(f"{len(results)} controls judged in-process: " + ", ".join(f"{n} {s}" for s, n in sorted(_totals(results).items())))
+    for line in lines:
+        print(line)
+    t = summary_timings(record)
+    if t:
+        print("timings: " + ", ".join(f"{k} {v} s" for k, v in t.items() if k.endswith("_s")))
+    return status
+
+
+def summary_timings(record: Any) -> dict:
+    import json
+
+    try:
+        return json.loads((record.run_dir / "summary.json").read_text(encoding="utf-8")).get("timings") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _totals(results: list[dict]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in results:
+        out[r["status"]] = out.get(r["status"], 0) + 1
+    return out
+
+
+def _write_junit_and_allure(run_dir: Path, summary: dict) -> None:
+    from nimwarden.report.junit import write_allure_results, write_junit
+
+    write_junit(run_dir, summary)
+    write_allure_results(run_dir, summary)
