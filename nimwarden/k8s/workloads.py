@@ -38,7 +38,10 @@ TEMPLATE_PATHS = {
 }
 POD_SPEC_KINDS = {"ServingRuntime": ("spec",), "ClusterServingRuntime": ("spec",)}  # spec is itself a pod spec
 # Kinds whose pods nimwarden reconstructs or reads (everything else a manifest holds is "not judged" by pod controls).
-WORKLOAD_KINDS = (*TEMPLATE_PATHS, *POD_SPEC_KINDS, "InferenceService", "NIMService", "NIMPipeline", "NIMCache")
+# A LeaderWorkerSet (multi-node NIMs) has two pod templates: the leader's and the workers'. Workers get the
+# same pod checks as leaders; with no leaderTemplate the leader runs the worker template.
+LWS_TEMPLATES = ("leaderTemplate", "workerTemplate")
+WORKLOAD_KINDS = (*TEMPLATE_PATHS, *POD_SPEC_KINDS, "InferenceService", "NIMService", "NIMPipeline", "NIMCache", "LeaderWorkerSet")
 OPERATOR_CACHE_DEFAULTS = "NIM Operator nimcache controller constructJob"
 RENDERED = "rendered.spec"
 
@@ -270,6 +273,15 @@ def pod_templates(state: ClusterState, namespace: str | None = None) -> list[Pod
     for kind in POD_SPEC_KINDS:
         for obj in state.of_kind(kind, namespace):
             out.append(PodTemplate(obj, {"labels": dict(obj.spec.get("labels") or obj.labels)}, obj.spec, "spec"))
+    for obj in state.of_kind("LeaderWorkerSet", namespace):
+        lwt = obj.spec.get("leaderWorkerTemplate") or {}
+        for key in LWS_TEMPLATES:
+            template = lwt.get(key)
+            if isinstance(template, Mapping):
+                meta = dict(template.get("metadata") or {})
+                # the LeaderWorkerSet controller labels every pod with its set's name (policies select on it)
+                meta["labels"] = {**(meta.get("labels") or {}), "leaderworkerset.sigs.k8s.io/name": obj.name}
+                out.append(PodTemplate(obj, meta, template.get("spec") or {}, f"spec.leaderWorkerTemplate.{key}.spec"))
     for obj in state.of_kind("InferenceService", namespace):
         tpl = render_inference_service(obj, state)
         if tpl is not None:

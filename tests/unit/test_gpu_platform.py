@@ -84,3 +84,33 @@ def test_table_rows_are_sourced_and_dated():
     with pytest.raises(ValueError, match="fixed"):
         judge.parse_table({"version": "x", "as_of": "2026-01-01", "cves": [{"id": "CVE-1", "cvss": 1, "component": "c", "title": "t",
                                                                           "fixed": {}, "bulletin": "1", "url": "u/1"}]})
+
+
+def test_leaderworkerset_workers_get_the_same_pod_checks_as_leaders():
+    from nimwarden.families.pod_security import judge as pod
+    from nimwarden.k8s import pod_templates
+
+    templates = pod_templates(load_manifests([FIXTURES / "multinode"]))
+    paths = sorted(t.spec_path for t in templates)
+    assert paths == ["spec.leaderWorkerTemplate.leaderTemplate.spec", "spec.leaderWorkerTemplate.workerTemplate.spec"]
+    leader = [t for t in templates if ".leaderTemplate." in t.spec_path]
+    worker = [t for t in templates if ".workerTemplate." in t.spec_path]
+    assert pod.no_privilege_escalation(leader).status is Status.PASS
+    bad = pod.no_privilege_escalation(worker)
+    assert bad.status is Status.FAIL and "workerTemplate" in str(bad.evidence["findings"])
+    assert pod.non_root(templates).status is Status.FAIL  # the worker, not the leader
+    assert all(t.labels.get("leaderworkerset.sigs.k8s.io/name") == "llama-405b-lws" for t in templates)
+
+
+def test_inter_node_traffic_is_in_the_network_policy_model():
+    """Leader and workers are two pods of the model: the API policy covers both, and leader ↔ worker traffic
+    (Ray GCS 6379) is judged like any other flow — here the policy admits only the gateway on 8000."""
+    from nimwarden.families.network_policy.inventory import inventory_from_state
+    from nimwarden.netpol.model import ReachabilityModel
+
+    inv = inventory_from_state(load_manifests([FIXTURES / "multinode"]))
+    pods = {p.name: p for p in inv.pods}
+    assert {"LeaderWorkerSet-llama-405b-lws-leader", "LeaderWorkerSet-llama-405b-lws-worker"} <= set(pods)
+    model = ReachabilityModel(inv)
+    leader, worker = pods["LeaderWorkerSet-llama-405b-lws-leader"], pods["LeaderWorkerSet-llama-405b-lws-worker"]
+    assert model.allowed(worker, leader, 6379, "TCP") is False  # workers cannot reach the head's GCS: the policy must admit it

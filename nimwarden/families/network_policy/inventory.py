@@ -18,6 +18,14 @@ from nimwarden.netpol.objects import Inventory, inventory
 from nimwarden.outcome import Attempt, Outcome, attempt, errored, incomplete, not_applicable
 
 
+def _role(t) -> str:
+    """A LeaderWorkerSet has a leader and a worker template: two pods of the set, not one."""
+    for key, role in (("leaderTemplate", "-leader"), ("workerTemplate", "-worker")):
+        if key in t.spec_path:
+            return role
+    return ""
+
+
 def inventory_from_state(state: ClusterState) -> Inventory:
     objects: list[dict] = [dict(o.body, kind="Namespace") for o in state.of_kind("Namespace")]
     for t in pod_templates(state):
@@ -28,7 +36,7 @@ def inventory_from_state(state: ClusterState) -> Inventory:
         objects.append(
             {
                 "kind": "Pod",
-                "metadata": {"namespace": owner.namespace, "name": f"{owner.kind}-{owner.name}", "labels": dict(t.labels)},
+                "metadata": {"namespace": owner.namespace, "name": f"{owner.kind}-{owner.name}{_role(t)}", "labels": dict(t.labels)},
                 "spec": dict(t.spec),
             }
         )
