@@ -127,3 +127,18 @@ def gateway_listeners(state: ClusterState, route: K8sObject) -> tuple[list[tuple
             if ref.get("sectionName") in (None, listener.get("name")) and ref.get("port") in (None, listener.get("port")):
                 found.append((gw, i, listener))
     return found, missing
+
+
+def published_routes(state: ClusterState, templates: Sequence[PodTemplate]):
+    """The routes that publish the workloads, or the Outcome to record instead: an error when Services or
+    Ingresses could not be read, not applicable when nothing publishes them (TLS-K8SROUTE, GATEWAY-K8SROOT)."""
+    from nimwarden.k8s.findings import needs
+    from nimwarden.outcome import not_applicable
+
+    blocked = needs(state, "Service", "Ingress")
+    if blocked:
+        return blocked
+    found = routes(state, templates)
+    if not found:
+        return not_applicable("no Ingress or Route publishes the selected workloads", objects=[t.ref for t in templates])
+    return found

@@ -6,21 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nimwarden.k8s.exposure import gateway_listeners
-from nimwarden.k8s.exposure import routes as _routes
-from nimwarden.k8s.findings import Finding, needs, verdict_from
+from nimwarden.k8s.exposure import gateway_listeners, published_routes
+from nimwarden.k8s.findings import Finding, verdict_from
 from nimwarden.k8s.model import ClusterState
 from nimwarden.k8s.workloads import PodTemplate
-from nimwarden.outcome import Outcome, errored, not_applicable
+from nimwarden.outcome import Outcome, errored
 
 
 def ingress_tls(state: ClusterState, templates: Sequence[PodTemplate]) -> Outcome:
-    blocked = needs(state, "Service", "Ingress")
-    if blocked:
-        return blocked
-    routes = _routes(state, templates)
-    if not routes:
-        return not_applicable("no Ingress or Route publishes the selected workloads", objects=[t.ref for t in templates])
+    routes = published_routes(state, templates)
+    if isinstance(routes, Outcome):
+        return routes
     findings, notes = [], []
     for obj, hits in routes:
         if obj.kind == "Ingress":
