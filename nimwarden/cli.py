@@ -119,7 +119,9 @@ def _discovery_options(p: argparse.ArgumentParser, for_audit: bool) -> None:
     if not for_audit:
         g.add_argument("--snapshot", metavar="FILE", action="append", default=[], help="discover from a snapshot file")
         g.add_argument("--manifests", metavar="PATH", nargs="+", default=[], help="discover from rendered manifests (files or directories)")
-    g.add_argument("--namespace", "-n", action="append", default=[], help="only in this namespace (repeatable)")
+    # `audit` passes pytest's own arguments through, and pytest-xdist's `-n N` is one of them: no `-n` there.
+    names = ("--namespace",) if for_audit else ("--namespace", "-n")
+    g.add_argument(*names, action="append", default=[], help="only in this namespace (repeatable)")
     g.add_argument("--name", help="the target's name (default: the context name, else 'discovered')")
     g.add_argument("--position", choices=("external", "cluster-internal"),
                    help="where the audit will run (default: cluster-internal in a pod, else external)")

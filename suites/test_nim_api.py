@@ -35,9 +35,9 @@ def test_openapi_explorer_not_reachable(deployment, probes, verdict):
 
 
 @pytest.mark.control("NIM-CORS-001")
-def test_cors_refuses_foreign_origins(target, deployment, verdict):
-    preflights = probe.deployment_cors(target, deployment)
-    verdict(judge.judge_cors(preflights), subject=" ".join(probe.reachable_base_urls(target, deployment)))
+def test_cors_refuses_foreign_origins(target, deployment, probes, verdict):
+    answers = probes(probe.deployment_answers, deployment)
+    verdict(judge.judge_cors(probe.deployment_cors(target, deployment), answers.attempts), subject=answers.subject)
 
 
 @pytest.mark.control("NIM-SPEC-SSL-001")

@@ -121,8 +121,8 @@ def prepare_backends(runtime: TritonRuntime, dest: Path) -> Path:
     return dest
 
 
-def write_model_repository(dest: Path, compute_ms: float, compute_kind: str = "sleep",
-                           parameters: dict[str, str] | None = None) -> Path:
+def write_model_repository(dest: Path, compute_ms: float, parameters: dict[str, str] | None = None,
+                           compute_kind: str = "sleep") -> Path:
     """The lab's model repository under ``dest``, with its compute time: ``sleep`` (the request waits; CPU
     noise barely touches it) or ``cpu`` (real CPU work calibrated to the same milliseconds on an idle core:
     compute-bound, like inference). ``parameters`` are added to the model's config.pbtxt (the exposed

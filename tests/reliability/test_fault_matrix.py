@@ -55,6 +55,9 @@ APPLICATION_FAULTS = ("hang", "slow", "reset-mid-response", "garbage", "malforme
 UNAFFECTED = {(f, c) for f in APPLICATION_FAULTS + ("refused",) for c in ("PORTS-EXPECTED-001", "PORTS-POSITION-001", "PORTS-UNDOCUMENTED-001")}
 UNAFFECTED |= {(f, c) for f in ("tls-wrong-name", "tls-expired") for c in TLS_SCAN}
 UNAFFECTED |= {("tls-wrong-name", "TLS-EXPIRY-001"), ("tls-expired", "TLS-HOSTNAME-001")}
+# A port that completes a TLS handshake and resets a plain request is TLS-only: TLS-PLAINTEXT-001's pass
+# is right whatever the certificate (its name and expiry are TLS-HOSTNAME/-EXPIRY's findings).
+UNAFFECTED |= {(f, "TLS-PLAINTEXT-001") for f in ("tls-wrong-name", "tls-expired")}
 
 # (fault, control) where the fault itself is a finding: `fail` is the right answer. Each is
 # listed so that a new fail (or a pass) where an error belongs breaks the test.
@@ -65,7 +68,8 @@ FINDINGS |= {("tls-wrong-name", "TLS-HOSTNAME-001"), ("tls-wrong-name", "TLS-CHA
 FINDINGS |= {(f, "TLS-PLAINTEXT-001") for f in ("garbage", "malformed-body", "reset-mid-response", "server-error")}
 # A 200 from the restricted Triton APIs or the SageMaker front proves them open, whatever the body.
 FINDINGS |= {("malformed-body", c) for c in ("TRITON-LOGGING-001", "TRITON-MODELCONFIG-001", "TRITON-MODELCTL-001",
-                                             "TRITON-SHM-001", "TRITON-STATS-001", "TRITON-TRACE-001", "TRITON-FRONTENDS-001")}
+                                             "TRITON-SHM-001", "TRITON-STATS-001", "TRITON-TRACE-001", "TRITON-FRONTENDS-001",
+                                             "TRITON-SMINVOKE-001")}
 # A health check answering 503 is unavailability, the finding TRITON-AVAIL-001 exists for; a
 # SageMaker front answering at all is on. A gateway that forwards internal paths or anonymous
 # requests to a failing upstream (503) did forward them.
@@ -76,8 +80,8 @@ FINDINGS |= {(f, c) for f in ("tls-wrong-name", "tls-expired") for c in ("GATEWA
 # declares a Vertex endpoint.
 NOT_APPLICABLE_OK = {"TLS-PROTOCOL-001", "TLS-CIPHERS-001", "TLS-FORWARDSEC-001", "TLS-CHAIN-001", "TLS-HOSTNAME-001",
                      "TLS-EXPIRY-001", "TLS-KEYSIZE-001", "TLS-MTLS-001", "NIM-DOCS-001", "NIM-INFERENCE-001",
-                     "NIM-METADATA-001", "NIM-METRICS-001", "TRITON-FRONTENDS-001",
-                     "PERF-UNDERLOAD-001"}  # audit under load is not requested in this run
+                     "NIM-METADATA-001", "NIM-METRICS-001", "NIM-CORS-001", "TRITON-FRONTENDS-001",
+                     "TRITON-SMINVOKE-001", "PERF-UNDERLOAD-001"}  # audit under load is not requested in this run
 
 
 def _deployments(servers: dict, hosts: dict) -> list[dict]:

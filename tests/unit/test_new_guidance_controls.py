@@ -93,6 +93,11 @@ def test_cors_preflight_judge():
     assert star.status is Status.PASS and "without credentials" in star.reason
     assert nim_judge.judge_cors([Attempt("nim.cors", "OPTIONS", None, "connect timeout")]).status is Status.ERROR
     assert nim_judge.judge_cors([]).status is Status.ERROR
+    # a preflight a server error answered, or a URL that does not answer as a NIM, cannot be judged
+    broken = Attempt("nim.cors", "OPTIONS", CorsObservation("http://127.0.0.1:9", "/v1/chat/completions", 502, None, False, None), None)
+    assert nim_judge.judge_cors([broken]).status is Status.ERROR
+    not_nim = Attempt("nim.http", "12 paths", None, "connection reset by peer")
+    assert nim_judge.judge_cors([cors(None)], [not_nim]).status is Status.ERROR
 
 
 def http(status):
@@ -107,6 +112,7 @@ ALIVE = Attempt("triton.http", "GET /v2/health/live", HttpResponse(200, "", {}, 
     (Attempt("triton.sagemaker", "POST", None, "connection refused"), ALIVE, Status.PASS),
     (http(404), ALIVE, Status.FAIL),
     (http(400), ALIVE, Status.FAIL),
+    (http(503), ALIVE, Status.ERROR),
     (Attempt("triton.sagemaker", "POST", None, "connection refused"), Attempt("triton.http", "GET", None, "connection refused"), Status.ERROR),
     (Attempt("triton.sagemaker", "POST", None, "read timeout"), ALIVE, Status.ERROR),
 ])

@@ -68,11 +68,23 @@ def _rank(severity: str) -> int:
 
 
 @fail_closed
-def judge_cors(attempts: list) -> Outcome:
+def judge_cors(attempts: list, nim_answers: list | None = None) -> Outcome:
     """NIM-CORS: a preflight from a foreign origin is not granted: no echo of that origin, and no ``*``
-    together with credentials (``*`` alone is recorded: a browser then sends no cookies or auth)."""
+    together with credentials (``*`` alone is recorded: a browser then sends no cookies or auth).
+
+    Only a NIM that answers as a NIM can be judged: when the same URLs' NIM round (``nim_answers``)
+    could not be judged, or a preflight got a server error, the verdict is an error, never a pass."""
     if not attempts:
         return errored("no NIM URL was preflighted")
+    if nim_answers is not None:
+        round_ = judge_anonymous_all(nim_answers, "inference")
+        if round_.status.value == "error":
+            return errored(f"the NIM API did not answer as a NIM, so its CORS cannot be judged: {round_.reason}",
+                           preflights=[a.evidence() for a in attempts])
+    broken = [a for a in attempts if a.observation.status >= 500]
+    if broken:
+        return errored("the CORS preflight got a server error: " + ", ".join(f"{a.observation.base_url} HTTP {a.observation.status}" for a in broken),
+                       preflights=[a.evidence() for a in attempts])
     from nimwarden.families.nim_api.probe import FOREIGN_ORIGIN
 
     evidence = {"preflights": [a.evidence() for a in attempts], "foreign_origin": FOREIGN_ORIGIN,

@@ -206,6 +206,8 @@ def sagemaker_invoke_refused(probe: Attempt, anchor: Attempt) -> Outcome:
         status = probe.observation.status
         if status in (401, 403):
             return passed(f"the SageMaker invoke route refuses callers without credentials (HTTP {status})", **evidence)
+        if status >= 500:
+            return errored(f"the SageMaker invoke route answered HTTP {status}: a server error says neither open nor refused", **evidence)
         return failed(f"the SageMaker multi-model invoke route answered HTTP {status} without credentials: it would try to load "
                       "whatever model a caller names (it ignored --http-restricted-api before 2.71.0)", **evidence)
     if not anchor.completed:
