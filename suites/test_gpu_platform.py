@@ -35,3 +35,13 @@ def test_dcgm_exporter_not_exposed(target, deployment, verdict):
 @pytest.mark.control("RAY-DASHBOARD-001")
 def test_ray_dashboard_needs_a_token(target, deployment, verdict):
     verdict(judge.ray_dashboard(*probe.ray(target, deployment)), subject=deployment.endpoint("ray").url)
+
+
+@pytest.mark.control("RAY-PORTS-001")
+def test_ray_gcs_and_client_not_reachable(target, deployment, verdict):
+    verdict(judge.ray_ports(probe.ray_ports(target, deployment), deployment.exposure), subject=probe.ray_port_urls(deployment))
+
+
+@pytest.mark.control("RAY-NETPOL-001")
+def test_ray_head_isolated_by_network_policy(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, judge.ray_isolation, deployment.kubernetes.namespace, state=True))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from nimwarden.lab import gateway, netns, pki, triton
+from nimwarden.lab import gateway, netns, pki, ray, triton
 
 STATE_SCHEMA = "nimwarden/lab/v1"
 DEFAULT_DIR = Path(".nimwarden") / "lab"
@@ -38,9 +38,10 @@ class ServerSpec:
     compute_ms: float = 0.0
     extra_args: list[str] = field(default_factory=list)
     compute_kind: str = "sleep"  # or "cpu": calibrated CPU work instead of a sleep (benchmarks of compute-bound noise)
+    ray: str | None = None  # "open" or "token": a real Ray head next to the server (nimwarden.lab.ray)
 
 
-DEFAULT_SPECS = (ServerSpec("hardened", True), ServerSpec("exposed", False))
+DEFAULT_SPECS = (ServerSpec("hardened", True, ray="token"), ServerSpec("exposed", False, ray="open"))
 
 RESTRICTED = "model-repository,model-config,shared-memory,statistics,trace,logging"
 
@@ -261,10 +262,15 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
             )
             state["deployments"][spec.name] = dep_state
             _write_state(directory, state)  # record PIDs at once, so `down` finds them after a crash
+        heads = ray.start_heads(directory, specs, state, net, files, EDGE_HOSTS, INTERNAL_HOST, lambda: _write_state(directory, state), log)
         for spec, proc in zip(specs, procs):
             dep = state["deployments"][spec.name]
             took = triton.wait_ready(proc, dep["http"], Path(dep["log"]))
             log(f"lab: {spec.name} ready in {took:.1f}s")
+        for spec, proc, token, log_path in heads:
+            took = ray.wait(proc, f"http://{state['deployments'][spec.name]['ray']}", log_path, token)
+            log(f"lab: {spec.name} Ray head ready in {took:.1f}s ({'token auth' if token else 'no authentication'})")
+        _write_state(directory, state)
         _up_edge(directory, specs, state, certs, log)
     except BaseException:
         down(directory, log=lambda *_: None)
@@ -305,6 +311,12 @@ def down(directory: Path, log=print) -> int:
             if triton.stop_pid(int(dep["pid"]), dep.get("start_time")):
                 stopped += 1
                 log(f"lab: stopped {name} (pid {dep['pid']})")
+    tag = netns.tag_for(directory)
+    temps = {dep.get("ray_temp_dir") for dep in (state or {}).get("deployments", {}).values()}
+    temps = sorted(t for t in temps | {str(ray.temp_dir(tag, s.name)) for s in DEFAULT_SPECS} if t)
+    if n := ray.stop(*temps):
+        stopped += n
+        log(f"lab: stopped the Ray heads ({n} processes)")
     files = runtime_dir(directory)
     for place in dict.fromkeys((directory, files)):
         for pid in triton.processes_under(place):

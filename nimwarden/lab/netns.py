@@ -264,13 +264,13 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
                 pass
 
 
-def _accept_forward(listener: socket.socket, ns: str, target_port: int) -> None:
+def _accept_forward(listener: socket.socket, ns: str, target: tuple[str, int]) -> None:
     while True:
         client, _ = listener.accept()
         try:
             upstream = socket_in_netns(ns)
             upstream.settimeout(5.0)
-            upstream.connect(("127.0.0.1", target_port))
+            upstream.connect(target)
             upstream.settimeout(None)
         except OSError:
             client.close()
@@ -279,19 +279,28 @@ def _accept_forward(listener: socket.socket, ns: str, target_port: int) -> None:
         threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
 
 
-def _serve_forward(ns: str, pairs: dict[int, int]) -> None:
-    for listen_port, target_port in pairs.items():
+def _target(value: int | str) -> tuple[str, int]:
+    """A forward's target: a port on the namespace's loopback, or ``address:port`` inside the namespace."""
+    if isinstance(value, int):
+        return ("127.0.0.1", value)
+    host, _, port = str(value).rpartition(":")
+    return (host or "127.0.0.1", int(port))
+
+
+def _serve_forward(ns: str, pairs: dict[int, int | str], bind: str = "127.0.0.1") -> None:
+    for listen_port, target in pairs.items():
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", listen_port))
+        listener.bind((bind, listen_port))
         listener.listen(128)
-        threading.Thread(target=_accept_forward, args=(listener, ns, target_port), daemon=True).start()
-    print(json.dumps({"forwarding": {f"127.0.0.1:{k}": f"{ns} 127.0.0.1:{v}" for k, v in pairs.items()}}), flush=True)
+        threading.Thread(target=_accept_forward, args=(listener, ns, _target(target)), daemon=True).start()
+    print(json.dumps({"forwarding": {f"{bind}:{k}": "{} {}:{}".format(ns, *_target(v)) for k, v in pairs.items()}}), flush=True)
     threading.Event().wait()
 
 
-def port_forward(state_dir: Path, position: str, pairs: dict[int, int]) -> subprocess.Popen:
-    """Forward host 127.0.0.1:<listen> to <target> on a position's loopback, for each listen: target pair.
+def port_forward(state_dir: Path, position: str, pairs: dict[int, int | str], bind: str = "127.0.0.1") -> subprocess.Popen:
+    """Forward host ``bind``:<listen> to <target> in a position's namespace, for each listen: target pair
+    (a target is a port on the namespace's loopback, or ``address:port`` inside it).
 
     Like ``kubectl port-forward`` it enters the pod's namespace, so it bypasses
     the policy (loopback is always open): it serves the suites that probe a
@@ -305,7 +314,7 @@ def port_forward(state_dir: Path, position: str, pairs: dict[int, int]) -> subpr
     ns = state["positions"][position]["netns"]
     spec = ",".join(f"{k}:{v}" for k, v in pairs.items())
     # -c rather than -m: nimwarden.lab may already import this module (runpy would warn).
-    code = f"from nimwarden.lab.netns import main; main(['forward', {ns!r}, {spec!r}])"
+    code = f"from nimwarden.lab.netns import main; main(['forward', {ns!r}, {spec!r}, '--bind', {bind!r}])"
     # stderr to DEVNULL: a long-lived forwarder must not hold the caller's terminal or pipe open.
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     state.setdefault("forwarders", []).append({"pid": proc.pid, "netns": ns, "ports": {str(k): v for k, v in pairs.items()}})
@@ -366,11 +375,16 @@ def status(state_dir: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nimwarden.lab.netns", description="lab network helpers")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    fw = sub.add_parser("forward", help="forward host 127.0.0.1:LISTEN to a namespace's 127.0.0.1:TARGET")
+    fw = sub.add_parser("forward", help="forward host BIND:LISTEN to a namespace's 127.0.0.1:TARGET (or ADDRESS:TARGET)")
     fw.add_argument("netns")
-    fw.add_argument("pairs", help="LISTEN:TARGET[,LISTEN:TARGET...]")
+    fw.add_argument("pairs", help="LISTEN:[ADDRESS:]TARGET[,LISTEN:[ADDRESS:]TARGET...]")
+    fw.add_argument("--bind", default="127.0.0.1", help="host address to listen on (default 127.0.0.1)")
     args = ap.parse_args(argv)
-    _serve_forward(args.netns, {int(a): int(b) for a, b in (p.split(":") for p in args.pairs.split(","))})
+    pairs = {}
+    for p in args.pairs.split(","):
+        listen, _, target = p.partition(":")
+        pairs[int(listen)] = int(target) if target.isdigit() else target
+    _serve_forward(args.netns, pairs, args.bind)
     return 0
 
 

@@ -1,7 +1,8 @@
 """GPUSTACK-DCGM-001 and RAY-DASHBOARD-001 end to end (`nimwarden audit`) against TEST DOUBLES: a few lines
 of http.server that answer like a DCGM Exporter (``/metrics`` with GPU UUIDs and pod labels; ``/debug/pprof/``
 as 4.8.0/4.8.1 serve it, or 404 as 4.8.2+ does) and like a Ray dashboard (``/api/version``, ``/api/jobs/``
-open, or 401 as with token auth). No DCGM Exporter (it needs a GPU) or Ray head runs in this lab.
+open, or 401 as with token auth). No DCGM Exporter can run here (it needs a GPU); the lab's real Ray heads
+are audited in test_ray_head.py, these doubles record every request the harness sends.
 Every request the harness sent is recorded: the probes are read-only (GET only, no job submission,
 no profile)."""
 

@@ -114,3 +114,89 @@ def test_inter_node_traffic_is_in_the_network_policy_model():
     model = ReachabilityModel(inv)
     leader, worker = pods["LeaderWorkerSet-llama-405b-lws-leader"], pods["LeaderWorkerSet-llama-405b-lws-worker"]
     assert model.allowed(worker, leader, 6379, "TCP") is False  # workers cannot reach the head's GCS: the policy must admit it
+
+
+# ----------------------------------------------------------------------------- Ray head ports and isolation
+
+LAB_MANIFESTS = Path(__file__).resolve().parents[2] / "nimwarden" / "lab" / "manifests"
+
+
+def _head(namespace="ray", labels=None, ports=(8265,), host_network=False, command=None) -> dict:
+    spec = {"containers": [{"name": "ray-head", "image": "rayproject/ray:2.60.0", "command": command or ["ray", "start", "--head"],
+                            "ports": [{"containerPort": p} for p in ports]}]}
+    if host_network:
+        spec["hostNetwork"] = True
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "head", "namespace": namespace},
+            "spec": {"selector": {"matchLabels": {"app": "ray"}},
+                     "template": {"metadata": {"labels": {"app": "ray", **(labels or {})}}, "spec": spec}}}
+
+
+def _policy(namespace="ray", ingress=None, selector=None) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "p", "namespace": namespace},
+            "spec": {"podSelector": selector or {}, "policyTypes": ["Ingress"], "ingress": ingress or []}}
+
+
+def _state(*bodies) -> ClusterState:
+    return ClusterState("test", tuple(make_object(b, "test") for b in bodies))
+
+
+def _isolation(state: ClusterState, namespace="ray"):
+    return judge.ray_isolation(state, (), namespace)
+
+
+def test_ray_heads_are_found_by_label_command_or_port():
+    lws = stack.ray_heads(load_manifests([FIXTURES / "multinode"]))
+    assert [t.spec_path for t in lws] == ["spec.leaderWorkerTemplate.leaderTemplate.spec"]  # `nim-serve-ray --head`, not the worker
+    lab = stack.ray_heads(load_manifests([LAB_MANIFESTS / "hardened", LAB_MANIFESTS / "exposed"]))
+    assert sorted(t.ref for t in lab) == ["Deployment/nim-exposed/triton-exposed", "Deployment/nim-hardened/triton-hardened"]
+    kuberay = _head(labels={"ray.io/node-type": "head"}, ports=(), command=["/bin/start"])
+    assert len(stack.ray_heads(_state(kuberay))) == 1
+    redis = _head(ports=(6379,), command=["redis-server"])
+    assert stack.ray_heads(_state(redis)) == []  # 6379 alone is Redis's port too
+
+
+def test_lab_hardened_head_is_isolated_and_exposed_is_not():
+    state = load_manifests([LAB_MANIFESTS / "hardened", LAB_MANIFESTS / "exposed"])
+    good = _isolation(state, "nim-hardened")
+    assert good.status is Status.PASS, good.reason
+    bad = _isolation(state, "nim-exposed")
+    assert bad.status is Status.FAIL
+    assert len(bad.evidence["findings"]) == 6  # three Ray ports x (another namespace, an unlabelled pod of its own)
+    assert "triton-exposed-allow-all" in bad.reason and bad.severity == "critical"
+
+
+def test_a_head_no_policy_selects_is_open_to_every_pod():
+    out = _isolation(_state(_head()))
+    assert out.status is Status.FAIL and "not isolated (no policy selects it)" in out.reason
+    # a policy that admits the head's ports only from the Ray cluster's own pods isolates it
+    ray_only = _policy(ingress=[{"from": [{"podSelector": {"matchLabels": {"ray.io/cluster": "c1"}}}]}])
+    assert _isolation(_state(_head(), ray_only)).status is Status.PASS
+    # ... one that admits every namespace on the dashboard does not
+    dash_open = _policy(ingress=[{"from": [{"namespaceSelector": {}}], "ports": [{"port": 8265}]}])
+    out = _isolation(_state(_head(), dash_open))
+    assert out.status is Status.FAIL and [f for f in out.evidence["findings"] if "8265" in f] and not [f for f in out.evidence["findings"] if "6379" in f]
+
+
+def test_a_host_network_head_cannot_be_isolated():
+    out = _isolation(_state(_head(host_network=True), _policy()))
+    assert out.status is Status.FAIL and "hostNetwork" in out.reason
+
+
+def test_no_head_is_not_applicable_and_unreadable_policies_an_error():
+    assert _isolation(_state(_policy())).status is Status.NOT_APPLICABLE
+    denied = ClusterState("test", (make_object(_head(), "test"),), denied={"NetworkPolicy": "403 Forbidden"})
+    assert _isolation(denied).status is Status.ERROR
+
+
+def _connect(state, error=None):
+    from nimwarden.outcome import Attempt
+
+    return Attempt("ray.port", "TCP connect 127.0.0.3:6379", None if error else state, error)
+
+
+def test_ray_ports_open_from_outside_fail_refused_pass_timeout_error():
+    out = judge.ray_ports({"ray_gcs": _connect("open"), "ray_client": _connect("closed")})
+    assert out.status is Status.FAIL and "Ray GCS (6379)" in out.reason and "127.0.0.3:6379" in out.reason
+    assert judge.ray_ports({"ray_gcs": _connect("closed"), "ray_client": _connect("closed")}).status is Status.PASS
+    assert judge.ray_ports({"ray_gcs": _connect(None, error="timed out after 2 s")}).status is Status.ERROR
+    assert judge.ray_ports({"ray_gcs": _connect("open")}, allowed=["ray_gcs"]).status is Status.PASS

@@ -3,8 +3,9 @@ Toolkit, device plugin, DCGM Exporter, the operator) and the multi-node runtime 
 
 - ``stack``  the stack's components and settings as the cluster state shows them (images, ClusterPolicy)
 - ``cves.yaml``  NVIDIA's bulletins for the stack (dated, versioned data)
-- ``judge``  GPUSTACK-VERSION / -SETTINGS / -DCGM, RAY-EXPOSE / -DASHBOARD
-- ``probe``  the read-only live probes (DCGM Exporter metrics and pprof index, Ray dashboard)
+- ``judge``  GPUSTACK-VERSION / -SETTINGS / -DCGM, RAY-EXPOSE / -DASHBOARD / -PORTS / -NETPOL
+- ``probe``  the read-only live probes (DCGM Exporter metrics and pprof index, Ray dashboard, Ray GCS and
+  client server reachability)
 """
 
 from __future__ import annotations
@@ -23,6 +24,19 @@ def _cluster(ctx: Applicability) -> str | None:
     return k8s.unavailable(ctx.target)
 
 
+def _deployment_cluster(ctx: Applicability) -> str | None:
+    return k8s.unavailable(ctx.target, ctx.deployment)
+
+
+def _ray_ports(ctx: Applicability) -> str | None:
+    if not any(ctx.deployment.endpoint(n) is not None for n in ("ray_gcs", "ray_client")):
+        return f"deployment {ctx.deployment.name} declares no ray_gcs or ray_client endpoint"
+    if ctx.target.probe_position != "external":
+        return ("probed from inside the cluster, where the Ray cluster's own nodes must reach the GCS and client server; "
+                "RAY-NETPOL-001 judges who else may")
+    return None
+
+
 FAMILY = Family(
     name="gpu-platform",
     data=_data,
@@ -32,5 +46,7 @@ FAMILY = Family(
         "RAY-EXPOSE-001": _cluster,
         "GPUSTACK-DCGM-001": needs_endpoint("dcgm"),
         "RAY-DASHBOARD-001": needs_endpoint("ray"),
+        "RAY-PORTS-001": _ray_ports,
+        "RAY-NETPOL-001": _deployment_cluster,
     },
 )

@@ -176,10 +176,12 @@ def dcgm_exposure(metrics: Attempt, pprof: Attempt, external: bool, allowed: boo
         text = metrics.observation.text()
         gpus = sorted(set(re.findall(r'UUID="([^"]+)"', text)))[:8]
         pods = sorted(set(re.findall(r'pod="([^"]+)"', text)))[:8]
-        evidence.update(gpu_uuids=gpus, pods=pods)
+        namespaces = sorted(set(re.findall(r'namespace="([^"]+)"', text)))[:8]
+        evidence.update(gpu_uuids=gpus, pods=pods, namespaces=namespaces)
         if external and not allowed:
+            where = f" in the namespaces {namespaces}" if namespaces else ""
             return failed(f"DCGM Exporter metrics answer from outside the cluster: {len(gpus)} GPU UUID(s)"
-                          f"{f' and the pods {pods}' if pods else ''} disclosed", **evidence)
+                          f"{f' and the pods {pods}{where}' if pods else ''} disclosed", **evidence)
         return passed("/debug/pprof is off; the metrics answer inside the cluster (limit them to the monitoring "
                       "namespace with a NetworkPolicy)", **evidence)
     return passed(f"/debug/pprof is off and the metrics refuse this caller (HTTP {metrics.observation.status})", **evidence)
@@ -221,3 +223,65 @@ def ray_in(state) -> Outcome:
     from nimwarden.k8s.findings import needs
 
     return needs(state, "Service") or ray_published(ray_services(state))
+
+
+# ----------------------------------------------------------------------------------- Ray ports and isolation
+
+RAY_ENDPOINTS = {"ray_gcs": "Ray GCS (6379)", "ray_client": "Ray client server (10001)"}
+
+
+@fail_closed
+def ray_ports(connects: Mapping[str, Attempt], allowed: Sequence[str] = ()) -> Outcome:
+    """RAY-PORTS: from outside the cluster, neither the GCS nor the client server accepts a connection.
+    A refused connection is closed; a timeout or a filtered port cannot be told from a slow one (error)."""
+    evidence = {name: a.evidence() for name, a in connects.items()}
+    opened = [name for name, a in connects.items() if a.observation == "open"]
+    bad = [name for name in opened if name not in allowed]
+    if bad:
+        return failed(", ".join(f"{RAY_ENDPOINTS.get(n, n)} accepts connections from outside the cluster at "
+                                f"{connects[n].request.removeprefix('TCP connect ')}" for n in bad)
+                      + ": whoever connects can drive the Ray cluster (run a driver, schedule work); keep them ClusterIP "
+                      "and admit them only from the Ray cluster's pods", severity="critical", **evidence)
+    if opened:
+        return passed(f"{', '.join(opened)} answer from outside, as the profile's exposure allows", **evidence)
+    return passed("neither the Ray GCS nor the client server accepts a connection from outside the cluster "
+                  f"({', '.join(connects)} refused)", **evidence)
+
+
+def ray_isolation(state: Any, templates: Sequence[Any], namespace: str | None) -> Outcome:
+    """RAY-NETPOL: for every Ray head in the deployment's namespace, the network-policy model denies its Ray ports
+    (6379, 8265, 10001) to a pod outside the Ray cluster: one in another namespace, and an unlabelled one in the
+    head's own namespace. A head no Ingress policy selects is open to every pod of the cluster."""
+    from nimwarden.families.gpu_platform.stack import ray_heads
+    from nimwarden.k8s.findings import needs
+    from nimwarden.k8s.network import inventory_from_state, pod_key
+    from nimwarden.netpol.model import ReachabilityModel
+    from nimwarden.netpol.objects import Pod
+
+    blocked = needs(state, "NetworkPolicy")
+    if blocked:
+        return blocked
+    heads = ray_heads(state, namespace)
+    if not heads:
+        return not_applicable(f"no Ray head (label ray.io/node-type=head, `ray start --head`, or a Ray head port) in "
+                              f"namespace {namespace or '(all)'}")
+    model = ReachabilityModel(inventory_from_state(state))
+    findings, judged = [], []
+    for t in heads:
+        try:
+            head = model.inventory.pod(pod_key(t))
+        except KeyError:  # hostNetwork pods are not in the model: no NetworkPolicy applies to them
+            findings.append(Finding(t.ref, "the Ray head runs with hostNetwork: no NetworkPolicy can isolate it", f"{t.spec_path}.hostNetwork",
+                                    severity="critical"))
+            continue
+        strangers = (Pod("nimwarden-probe", "outside-namespace", {}), Pod(head.namespace, "nimwarden-unlabelled-pod", {}))
+        for port, what in RAY_PORTS.items():
+            for who in strangers:
+                v = model.evaluate(who, head, port)
+                judged.append({"head": head.key, "port": port, "from": who.key, "allowed": v.allowed, "why": v.explain()})
+                if v.allowed:
+                    src = "a pod in another namespace" if who.namespace != head.namespace else "an unlabelled pod of its own namespace"
+                    findings.append(Finding(t.ref, f"{what} ({port}/TCP) of the Ray head admits {src}: {v.explain()}",
+                                            severity="critical" if port == 8265 else "high"))
+    return verdict_from(findings, what="Ray head not isolated by a NetworkPolicy", subjects=sorted({t.ref for t in heads}),
+                        ok=f"the Ray ports of {len(heads)} head(s) admit no pod outside the Ray cluster", flows=judged)

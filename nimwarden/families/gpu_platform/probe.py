@@ -1,6 +1,7 @@
-"""Live probes of the gpu-platform family: the DCGM Exporter's metrics and /debug/pprof index, and the Ray
-dashboard's version and job list. Read-only GETs through the bounded client, one of each: never
-``/debug/pprof/profile`` or ``/trace`` (those take CPU), never a job submission."""
+"""Live probes of the gpu-platform family: the DCGM Exporter's metrics and /debug/pprof index, the Ray
+dashboard's version and job list, and whether the Ray GCS and client server accept a connection.
+Read-only GETs through the bounded client, one of each: never ``/debug/pprof/profile`` or ``/trace``
+(those take CPU), never a job submission; the Ray ports get a TCP connect and nothing else."""
 
 from __future__ import annotations
 
@@ -26,3 +27,21 @@ def ray(target: Any, deployment: Any) -> tuple[Attempt[http.HttpResponse], Attem
     """``GET /api/version`` and ``GET /api/jobs/`` on the Ray dashboard: what a caller without a token sees."""
     return (_get(target, deployment, "ray", "/api/version", "ray.dashboard"),
             _get(target, deployment, "ray", "/api/jobs/", "ray.dashboard"))
+
+
+RAY_PORT_ENDPOINTS = ("ray_gcs", "ray_client")
+
+
+def ray_port_urls(deployment: Any) -> str:
+    return ", ".join(deployment.endpoint(n).url for n in RAY_PORT_ENDPOINTS if deployment.endpoint(n) is not None)
+
+
+def ray_ports(target: Any, deployment: Any) -> dict[str, Attempt[str]]:
+    """A TCP connect (nothing sent) to each declared Ray GCS / client server endpoint."""
+    limits = http.Limits(connect_s=target.timeouts.connect_s, read_s=target.timeouts.read_s)
+    out = {}
+    for name in RAY_PORT_ENDPOINTS:
+        ep = deployment.endpoint(name)
+        if ep is not None:
+            out[name] = http.tcp_connect(ep.host, ep.port, probe="ray.port", limits=limits, guard=target.guard)
+    return out

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nimwarden.k8s.model import ClusterState
-from nimwarden.k8s.workloads import TEMPLATE_PATHS, containers_of
+from nimwarden.k8s.workloads import TEMPLATE_PATHS, PodTemplate, containers_of, pod_templates
 
 # image repository (without registry mirror prefix) → product name used by the CVE table
 REPOSITORIES = {
@@ -134,3 +134,31 @@ def ray_services(state: ClusterState) -> list[tuple[Any, list[tuple[int, int]]]]
             out.append((svc, hits))
     return out
 
+
+
+RAY_PORT_NAMES = ("dashboard", "ray-dashboard", "gcs", "gcs-server", "ray-gcs", "client", "ray-client")
+
+
+def _starts_ray_head(container: Mapping[str, Any]) -> bool:
+    """``ray start --head``, or a launcher that names Ray and a head role (``nim-serve-ray --head``)."""
+    words = " ".join(str(x) for x in [*(container.get("command") or ()), *(container.get("args") or ())])
+    return "--head" in words.split() and "ray" in words.lower()
+
+
+def is_ray_head(t: PodTemplate) -> bool:
+    """A Ray head's pod template: KubeRay's ``ray.io/node-type: head`` label, a container that runs
+    ``ray start --head`` (a multi-node NIM's leader), or a container port that is a Ray head port by number
+    (8265) or by name. (6379 alone is Redis's port too: not enough.)"""
+    if str(t.labels.get("ray.io/node-type", "")).lower() == "head":
+        return True
+    for _, c in t.containers():
+        if _starts_ray_head(c):
+            return True
+        for p in c.get("ports") or ():
+            if isinstance(p, Mapping) and (p.get("containerPort") == 8265 or str(p.get("name") or "").lower() in RAY_PORT_NAMES):
+                return True
+    return False
+
+
+def ray_heads(state: ClusterState, namespace: str | None = None) -> list[PodTemplate]:
+    return [t for t in pod_templates(state, namespace) if not t.hook and is_ray_head(t)]

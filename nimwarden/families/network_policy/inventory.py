@@ -12,36 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from nimwarden.families.network_policy.requirements import Requirements, requirements_from_mapping
-from nimwarden.k8s.model import ClusterState
-from nimwarden.k8s.workloads import pod_templates
-from nimwarden.netpol.objects import Inventory, inventory
+from nimwarden.k8s.network import inventory_from_state
+from nimwarden.netpol.objects import Inventory
 from nimwarden.outcome import Attempt, Outcome, attempt, errored, incomplete, not_applicable
-
-
-def _role(t) -> str:
-    """A LeaderWorkerSet has a leader and a worker template: two pods of the set, not one."""
-    for key, role in (("leaderTemplate", "-leader"), ("workerTemplate", "-worker")):
-        if key in t.spec_path:
-            return role
-    return ""
-
-
-def inventory_from_state(state: ClusterState) -> Inventory:
-    objects: list[dict] = [dict(o.body, kind="Namespace") for o in state.of_kind("Namespace")]
-    for t in pod_templates(state):
-        owner = t.owner
-        if owner.kind == "Pod":
-            objects.append(dict(owner.body, kind="Pod"))
-            continue
-        objects.append(
-            {
-                "kind": "Pod",
-                "metadata": {"namespace": owner.namespace, "name": f"{owner.kind}-{owner.name}{_role(t)}", "labels": dict(t.labels)},
-                "spec": dict(t.spec),
-            }
-        )
-    objects += [dict(o.body, kind="NetworkPolicy", metadata=dict(o.metadata, namespace=o.namespace)) for o in state.of_kind("NetworkPolicy")]
-    return inventory(objects)
 
 
 def inventory_attempt(target: Any) -> Attempt[Inventory] | Outcome:

@@ -20,7 +20,9 @@ from nimwarden.netpol.plan import Destination, plan_flows
 from nimwarden.outcome import Attempt, Outcome, errored, not_applicable
 
 NETWORK = Path(__file__).parent / "network.yaml"
-PROBE_PORTS = (PortKey(8000, "TCP"), PortKey(8001, "TCP"), PortKey(8002, "TCP"))
+# The server's ports, and the Ray head's next to it (GCS, dashboard, client server: nimwarden/lab/ray.py).
+PROBE_PORTS = (PortKey(8000, "TCP"), PortKey(8001, "TCP"), PortKey(8002, "TCP"), PortKey(6379, "TCP"), PortKey(8265, "TCP"),
+               PortKey(10001, "TCP"))
 
 
 def declared_inventory() -> Inventory:

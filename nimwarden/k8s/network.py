@@ -1,0 +1,43 @@
+"""The network-policy model's inventory from cluster state (nimwarden.netpol): namespaces, one pod per pod
+template (a controller's template stands for its pods), and the NetworkPolicies. Shared by the families that
+ask the model who may reach what (network-policy; gpu-platform for the Ray head)."""
+
+from __future__ import annotations
+
+from nimwarden.k8s.model import ClusterState
+from nimwarden.k8s.workloads import PodTemplate, pod_templates
+from nimwarden.netpol.objects import Inventory, inventory
+
+
+def _role(t: PodTemplate) -> str:
+    """A LeaderWorkerSet has a leader and a worker template: two pods of the set, not one."""
+    for key, role in (("leaderTemplate", "-leader"), ("workerTemplate", "-worker")):
+        if key in t.spec_path:
+            return role
+    return ""
+
+
+def pod_key(t: PodTemplate) -> str:
+    """``namespace/name`` of the model pod that stands for a template's pods."""
+    owner = t.owner
+    if owner.kind == "Pod":
+        return f"{owner.namespace}/{owner.name}"
+    return f"{owner.namespace}/{owner.kind}-{owner.name}{_role(t)}"
+
+
+def inventory_from_state(state: ClusterState) -> Inventory:
+    objects: list[dict] = [dict(o.body, kind="Namespace") for o in state.of_kind("Namespace")]
+    for t in pod_templates(state):
+        owner = t.owner
+        if owner.kind == "Pod":
+            objects.append(dict(owner.body, kind="Pod"))
+            continue
+        objects.append(
+            {
+                "kind": "Pod",
+                "metadata": {"namespace": owner.namespace, "name": pod_key(t).split("/", 1)[1], "labels": dict(t.labels)},
+                "spec": dict(t.spec),
+            }
+        )
+    objects += [dict(o.body, kind="NetworkPolicy", metadata=dict(o.metadata, namespace=o.namespace)) for o in state.of_kind("NetworkPolicy")]
+    return inventory(objects)
