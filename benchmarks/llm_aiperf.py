@@ -190,6 +190,7 @@ def parse_aiperf_export(artifact_dir: Path) -> dict:
     out["benchmark_duration_s"] = (summary.get("benchmark_duration") or {}).get("avg")
     out["errors"] = len(summary.get("error_summary") or [])
     osl: list[int] = []
+    starts: list[tuple[str, int, float]] = []
     records = artifact_dir / "profile_export.jsonl"
     if records.exists():
         for line in records.read_text().splitlines():
@@ -198,10 +199,15 @@ def parse_aiperf_export(artifact_dir: Path) -> dict:
             rec = json.loads(line)
             if (rec.get("metadata") or {}).get("benchmark_phase", "profiling") != "profiling":
                 continue
-            value = ((rec.get("metrics") or {}).get("output_sequence_length") or {}).get("value")
+            metrics, meta = rec.get("metrics") or {}, rec.get("metadata") or {}
+            value = (metrics.get("output_sequence_length") or {}).get("value")
             if value is not None:
                 osl.append(int(value))
+            ttft = metrics.get("time_to_first_token") or {}
+            if meta.get("x_request_id") and meta.get("request_start_ns") and ttft.get("unit") == "ms":
+                starts.append((meta["x_request_id"], int(meta["request_start_ns"]), float(ttft["value"])))
     out["output_tokens_per_request"] = osl
+    out["request_starts"] = starts  # (X-Request-ID, wall-clock start ns, TTFT ms) per profiling request
     return out
 
 
@@ -269,6 +275,33 @@ def server_view(timings: Path, span_ns: tuple[int, int]) -> dict:
             "server_tokens": sum(counts)}
 
 
+def ttft_split(timings: Path, starts: list[tuple[str, int, float]]) -> dict:
+    """AIPerf's TTFT per request, lined up with the stand-in's record of the same request (by its
+    X-Request-ID), split into: AIPerf's start to the server having read the request (connect,
+    send, the client's own scheduling), the server's read to its first token written, and that
+    write to AIPerf's first-token stamp (delivery and the client's parsing). Means, ms."""
+    server = {}
+    if timings.exists():
+        for line in timings.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                if r.get("request_id") and r.get("read_wall_ns") and r["token_ns"]:
+                    server[r["request_id"]] = r
+    pre, mid, post = [], [], []
+    for rid, start_wall, ttft_ms in starts:
+        r = server.get(rid)
+        if r is None:
+            continue
+        first_wall = r["read_wall_ns"] + (r["token_ns"][0] - r["read_ns"])
+        pre.append((r["read_wall_ns"] - start_wall) / 1e6)
+        mid.append((r["token_ns"][0] - r["read_ns"]) / 1e6)
+        post.append((start_wall + ttft_ms * 1e6 - first_wall) / 1e6)
+    if not pre:
+        return {"matched": 0}
+    return {"matched": len(pre), "to_server_read_ms": round(statistics.fmean(pre), 3),
+            "server_ms": round(statistics.fmean(mid), 3), "after_server_write_ms": round(statistics.fmean(post), 3)}
+
+
 def compare(ours: dict, theirs: dict, goal: float = GOAL) -> dict:
     """Per metric: both figures, ours / AIPerf's, and whether that is within ``goal``."""
     out = {}
@@ -333,6 +366,9 @@ def main() -> int:
                 for tool in (("nimwarden", "aiperf") if r % 2 == 0 else ("aiperf", "nimwarden")):
                     res = run_ours(stub["url"], c, args) if tool == "nimwarden" else run_aiperf(binary, env, stub["url"], c, args, workdir)
                     server = server_view(timings, res.pop("span_ns"))
+                    starts = res.pop("request_starts", None)
+                    if starts is not None:
+                        res["aiperf_ttft_split"] = ttft_split(timings, starts)
                     osl = res.pop("output_tokens_per_request", None)
                     if osl is not None:
                         # AIPerf's tokenizer counts against the tokens the stand-in wrote
@@ -359,6 +395,7 @@ def main() -> int:
                 "server_itl_ms": {"during_ours": med[0].get("server_itl_ms"), "during_aiperf": med[1].get("server_itl_ms")},
                 "token_counts_match": all(x.get("token_counts", {}).get("match") for x in ok[1]),
                 "aiperf_http_ms": ok[1][-1].get("http_ms"),
+                "aiperf_ttft_split_ms": ok[1][-1].get("aiperf_ttft_split"),
             }
             emit(concurrency=c, verdict="met" if met else "missed", goal=f"each within {GOAL:.0%} of AIPerf's",
                  metrics=cmp, explain=explain, rounds={"nimwarden": len(ok[0]), "aiperf": len(ok[1])},

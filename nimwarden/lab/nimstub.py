@@ -24,7 +24,9 @@ does: ``--first-token-ms`` before the first token, ``--token-delay-ms`` between 
 A streamed answer is one token per SSE event, a token being one word followed by a space, and is
 cut at the request's ``max_tokens`` (or ``max_completion_tokens``) as a model's would be.
 ``--timings FILE`` appends, per streamed request, the server's own times (``time.monotonic_ns()``,
-the clock clients' ``perf_counter_ns`` reads on Linux): request read, each token written, done.
+the clock clients' ``perf_counter_ns`` reads on Linux): request read, each token written, done;
+with the wall-clock time of the read and the request's ``X-Request-ID``, so that a client's own
+per-request records can be lined up with the server's.
 
 Run: ``python -m nimwarden.lab.nimstub --host 127.0.0.1 --port 0 --triton http://127.0.0.1:8000``
 (prints ``LISTENING host:port`` once bound).
@@ -194,6 +196,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         t_read = time.monotonic_ns()  # the request line and headers are in
+        t_read_wall = time.time_ns()
         st = self.state
         with st.lock:
             st.requests += 1
@@ -216,14 +219,14 @@ class Handler(BaseHTTPRequestHandler):
         chat = path == "/v1/chat/completions"
         rid = "cmpl-" + secrets.token_hex(8)
         if req.get("stream"):
-            return self._stream(rid, text, chat, t_read)
+            return self._stream(rid, text, chat, (t_read, t_read_wall))
         choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"} if chat
                   else {"index": 0, "text": text, "finish_reason": "stop"})
         return self._json(200, {"id": rid, "object": "chat.completion" if chat else "text_completion",
                                 "created": int(time.time()), "model": st.model, "choices": [choice],
                                 "usage": {"prompt_tokens": 1, "completion_tokens": len(text.split()), "total_tokens": 1 + len(text.split())}})
 
-    def _stream(self, rid: str, text: str, chat: bool, t_read: int) -> None:
+    def _stream(self, rid: str, text: str, chat: bool, t_read: tuple[int, int]) -> None:
         st = self.state
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -249,7 +252,8 @@ class Handler(BaseHTTPRequestHandler):
         t_done = time.monotonic_ns()
         self.close_connection = True
         if st.timings is not None:
-            record = {"id": rid, "read_ns": t_read, "headers_ns": t_headers, "token_ns": emitted, "done_ns": t_done}
+            record = {"id": rid, "request_id": self.headers.get("X-Request-ID"), "read_ns": t_read[0],
+                      "read_wall_ns": t_read[1], "headers_ns": t_headers, "token_ns": emitted, "done_ns": t_done}
             with st.lock:
                 st.timings.write(json.dumps(record) + "\n")
 

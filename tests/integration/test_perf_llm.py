@@ -119,6 +119,7 @@ def test_stand_in_paces_tokens_honours_max_tokens_and_records_its_own_times(tmp_
         import requests
 
         resp = requests.post(info["url"] + "/v1/chat/completions", timeout=10, stream=True,
+                             headers={"X-Request-ID": "req-42"},
                              json={"messages": [], "stream": True, "max_completion_tokens": 5})
         events = [ln for ln in resp.iter_lines() if ln.startswith(b"data: {")]
     finally:
@@ -129,6 +130,8 @@ def test_stand_in_paces_tokens_honours_max_tokens_and_records_its_own_times(tmp_
     assert (r.first_token_ns - r.start_ns) / 1e6 >= 60
     records = [json.loads(line) for line in timings.read_text().splitlines()]
     assert [len(rec["token_ns"]) for rec in records] == [12, 5]
+    assert [rec["request_id"] for rec in records] == [None, "req-42"]
+    assert abs(records[1]["read_wall_ns"] / 1e9 - time.time()) < 60
     first = records[0]
     assert first["read_ns"] <= first["headers_ns"] <= first["token_ns"][0] <= first["done_ns"]
     assert (first["token_ns"][0] - first["headers_ns"]) / 1e6 >= 60

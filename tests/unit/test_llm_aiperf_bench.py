@@ -29,6 +29,19 @@ def test_the_export_gives_our_four_figures_and_the_profiling_token_counts():
     assert got["ttft_p50_ms"] == 52.0 and got["request_count"] == 3 and got["errors"] == 0
     assert got["aiperf_version"] == "0.13.0" and got["http_ms"] == {"connecting": 0.5, "waiting": 51.0}
     assert got["output_tokens_per_request"] == [32, 32, 31]  # the warm-up record is not counted
+    assert got["request_starts"][0] == ("req-1", 1_800_000_001_000_000_000, 52.0)
+
+
+def test_aiperfs_ttft_is_split_at_the_servers_own_read_and_first_write(tmp_path):
+    t = tmp_path / "timings.jsonl"
+    # the server read the request 2 ms after AIPerf's start and wrote its first token 50 ms later;
+    # AIPerf stamped it 52 + 3 = 55 ms after its start, so 3 ms after the server's write
+    start = 1_800_000_001_000_000_000
+    t.write_text(json.dumps({"id": "c", "request_id": "req-1", "read_ns": 5_000_000, "read_wall_ns": start + 2_000_000,
+                             "headers_ns": 5_100_000, "token_ns": [55_000_000, 65_000_000], "done_ns": 66_000_000}) + "\n")
+    split = bench.ttft_split(t, [("req-1", start, 55.0), ("req-unseen", start, 60.0)])
+    assert split == {"matched": 1, "to_server_read_ms": 2.0, "server_ms": 50.0, "after_server_write_ms": 3.0}
+    assert bench.ttft_split(t, []) == {"matched": 0}
 
 
 @pytest.mark.parametrize("change,words", [
