@@ -18,6 +18,16 @@ With ``--role dcgm`` the same program stands in for NVIDIA's DCGM Exporter inste
 real one can run here): ``/metrics`` in DCGM's format with a fake GPU UUID and pod label, ``/health``,
 and in ``--leaky`` mode ``/debug/pprof/`` as DCGM Exporter 4.8.0 and 4.8.1 serve it (bulletin 5857).
 
+For load measurements (PERF-LLM-001, benchmarks/llm_aiperf.py) it can pace its stream like a model
+does: ``--first-token-ms`` before the first token, ``--token-delay-ms`` between tokens, and
+``--output-tokens N`` to answer N tokens (words of :data:`VOCAB`) instead of its one-line answer.
+A streamed answer is one token per SSE event, a token being one word followed by a space, and is
+cut at the request's ``max_tokens`` (or ``max_completion_tokens``) as a model's would be.
+``--timings FILE`` appends, per streamed request, the server's own times (``time.monotonic_ns()``,
+the clock clients' ``perf_counter_ns`` reads on Linux): request read, each token written, done;
+with the wall-clock time of the read and the request's ``X-Request-ID``, so that a client's own
+per-request records can be lined up with the server's.
+
 Run: ``python -m nimwarden.lab.nimstub --host 127.0.0.1 --port 0 --triton http://127.0.0.1:8000``
 (prints ``LISTENING host:port`` once bound).
 """
@@ -37,6 +47,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 STAND_IN = "nimwarden lab NIM stand-in (not NVIDIA NIM)"
 MODEL = "nimwarden/lab-stand-in"
 VERSION = "0.0.0-stand-in"
+# The words a long (``--output-tokens``) answer is made of, in turn: one word is one token.
+VOCAB = ("the", "stand-in", "streams", "one", "word", "per", "event", "as", "a", "model", "streams",
+         "tokens", "to", "measure", "time", "first", "token", "and", "inter-token", "latency", "of",
+         "an", "inference", "server", "under", "load")
 
 
 DCGM_METRICS = (
@@ -47,8 +61,14 @@ DCGM_METRICS = (
 
 
 class _State:
-    def __init__(self, triton: str | None, model: str, leaky: bool, role: str = "nim"):
+    def __init__(self, triton: str | None, model: str, leaky: bool, role: str = "nim", *,
+                 first_token_ms: float = 0.0, token_delay_ms: float = 0.0, output_tokens: int | None = None,
+                 timings: str | None = None):
         self.role = role
+        self.first_token_s = max(0.0, first_token_ms) / 1000
+        self.token_delay_s = max(0.0, token_delay_ms) / 1000
+        self.output_tokens = output_tokens
+        self.timings = open(timings, "a", buffering=1) if timings else None  # noqa: SIM115 - lives as long as the server
         self.triton = triton.rstrip("/") if triton else None
         self.model = model
         self.leaky = leaky
@@ -175,6 +195,8 @@ class Handler(BaseHTTPRequestHandler):
         return self._json(404, {"detail": "Not Found"})
 
     def do_POST(self):  # noqa: N802
+        t_read = time.monotonic_ns()  # the request line and headers are in
+        t_read_wall = time.time_ns()
         st = self.state
         with st.lock:
             st.requests += 1
@@ -193,38 +215,69 @@ class Handler(BaseHTTPRequestHandler):
         except (OSError, urllib.error.URLError, ValueError, KeyError) as exc:
             return self._json(502, {"detail": f"backend error: {type(exc).__name__}"})
         text = f"stand-in answer (triton add -> {out})" if out is not None else "stand-in answer (no backend)"
+        text = " ".join(answer_tokens(text, st.output_tokens, req))
         chat = path == "/v1/chat/completions"
         rid = "cmpl-" + secrets.token_hex(8)
         if req.get("stream"):
-            return self._stream(rid, text, chat)
+            return self._stream(rid, text, chat, (t_read, t_read_wall))
         choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"} if chat
                   else {"index": 0, "text": text, "finish_reason": "stop"})
         return self._json(200, {"id": rid, "object": "chat.completion" if chat else "text_completion",
                                 "created": int(time.time()), "model": st.model, "choices": [choice],
                                 "usage": {"prompt_tokens": 1, "completion_tokens": len(text.split()), "total_tokens": 1 + len(text.split())}})
 
-    def _stream(self, rid: str, text: str, chat: bool) -> None:
+    def _stream(self, rid: str, text: str, chat: bool, t_read: tuple[int, int]) -> None:
+        st = self.state
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
-        for word in text.split(" "):
+        t_headers = time.monotonic_ns()
+        emitted: list[int] = []
+        # tokens on a fixed schedule from the first one (as a model's decode steps), so that a slow
+        # write does not push every later token back
+        t_first = t_headers + int(st.first_token_s * 1e9)
+        for i, word in enumerate(text.split(" ")):
+            due = t_first + int(i * st.token_delay_s * 1e9)
+            wait = (due - time.monotonic_ns()) / 1e9
+            if wait > 0:
+                time.sleep(wait)
             delta = {"index": 0, "delta": {"content": word + " "}} if chat else {"index": 0, "text": word + " "}
-            chunk = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion", "model": self.state.model, "choices": [delta]}
+            chunk = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion", "model": st.model, "choices": [delta]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
+            emitted.append(time.monotonic_ns())
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+        t_done = time.monotonic_ns()
         self.close_connection = True
+        if st.timings is not None:
+            record = {"id": rid, "request_id": self.headers.get("X-Request-ID"), "read_ns": t_read[0],
+                      "read_wall_ns": t_read[1], "headers_ns": t_headers, "token_ns": emitted, "done_ns": t_done}
+            with st.lock:
+                st.timings.write(json.dumps(record) + "\n")
 
 
-def serve(host: str, port: int, triton: str | None, model: str = MODEL, leaky: bool = False, role: str = "nim") -> ThreadingHTTPServer:
-    handler = type("BoundHandler", (Handler,), {"state": _State(triton, model, leaky, role)})
+def answer_tokens(text: str, output_tokens: int | None, req: dict) -> list[str]:
+    """The tokens (words) of an answer: ``text``'s, or ``output_tokens`` of :data:`VOCAB` in turn,
+    cut at the request's ``max_completion_tokens`` / ``max_tokens`` (at least one token)."""
+    words = text.split(" ") if output_tokens is None else [VOCAB[i % len(VOCAB)] for i in range(max(1, output_tokens))]
+    limit = req.get("max_completion_tokens") or req.get("max_tokens")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        words = words[:limit]
+    return words
+
+
+def serve(host: str, port: int, triton: str | None, model: str = MODEL, leaky: bool = False, role: str = "nim",
+          **pacing) -> ThreadingHTTPServer:
+    """``pacing``: ``first_token_ms``, ``token_delay_ms``, ``output_tokens``, ``timings`` (see the module's doc)."""
+    handler = type("BoundHandler", (Handler,), {"state": _State(triton, model, leaky, role, **pacing)})
     return ThreadingHTTPServer((host, port), handler)
 
 
 def start(name: str, state_dir, *, host: str = "127.0.0.1", port: int = 0, triton: str | None = None,
-          leaky: bool = False, timeout_s: float = 10.0, role: str = "nim") -> dict:
+          leaky: bool = False, timeout_s: float = 10.0, role: str = "nim", first_token_ms: float = 0.0,
+          token_delay_ms: float = 0.0, output_tokens: int | None = None, timings: str | None = None) -> dict:
     """Start the stand-in as its own process (own session, outlives the caller); returns its lab state."""
     import os
     import subprocess
@@ -242,6 +295,14 @@ def start(name: str, state_dir, *, host: str = "127.0.0.1", port: int = 0, trito
         cmd.append("--leaky")
     if role != "nim":
         cmd += ["--role", role]
+    if first_token_ms:
+        cmd += ["--first-token-ms", str(first_token_ms)]
+    if token_delay_ms:
+        cmd += ["--token-delay-ms", str(token_delay_ms)]
+    if output_tokens is not None:
+        cmd += ["--output-tokens", str(output_tokens)]
+    if timings:
+        cmd += ["--timings", str(Path(timings).resolve())]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -260,7 +321,7 @@ def start(name: str, state_dir, *, host: str = "127.0.0.1", port: int = 0, trito
         raise RuntimeError(f"{role} stand-in {name} did not start: {log_path.read_text(errors='replace')[-1000:]}")
     return {"name": name, "pid": proc.pid, "address": address, "url": f"http://{address}", "log": str(log_path),
             "stand_in": STAND_IN if role == "nim" else "nimwarden lab DCGM Exporter stand-in (not NVIDIA DCGM Exporter)",
-            "leaky": leaky, "role": role}
+            "leaky": leaky, "role": role, "timings": str(Path(timings).resolve()) if timings else None}
 
 
 def stop(info: dict, timeout_s: float = 5.0) -> bool:
@@ -299,8 +360,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--leaky", action="store_true", help="make the disclosure mistakes the nim-api suite must catch")
     ap.add_argument("--workdir", help="the lab directory this stand-in belongs to (identification only)")
     ap.add_argument("--role", choices=("nim", "dcgm"), default="nim", help="stand in for a NIM (default) or a DCGM Exporter")
+    ap.add_argument("--first-token-ms", type=float, default=0.0, help="delay before a stream's first token")
+    ap.add_argument("--token-delay-ms", type=float, default=0.0, help="time between a stream's tokens")
+    ap.add_argument("--output-tokens", type=int, help="answer this many tokens (words), up to the request's max_tokens")
+    ap.add_argument("--timings", help="append each streamed request's server times to this JSON-lines file")
     args = ap.parse_args(argv)
-    srv = serve(args.host, args.port, args.triton, args.model, args.leaky, args.role)
+    srv = serve(args.host, args.port, args.triton, args.model, args.leaky, args.role, first_token_ms=args.first_token_ms,
+                token_delay_ms=args.token_delay_ms, output_tokens=args.output_tokens, timings=args.timings)
     print(f"LISTENING {srv.server_address[0]}:{srv.server_address[1]}", flush=True)
     try:
         srv.serve_forever()

@@ -107,3 +107,44 @@ def test_a_broken_stream_is_an_error(mode, words):
         srv.shutdown()
     out = judge.stable_measurement(att)
     assert out.status is Status.ERROR and words in out.reason
+
+
+def test_stand_in_paces_tokens_honours_max_tokens_and_records_its_own_times(tmp_path):
+    timings = tmp_path / "timings.jsonl"
+    info = nimstub.start("paced", tmp_path, host="127.0.0.1", first_token_ms=60, token_delay_ms=15,
+                         output_tokens=500, timings=str(timings))
+    try:
+        r = llm.stream_once(llm.StreamEndpoint(info["url"], nimstub.MODEL, timeout_s=10, max_tokens=12))
+        # max_completion_tokens (what AIPerf sends) cuts the answer as max_tokens does
+        import requests
+
+        resp = requests.post(info["url"] + "/v1/chat/completions", timeout=10, stream=True,
+                             headers={"X-Request-ID": "req-42"},
+                             json={"messages": [], "stream": True, "max_completion_tokens": 5})
+        events = [ln for ln in resp.iter_lines() if ln.startswith(b"data: {")]
+    finally:
+        nimstub.stop(info)
+    assert r.tokens == 12 and len(events) == 5
+    words = [json.loads(e[6:])["choices"][0]["delta"]["content"] for e in events]
+    assert words == [w + " " for w in nimstub.VOCAB[:5]]  # one word (and its space) per event
+    assert (r.first_token_ns - r.start_ns) / 1e6 >= 60
+    records = [json.loads(line) for line in timings.read_text().splitlines()]
+    assert [len(rec["token_ns"]) for rec in records] == [12, 5]
+    assert [rec["request_id"] for rec in records] == [None, "req-42"]
+    assert abs(records[1]["read_wall_ns"] / 1e9 - time.time()) < 60
+    first = records[0]
+    assert first["read_ns"] <= first["headers_ns"] <= first["token_ns"][0] <= first["done_ns"]
+    assert (first["token_ns"][0] - first["headers_ns"]) / 1e6 >= 60
+    gaps = [(b - a) / 1e6 for a, b in zip(first["token_ns"], first["token_ns"][1:])]
+    # a fixed schedule 15 ms apart: the span is 11 steps even when one write was late (the first
+    # token's own write may be the late one, hence a few ms short)
+    assert 11 * 15 - 5 <= (first["token_ns"][-1] - first["token_ns"][0]) / 1e6 < 11 * 15 + 100
+    assert sorted(gaps)[len(gaps) // 2] >= 14
+
+
+def test_stand_in_without_pacing_answers_as_before(stand_in):
+    assert nimstub.answer_tokens("stand-in answer (no backend)", None, {}) == ["stand-in", "answer", "(no", "backend)"]
+    assert nimstub.answer_tokens("a b c", None, {"max_tokens": 2}) == ["a", "b"]
+    assert nimstub.answer_tokens("a b c", 4, {"max_tokens": True}) == list(nimstub.VOCAB[:4])  # a bool is no limit
+    one = llm.stream_once(llm.StreamEndpoint(stand_in["url"], nimstub.MODEL, timeout_s=5))
+    assert one.tokens == 4
