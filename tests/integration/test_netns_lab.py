@@ -26,7 +26,9 @@ from nimwarden.outcome import Status
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not netns.available()[0], reason=netns.available()[1])]
 
-SERVES = {"hardened": ["--tcp", "8000", "--tcp", "8001", "--udp", "5353"], "exposed": ["--tcp", "8000", "--tcp", "8001", "--tcp", "8002", "--udp", "5353"]}
+RAY = ["--tcp", "6379", "--tcp", "8265", "--tcp", "10001"]  # the Ray head next to each server (network.yaml)
+SERVES = {"hardened": ["--tcp", "8000", "--tcp", "8001", *RAY, "--udp", "5353"],
+          "exposed": ["--tcp", "8000", "--tcp", "8001", "--tcp", "8002", *RAY, "--udp", "5353"]}
 
 
 def _netns_list() -> str:

@@ -21,7 +21,8 @@ from tests.conftest import ROOT, dead_port, run_audit
 
 NETWORK = ROOT / "nimwarden" / "lab" / "netpol" / "network.yaml"
 MANIFESTS = ROOT / "nimwarden" / "lab" / "manifests"
-SERVES = {"hardened": ["--tcp", "8000", "--tcp", "8001"], "exposed": ["--tcp", "8000", "--tcp", "8001", "--tcp", "8002"]}
+RAY = ["--tcp", "6379", "--tcp", "8265", "--tcp", "10001"]  # the Ray head next to each server (network.yaml)
+SERVES = {"hardened": ["--tcp", "8000", "--tcp", "8001", *RAY], "exposed": ["--tcp", "8000", "--tcp", "8001", "--tcp", "8002", *RAY]}
 NETPOL = ["NETPOL-DB-001", "NETPOL-DEFAULTDENY-001", "NETPOL-EGRESS-001", "NETPOL-ENFORCED-001", "NETPOL-METRICS-001", "NETPOL-NIMAPI-001"]
 
 
