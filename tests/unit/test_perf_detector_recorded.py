@@ -66,7 +66,8 @@ def test_a_run_the_noise_robbed_is_refused_not_judged():
     assert sum((w["noise"] or 0) > 0.5 for w in robbed) >= 3  # the hogs ran through several of its windows
     v = detector.judge_windows(robbed, pool(fx), TOLERANCE)
     assert v.status == "error", v.reason
-    assert "cannot be judged" in v.reason or "cannot judge" in v.reason
+    # Refused for what it is: its windows scatter downwards from its best ones (the hogs only slow windows).
+    assert "windows of this run came within 5% of its second-best one" in v.reason and "cannot be judged" in v.reason
     # The same windows with the hogs' windows left out would read as what they are: not slower.
     quiet_part = [w for w in robbed if not w["noise"]]
     assert detector.judge_windows(quiet_part, pool(fx), TOLERANCE).status == "pass"
