@@ -178,11 +178,14 @@ def main() -> int:
             from nimwarden.families.performance.workers import ThreadPool  # noqa: PLC0415
 
             t0 = time.monotonic()
+            transports = {rel: Transport(ep, payload) for rel, ep in eps.items()}
+            for tr in transports.values():
+                tr.preflight()
             got: dict[str, list] = {rel: [] for rel in eps}
             order = list(eps)
             for rnd in range(args.windows):
                 for rel in order[rnd % len(order):] + order[:rnd % len(order)]:
-                    pool = ThreadPool(Transport(eps[rel], payload), args.concurrency)
+                    pool = ThreadPool(transports[rel], args.concurrency)
                     pool.start()
                     try:
                         time.sleep(0.25)  # the pipeline fills; these requests are not counted
