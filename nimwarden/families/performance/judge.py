@@ -61,7 +61,12 @@ def stable_measurement(att: Attempt) -> Outcome:
 @fail_closed
 def regression(att: Attempt, base: baselines.Baseline | None, fingerprint: dict, tolerance: float,
                baseline_path: str, min_change: float | None = None) -> Outcome:
-    """PERF-REGRESSION: the current run is not slower than the baseline beyond noise."""
+    """PERF-REGRESSION: the current run is not slower than the baseline beyond noise.
+
+    The statistic is ``detector.judge_windows`` over the baseline's runs (each stored run's windows,
+    or the pooled windows of an older file as one run): fail when slower, pass when not, error naming
+    why when the machine, not the release, decides the figure (a baseline whose runs disagree by more
+    than ``tolerance``, a disturbed run that reads slower, too much CPU steal)."""
     m = att.observation
     if base is None:
         return not_applicable(f"no baseline recorded at {baseline_path}; record one with --perf-update-baseline",
