@@ -19,7 +19,11 @@ latency, CPU steal (``/proc/stat``), the load generator's busy share and, with `
 of the window the CPU hog was running. ``--noise`` starts ``--noise-procs`` busy-loop processes that
 switch on (1-4 s) and off (2-8 s) at random (seeded): the shared machine, on purpose.
 
+``--interleave`` records instead, per trial, rounds of one window each on A, on a second server of A
+(A2, to count false alarms) and on B, in turn: interleaved A/B, which needs both releases side by side.
+
     flock /tmp/nimwarden-lab.lock .venv/bin/python benchmarks/perf_detector.py --record runs.jsonl [--trials 20] [--noise]
+    flock /tmp/nimwarden-lab.lock .venv/bin/python benchmarks/perf_detector.py --record ab.jsonl --interleave --windows 6
     .venv/bin/python benchmarks/perf_statistics.py runs.jsonl    # every statistic on the same recordings
 """
 
