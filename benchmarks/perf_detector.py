@@ -1,22 +1,30 @@
 #!/usr/bin/env python3
-"""Quality of the regression detector (JSON lines on stdout).
+"""Record runs for the regression detector's benchmark (JSON lines).
 
-Two private lab servers run side by side: release A with the lab model's
-``compute_ms`` = C, release B with 1.1 x C (a "10 % slower" release). C is
-50 ms by default: the lab model sleeps for its compute time, and on a shared
-2-core machine the serving path around it (Python backend IPC, scheduling)
-jitters by 1-3 ms per request, which at C = 20 ms made run-to-run noise
-(+-7 %) as large as the effect being detected. Each
-trial measures a baseline run on A (pooled with the previous ones, the last
-``--baseline-runs``, as ``--perf-update-baseline`` keeps them), then an
-"unchanged" run on A and a "slower" run on B, and asks the detector about
-both through the suite's own judge (nimwarden.families.performance.judge.regression: an
-unstable run, or one whose windows the hypervisor robbed of CPU, is an
-error there and is counted as "could not judge" here). ``--noise`` adds a CPU hog that switches on and off at random, to show
-the detector under the interference a shared machine brings. Goals: detection
->= 19/20 on B, false alarms <= 1/20 on A, and the time a trial takes.
+Two private lab servers: release A whose lab model does ``I`` iterations of CPU work per request
+(``--compute cpu``, the default: compute-bound, as inference is) and release B doing
+``round(I * (1 + slowdown))``. ``I`` is calibrated *once*, here, and handed to both model configs
+(``compute_iterations``), so B does exactly 5 % more work than A; letting each server calibrate
+itself at start-up on a busy machine had made them differ by 50 % the other way. With
+``--compute sleep`` the model sleeps ``compute_ms`` (A) and ``compute_ms * (1 + slowdown)`` (B).
 
-    .venv/bin/python benchmarks/perf_detector.py [--trials 20] [--compute-ms 50] [--slowdown 0.05] [--compute cpu] [--baseline-runs 3] [--noise]
+Only one server is loaded at a time. A run is what a nightly comparison costs per model and load
+level: ``--warmup-s`` then ``--windows`` windows of ``--window-s`` (default 1.5 s + 12 x 1 s, about
+15 s). The sequence is nightly reality: ``--baseline-runs`` runs of A seed the pool, then each trial
+measures A ("unchanged") and B ("slower"); a candidate is later judged against the runs of A that
+came before it (benchmarks/perf_statistics.py), which is what ``--perf-update-baseline`` keeps.
+
+Every run is one JSON line on ``--record FILE`` (appended) with every window: throughput, p99, average
+latency, CPU steal (``/proc/stat``), the load generator's busy share and, with ``--noise``, the share
+of the window the CPU hog was running. ``--noise`` starts ``--noise-procs`` busy-loop processes that
+switch on (1-4 s) and off (2-8 s) at random (seeded): the shared machine, on purpose.
+
+``--interleave`` records instead, per trial, rounds of one window each on A, on a second server of A
+(A2, to count false alarms) and on B, in turn: interleaved A/B, which needs both releases side by side.
+
+    flock /tmp/nimwarden-lab.lock .venv/bin/python benchmarks/perf_detector.py --record runs.jsonl [--trials 20] [--noise]
+    flock /tmp/nimwarden-lab.lock .venv/bin/python benchmarks/perf_detector.py --record ab.jsonl --interleave --windows 6
+    .venv/bin/python benchmarks/perf_statistics.py runs.jsonl    # every statistic on the same recordings
 """
 
 from __future__ import annotations
@@ -26,21 +34,15 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nimwarden.families.performance import (
-    baseline,
-    inputs,
-    loadgen,
-    model_info,  # noqa: E402
-)
-from nimwarden.families.performance import judge as perf_judge  # noqa: E402
+from nimwarden.families.performance import inputs, loadgen, model_info  # noqa: E402
 from nimwarden.families.performance.transport import Endpoint  # noqa: E402
-from nimwarden.outcome import Attempt  # noqa: E402
-from tests import perf_devserver as devserver
+from tests import perf_devserver as devserver  # noqa: E402
 
 
 def emit(**record) -> None:
@@ -48,136 +50,186 @@ def emit(**record) -> None:
 
 
 class NoisyNeighbour:
-    """A CPU-bound process that switches on and off at random (seeded): the shared machine, on purpose.
+    """CPU-bound processes that switch on and off together at random (seeded), logging when they ran.
 
     On for 1-4 s, off for 2-8 s, so some windows of some runs are slowed and others are not,
     the way another job on the box slows them.
     """
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, procs: int = 2):
         import random
         import subprocess
-        import threading
 
         self.rng = random.Random(seed)
-        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(procs)]
+        self._signal(signal.SIGSTOP)
+        self.on: list[list[float]] = []  # [start, end] perf_counter intervals the hog ran
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._toggle, daemon=True)
         self.thread.start()
+
+    def _signal(self, sig) -> None:
+        for p in self.procs:
+            os.kill(p.pid, sig)
 
     def _toggle(self) -> None:
         while not self.stop_event.is_set():
             if self.stop_event.wait(self.rng.uniform(2, 8)):
                 break
-            os.kill(self.proc.pid, signal.SIGCONT)
+            self._signal(signal.SIGCONT)
+            self.on.append([time.perf_counter(), float("inf")])
             self.stop_event.wait(self.rng.uniform(1, 4))
-            os.kill(self.proc.pid, signal.SIGSTOP)
+            self._signal(signal.SIGSTOP)
+            self.on[-1][1] = time.perf_counter()
+
+    def share(self, start: float, end: float) -> float:
+        """Share of [start, end] during which the hog ran."""
+        if end <= start:
+            return 0.0
+        busy = sum(max(0.0, min(end, b) - max(start, a)) for a, b in list(self.on))
+        return min(1.0, busy / (end - start))
 
     def close(self) -> None:
         self.stop_event.set()
         self.thread.join(timeout=10)
-        self.proc.kill()
-        self.proc.wait()
+        for p in self.procs:
+            p.kill()
+            p.wait()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--record", required=True, help="JSON lines file the runs are appended to")
     ap.add_argument("--trials", type=int, default=20)
-    ap.add_argument("--compute-ms", type=float, default=50.0)
-    ap.add_argument("--slowdown", type=float, default=0.10)
+    ap.add_argument("--compute", choices=("sleep", "cpu"), default="cpu")
+    ap.add_argument("--compute-ms", type=float, default=20.0)
+    ap.add_argument("--iterations", type=int, default=0,
+                    help="cpu: A's iteration count (B's is round(I * (1 + slowdown))); 0 = calibrate to --compute-ms here")
+    ap.add_argument("--slowdown", type=float, default=0.05)
     ap.add_argument("--concurrency", type=int, default=2)
-    ap.add_argument("--window-s", type=float, default=2.0)
-    ap.add_argument("--windows", type=int, default=6, help="windows per run (the detector's samples)")
-    ap.add_argument("--tolerance", type=float, default=0.10)
-    ap.add_argument("--baseline-runs", type=int, default=3,
-                    help="runs pooled in the baseline (as `--perf-update-baseline` keeps them): each trial adds one, the oldest drops")
-    ap.add_argument("--noise", action="store_true", help="run a CPU hog that switches on and off at random during the trials")
-    ap.add_argument("--compute", choices=("sleep", "cpu"), default="sleep",
-                    help="the lab model's compute: a sleep, or CPU work calibrated to --compute-ms (compute-bound, as inference is)")
+    ap.add_argument("--window-s", type=float, default=1.0)
+    ap.add_argument("--windows", type=int, default=12, help="windows per run (the detector's samples)")
+    ap.add_argument("--warmup-s", type=float, default=1.5)
+    ap.add_argument("--baseline-runs", type=int, default=5, help="runs of A measured before the first trial")
+    ap.add_argument("--noise", action="store_true", help="run CPU hogs that switch on and off at random")
+    ap.add_argument("--noise-procs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--interleave", action="store_true",
+                    help="instead: per trial one run of --windows rounds, each a window on A, on a second server "
+                         "of A (A2) and on B, in turn (interleaved A/B windows; needs both releases side by side)")
+    ap.add_argument("--label", default="", help="free text stored with every run (e.g. quiet, noise)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     reason = devserver.available()
     if reason:
         emit(status="skip", reason=reason)
         return 0
-    emit(event="start", cpus=os.cpu_count(), load_average=[round(x, 2) for x in os.getloadavg()], **vars(args))
-    a = devserver.start(compute_ms=args.compute_ms, compute_kind=args.compute)
-    b = devserver.start(compute_ms=round(args.compute_ms * (1 + args.slowdown), 3), compute_kind=args.compute)
-    spec = loadgen.LoadSpec(concurrency=args.concurrency, window_s=args.window_s, max_windows=max(10, args.windows),
-                            min_windows=args.windows, tolerance=args.tolerance)  # default 2 s warm-up
-    detected = false_alarms = errored = 0
-    trial_s, run_s = [], []
+    iterations = {}
+    if args.compute == "cpu":
+        base = args.iterations or devserver.cpu_iterations(args.compute_ms)
+        iterations = {"A": base, "B": int(round(base * (1 + args.slowdown)))}
+    start = {"event": "start", "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
+             **vars(args), "compute_iterations": iterations}
+    emit(**start)
+    out = open(args.record, "a", encoding="utf-8")  # noqa: SIM115 - closed in finally
+    out.write(json.dumps({"kind": "start", **start}) + "\n")
+    servers = {}
     noise = None
     try:
-        ep_a, ep_b = Endpoint("grpc", a.grpc_url), Endpoint("grpc", b.grpc_url)
-        info = model_info.fetch(ep_a, a.model)
-        payload = inputs.build_payload(a.model, inputs.specs_from_metadata(info.metadata))
+        releases = (("A", 1.0), ("A2", 1.0), ("B", 1.0 + args.slowdown)) if args.interleave else (("A", 1.0), ("B", 1.0 + args.slowdown))
+        iterations["A2"] = iterations.get("A", 0)
+        for rel, factor in releases:
+            servers[rel] = devserver.start(compute_ms=round(args.compute_ms * factor, 3), compute_kind=args.compute,
+                                           compute_iterations=iterations.get(rel, 0))
+        eps = {rel: Endpoint("grpc", s.grpc_url) for rel, s in servers.items()}
+        info = model_info.fetch(eps["A"], servers["A"].model)
+        payload = inputs.build_payload(servers["A"].model, inputs.specs_from_metadata(info.metadata))
+        spec = loadgen.LoadSpec(concurrency=args.concurrency, window_s=args.window_s, max_windows=args.windows,
+                                min_windows=args.windows, tolerance=0.05, warmup_s=args.warmup_s)
+        short = loadgen.LoadSpec(concurrency=args.concurrency, window_s=args.window_s, max_windows=3, min_windows=3,
+                                 warmup_s=args.warmup_s)
+        for ep in eps.values():  # first requests on a fresh server are slower: keep them out
+            loadgen.measure(ep, payload, short)
+        noise = NoisyNeighbour(args.seed, args.noise_procs) if args.noise else None
+        seq = 0
 
-        def run(ep):
+        def run(rel: str, role: str, trial: int | None) -> None:
+            nonlocal seq
+            ends: list[float] = []
             t0 = time.monotonic()
-            m = loadgen.measure(ep, payload, spec)
-            run_s.append(time.monotonic() - t0)
-            return m, [w.as_dict() for w in m.windows if w.completed]
+            m = loadgen.measure(eps[rel], payload, spec, on_window=lambda w: ends.append(time.perf_counter()))
+            windows = []
+            for w, end in zip(m.windows, ends):
+                d = w.as_dict()
+                d["client_busy"] = None if w.client_cpu_s is None else round(w.client_cpu_s / w.duration_s, 3)
+                d["noise"] = None if noise is None else round(noise.share(end - w.duration_s, end), 3)
+                windows.append(d)
+            rec = {"kind": "run", "seq": seq, "release": rel, "role": role, "trial": trial, "label": args.label,
+                   "noise": args.noise, "run_s": round(time.monotonic() - t0, 2), "errors": m.errors,
+                   "stable": m.stable, "throughput": round(m.throughput, 2), "windows": windows,
+                   "load_average": [round(x, 2) for x in os.getloadavg()]}
+            out.write(json.dumps(rec) + "\n")
+            out.flush()
+            seq += 1
+            emit(seq=rec["seq"], release=rel, role=role, trial=trial, run_s=rec["run_s"],
+                 throughput=[w["throughput"] for w in windows], noise_share=[w["noise"] for w in windows],
+                 steal_max=max([w["steal"] or 0 for w in windows] + [0]))
 
-        def verdict(m, pool_windows) -> tuple[str, dict]:
-            """What the suite's PERF-REGRESSION says (nimwarden.families.performance.judge.regression): fail, pass or error."""
-            level = {"windows": pool_windows, "recorded_at": "benchmark", "throughput": None}
-            base = baseline.Baseline(Path("benchmark-pool"), {"bench": 1}, {m.load.mode: level})
-            out = perf_judge.regression(Attempt("perf.loadgen", "benchmark run", m, None, 0.0), base, {"bench": 1},
-                                        args.tolerance, "benchmark-pool")
-            return out.status.value, {"reason": out.reason, **(out.evidence.get("comparison") or {})}
+        def interleaved(trial: int) -> None:
+            """Rounds of one window per server, in turn (the order rotating each round), only one loaded at a time."""
+            from nimwarden.families.performance.transport import Transport  # noqa: PLC0415
+            from nimwarden.families.performance.windows import cpu_times, steal_between, window_from_slices  # noqa: PLC0415
+            from nimwarden.families.performance.workers import ThreadPool  # noqa: PLC0415
 
-        run(ep_a), run(ep_b)  # first requests on a fresh server are slower: keep them out of every trial
-        run_s.clear()
-        noise = NoisyNeighbour(seed=7) if args.noise else None
-        pool: list[list[dict]] = []
-
-        def record(m, windows) -> None:  # as --perf-update-baseline does: stable runs without failures only
-            nonlocal pool
-            if m.stable and not m.errors:
-                pool = (pool + [windows])[-args.baseline_runs:]
-
-        for _ in range(max(0, args.baseline_runs - 1)):
-            record(*run(ep_a))
-        judged_same = judged_slow = 0
-        for trial in range(args.trials):
             t0 = time.monotonic()
-            try:
-                record(*run(ep_a))
-                m_same, w_same = run(ep_a)
-                m_slow, w_slow = run(ep_b)
-            except Exception as exc:  # noqa: BLE001 - a lab server that died: report it and stop, keep the figures
-                emit(trial=trial, aborted=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
-                     load_average=[round(x, 2) for x in os.getloadavg()])
-                break
-            pooled = [w for r in pool for w in r]
-            v_same, e_same = verdict(m_same, pooled)
-            v_slow, e_slow = verdict(m_slow, pooled)
-            detected += v_slow == "fail"
-            false_alarms += v_same == "fail"
-            judged_same += v_same != "error"
-            judged_slow += v_slow != "error"
-            errored += (v_same == "error") + (v_slow == "error")
-            trial_s.append(time.monotonic() - t0)
-            emit(trial=trial, unchanged={"verdict": v_same, **e_same}, slower={"verdict": v_slow, **e_slow},
-                 throughput={"unchanged": round(m_same.throughput, 1), "slower": round(m_slow.throughput, 1)},
-                 baseline_runs_pooled=len(pool), trial_s=round(trial_s[-1], 1), load_average=[round(x, 2) for x in os.getloadavg()],
-                 windows={"baseline": pool[-1] if pool else [], "unchanged": w_same, "slower": w_slow})
+            transports = {rel: Transport(ep, payload) for rel, ep in eps.items()}
+            for tr in transports.values():
+                tr.preflight()
+            got: dict[str, list] = {rel: [] for rel in eps}
+            order = list(eps)
+            for rnd in range(args.windows):
+                for rel in order[rnd % len(order):] + order[:rnd % len(order)]:
+                    pool = ThreadPool(transports[rel], args.concurrency)
+                    pool.start()
+                    try:
+                        time.sleep(0.25)  # the pipeline fills; these requests are not counted
+                        pool.collect()
+                        t_a, cpu_a = time.perf_counter(), cpu_times()
+                        time.sleep(args.window_s)
+                        t_b, cpu_b = time.perf_counter(), cpu_times()
+                        w = window_from_slices(rnd, t_b - t_a, *pool.collect(), steal=steal_between(cpu_a, cpu_b))
+                    finally:
+                        pool.stop()
+                    d = w.as_dict()
+                    d["noise"] = None if noise is None else round(noise.share(t_a, t_b), 3)
+                    got[rel].append(d)
+            rec = {"kind": "interleaved", "trial": trial, "label": args.label, "noise": args.noise,
+                   "run_s": round(time.monotonic() - t0, 2), "windows": got,
+                   "load_average": [round(x, 2) for x in os.getloadavg()]}
+            out.write(json.dumps(rec) + "\n")
+            out.flush()
+            emit(trial=trial, interleaved={rel: [w["throughput"] for w in ws] for rel, ws in got.items()}, run_s=rec["run_s"])
+
+        if args.interleave:
+            for trial in range(args.trials):
+                interleaved(trial)
+        else:
+            for _ in range(args.baseline_runs):
+                run("A", "baseline", None)
+            for trial in range(args.trials):
+                try:
+                    run("A", "unchanged", trial)
+                    run("B", "slower", trial)
+                except Exception as exc:  # noqa: BLE001 - a lab server that died: report it and stop, keep the runs
+                    emit(trial=trial, aborted=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+                    break
     finally:
         if noise is not None:
             noise.close()
-        a.stop()
-        b.stop()
-    n = len(trial_s)
-    emit(event="summary", trials=n, detected=detected, judged_slower=judged_slow, false_alarms=false_alarms,
-         judged_unchanged=judged_same, could_not_judge=errored, noise=args.noise, baseline_runs=args.baseline_runs,
-         goal="detected >= 19/20 and false alarms <= 1/20; a run the machine robbed is an error, not a verdict",
-         met=bool(n and detected >= 0.95 * n and false_alarms <= 0.05 * n),
-         seconds_per_trial=round(sum(trial_s) / max(n, 1), 1),
-         seconds_per_run=round(sum(run_s) / max(len(run_s), 1), 1),
-         note="a nightly comparison costs one run per model and load level; a trial is three runs",
-         load_average=[round(x, 2) for x in os.getloadavg()])
+        for s in servers.values():
+            s.stop()
+        out.close()
+    emit(event="done", record=args.record, load_average=[round(x, 2) for x in os.getloadavg()])
     return 0
 
 

@@ -38,6 +38,7 @@ class ServerSpec:
     compute_ms: float = 0.0
     extra_args: list[str] = field(default_factory=list)
     compute_kind: str = "sleep"  # or "cpu": calibrated CPU work instead of a sleep (benchmarks of compute-bound noise)
+    compute_iterations: int = 0  # cpu: a fixed iteration count instead of the start-up calibration
     ray: str | None = None  # "open" or "token": a real Ray head next to the server (nimwarden.lab.ray)
 
 
@@ -204,7 +205,8 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
                 # Hugging Face token in the model's config.pbtxt, which the unrestricted model-config
                 # API discloses. Random per run, shaped like the real thing, worthless anywhere.
                 parameters = {"s3_secret_access_key": secrets.token_urlsafe(30), "weights_source": f"hf_canary{secrets.token_hex(12)}"}
-            repo = triton.write_model_repository(workdir, spec.compute_ms, parameters, compute_kind=spec.compute_kind)
+            repo = triton.write_model_repository(workdir, spec.compute_ms, parameters, compute_kind=spec.compute_kind,
+                                                 compute_iterations=spec.compute_iterations)
             ports = {p: triton.free_port() for p in ("http", "grpc", "metrics", "sagemaker")}
             key = None
             dep_state: dict = {name: f"127.0.0.1:{port}" for name, port in ports.items()}

@@ -122,11 +122,12 @@ def prepare_backends(runtime: TritonRuntime, dest: Path) -> Path:
 
 
 def write_model_repository(dest: Path, compute_ms: float, parameters: dict[str, str] | None = None,
-                           compute_kind: str = "sleep") -> Path:
+                           compute_kind: str = "sleep", compute_iterations: int = 0) -> Path:
     """The lab's model repository under ``dest``, with its compute time: ``sleep`` (the request waits; CPU
     noise barely touches it) or ``cpu`` (real CPU work calibrated to the same milliseconds on an idle core:
     compute-bound, like inference). ``parameters`` are added to the model's config.pbtxt (the exposed
-    deployment's mistake: a credential in a model parameter)."""
+    deployment's mistake: a credential in a model parameter). ``compute_iterations`` > 0 fixes the CPU
+    work's iteration count instead of calibrating it at start-up (one calibration shared by two servers)."""
     if compute_kind not in ("sleep", "cpu"):
         raise ValueError(f"compute_kind must be sleep or cpu, got {compute_kind!r}")
     repo = dest / "models"
@@ -135,6 +136,7 @@ def write_model_repository(dest: Path, compute_ms: float, parameters: dict[str, 
     shutil.copytree(MODEL_TEMPLATE, repo, ignore=shutil.ignore_patterns("__pycache__"))
     cfg = repo / "add" / "config.pbtxt"
     text = cfg.read_text().replace("@COMPUTE_MS@", f"{compute_ms:g}").replace("@COMPUTE_KIND@", compute_kind)
+    text = text.replace("@COMPUTE_ITERATIONS@", str(int(compute_iterations)))
     for key, value in (parameters or {}).items():
         text += f'parameters {{ key: "{key}" value: {{ string_value: "{value}" }} }}\n'
     cfg.write_text(text)

@@ -108,7 +108,8 @@ def level_record(measurement) -> dict:
         "throughput": round(measurement.throughput, 3),
         "latency_us": measurement.latency.as_dict() if measurement.latency else None,
         "windows": [{"throughput": round(w.throughput, 3), "p99_us": round(w.latency.p99_us, 1),
-                     "avg_us": round(w.latency.avg_us, 1)} for w in measurement.windows if w.completed],
+                     "avg_us": round(w.latency.avg_us, 1),
+                     "steal": None if w.steal is None else round(w.steal, 3)} for w in measurement.windows if w.completed],
     }
 
 

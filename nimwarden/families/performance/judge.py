@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from nimwarden.families.performance import baseline as baselines
-from nimwarden.families.performance.detector import MIN_WINDOWS, Samples, compare
+from nimwarden.families.performance.detector import judge_windows
 from nimwarden.families.performance.windows import MAX_STEAL
 from nimwarden.outcome import (
     Attempt,
@@ -61,7 +61,12 @@ def stable_measurement(att: Attempt) -> Outcome:
 @fail_closed
 def regression(att: Attempt, base: baselines.Baseline | None, fingerprint: dict, tolerance: float,
                baseline_path: str, min_change: float | None = None) -> Outcome:
-    """PERF-REGRESSION: the current run is not slower than the baseline beyond noise."""
+    """PERF-REGRESSION: the current run is not slower than the baseline beyond noise.
+
+    The statistic is ``detector.judge_windows`` over the baseline's runs (each stored run's windows,
+    or the pooled windows of an older file as one run): fail when slower, pass when not, error naming
+    why when the machine, not the release, decides the figure (a baseline whose runs disagree by more
+    than ``tolerance``, a disturbed run that reads slower, too much CPU steal)."""
     m = att.observation
     if base is None:
         return not_applicable(f"no baseline recorded at {baseline_path}; record one with --perf-update-baseline",
@@ -76,43 +81,21 @@ def regression(att: Attempt, base: baselines.Baseline | None, fingerprint: dict,
                               f"(has: {', '.join(sorted(base.levels)) or 'none'})")
     if m.errors:
         return failed(f"{m.errors} inference requests failed during the comparison run", **att.evidence())
-    bad = _unstable(m)
-    if bad:
-        return bad
-    clean_cur = Samples.from_windows(m.windows, max_steal=MAX_STEAL)
-    clean_base = Samples.from_windows(level["windows"], max_steal=MAX_STEAL)
-    robbed = len(clean_cur.throughput) < MIN_WINDOWS or len(clean_base.throughput) < MIN_WINDOWS
-    current, base_samples = (Samples.from_windows(m.windows), Samples.from_windows(level["windows"])) if robbed else (clean_cur, clean_base)
+    # perf_analyzer's stability rule is PERF-STABLE's business: the detector judges every window of the run
+    # itself and refuses (errors) when interference spoiled a run that reads slower (detector.judge_windows).
+    runs = [r.get("windows") or [] for r in level.get("runs") or ()] or [level["windows"]]
     try:
-        cmp = compare(current, base_samples, tolerance, min_change=min_change)
-    except ValueError as exc:
+        v = judge_windows([w for w in m.windows if w.completed], runs, tolerance, min_change=min_change)
+    except (ValueError, ZeroDivisionError) as exc:
         return errored(f"cannot compare with {baseline_path}: {exc}")
-    evidence = {"comparison": cmp.evidence(), "baseline": baseline_path, "baseline_recorded_at": level.get("recorded_at"),
-                "baseline_throughput": level.get("throughput"), "current": m.evidence(), "fingerprint": fingerprint,
-                "windows_compared": "all (too few under the steal limit)" if robbed else f"those under {MAX_STEAL:.0%} CPU steal"}
-    if robbed:
-        # Too few windows the machine really spent on the test. Steal only ever slows a run down, so some
-        # verdicts still stand: a drop larger than the worst steal could explain is a regression; no drop,
-        # against a baseline that was not robbed, is not one. Anything else would be a guess. (The drop is
-        # taken at the interval's optimistic end: even that must exceed all the CPU the hypervisor took.)
-        worst = max([_steal(w) for w in m.windows] + [0.0])
-        drop = 1.0 - cmp.throughput_ratio.high
-        if cmp.regressed and drop > worst:
-            return failed(f"{m.model} at {m.load.mode} regressed: {cmp.describe()}; more than the {worst:.0%} CPU steal "
-                          "this run saw can explain", **evidence)
-        if not cmp.regressed and len(clean_base.throughput) >= MIN_WINDOWS and cmp.throughput_ratio.estimate >= 1.0 - cmp.min_change:
-            return passed(f"{m.model} at {m.load.mode} not slower than the baseline even with {worst:.0%} CPU steal: "
-                          f"{cmp.describe()}", **evidence)
-        side = "this run" if len(clean_cur.throughput) < MIN_WINDOWS else "the baseline"
-        windows = m.windows if side == "this run" else level["windows"]
-        steals = [_steal(w) for w in windows]
-        return errored(f"only {len(clean_cur.throughput if side == 'this run' else clean_base.throughput)} of {len(windows)} windows of "
-                       f"{side} ran with CPU steal under {MAX_STEAL:.0%} (worst {max(steals + [0.0]):.0%}): the machine was too busy "
-                       f"to judge a {tolerance:.0%} change ({cmp.describe()}); run again when it is quieter", **evidence)
-    if cmp.regressed:
-        return failed(f"{m.model} at {m.load.mode} regressed: {cmp.describe()}", **evidence)
-    return passed(f"{m.model} at {m.load.mode} within {cmp.min_change:.0%} of baseline or not significant: "
-                  f"{cmp.describe()}", **evidence)
+    evidence = {"comparison": v.evidence, "baseline": baseline_path, "baseline_recorded_at": level.get("recorded_at"),
+                "baseline_throughput": level.get("throughput"), "current": m.evidence(), "fingerprint": fingerprint}
+    where = f"{m.model} at {m.load.mode}"
+    if v.status == "fail":
+        return failed(f"{where} {v.reason if v.reason.startswith('regressed') else 'regressed: ' + v.reason}", **evidence)
+    if v.status == "pass":
+        return passed(f"{where} {v.reason}", **evidence)
+    return errored(f"{where}: cannot judge against {baseline_path}: {v.reason}", **evidence)
 
 
 def _steal(w) -> float:

@@ -9,17 +9,25 @@ from pathlib import Path
 from typing import Any
 
 from nimwarden.errors import ConfigError
-from nimwarden.families.performance import baseline
+from nimwarden.families.performance import baseline, detector
 from nimwarden.families.performance import judge as perf_judge
 from nimwarden.outcome import Outcome, errored, not_applicable
 
 
-def _record(path, att, fp: dict, mode: str) -> Outcome:
-    if att.completed and att.observation.stable and not att.observation.errors:
+def _record(path, att, fp: dict, mode: str, tolerance: float) -> Outcome:
+    # A baseline run need not meet perf_analyzer's stability rule (at a 5 % tolerance on a shared machine it
+    # rarely does): the detector weighs each run's windows itself and refuses to judge against a baseline
+    # whose runs disagree. It must be complete, without failed requests, with enough windows under the steal limit.
+    usable = att.completed and detector.run_capacity(
+        [w for w in att.observation.windows if w.completed], tolerance).capacity is not None
+    if usable and not att.observation.errors:
         saved = baseline.save(path, fp, mode, baseline.level_record(att.observation))
         runs = len((baseline.load(saved).level(mode) or {}).get("runs") or ())
         return not_applicable(f"baseline recorded now at {path} (explicit update; it now holds {runs} run(s)); nothing to compare against",
                               fingerprint=fp)
+    if att.completed and not att.observation.errors:
+        return errored(f"baseline not recorded at {path}: fewer than {detector.MIN_WINDOWS} of its windows ran with CPU "
+                       f"steal under {detector.MAX_STEAL:.0%}; record it when the machine is quieter")
     why = perf_judge.stable_measurement(att)
     return errored(f"baseline not recorded at {path}: {why.reason}")
 
@@ -36,7 +44,7 @@ def regression_checks(probe: Any, target_name: str, deployment_name: str, update
         fp = probe.fingerprint(model, att.observation) if att.completed else {}
         label = f"{model} {lvl.mode}"
         if update:
-            parts.append((label, _record(path, att, fp, lvl.mode)))
+            parts.append((label, _record(path, att, fp, lvl.mode, probe.settings.tolerance)))
             continue
         try:
             base = baseline.load(path)

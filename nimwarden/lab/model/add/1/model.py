@@ -4,7 +4,8 @@ The compute time per request comes from the model config parameter
 ``compute_ms`` so that a slower "release" can be simulated exactly, as a sleep
 (``compute_kind: sleep``) or as real CPU work (``cpu``): a fixed number of small
 matrix products, calibrated at start-up so that they take ``compute_ms`` on an
-idle core. CPU work slows down when another process takes the core, the way
+idle core, or exactly ``compute_iterations`` of them when that parameter is set
+(benchmarks give two "releases" one shared calibration that way). CPU work slows down when another process takes the core, the way
 real inference does; a sleep does not.
 
 The Python backend stub runs whatever interpreter its libpython belongs to,
@@ -34,12 +35,16 @@ def _out(name, array):
 
 
 KERNEL = np.random.default_rng(0).random((48, 48))
+# Scaled by its spectral radius, the product neither grows nor decays: a constant factor (it was 0.01)
+# shrank m to subnormal floats after ~450 iterations, which cost ~100x each and made the work's time
+# jump instead of grow with the iteration count.
+SCALE = 1.0 / float(np.max(np.abs(np.linalg.eigvals(KERNEL))))
 
 
 def _work(iterations):
     m = KERNEL
     for _ in range(iterations):
-        m = (m @ KERNEL) * 0.01
+        m = (m @ KERNEL) * SCALE
     return m
 
 
@@ -62,7 +67,10 @@ class TritonPythonModel:
         params = config.get("parameters", {})
         self.delay_s = float(params.get("compute_ms", {}).get("string_value", "0") or 0) / 1000.0
         self.kind = params.get("compute_kind", {}).get("string_value", "sleep") or "sleep"
-        self.iterations = calibrate(self.delay_s) if self.kind == "cpu" else 0
+        # An explicit iteration count (compute_iterations > 0) skips the calibration: two servers given
+        # counts in the ratio 1 : 1.05 do work in exactly that ratio, whatever each one's start-up saw.
+        fixed = int(params.get("compute_iterations", {}).get("string_value", "0") or 0)
+        self.iterations = (fixed or calibrate(self.delay_s)) if self.kind == "cpu" else 0
 
     def execute(self, requests):
         responses = []
