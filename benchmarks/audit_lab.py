@@ -40,6 +40,8 @@ def main() -> None:
         state = lab.up(tmp / "lab", specs=specs, log=lambda *_: None)
         print(json.dumps({"bench": "lab_up", "ray_heads": not args.without_ray, "seconds": round(time.monotonic() - t0, 2), **machine}), flush=True)
         try:
+            if args.without_ray:
+                return  # the lab profile names the Ray endpoints: timing of the start only
             profile = lab_profile(tmp, state)
             for i in range(args.repeat):
                 t0 = time.monotonic()
