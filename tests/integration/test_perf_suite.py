@@ -54,8 +54,16 @@ def _robbed(result) -> bool:
     return result["status"] == "error" and "lost up to" in result["reason"] and "steal" in result["reason"]
 
 
+def _not_recorded_for_steal(result) -> bool:
+    """--perf-update-baseline refused to record a run with fewer than three windows under the steal limit: an
+    error that says so (the run itself may have been stable)."""
+    return result["status"] == "error" and "baseline not recorded" in result["reason"] and "steal" in result["reason"]
+
+
 def _skip_if_robbed(summary):
     robbed = [r["reason"] for dep in ("hardened", "exposed") for r in [_by_control(summary, dep)["PERF-STABLE-001"]] if _robbed(r)]
+    robbed += [r["reason"] for dep in ("hardened", "exposed") for r in [_by_control(summary, dep)["PERF-REGRESSION-001"]]
+               if _not_recorded_for_steal(r)]
     if robbed:
         pytest.skip(f"no stable baseline could be recorded on this machine now: {robbed[0][:200]}")
 
@@ -65,10 +73,15 @@ def test_first_run_measures_stable_and_records_a_baseline_only_when_asked(record
     for dep in ("hardened", "exposed"):
         res = _by_control(summary, dep)
         if _robbed(res["PERF-STABLE-001"]):
-            assert res["PERF-REGRESSION-001"]["status"] == "error"  # no baseline from a robbed run, and no verdict
+            # never a verdict from a robbed run; its baseline is recorded only when enough of its windows ran
+            # under the steal limit (the detector weighs the runs of a baseline itself), else an error says so
+            reg = res["PERF-REGRESSION-001"]
+            assert reg["status"] == "error" or (reg["status"] == "not_applicable" and "baseline recorded now" in reg["reason"]), reg
             continue
         assert res["PERF-STABLE-001"]["status"] == "pass", res["PERF-STABLE-001"]["reason"]
-        assert res["PERF-REGRESSION-001"]["status"] == "not_applicable"
+        if _not_recorded_for_steal(res["PERF-REGRESSION-001"]):
+            continue  # stable, but the hypervisor took the CPU in too many of its windows to make it a baseline
+        assert res["PERF-REGRESSION-001"]["status"] == "not_applicable", res["PERF-REGRESSION-001"]["reason"]
         assert "baseline recorded now" in res["PERF-REGRESSION-001"]["reason"]
         assert res["PERF-UNDERLOAD-001"]["status"] == "not_applicable"
         stored = json.loads((tmp / "baselines" / "lab" / dep / "add.json").read_text())
@@ -86,8 +99,11 @@ def test_second_run_compares_and_a_doctored_baseline_fails_with_its_interval(rec
     _skip_if_robbed(first)
     path = tmp / "baselines" / "lab" / "exposed" / "add.json"
     doctored = json.loads(path.read_text())
-    for w in doctored["levels"]["concurrency 1"]["windows"]:
-        w["throughput"] *= 4  # the "previous release" was four times as fast (min_change is 45 % here)
+    level = doctored["levels"]["concurrency 1"]
+    # the "previous release" was four times as fast (min_change is 45 % here): in every stored run, which the
+    # detector judges against, and in the pooled windows kept beside them
+    for w in [*level["windows"], *(w for r in level.get("runs") or () for w in r["windows"])]:
+        w["throughput"] *= 4
     path.write_text(json.dumps(doctored))
     hardened_path = tmp / "baselines" / "lab" / "hardened" / "add.json"
     other_env = json.loads(hardened_path.read_text())
