@@ -214,15 +214,15 @@ def main() -> int:
             for trial in range(args.trials):
                 interleaved(trial)
         else:
-            for _ in range(args.baseline_runs):
-                run("A", "baseline", None)
-            for trial in range(args.trials):
-                try:
+            try:
+                for _ in range(args.baseline_runs):
+                    run("A", "baseline", None)
+                for trial in range(args.trials):
                     run("A", "unchanged", trial)
                     run("B", "slower", trial)
-                except Exception as exc:  # noqa: BLE001 - a lab server that died: report it and stop, keep the runs
-                    emit(trial=trial, aborted=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
-                    break
+            except Exception as exc:  # noqa: BLE001 - a lab server that died: report it and stop, keep the runs
+                emit(aborted=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
+                     server_logs={rel: _log_tail(s) for rel, s in servers.items()})
     finally:
         if noise is not None:
             noise.close()
@@ -231,6 +231,14 @@ def main() -> int:
         out.close()
     emit(event="done", record=args.record, load_average=[round(x, 2) for x in os.getloadavg()])
     return 0
+
+
+def _log_tail(server, n: int = 600) -> str:
+    """The end of a private server's tritonserver log: why it stopped answering, before stop() removes it."""
+    try:
+        return Path(server.deployment["log"]).read_text(errors="replace")[-n:]
+    except (OSError, KeyError):
+        return ""
 
 
 if __name__ == "__main__":
