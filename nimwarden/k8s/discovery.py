@@ -86,37 +86,13 @@ class Discovery:
 
 
 def read_live(configuration: Any, namespaces: Sequence[str] = (), timeout_s: float = 10.0):
-    """Read only what discovery needs, with get/list requests only. Returns (state, request paths)."""
-    from nimwarden.k8s.live import Forbidden, K8sReadError, LiveReader
-    from nimwarden.k8s.model import make_object
+    """Read only what discovery needs, with get/list requests only (nimwarden.k8s.live.read_cluster over
+    discovery's resources). Returns (state, request paths)."""
+    from nimwarden.k8s.live import read_cluster
 
-    reader = LiveReader(configuration, timeout_s)
-    objects: list[K8sObject] = []
-    denied: dict[str, str] = {}
-    absent: list[str] = []
-    try:
-        for res in discovery_resources():
-            try:
-                if res.namespaced and namespaces:
-                    bodies = [b for ns in namespaces for b in reader.list(res, ns)]
-                else:
-                    bodies = reader.list(res)
-            except Forbidden as exc:
-                denied[res.kind] = str(exc)
-                continue
-            except LookupError:
-                if not res.optional:
-                    raise K8sReadError(f"{res.path()} is not served (404); is this a Kubernetes API server?") from None
-                absent.append(res.kind)
-                continue
-            for body in bodies:
-                if (body.get("metadata") or {}).get("name"):
-                    objects.append(make_object(body, res.path((body.get("metadata") or {}).get("namespace")), None))
-    finally:
-        reader.close()
-    host = getattr(configuration, "host", "?")
-    source = f"live: {host}" + (f" namespaces {','.join(namespaces)}" if namespaces else "")
-    return ClusterState(source, tuple(objects), denied, tuple(absent)), list(reader.requests)
+    requests: list[str] = []
+    state = read_cluster(configuration, namespaces, timeout_s, resources=discovery_resources(), requests=requests)
+    return state, requests
 
 
 # ----------------------------------------------------------------------------------- the three shapes

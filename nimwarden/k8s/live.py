@@ -118,10 +118,15 @@ class LiveReader:
 
 
 def read_cluster(configuration: Any, namespaces: Iterable[str] = (), timeout_s: float = 10.0, page_size: int = 500,
-                 kinds: Iterable[str] | None = None) -> ClusterState:
-    """Read every resource nimwarden judges; restricted to ``namespaces`` when given."""
+                 kinds: Iterable[str] | None = None, resources: Iterable[Any] | None = None,
+                 requests: list[str] | None = None) -> ClusterState:
+    """Read every resource nimwarden judges (or ``kinds`` of them, or the given ``resources``); restricted to
+    ``namespaces`` when given. ``requests``, when given, receives the paths of every request sent."""
     namespaces = tuple(namespaces)
-    resources = [BY_KIND[k] for k in kinds] if kinds is not None else list(RESOURCES)
+    if resources is not None:
+        resources = list(resources)
+    else:
+        resources = [BY_KIND[k] for k in kinds] if kinds is not None else list(RESOURCES)
     reader = LiveReader(configuration, timeout_s, page_size)
     objects: list[K8sObject] = []
     denied: dict[str, str] = {}
@@ -149,6 +154,8 @@ def read_cluster(configuration: Any, namespaces: Iterable[str] = (), timeout_s: 
                 objects.append(make_object(body, res.path((body.get('metadata') or {}).get("namespace")), default_namespace=None))
     finally:
         reader.close()
+        if requests is not None:
+            requests.extend(reader.requests)
     host = getattr(configuration, "host", "?")
     return ClusterState(f"live: {host}" + (f" namespaces {','.join(namespaces)}" if namespaces else ""),
                         tuple(objects), denied, tuple(absent))
