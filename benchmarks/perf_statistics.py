@@ -258,6 +258,19 @@ def trials(runs: list[dict], pool_size: int):
             yield t, same, d["slower"], pool, prev
 
 
+def tally(verdicts) -> dict:
+    """Counts over (verdict on the slower run, verdict on the unchanged run) pairs: fail / pass / error each."""
+    c = {"detected": 0, "missed": 0, "refused_slower": 0, "false_alarms": 0, "passed_unchanged": 0, "refused_unchanged": 0}
+    for vs, vu in verdicts:
+        c["detected"] += vs == "fail"
+        c["missed"] += vs == "pass"
+        c["refused_slower"] += vs == "error"
+        c["false_alarms"] += vu == "fail"
+        c["passed_unchanged"] += vu == "pass"
+        c["refused_unchanged"] += vu == "error"
+    return {**c, "refusals": c["refused_slower"] + c["refused_unchanged"], "wrong_verdicts": c["missed"] + c["false_alarms"]}
+
+
 def evaluate(path: str, pool_size: int, tol: float, names: list[str]) -> list[dict]:
     runs = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     runs = [r for r in runs if r.get("kind") == "run"]
@@ -265,19 +278,9 @@ def evaluate(path: str, pool_size: int, tol: float, names: list[str]) -> list[di
     out = []
     for name in names:
         f = STATISTICS[name]
-        c = {"detected": 0, "missed": 0, "refused_slower": 0, "false_alarms": 0, "passed_unchanged": 0, "refused_unchanged": 0}
-        for _t, same, slow, pool, prev in ts:
-            vs = f(slow, pool, tol, same)  # the slower run's neighbour is the trial's unchanged run
-            vu = f(same, pool, tol, prev)
-            c["detected"] += vs == "fail"
-            c["missed"] += vs == "pass"
-            c["refused_slower"] += vs == "error"
-            c["false_alarms"] += vu == "fail"
-            c["passed_unchanged"] += vu == "pass"
-            c["refused_unchanged"] += vu == "error"
+        # the slower run's neighbour is the trial's unchanged run
+        c = tally((f(slow, pool, tol, same), f(same, pool, tol, prev)) for _t, same, slow, pool, prev in ts)
         out.append({"bench": "perf_statistics", "recording": Path(path).name, "statistic": name, "trials": len(ts), **c,
-                    "refusals": c["refused_slower"] + c["refused_unchanged"],
-                    "wrong_verdicts": c["missed"] + c["false_alarms"],
                     "seconds_per_run": round(float(np.mean([r["run_s"] for r in runs])), 1) if runs else None,
                     "pool_runs": pool_size, "tolerance": tol})
     return out
@@ -299,18 +302,8 @@ def evaluate_interleaved(path: str, tol: float) -> dict | None:
         t = lr.mean() / (lr.std(ddof=1) / math.sqrt(len(lr)))
         p = 1 - _t_sf(t, len(lr) - 1)
         return "fail" if p < 0.05 and math.exp(lr.mean()) <= 1 - tol / 2 else "pass"
-    c = {"detected": 0, "missed": 0, "refused_slower": 0, "false_alarms": 0, "passed_unchanged": 0, "refused_unchanged": 0}
-    for r in recs:
-        w = r["windows"]
-        vs, vu = verdict(w["B"], w["A"]), verdict(w["A2"], w["A"])
-        c["detected"] += vs == "fail"
-        c["missed"] += vs == "pass"
-        c["refused_slower"] += vs == "error"
-        c["false_alarms"] += vu == "fail"
-        c["passed_unchanged"] += vu == "pass"
-        c["refused_unchanged"] += vu == "error"
-    return {"bench": "perf_statistics", "recording": Path(path).name, "statistic": "interleaved-a-b", "trials": len(recs),
-            **c, "refusals": c["refused_slower"] + c["refused_unchanged"], "wrong_verdicts": c["missed"] + c["false_alarms"],
+    c = tally((verdict(r["windows"]["B"], r["windows"]["A"]), verdict(r["windows"]["A2"], r["windows"]["A"])) for r in recs)
+    return {"bench": "perf_statistics", "recording": Path(path).name, "statistic": "interleaved-a-b", "trials": len(recs), **c,
             "seconds_per_run": round(float(np.mean([r["run_s"] for r in recs])) * 2 / 3, 1),
             "note": "seconds: the A and B share of each interleaved run (A2 is there only to count false alarms)",
             "tolerance": tol}

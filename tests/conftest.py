@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -121,6 +122,14 @@ def hanging_server():
     server = HangingServer()
     yield server
     server.close()
+
+
+def load_benchmark(name: str):
+    """A script under benchmarks/ imported as a module (benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def dead_port() -> int:

@@ -4,27 +4,16 @@ layout), so it needs the benchmark's AIPerf virtualenv and skips without it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from nimwarden.families.performance import llm
 from nimwarden.lab import nimstub
+from tests.conftest import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("llm_aiperf", ROOT / "benchmarks" / "llm_aiperf.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench = _bench()
+bench = load_benchmark("llm_aiperf")
 PY = bench.AIPERF_VENV / "bin" / "python"
 
 COUNT = """

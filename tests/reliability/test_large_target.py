@@ -6,22 +6,13 @@ and peak RSS for docs/benchmarks.md); here only the bound is asserted, not the s
 
 from __future__ import annotations
 
-import importlib.util
-
-from tests.conftest import ROOT
+from tests.conftest import load_benchmark
 
 PEAK_RSS_BOUND_MIB = 512  # measured ~155 MiB; a per-pod leak or a pods x pods matrix would pass it
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("large_target", ROOT / "benchmarks" / "large_target.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_ten_thousand_pods_audit_in_bounded_memory(tmp_path):
-    bench = _bench()
+    bench = load_benchmark("large_target")
     snapshot = tmp_path / "snapshot.json"
     bench.build_snapshot(snapshot, pods=10_000, policies=1_000, namespaces=100)
     row = bench.audit(bench.build_profile(tmp_path, snapshot), tmp_path / "reports")

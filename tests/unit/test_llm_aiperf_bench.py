@@ -3,24 +3,17 @@ wrote in the shape of AIPerf 0.13.0's), its comparison, and the word-level token
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT, load_benchmark
+
 FIXTURE = ROOT / "tests" / "fixtures" / "aiperf"
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("llm_aiperf", ROOT / "benchmarks" / "llm_aiperf.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench = _bench()
+bench = load_benchmark("llm_aiperf")
 
 
 def test_the_export_gives_our_four_figures_and_the_profiling_token_counts():

@@ -29,7 +29,9 @@ def _deployment_cluster(ctx: Applicability) -> str | None:
 
 
 def _ray_ports(ctx: Applicability) -> str | None:
-    if not any(ctx.deployment.endpoint(n) is not None for n in ("ray_gcs", "ray_client")):
+    from nimwarden.families.gpu_platform.probe import RAY_PORT_ENDPOINTS
+
+    if not any(ctx.deployment.endpoint(n) is not None for n in RAY_PORT_ENDPOINTS):
         return f"deployment {ctx.deployment.name} declares no ray_gcs or ray_client endpoint"
     if ctx.target.probe_position != "external":
         return ("probed from inside the cluster, where the Ray cluster's own nodes must reach the GCS and client server; "
