@@ -4,17 +4,21 @@ ask the model who may reach what (network-policy; gpu-platform for the Ray head)
 
 from __future__ import annotations
 
+import re
+
 from nimwarden.k8s.model import ClusterState
 from nimwarden.k8s.workloads import PodTemplate, pod_templates
 from nimwarden.netpol.objects import Inventory, inventory
 
 
 def _role(t: PodTemplate) -> str:
-    """A LeaderWorkerSet has a leader and a worker template: two pods of the set, not one."""
-    for key, role in (("leaderTemplate", "-leader"), ("workerTemplate", "-worker")):
+    """A LeaderWorkerSet has a leader and a worker template, a RayCluster a head and one per worker group:
+    distinct pods of the set, not one."""
+    for key, role in (("leaderTemplate", "-leader"), ("workerTemplate", "-worker"), ("headGroupSpec", "-head")):
         if key in t.spec_path:
             return role
-    return ""
+    m = re.search(r"workerGroupSpecs\[(\d+)\]", t.spec_path)
+    return f"-worker-{m.group(1)}" if m else ""
 
 
 def pod_key(t: PodTemplate) -> str:

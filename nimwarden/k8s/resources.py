@@ -54,6 +54,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("NIMCache", "apps.nvidia.com", "v1alpha1", "nimcaches", True, optional=True),
     Resource("ClusterPolicy", "nvidia.com", "v1", "clusterpolicies", False, optional=True),
     Resource("LeaderWorkerSet", "leaderworkerset.x-k8s.io", "v1", "leaderworkersets", True, optional=True),
+    Resource("RayCluster", "ray.io", "v1", "rayclusters", True, optional=True),
     Resource("InferenceService", "serving.kserve.io", "v1beta1", "inferenceservices", True, optional=True),
     Resource("ServingRuntime", "serving.kserve.io", "v1alpha1", "servingruntimes", True, optional=True),
     Resource("ClusterServingRuntime", "serving.kserve.io", "v1alpha1", "clusterservingruntimes", False, optional=True),

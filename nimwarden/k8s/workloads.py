@@ -41,7 +41,10 @@ POD_SPEC_KINDS = {"ServingRuntime": ("spec",), "ClusterServingRuntime": ("spec",
 # A LeaderWorkerSet (multi-node NIMs) has two pod templates: the leader's and the workers'. Workers get the
 # same pod checks as leaders; with no leaderTemplate the leader runs the worker template.
 LWS_TEMPLATES = ("leaderTemplate", "workerTemplate")
-WORKLOAD_KINDS = (*TEMPLATE_PATHS, *POD_SPEC_KINDS, "InferenceService", "NIMService", "NIMPipeline", "NIMCache", "LeaderWorkerSet")
+# A KubeRay RayCluster has a head template and one per worker group; KubeRay labels their pods
+# ray.io/cluster=<name> and ray.io/node-type=head|worker (policies select on them).
+WORKLOAD_KINDS = (*TEMPLATE_PATHS, *POD_SPEC_KINDS, "InferenceService", "NIMService", "NIMPipeline", "NIMCache", "LeaderWorkerSet",
+                  "RayCluster")
 OPERATOR_CACHE_DEFAULTS = "NIM Operator nimcache controller constructJob"
 RENDERED = "rendered.spec"
 
@@ -282,6 +285,15 @@ def pod_templates(state: ClusterState, namespace: str | None = None) -> list[Pod
                 # the LeaderWorkerSet controller labels every pod with its set's name (policies select on it)
                 meta["labels"] = {**(meta.get("labels") or {}), "leaderworkerset.sigs.k8s.io/name": obj.name}
                 out.append(PodTemplate(obj, meta, template.get("spec") or {}, f"spec.leaderWorkerTemplate.{key}.spec"))
+    for obj in state.of_kind("RayCluster", namespace):
+        groups = [("head", "spec.headGroupSpec", obj.spec.get("headGroupSpec"))]
+        groups += [("worker", f"spec.workerGroupSpecs[{i}]", g) for i, g in enumerate(obj.spec.get("workerGroupSpecs") or ())]
+        for role, where, group in groups:
+            template = (group or {}).get("template") if isinstance(group, Mapping) else None
+            if isinstance(template, Mapping):
+                meta = dict(template.get("metadata") or {})
+                meta["labels"] = {**(meta.get("labels") or {}), "ray.io/cluster": obj.name, "ray.io/node-type": role}
+                out.append(PodTemplate(obj, meta, template.get("spec") or {}, f"{where}.template.spec"))
     for obj in state.of_kind("InferenceService", namespace):
         tpl = render_inference_service(obj, state)
         if tpl is not None:

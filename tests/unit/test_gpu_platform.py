@@ -200,3 +200,24 @@ def test_ray_ports_open_from_outside_fail_refused_pass_timeout_error():
     assert judge.ray_ports({"ray_gcs": _connect("closed"), "ray_client": _connect("closed")}).status is Status.PASS
     assert judge.ray_ports({"ray_gcs": _connect(None, error="timed out after 2 s")}).status is Status.ERROR
     assert judge.ray_ports({"ray_gcs": _connect("open")}, allowed=["ray_gcs"]).status is Status.PASS
+
+
+def test_a_kuberay_raycluster_head_and_workers_are_pods_of_the_model():
+    """KubeRay's RayCluster: the head and each worker group are pod templates (judged like any pod), labelled
+    as KubeRay labels them; the fixture's policy admits the head's Ray ports only from the cluster's own pods."""
+    state = load_manifests([FIXTURES / "kuberay"])
+    heads = stack.ray_heads(state)
+    assert [t.spec_path for t in heads] == ["spec.headGroupSpec.template.spec"]
+    assert heads[0].labels["ray.io/cluster"] == "llm-ray"
+    assert _isolation(state, "serving").status is Status.PASS
+    from nimwarden.k8s.network import inventory_from_state
+    from nimwarden.netpol.model import ReachabilityModel
+
+    inv = inventory_from_state(state)
+    pods = {p.name: p for p in inv.pods}
+    assert {"RayCluster-llm-ray-head", "RayCluster-llm-ray-worker-0"} <= set(pods)
+    assert ReachabilityModel(inv).allowed(pods["RayCluster-llm-ray-worker-0"], pods["RayCluster-llm-ray-head"], 6379) is True
+    # without the policy, every pod of the cluster reaches the head's dashboard
+    open_state = ClusterState("test", tuple(o for o in state.objects if o.kind != "NetworkPolicy"))
+    out = _isolation(open_state, "serving")
+    assert out.status is Status.FAIL and "RayCluster/serving/llm-ray" in out.reason
