@@ -2,8 +2,8 @@
 each in a virtualenv of its own, installed once and cached.
 
 ``python -m tests.older_triton`` installs them (``./scripts/test`` does, before the tests);
-``install(version)`` does it on demand. The cache is ``$NIMWARDEN_CACHE_DIR/older-triton/`` (default
-``.nimwarden/cache/older-triton/`` in the checkout, git-ignored): ``nvidia-pytriton==<version>``
+``install(version)`` does it on demand. The cache is ``<cache>/older-triton/`` (``nimwarden.lab.cache``:
+``~/.cache/nimwarden`` by default, outside the clone, so a fresh clone reuses it): ``nvidia-pytriton==<version>``
 with ``--no-deps`` (only its server tree is used; nothing of it is imported), about 40 MB to
 download and 110 MB installed per version.
 
@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from nimwarden.lab.cache import cache_dir as nimwarden_cache_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 # nvidia-pytriton release → the tritonserver it ships (seen: server metadata of each)
 VERSIONS = {"0.4.0": "2.36.0", "0.5.0": "2.41.0"}
@@ -34,7 +36,7 @@ UNSUPPORTED = {"0.4.0": ("--http-restricted-api",)}
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("NIMWARDEN_CACHE_DIR") or ROOT / ".nimwarden" / "cache") / "older-triton"
+    return nimwarden_cache_dir() / "older-triton"
 
 
 def site_packages(venv: Path) -> Path:

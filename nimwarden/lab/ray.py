@@ -9,7 +9,7 @@ dashboard / Jobs API (8265) to every address of the namespace; ``hardened``'s ip
 three from the other positions, ``exposed`` enforces nothing.
 
 The runtime is a virtualenv of its own (Ray brings its own pins), set up by ``scripts/bootstrap`` in
-``$NIMWARDEN_CACHE_DIR/ray-<version>`` (default ``.nimwarden/cache/``), or named by ``NIMWARDEN_RAY`` (the
+``<cache>/ray-<version>`` (``nimwarden.lab.cache``: ``~/.cache/nimwarden`` by default, outside the clone), or named by ``NIMWARDEN_RAY`` (the
 ``ray`` executable). Each head has its own temp directory (Ray's sockets and logs); ``ray stop`` inside the
 namespace is not used (it stops every Ray process of the host): :func:`stop` ends the processes that name the
 head's temp directory, and the lab's network teardown kills whatever a crash left in the namespace.
@@ -32,16 +32,16 @@ import urllib.request
 from pathlib import Path
 
 from nimwarden.lab import netns, triton
+from nimwarden.lab.cache import cache_dir
 
 RAY_VERSION = "2.60.0"
 DASHBOARD_PORT = 8265
 GCS_PORT = 6379
 CLIENT_PORT = 10001
-_ROOT = Path(__file__).resolve().parents[2]
 
 
 def venv_dir() -> Path:
-    return Path(os.environ.get("NIMWARDEN_CACHE_DIR") or _ROOT / ".nimwarden" / "cache") / f"ray-{RAY_VERSION}"
+    return cache_dir() / f"ray-{RAY_VERSION}"
 
 
 def find_runtime() -> Path:
