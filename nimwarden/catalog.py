@@ -36,6 +36,7 @@ FAMILIES = (
     "host",
     "performance",
     "gpu-platform",
+    "nemo",
 )
 
 ID_PATTERN = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*-\d{3}$")

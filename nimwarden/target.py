@@ -26,7 +26,7 @@ import yaml
 from nimwarden.budget import RequestBudget, budget_from_options
 from nimwarden.errors import ConfigError, OutOfScope
 
-KINDS = ("triton", "nim")
+KINDS = ("triton", "nim", "nemo")
 EXPECTS = ("compliant", "noncompliant")
 POSITIONS = ("external", "cluster-internal")
 K8S_SOURCES = ("none", "manifests", "snapshot", "live")
