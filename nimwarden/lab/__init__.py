@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from nimwarden.lab import gateway, netns, pki, ray, triton
+from nimwarden.lab import gateway, nemo, nemo_edge, nemo_legacy, netns, pki, ray, triton
 
 STATE_SCHEMA = "nimwarden/lab/v1"
 DEFAULT_DIR = Path(".nimwarden") / "lab"
@@ -40,21 +40,27 @@ class ServerSpec:
     compute_kind: str = "sleep"  # or "cpu": calibrated CPU work instead of a sleep (benchmarks of compute-bound noise)
     compute_iterations: int = 0  # cpu: a fixed iteration count instead of the start-up calibration
     ray: str | None = None  # "open" or "token": a real Ray head next to the server (nimwarden.lab.ray)
+    nemo: bool = False  # a real NeMo Platform and Guardrails server next to the server (nimwarden.lab.nemo)
 
 
-DEFAULT_SPECS = (ServerSpec("hardened", True, ray="token"), ServerSpec("exposed", False, ray="open"))
+DEFAULT_SPECS = (ServerSpec("hardened", True, ray="token", nemo=True), ServerSpec("exposed", False, ray="open", nemo=True))
 
 RESTRICTED = "model-repository,model-config,shared-memory,statistics,trace,logging"
 
 
-# Ports inside a deployment's network namespace (its own address, like a pod's).
-NETNS_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002, "sagemaker": 8080}
+# Ports inside a deployment's network namespace (its own address, like a pod's). SageMaker's default 8080
+# is the NeMo Platform's documented port, which the lab's NeMo Platform uses in the same namespace.
+NETNS_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002, "sagemaker": 8085}
 
 # Each deployment's external address on the host: its nginx gateway listens there (and,
 # for exposed, its NIM stand-in too: published by mistake), so a port scan of one
 # deployment's edge does not see the other's. Internal services stay on 127.0.0.1.
 EDGE_HOSTS = {"hardened": "127.0.0.2", "exposed": "127.0.0.3"}
 INTERNAL_HOST = "127.0.0.1"
+# The legacy NeMo microservices stand-in's services -> the profile's endpoint names.
+LEGACY_ENDPOINTS = {"datastore": "nemo_datastore", "entitystore": "nemo_entitystore", "customizer": "nemo_customizer",
+                    "evaluator": "nemo_evaluator", "guardrails": "nemo_guardrails", "deployment": "nemo_deployment",
+                    "nimproxy": "nim_proxy"}
 
 
 def grpc_tls_args(tls: dict) -> list[str]:
@@ -265,6 +271,7 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
             state["deployments"][spec.name] = dep_state
             _write_state(directory, state)  # record PIDs at once, so `down` finds them after a crash
         heads = ray.start_heads(directory, specs, state, net, files, EDGE_HOSTS, INTERNAL_HOST, lambda: _write_state(directory, state), log)
+        nemo_parts = _start_nemo(directory, specs, state, net, files, log)
         for spec, proc in zip(specs, procs):
             dep = state["deployments"][spec.name]
             took = triton.wait_ready(proc, dep["http"], Path(dep["log"]))
@@ -272,6 +279,7 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
         for spec, proc, token, log_path in heads:
             took = ray.wait(proc, f"http://{state['deployments'][spec.name]['ray']}", log_path, token)
             log(f"lab: {spec.name} Ray head ready in {took:.1f}s ({'token auth' if token else 'no authentication'})")
+        _ready_nemo(directory, nemo_parts, state, net, log)
         _write_state(directory, state)
         _up_edge(directory, specs, state, certs, log)
     except BaseException:
@@ -280,6 +288,53 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
     state["ready_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     _write_state(directory, state)
     return state
+
+
+def _start_nemo(directory: Path, specs, state: dict, net: dict | None, files: Path, log) -> list:
+    """A real NeMo Platform and Guardrails server per deployment that asks for them (nimwarden.lab.nemo),
+    started while the servers start; returns what :func:`_ready_nemo` needs."""
+    parts = []
+    for spec in (s for s in specs if s.nemo):
+        dep = state["deployments"][spec.name]
+        position = (net or {}).get("positions", {}).get(spec.name)
+        workdir = files / spec.name / "nemo"
+        if position:
+            part = nemo.start(spec.name, spec.hardened, workdir, position["netns"])
+        else:
+            ports = {k: triton.free_port() for k in ("platform", "guardrails", "idp", "upstream")}
+            part = nemo.start(spec.name, spec.hardened, workdir, None, ports,
+                              bind=INTERNAL_HOST if spec.hardened else EDGE_HOSTS.get(spec.name, INTERNAL_HOST))
+        dep["nemo_parts"] = part
+        _write_state(directory, state)  # PIDs at once, so `down` finds them after a crash
+        log(f"lab: starting {spec.name} NeMo Platform {nemo.NEMO_PLATFORM_VERSION} "
+            f"({'authentication on, OIDC tokens' if spec.hardened else 'authentication off, as shipped'}) and NeMo Guardrails server"
+            + (f" in {position['netns']}" if position else ""))
+        parts.append((spec, part, position))
+    return parts
+
+
+def _ready_nemo(directory: Path, parts: list, state: dict, net: dict | None, log) -> None:
+    """Wait for each deployment's NeMo parts, publish them (exposed) or forward them to loopback for the
+    gateway (hardened), and seed the exposed platform with what a team keeps there."""
+    for spec, part, position in parts:
+        took = nemo.wait(part, position["netns"] if position else None)
+        dep = state["deployments"][spec.name]
+        edge = EDGE_HOSTS.get(spec.name, INTERNAL_HOST)
+        bind = INTERNAL_HOST if spec.hardened else edge
+        if position:
+            p, g = triton.free_port(bind), triton.free_port(bind)
+            netns.port_forward(directory, spec.name, {p: nemo.PLATFORM_PORT, g: nemo.GUARDRAILS_PORT}, bind=bind)
+        else:
+            p, g = part["ports"]["platform"], part["ports"]["guardrails"]
+        dep.update(nemo=f"{bind}:{p}", nemo_version=part["version"], nemo_auth=part["auth"])
+        if spec.hardened:
+            dep.update(nemo_token_file=part["token_file"], guardrails_upstream=f"{bind}:{g}")
+        else:
+            dep["guardrails"] = f"{bind}:{g}"
+            dep["nemo_seed"] = nemo.seed(f"http://{dep['nemo']}")
+        _write_state(directory, state)
+        log(f"lab: {spec.name} NeMo Platform and Guardrails server ready in {took:.1f}s (platform {dep['nemo']}"
+            + (", seeded with a workspace, a fileset and a canary secret)" if not spec.hardened else ", behind its NeMo gateway)"))
 
 
 def _up_edge(directory: Path, specs, state: dict, certs: dict, log) -> None:
@@ -300,6 +355,22 @@ def _up_edge(directory: Path, specs, state: dict, certs: dict, log) -> None:
             **({"dcgm": parts["dcgm"]["address"]} if "dcgm" in parts else {}),
         )
     _write_state(directory, state)
+    for s in (s for s in specs if s.nemo):
+        dep, parts = state["deployments"][s.name], state["edge"]["deployments"][s.name]
+        host = EDGE_HOSTS.get(s.name, INTERNAL_HOST)
+        if s.hardened:
+            cert = certs["servers"][s.name]
+            parts["nemo_gateway"] = nemo_edge.start(s.name, directory, host=host, platform=f"http://{dep['nemo']}",
+                                                    guardrails=f"http://{dep['guardrails_upstream']}", cert=cert["cert"], key=cert["key"])
+            dep.update(nemo_gateway=parts["nemo_gateway"]["platform"], guardrails=parts["nemo_gateway"]["guardrails"])
+            log(f"lab: {s.name} NeMo gateway https://{dep['nemo_gateway']} (token required, identity headers stripped, "
+                f"rate-limited; guardrails https://{dep['guardrails']})")
+        else:
+            parts["nemo_legacy"] = nemo_legacy.start(s.name, directory, host=host)
+            for service, address in parts["nemo_legacy"]["addresses"].items():
+                dep[LEGACY_ENDPOINTS[service]] = address
+            log(f"lab: {s.name} legacy NeMo microservices stand-in on {host} ({', '.join(parts['nemo_legacy']['addresses'])})")
+        _write_state(directory, state)
 
 
 def down(directory: Path, log=print) -> int:
@@ -310,6 +381,9 @@ def down(directory: Path, log=print) -> int:
         stopped += gateway.down_edge(state["edge"])
     if state:
         for name, dep in state.get("deployments", {}).items():
+            if n := nemo.stop(dep.get("nemo_parts") or {}):
+                stopped += n
+                log(f"lab: stopped {name}'s NeMo Platform and Guardrails server ({n} processes)")
             if triton.stop_pid(int(dep["pid"]), dep.get("start_time")):
                 stopped += 1
                 log(f"lab: stopped {name} (pid {dep['pid']})")

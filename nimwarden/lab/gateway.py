@@ -190,6 +190,50 @@ def _wait_listening(host: str, port: int, proc: subprocess.Popen, deadline: floa
             time.sleep(0.05)
 
 
+def prepare(name: str, state_dir: Path | str) -> Path:
+    """The folder of one nginx (config, pid, logs, temp directories); raises when nginx is missing."""
+    if not Path(NGINX).exists():
+        raise GatewayError(f"nginx not found at {NGINX} (Debian package nginx-light)")
+    prefix = Path(state_dir) / f"gateway-{name}"
+    prefix.mkdir(parents=True, exist_ok=True)
+    for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (prefix / "tmp" / d).mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(prefix / "tmp" / d, "nobody", "nogroup")
+    return prefix
+
+
+def launch(name: str, prefix: Path, config: str, host: str, port: int, *, weak_tls: bool = False,
+           timeout_s: float = 10.0) -> subprocess.Popen:
+    """Write ``config`` (0600: it may hold a token) and run nginx on it until it listens on ``host:port``."""
+    conf = prefix / "nginx.conf"
+    _write_secret(conf, config)
+    env = dict(os.environ)
+    if weak_tls:
+        # A distribution's system-wide MinProtocol would silently veto TLS 1.0: give
+        # the weak gateway an empty OpenSSL config so it really is weak.
+        (prefix / "openssl.cnf").write_text("# empty on purpose\n", encoding="utf-8")
+        env["OPENSSL_CONF"] = str(prefix / "openssl.cnf")
+    log = open(prefix / "nginx.out", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(
+            [NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env,
+        )
+    finally:
+        log.close()
+    _wait_listening(host, port, proc, time.monotonic() + timeout_s)
+    if proc.poll() is not None:
+        raise GatewayError(f"nginx for {name} exited with {proc.returncode}: {_tail(prefix)}")
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            pass
+    except OSError as exc:
+        stop({"pid": proc.pid, "conf": str(conf)})
+        raise GatewayError(f"nginx for {name} did not listen on {host}:{port}: {exc}; {_tail(prefix)}") from None
+    return proc
+
+
 def start(
     name: str,
     upstream_http: str,
@@ -213,14 +257,7 @@ def start(
     ``token`` defaults to a fresh random one for a hardened gateway; it is
     written to ``token_file`` (0600) and into nginx.conf (0600), nowhere else.
     """
-    if not Path(NGINX).exists():
-        raise GatewayError(f"nginx not found at {NGINX} (Debian package nginx-light)")
-    prefix = Path(state_dir) / f"gateway-{name}"
-    prefix.mkdir(parents=True, exist_ok=True)
-    for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (prefix / "tmp" / d).mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            shutil.chown(prefix / "tmp" / d, "nobody", "nogroup")
+    prefix = prepare(name, state_dir)
     https_port = https_port or free_port(host)
     http_port = http_port or free_port(host)
     token_file = None
@@ -229,37 +266,11 @@ def start(
         token_file = prefix / "token"
         _write_secret(token_file, token + "\n")
     conf = prefix / "nginx.conf"
-    _write_secret(
-        conf,
-        render_config(
-            prefix=prefix, host=host, https_port=https_port, http_port=http_port, upstream_http=upstream_http,
-            cert=Path(cert), key=Path(key), hardened=hardened, token=token, rate=rate, burst=burst,
-            client_ca=Path(client_ca) if client_ca else None, routes=routes,
-        ),
-    )
-    env = dict(os.environ)
-    if not hardened:
-        # A distribution's system-wide MinProtocol would silently veto TLS 1.0: give
-        # the weak gateway an empty OpenSSL config so it really is weak.
-        (prefix / "openssl.cnf").write_text("# empty on purpose\n", encoding="utf-8")
-        env["OPENSSL_CONF"] = str(prefix / "openssl.cnf")
-    log = open(prefix / "nginx.out", "ab")  # noqa: SIM115 - handed to the child
-    try:
-        proc = subprocess.Popen(
-            [NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env,
-        )
-    finally:
-        log.close()
-    _wait_listening(host, https_port, proc, time.monotonic() + timeout_s)
-    if proc.poll() is not None:
-        raise GatewayError(f"nginx for {name} exited with {proc.returncode}: {_tail(prefix)}")
-    try:
-        with socket.create_connection((host, https_port), timeout=1):
-            pass
-    except OSError as exc:
-        stop({"pid": proc.pid, "conf": str(conf)})
-        raise GatewayError(f"nginx for {name} did not listen on {host}:{https_port}: {exc}; {_tail(prefix)}") from None
+    proc = launch(name, prefix, render_config(
+        prefix=prefix, host=host, https_port=https_port, http_port=http_port, upstream_http=upstream_http,
+        cert=Path(cert), key=Path(key), hardened=hardened, token=token, rate=rate, burst=burst,
+        client_ca=Path(client_ca) if client_ca else None, routes=routes,
+    ), host, https_port, weak_tls=not hardened, timeout_s=timeout_s)
     return {
         "name": name,
         "pid": proc.pid,
@@ -373,8 +384,13 @@ def down_edge(edge: dict) -> int:
 
     stopped = 0
     for dep in (edge or {}).get("deployments", {}).values():
-        if "gateway" in dep and stop(dep["gateway"]):
-            stopped += 1
+        for part in ("gateway", "nemo_gateway"):
+            if part in dep and stop(dep[part]):
+                stopped += 1
+        if "nemo_legacy" in dep:
+            from nimwarden.lab import nemo_legacy
+
+            stopped += nemo_legacy.stop(dep["nemo_legacy"])
         for part in ("nimstub", "dcgm"):
             if part in dep and nimstub.stop(dep[part]):
                 stopped += 1

@@ -92,8 +92,8 @@ def run_in(ns: str, argv: Sequence[str], user: int | None = None, group: int | N
 def hardened_rules(addresses: dict[str, str]) -> str:
     """The hand-written enforcement of the lab's declared policy (iptables-restore input).
 
-    Declared (nimwarden/lab/netpol/network.yaml): ingress to the NIM API 8000/TCP only
-    from the ingress-nginx namespace, metrics 8002/TCP only from monitoring; egress
+    Declared (nimwarden/lab/netpol/network.yaml): ingress to the NIM API 8000/TCP and the NeMo
+    Platform API 8080/TCP only from the ingress-nginx namespace, metrics 8002/TCP only from monitoring; egress
     only 443/TCP and DNS 53. Loopback stays open (a port-forward enters the pod's
     namespace, as ``kubectl port-forward`` does).
     """
@@ -112,6 +112,7 @@ def hardened_rules(addresses: dict[str, str]) -> str:
             "-A NIMWARDEN-IN -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
             f"-A NIMWARDEN-IN -s {gw}/32 -p tcp --dport 8000 -j ACCEPT",
             f"-A NIMWARDEN-IN -s {mon}/32 -p tcp --dport 8002 -j ACCEPT",
+            f"-A NIMWARDEN-IN -s {gw}/32 -p tcp --dport 8080 -j ACCEPT",
             "-A NIMWARDEN-IN -j DROP",
             "-A NIMWARDEN-OUT -o lo -j ACCEPT",
             "-A NIMWARDEN-OUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
