@@ -26,8 +26,8 @@ from tests.reliability.faults import FAULTS, UNRESOLVABLE, FaultServer, refused_
 pytestmark = pytest.mark.lab
 
 SUITES = ("suites/test_triton_api.py", "suites/test_tls.py", "suites/test_gateway.py", "suites/test_nim_api.py", "suites/test_ports.py",
-          "suites/test_performance.py")
-FAMILIES = ("triton-api", "tls", "gateway", "nim-api", "ports", "performance")
+          "suites/test_performance.py", "suites/test_nemo.py")
+FAMILIES = ("triton-api", "tls", "gateway", "nim-api", "ports", "performance", "nemo")
 CONNECT_S, READ_S = 1.0, 1.0
 
 # What an error reason must say for each fault (the reason names the fault). Behind the two
@@ -75,13 +75,21 @@ FINDINGS |= {("malformed-body", c) for c in ("TRITON-LOGGING-001", "TRITON-MODEL
 # requests to a failing upstream (503) did forward them.
 FINDINGS |= {("server-error", c) for c in ("TRITON-AVAIL-001", "TRITON-FRONTENDS-001", "GATEWAY-AUTHN-001", "GATEWAY-INTERNAL-001")}
 FINDINGS |= {(f, c) for f in ("tls-wrong-name", "tls-expired") for c in ("GATEWAY-AUTHN-001", "GATEWAY-INTERNAL-001")}
+# A 200 to a caller without credentials proves a NeMo route open whatever the body, and 40 answers without a 429 prove no
+# rate limit; CORS and the platform's auth switch need an answer in the platform's own JSON (error otherwise).
+FINDINGS |= {("malformed-body", c) for c in ("NEMO-ANON-001", "NEMO-SECRETS-001", "NEMO-FORGE-001", "NEMO-HFTOKEN-001",
+                                             "NEMO-DOCS-001", "NEMO-RATELIMIT-001", "NEMO-GUARDRAILS-001",
+                                             "NEMO-GUARDRAILS-MODELS-001")}
 # Controls that do not apply to the deployment's shape whatever the fault: plain-text endpoints
 # have no TLS to scan, the profile asks no mutual TLS, a Triton deployment has no NIM API, none
 # declares a Vertex endpoint.
 NOT_APPLICABLE_OK = {"TLS-PROTOCOL-001", "TLS-CIPHERS-001", "TLS-FORWARDSEC-001", "TLS-CHAIN-001", "TLS-HOSTNAME-001",
                      "TLS-EXPIRY-001", "TLS-KEYSIZE-001", "TLS-MTLS-001", "NIM-DOCS-001", "NIM-INFERENCE-001",
                      "NIM-METADATA-001", "NIM-METRICS-001", "NIM-CORS-001", "TRITON-FRONTENDS-001",
-                     "TRITON-SMINVOKE-001", "PERF-UNDERLOAD-001"}  # audit under load is not requested in this run
+                     "TRITON-SMINVOKE-001", "PERF-UNDERLOAD-001",  # audit under load is not requested in this run
+                     # the Triton and NIM deployments declare no NeMo endpoint
+                     "NEMO-AUTH-001", "NEMO-ANON-001", "NEMO-SECRETS-001", "NEMO-FORGE-001", "NEMO-HFTOKEN-001", "NEMO-CORS-001",
+                     "NEMO-DOCS-001", "NEMO-RATELIMIT-001", "NEMO-GUARDRAILS-001", "NEMO-GUARDRAILS-MODELS-001"}
 
 
 def _deployments(servers: dict, hosts: dict) -> list[dict]:
@@ -99,6 +107,9 @@ def _deployments(servers: dict, hosts: dict) -> list[dict]:
         deps.append({"name": f"{fault}-nim", "kind": "nim", "expect": "compliant",
                      "endpoints": {"http": url, "gateway": url}, "exposure": ["http", "gateway"],
                      "options": {"ports": ports_opts, "gateway": {"documented_burst": 3}}})
+        deps.append({"name": f"{fault}-nemo", "kind": "nemo", "expect": "compliant",
+                     "endpoints": {"nemo": url, "guardrails": url, "nemo_entitystore": url},
+                     "exposure": ["nemo", "guardrails", "nemo_entitystore"], "options": {"ports": ports_opts}})
     return deps
 
 
@@ -144,7 +155,7 @@ def _cells(summary):
         dep = r["deployment"]
         if dep == "hardened" or r["family"] not in FAMILIES:
             continue
-        cells[(dep.removesuffix("-nim"), r["family"])].append(r)
+        cells[(dep.removesuffix("-nim").removesuffix("-nemo"), r["family"])].append(r)
     return cells
 
 

@@ -60,7 +60,8 @@ def broken(what: str = "NeMo Platform round") -> Attempt:
 
 
 def guardrails(status: int = 401, models: str = '{"data":[{"id":"m"}]}', cors_origin: str | None = None) -> Attempt[GuardrailsRound]:
-    r = GuardrailsRound("http://127.0.0.3:7331", answer("GET /v1/rails/configs (no credentials)", status),
+    r = GuardrailsRound("http://127.0.0.3:7331", answer("GET /v1/rails/configs (no credentials)", status,
+                                                        data=[{"id": "lab"}] if status == 200 else None),
                         answer("GET /v1/models (no credentials)", status, excerpt=models if status == 200 else ""),
                         answer("GET /openapi.json (no credentials)", status),
                         answer("OPTIONS /v1/chat/completions (preflight)", 200 if cors_origin else 405,
@@ -158,6 +159,8 @@ def test_cors_echoing_a_foreign_origin_fails_on_platform_and_guardrails():
     assert bad.status == "fail" and "Guardrails" in bad.reason
     assert judge.cors([platform(True, cors_origin="*")], []).status == "fail"  # * with credentials
     assert judge.cors([broken()], []).status == "error"
+    # a URL that does not answer as a NeMo Platform (discovery not its JSON) cannot have its CORS judged: never a pass
+    assert judge.cors([platform(True, discovery={"status": "ok"})], []).status == "error"
 
 
 def test_docs_served_fail_refused_or_absent_pass():

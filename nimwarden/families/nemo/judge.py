@@ -82,7 +82,8 @@ def auth_enabled(a: Attempt[PlatformRound]) -> Outcome:
                        "cannot be read, so whether authentication is on is unknown", **ev)
     body = r.discovery.data
     if not isinstance(body, dict) or "auth_enabled" not in body:
-        return errored(f"{r.base_url}/apis/auth/discovery did not answer as a NeMo Platform does (no auth_enabled field)", **ev)
+        return errored(f"{r.base_url}/apis/auth/discovery did not answer as a NeMo Platform does (not the expected JSON: "
+                       "no auth_enabled field)", **ev)
     enabled = body["auth_enabled"]
     if enabled is True:
         return passed(f"{_version(r)} at {r.base_url} has authentication on (auth_enabled: true)", **ev)
@@ -194,6 +195,10 @@ def _cors(a: Attempt, x: Answer, where: str) -> Outcome:
 def cors_platform(a: Attempt[PlatformRound]) -> Outcome:
     r = a.observation
     assert r is not None
+    if not isinstance(r.discovery.data, dict) or "auth_enabled" not in r.discovery.data:
+        # Only a URL that answers as a NeMo Platform can have its CORS answer judged (a pass needs a platform).
+        return errored(f"{r.base_url} does not answer as a NeMo Platform (GET /apis/auth/discovery -> {r.discovery.status}, "
+                       "not the expected JSON), so its CORS answer cannot be judged", **_evidence(a, r.discovery, r.cors))
     return _cors(a, r.cors, f"{_version(r)} at {r.base_url}")
 
 
@@ -201,6 +206,9 @@ def cors_platform(a: Attempt[PlatformRound]) -> Outcome:
 def cors_guardrails(a: Attempt[GuardrailsRound]) -> Outcome:
     r = a.observation
     assert r is not None
+    if not (refused(r.configs) or isinstance(r.configs.data, list)):
+        return errored(f"{r.base_url} does not answer as a NeMo Guardrails server (GET /v1/rails/configs -> {r.configs.status}, "
+                       "not the expected JSON list), so its CORS answer cannot be judged", **_evidence(a, r.configs, r.cors))
     return _cors(a, r.cors, f"the NeMo Guardrails server at {r.base_url}")
 
 
@@ -238,11 +246,11 @@ def rate_limited(a: Attempt[Burst]) -> Outcome:
     ev = a.evidence()
     if b.first_429 is not None:
         return passed(f"{b.url}: rate limited after {b.first_429} request(s) in {b.seconds:.1f}s (429)", **ev)
+    statuses = ", ".join(f"{k}x{v}" for k, v in sorted(b.statuses.items()))
     if any(s >= 500 for s in b.statuses):
-        return errored(f"{b.url}: the burst got server errors, so whether a limit exists is unknown", **ev)
-    return failed(f"{b.url}: {b.sent} back-to-back requests in {b.seconds:.1f}s, none limited (statuses "
-                  f"{', '.join(f'{k}x{v}' for k, v in sorted(b.statuses.items()))}): the NeMo services have no rate limit "
-                  "of their own, and nothing in front adds one", **ev)
+        return errored(f"{b.url}: the burst got server errors ({statuses}), so whether a limit exists is unknown", **ev)
+    return failed(f"{b.url}: {b.sent} back-to-back requests in {b.seconds:.1f}s, none limited (statuses {statuses}): "
+                  "the NeMo services have no rate limit of their own, and nothing in front adds one", **ev)
 
 
 def rate_limits(bursts: Sequence[Attempt]) -> Outcome:

@@ -273,7 +273,7 @@ def probe_guardrails(base_url: str, *, limits: Limits, guard=None) -> Attempt[Gu
     def run() -> GuardrailsRound:
         return GuardrailsRound(
             client.base,
-            configs=client.ask("GET", "/v1/rails/configs", "GET /v1/rails/configs (no credentials)"),
+            configs=client.ask("GET", "/v1/rails/configs", "GET /v1/rails/configs (no credentials)", parse=True),
             models=client.ask("GET", "/v1/models", "GET /v1/models (no credentials)"),
             docs=client.ask("GET", "/openapi.json", "GET /openapi.json (no credentials)"),
             cors=client.ask("OPTIONS", "/v1/chat/completions", f"OPTIONS /v1/chat/completions (preflight, Origin {FOREIGN_ORIGIN})",
