@@ -293,3 +293,27 @@ def test_discovery_of_a_platform_without_gateway_allows_no_exposure(tmp_path):
     found = discover(load("platform/overrides"))
     assert {f.name for f in found.found} == {"env-off", "unsigned", "env-on"}  # by image, and by `nemo services run`
     assert "nemo services run" in next(f for f in found.found if f.name == "env-on").why
+
+
+def test_live_discovery_and_audit_read_the_operator_kinds(tmp_path):
+    """Through the real kubernetes client against the replay server (a TEST DOUBLE): the NeMo CRs are listed
+    with get/list only, discovered, and the audit's live read judges what the operator renders; a denied
+    NeMo kind is said, not hidden."""
+    from nimwarden import cli
+    from nimwarden.k8s.live import client_configuration, read_cluster
+    from tests.k8s_replay import ReplayServer, load_objects
+
+    objects = load_objects(*sorted((FIXTURES / "operator" / "noncompliant").glob("*.yaml")))
+    with ReplayServer(objects) as server:
+        kubeconfig = server.kubeconfig(tmp_path / "kc")
+        out = tmp_path / "p.yaml"
+        assert cli.main(["discover", "--kubeconfig", str(kubeconfig), "--out", str(out)]) == 0
+        state = read_cluster(client_configuration(kubeconfig, None), timeout_s=5)
+        paths = [p for m, p in server.requests]
+    assert all(m == "GET" for m, _ in server.requests)
+    assert any(p.startswith("/apis/apps.nvidia.com/v1alpha1/nemodatastores") for p in paths)
+    assert {d.name: d.kind for d in load_profile(out).deployments} == {n: "nemo" for n in ("datastore", "entitystore", "customizer", "evaluator", "guardrails")}
+    assert spec_judge.not_published(state, pod_templates(state)).status.value == "fail"
+    with ReplayServer(objects, deny={("nemoguardrails", None)}) as server:
+        denied = read_cluster(client_configuration(server.kubeconfig(tmp_path / "kc2"), None), timeout_s=5)
+    assert "NemoGuardrail" in denied.denied and denied.of_kind("NemoGuardrail") == []
