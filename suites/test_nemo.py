@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from nimwarden.families.nemo import judge, probe
+from nimwarden.families.nemo import judge, probe, spec_judge
+from nimwarden.k8s import source as k8s
 
 
 @pytest.mark.control("NEMO-AUTH-001")
@@ -68,3 +69,22 @@ def test_guardrails_not_open(deployment, probes, verdict):
 def test_guardrails_no_anonymous_model_list(deployment, probes, verdict):
     rounds = probes(probe.deployment_nemo, deployment)
     verdict(judge.each(rounds.guardrails, judge.guardrails_models, "NeMo Guardrails URL"), subject=rounds.subject)
+
+
+
+# ----------------------------------------------------------------------------------- from cluster state
+
+
+@pytest.mark.control("NEMO-SPEC-AUTH-001")
+def test_spec_platform_authentication_on(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.platform_auth, state=True))
+
+
+@pytest.mark.control("NEMO-SPEC-EXPOSE-001")
+def test_spec_nemo_not_published(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.not_published, state=True))
+
+
+@pytest.mark.control("NEMO-SPEC-NETPOL-001")
+def test_spec_nemo_isolated_by_network_policy(target, deployment, verdict):
+    verdict(k8s.judge_workloads(target, deployment, spec_judge.isolated, state=True))

@@ -146,7 +146,7 @@ AUDIT = {  # case: (namespace, selector of the deployment; None: objects only, j
     "nim-llm-hostpath-ingress": ("nim-hostpath", {"app.kubernetes.io/name": "nim-llm", "app.kubernetes.io/instance": "my-nim"}),
     "nim-operator-chart": ("nim-operator", {"app.kubernetes.io/name": "k8s-nim-operator", "control-plane": "controller-manager"}),
     "nim-operator-networkpolicy": ("system", None),
-    "nim-operator-sample-nemo": ("nemo", None),
+    "nim-operator-sample-nemo": ("nemo", {"app.kubernetes.io/managed-by": "k8s-nim-operator"}),  # the five NeMo CRs' pods
     "nim-operator-sample-nimpipeline": ("nim-pipeline", {"app.kubernetes.io/name": "meta-llama3-8b-instruct"}),
     "nim-operator-sample-nimservice": ("nim-service", {"app.kubernetes.io/name": "meta-llama3-8b-instruct"}),
     "nim-operator-wildcard-clusterrole": ("default", None),
@@ -162,7 +162,8 @@ EXTRA = {"triton-k8s-onprem-traefik": ("triton", {"app.kubernetes.io/name": "tra
 
 def audit_profile(directory: Path, charts: Path = CHARTS) -> Path:
     """Write the corpus target profile into ``directory`` and return its path."""
-    deployments = [{"name": case, "kind": "triton" if case.startswith("triton") else "nim", "expect": "noncompliant",
+    kinds = {"triton": "triton", "nim-operator-sample-nemo": "nemo"}
+    deployments = [{"name": case, "kind": next((k for p, k in kinds.items() if case.startswith(p)), "nim"), "expect": "noncompliant",
                     "kubernetes": {"namespace": ns, "selector": selector}}
                    for case, (ns, selector) in {**AUDIT, **EXTRA}.items() if selector is not None]
     profile = {"name": "chart-corpus", "deployments": deployments,

@@ -1,4 +1,4 @@
-"""Discovery: the Triton and NIM deployments a cluster state holds, with the ways in to each.
+"""Discovery: the Triton, NIM and NeMo deployments a cluster state holds, with the ways in to each.
 
 From one :class:`ClusterState` (manifests, a snapshot, or a live read made here with get/list only)
 :func:`discover` finds
@@ -9,8 +9,14 @@ From one :class:`ClusterState` (manifests, a snapshot, or a live read made here 
 - KServe InferenceServices whose predictor is Triton or NIM (``predictor.triton``, model format
   ``triton``, a runtime whose name or containers say so, or their own containers);
 
-skipping the workloads an operator renders for one of those (a NIMService's Deployment, a KServe
-predictor's), so one workload is one deployment. For each it collects the Services that select its
+- NeMo workloads (kind ``nemo``): the NIM Operator's NeMo resources (NemoDatastore, NemoEntitystore,
+  NemoCustomizer, NemoEvaluator, NemoGuardrail), and Deployments / StatefulSets running a NeMo image,
+  the NeMo Platform (``nemo services run``), ``nemoguardrails server`` or a NeMo-only port
+  (:mod:`nimwarden.k8s.nemo`); each Service port becomes the endpoint its service answers on
+  (``nemo``, ``nemo_datastore`` …), the NeMo Platform chart's Envoy proxy ``nemo_gateway``;
+
+skipping the workloads an operator renders for one of those (a NIMService's or a NeMo resource's
+Deployment, a KServe predictor's), so one workload is one deployment. For each it collects the Services that select its
 pods (or the one the operator would create), their ports classified as Triton/NIM endpoints, the
 Ingresses / HTTPRoutes / Routes in front of those Services and the gateway they name. Turning that
 into a target profile is :mod:`nimwarden.k8s.profile_yaml`.
@@ -25,6 +31,7 @@ from typing import Any
 
 from nimwarden.k8s.exposure import workload_services
 from nimwarden.k8s.model import ClusterState, K8sObject
+from nimwarden.k8s.nemo import NEMO_CR_KINDS, PLATFORM_COMPONENT, SERVICES, NemoService, service_of
 from nimwarden.k8s.resources import BY_KIND, Resource
 from nimwarden.k8s.ways_in import (
     Front,
@@ -51,7 +58,7 @@ _EXTRA = {r.kind: r for r in (
     Resource("ClusterServingRuntime", "serving.kserve.io", "v1alpha1", "clusterservingruntimes", False, optional=True),
 )}
 DISCOVERY_KINDS = ("Service", *CONTROLLERS, "Ingress", "NIMService", "HTTPRoute", "Route",
-                   "InferenceService", "ServingRuntime", "ClusterServingRuntime")
+                   "InferenceService", "ServingRuntime", "ClusterServingRuntime", *NEMO_CR_KINDS)
 
 
 def discovery_resources() -> list[Resource]:
@@ -61,7 +68,7 @@ def discovery_resources() -> list[Resource]:
 @dataclass
 class Found:
     name: str  # the profile's deployment name
-    kind: str  # triton | nim
+    kind: str  # triton | nim | nemo
     namespace: str
     ref: str  # the object found: Deployment/ns/name, NIMService/ns/name, InferenceService/ns/name
     why: str
@@ -189,6 +196,83 @@ def _isvc_found(state: ClusterState, obj: K8sObject, templates: Sequence[PodTemp
     return found
 
 
+def _owned_by_cr(obj: K8sObject) -> bool:
+    return any(r.get("kind") in NEMO_CR_KINDS for r in obj.metadata.get("ownerReferences") or ())
+
+
+def _nemo_found(state: ClusterState, obj: K8sObject, service: NemoService, why: str, mine: Sequence[PodTemplate],
+                templates: Sequence[PodTemplate]) -> Found:
+    """A NeMo workload: its Services' ports named by the endpoint its service answers on; the NeMo
+    Platform's Envoy proxy (same release) as ``nemo_gateway``; the ports that are no API left out, with a note."""
+    controller = next((t.owner for t in mine if t.owner.kind in CONTROLLERS), None)
+    if controller is not None:
+        selector = dict(((controller.spec.get("selector") or {}).get("matchLabels")) or {}) or {
+            k: v for k, v in mine[0].labels.items() if k != "pod-template-hash"}
+    else:
+        from nimwarden.k8s.nemo_operator import selector_labels
+
+        selector = selector_labels(obj)
+    image = next((str(c.get("image")) for p, c in mine[0].containers() if ".initContainers[" not in p), "")
+    found = Found(obj.name, "nemo", str(obj.namespace), obj.ref, f"{service.title}: {why}", image, selector)
+    by_target: dict[Any, str | None] = {p: service.endpoint for p in service.ports}
+    for tpl in mine:
+        for _path, c in tpl.containers():
+            for p in c.get("ports") or ():
+                endpoint = None if p.get("name") == "internal" or p.get("containerPort") == 9009 else service.endpoint
+                by_target[p.get("containerPort")] = endpoint
+                if p.get("name"):
+                    by_target[p["name"]] = endpoint
+    skipped = []
+    for svc in workload_services(state, mine):
+        way = way_of(svc, {})
+        ports = [ServicePort(by_target.get(p.get("targetPort", p.get("port"))) or by_target.get(p.get("port")), int(p["port"]),
+                             str(p.get("name") or ""), p.get("nodePort"))
+                 for p in svc.spec.get("ports") or () if isinstance(p.get("port"), int)]
+        skipped += [f"{svc.name}:{p.port}/{p.name}" for p in ports if not p.endpoint]
+        found.ways.append(Way(way.namespace, way.name, way.type, tuple(p for p in ports if p.endpoint), way.external,
+                              svc.rendered_from is not None))
+    if skipped:
+        found.notes.append(f"not an API, not probed: {', '.join(skipped)} (the Customizer's training-progress callback)")
+    if any(w.inferred for w in found.ways):
+        found.notes.append(f"Service {obj.name} is the one the NIM Operator creates (not in the cluster state read)")
+    fronted = list(mine)
+    if service.key == "platform":
+        release = mine[0].labels.get("app.kubernetes.io/instance")
+        envoy = [t for t in templates if t.owner.namespace == obj.namespace and t.labels.get(PLATFORM_COMPONENT) == "nmp-envoy"
+                 and (release is None or t.labels.get("app.kubernetes.io/instance") == release)]
+        for svc in workload_services(state, envoy):
+            gw = way_of(svc, {})
+            ports = tuple(ServicePort("nemo_gateway", p.port, p.name, p.node_port) for p in gw.ports if p.name != "admin")
+            found.ways.append(Way(gw.namespace, gw.name, gw.type, ports, gw.external))
+            found.notes.append(f"Service {svc.name} is the chart's Envoy proxy in front of the API (it strips the X-NMP-* identity headers)")
+        fronted += envoy
+    found.fronts = fronts_of(state, fronted)
+    return found
+
+
+def _nemo(state: ClusterState, templates: Sequence[PodTemplate]) -> list[Found]:
+    """The NIM Operator's NeMo resources (through the Deployment it made, or the pod it would render), then every
+    other controller whose main container is a NeMo service with an API."""
+    out = []
+    for kind, key in NEMO_CR_KINDS.items():
+        for cr in state.of_kind(kind):
+            owned = [t for t in templates if t.owner.kind in CONTROLLERS and t.owner.namespace == cr.namespace and any(
+                r.get("kind") == kind and r.get("name") == cr.name for r in t.owner.metadata.get("ownerReferences") or ())]
+            mine = owned or [t for t in templates if t.owner is cr]
+            if mine:  # none: outside the namespaces asked for
+                out.append(_nemo_found(state, cr, SERVICES[key], f"a {kind} (NIM Operator)", mine, templates))
+    for tpl in templates:
+        owner = tpl.owner
+        if owner.kind not in CONTROLLERS or _owned_by_cr(owner) or any(
+                r.get("kind") == "NIMService" for r in owner.metadata.get("ownerReferences") or ()):
+            continue
+        hit = service_of(tpl)
+        if hit is None or hit[0].endpoint is None or hit[0].key == "gateway":
+            continue  # the platform's controller serves no API; its Envoy proxy is found with the API
+        out.append(_nemo_found(state, owner, hit[0], hit[1], [tpl], templates))
+    return out
+
+
 # ----------------------------------------------------------------------------------- discovery
 
 
@@ -198,7 +282,7 @@ def _profile_name(raw: str) -> str:
 
 
 def discover(state: ClusterState, namespaces: Sequence[str] = ()) -> Discovery:
-    """Every Triton / NIM deployment in ``state`` (limited to ``namespaces`` when given), one per workload."""
+    """Every Triton / NIM / NeMo deployment in ``state`` (limited to ``namespaces`` when given), one per workload."""
     wanted = set(namespaces)
     templates = [t for t in pod_templates(state) if not wanted or t.owner.namespace in wanted]
     isvcs = {(o.namespace, o.name) for o in state.of_kind("InferenceService")}
@@ -222,6 +306,7 @@ def discover(state: ClusterState, namespaces: Sequence[str] = ()) -> Discovery:
         f = _controller_found(state, tpl)
         if f is not None:
             found.append(f)
+    found += _nemo(state, templates)
     found.sort(key=lambda f: (f.namespace, f.name, f.ref))
     names = [_profile_name(f.name) for f in found]
     for f, name in zip(found, names):

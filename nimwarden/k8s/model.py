@@ -8,6 +8,10 @@ instead of passing on an empty list.
 
 Secret values never enter the model: a Secret keeps its metadata, type, the
 names of its keys and (for registry credentials) the registry host names.
+
+Objects an operator creates from a custom resource the state holds (the NIM Operator's Services, Roles,
+Ingresses … for its NeMo resources, :mod:`nimwarden.k8s.nemo_operator`) are in the state too, unless the
+state holds the real ones: ``of_kind``/``get``/``by_ref`` return them, ``objects`` stays what was read.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from nimwarden.k8s.nemo import NEMO_CR_KINDS
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,10 @@ class K8sObject:
     origin: str = ""  # "manifests/app.yaml#2", "snapshot.json items[4]" or the API path
     file: str | None = None  # the manifest file it was read from (manifest sources only)
     node: Any = field(default=None, compare=False, repr=False)  # its YAML node: field paths → lines
+    # An object an operator renders from a CR: node and file are the CR's, field_map takes its field paths to
+    # the CR fields that produced them (``spec.type`` → ``spec.expose.service.type``), rendered_from names the CR.
+    field_map: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    rendered_from: str | None = None
 
     @property
     def ref(self) -> str:
@@ -61,34 +71,53 @@ class K8sObject:
     def line_of(self, path: str = "") -> int | None:
         """The line (1-based) of a field path (``spec.template.spec.containers[0].image``) in the
         object's manifest: the deepest part of the path the file has (a missing field points at its
-        parent); None when the object was not read from a manifest."""
-        node = self.node
-        if node is None:
+        parent); None when the object was not read from a manifest. A key with dots is written in
+        brackets (``data[config.yaml]``); a path that goes on inside a block scalar holding YAML
+        (a ConfigMap's ``config.yaml: |``) points at the line inside it (``data[config.yaml].auth.enabled``)."""
+        if self.node is None:
             return None
-        line = node.start_mark.line + 1
-        for part in _PATH_PART.findall(path.split(" ")[0]):
-            key, index = part
-            if index:
-                key = index[1:-1]
-                if isinstance(node, _yaml().SequenceNode):
-                    if not key.isdigit() or int(key) >= len(node.value):
-                        break
-                    node = node.value[int(key)]
-                    line = node.start_mark.line + 1
-                    continue
-            found = None
-            if isinstance(node, _yaml().MappingNode):
-                for k, v in node.value:
-                    if getattr(k, "value", None) == key:
-                        found = (k, v)
-                        break
-            if found is None:
+        return _line_in(self.node, _PATH_PART.findall(map_path(self.field_map, path.split(" ")[0])), 0)
+
+
+def _line_in(node: Any, parts: list, offset: int) -> int:
+    yaml = _yaml()
+    line = node.start_mark.line + 1 + offset
+    for n, (key, index) in enumerate(parts):
+        if index:
+            key = index[1:-1]
+            if isinstance(node, yaml.SequenceNode):
+                if not key.isdigit() or int(key) >= len(node.value):
+                    break
+                node = node.value[int(key)]
+                line = node.start_mark.line + 1 + offset
+                continue
+        if isinstance(node, yaml.ScalarNode) and node.style == "|":
+            try:  # YAML inside the block: its lines start on the line after the indicator
+                inner = yaml.compose(node.value)
+            except yaml.YAMLError:
                 break
-            line, node = found[0].start_mark.line + 1, found[1]
-        return line
+            return _line_in(inner, parts[n:], node.start_mark.line + 1 + offset) if inner is not None else line
+        found = None
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if getattr(k, "value", None) == key:
+                    found = (k, v)
+                    break
+        if found is None:
+            break
+        line, node = found[0].start_mark.line + 1 + offset, found[1]
+    return line
 
 
 _PATH_PART = re.compile(r"([^.\[\]]+)|(\[[^\]]*\])")
+
+
+def map_path(field_map: Mapping[str, str], path: str) -> str:
+    """``path`` with its longest mapped prefix replaced (a rendered field path → the field the user wrote)."""
+    for prefix in sorted(field_map, key=len, reverse=True):
+        if path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "["):
+            return field_map[prefix] + path[len(prefix):]
+    return path
 
 
 def _yaml():
@@ -107,8 +136,19 @@ class ClusterState:
 
     def __post_init__(self) -> None:
         for obj in self.objects:
-            self._index.setdefault(obj.kind, []).append(obj)
-            self._index.setdefault(("ref", obj.ref), obj)
+            self._add(obj)
+        if any(k in self._index for k in NEMO_CR_KINDS):  # custom resources whose operator-created objects it carries
+            from nimwarden.k8s.nemo_operator import operator_objects
+
+            for obj in operator_objects(self._lookup):
+                self._add(obj)
+
+    def _add(self, obj: K8sObject) -> None:
+        self._index.setdefault(obj.kind, []).append(obj)
+        self._index.setdefault(("ref", obj.ref), obj)
+
+    def _lookup(self, kind: str, namespace: str | None = None, name: str | None = None):
+        return self.of_kind(kind) if name is None else self.get(kind, namespace, name)
 
     def by_ref(self, ref: str) -> K8sObject | None:
         """The object a finding names (``Deployment/ns/name``, ``ClusterRole/name``)."""

@@ -5,10 +5,12 @@ ask the model who may reach what (network-policy; gpu-platform for the Ray head)
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from nimwarden.k8s.model import ClusterState
 from nimwarden.k8s.workloads import PodTemplate, pod_templates
-from nimwarden.netpol.objects import Inventory, inventory
+from nimwarden.netpol.objects import Inventory, Pod, inventory
 
 
 def _role(t: PodTemplate) -> str:
@@ -45,3 +47,30 @@ def inventory_from_state(state: ClusterState) -> Inventory:
         )
     objects += [dict(o.body, kind="NetworkPolicy", metadata=dict(o.metadata, namespace=o.namespace)) for o in state.of_kind("NetworkPolicy")]
     return inventory(objects)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    port: int
+    source: str  # "a pod in another namespace" | "an unlabelled pod of its own namespace"
+    why: str  # the model's explanation
+
+
+def strangers_admitted(model, tpl: PodTemplate, ports: Iterable[int]) -> tuple[list[Admitted], list[dict]] | None:
+    """Which of ``ports`` of a template's pod the network-policy model (a ``ReachabilityModel``) opens to a
+    stranger — a pod in another namespace, and an unlabelled pod in the pod's own namespace — and every flow
+    judged; None when the pod is not in the model (hostNetwork: no NetworkPolicy applies to it)."""
+    try:
+        pod = model.inventory.pod(pod_key(tpl))
+    except KeyError:
+        return None
+    strangers = (Pod("nimwarden-probe", "outside-namespace", {}), Pod(pod.namespace, "nimwarden-unlabelled-pod", {}))
+    admitted, flows = [], []
+    for port in ports:
+        for who in strangers:
+            v = model.evaluate(who, pod, port)
+            flows.append({"pod": pod.key, "port": port, "from": who.key, "allowed": v.allowed, "why": v.explain()})
+            if v.allowed:
+                src = "a pod in another namespace" if who.namespace != pod.namespace else "an unlabelled pod of its own namespace"
+                admitted.append(Admitted(port, src, v.explain()))
+    return admitted, flows

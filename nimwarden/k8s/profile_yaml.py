@@ -1,7 +1,7 @@
 """A commented target profile from a :class:`~nimwarden.k8s.discovery.Discovery`.
 
 The profile is written as text, not dumped, so every deployment carries the comments a reader
-needs: what was found and why it counts as Triton or NIM, which Services and fronts publish it,
+needs: what was found and why it counts as Triton, NIM or NeMo, which Services and fronts publish it,
 which endpoints the probe position can reach and which it cannot (commented out, with what to fill
 in), and a ``DECIDE`` line for every choice discovery cannot make (exposure, credentials).
 
@@ -102,9 +102,10 @@ def plan_endpoints(found: Found, position: str, probes: bool = True) -> Planned:
     return plan
 
 
-def _exposure(plan: Planned) -> list[str]:
-    names = [n for n in ("gateway", "gateway_http") if n in plan.endpoints]
-    return names or ["http"]
+def _exposure(plan: Planned, kind: str = "triton") -> list[str]:
+    names = [n for n in ("gateway", "gateway_http", "nemo_gateway") if n in plan.endpoints]
+    # NeMo services are not meant to face the internet (the seed): nothing but a gateway may answer
+    return names or ([] if kind == "nemo" else ["http"])
 
 
 def _found_comment(f: Found) -> list[str]:
@@ -135,9 +136,10 @@ def _deployment(f: Found, plan: Planned, position: str) -> tuple[list[str], list
     else:
         out.append("    endpoints: {}" + ("   # what the audit could probe once deployed / reachable:" if plan.commented else ""))
         out += [f"      # {c}" for c in plan.commented]
-    exposure = _exposure(plan)
+    exposure = _exposure(plan, f.kind)
     if plan.endpoints:
-        why = ("only the gateway should answer from outside" if exposure[0] == "gateway"
+        why = ("only the gateway should answer from outside" if exposure and exposure[0] in ("gateway", "nemo_gateway")
+               else "NeMo services are not meant to be reachable from outside the cluster" if f.kind == "nemo"
                else "which endpoints may answer from " + ("outside" if position == "external" else "inside the cluster"))
         out.append(f"    exposure: [{', '.join(exposure)}]   # DECIDE: {why}; anything else reachable is a finding")
         decide.append(f"exposure [{', '.join(exposure)}]: is that what may be reachable from the probe position?")
@@ -210,7 +212,7 @@ def render_profile(discovery: Discovery, *, name: str, position: str, source: Pr
         head.append(f"  namespaces: [{', '.join(_q(n) for n in namespaces)}]   # where the deployments are; widen to audit more")
     head.append("  pss_level: restricted")
     if not discovery.found:
-        head.append("# discovery found no Triton or NIM workload; add deployments by hand")
+        head.append("# discovery found no Triton, NIM or NeMo workload; add deployments by hand")
         body = ["  - name: none-found", "    kind: triton", "    expect: compliant", "    endpoints: {}", ""]
     return "\n".join(head + ["deployments:"] + body).rstrip() + "\n", decisions
 
@@ -225,7 +227,7 @@ def table(discovery: Discovery, decisions: dict[str, list[str]], position: str, 
         rows.append((f.name, f.kind, f.namespace, f.ref.split("/")[0], eps, front))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(0, f"found {len(discovery.found)} Triton/NIM deployment(s) in {discovery.source}")
+    lines.insert(0, f"found {len(discovery.found)} Triton/NIM/NeMo deployment(s) in {discovery.source}")
     if discovery.unreadable:
         lines.append("could not read: " + "; ".join(f"{k} ({v})" for k, v in sorted(discovery.unreadable.items())))
     todo = [(n, d) for n, ds in decisions.items() for d in ds]

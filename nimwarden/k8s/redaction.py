@@ -35,6 +35,19 @@ def literal(value: object) -> str | None:
     return text
 
 
+def plainly_public(value: object) -> bool:
+    """A value that cannot be a secret whatever its variable is called: a boolean switch
+    (``NMP_AUTH_ENABLED=true``) or an http(s) URL with neither credentials nor a query
+    (``NMP_AUTH_POLICY_DECISION_POINT_BASE_URL=http://localhost:8080``)."""
+    text = str(value).strip()
+    if text.lower() in ("true", "false", "yes", "no", "on", "off"):
+        return True
+    return bool(_PLAIN_URL.fullmatch(text))
+
+
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(?::\d+)?(?:/[A-Za-z0-9._~/\-]*)?")
+
+
 def redact_restricted_value(value: str) -> str:
     """``a,b:header=KEY`` with KEY fingerprinted (the value of --http-restricted-api / --grpc-restricted-protocol)."""
     m = _KEY_VALUE.match(value)
@@ -66,7 +79,7 @@ def _walk(node: Any) -> None:
                 _redact_words(node[key])
         if isinstance(node.get("name"), str) and "value" in node and SECRET_NAME.search(node["name"]):
             value = literal(node.get("value"))
-            if value is not None and not REDACTED_MARKER.search(value):
+            if value is not None and not REDACTED_MARKER.search(value) and not plainly_public(value):
                 node["value"] = fingerprint(value)
         for child in node.values():
             _walk(child)

@@ -52,6 +52,12 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("NIMService", "apps.nvidia.com", "v1alpha1", "nimservices", True, optional=True),
     Resource("NIMPipeline", "apps.nvidia.com", "v1alpha1", "nimpipelines", True, optional=True),
     Resource("NIMCache", "apps.nvidia.com", "v1alpha1", "nimcaches", True, optional=True),
+    # The NIM Operator's NeMo resources (api/apps/v1alpha1/nemo_*_types.go; plurals as its CRDs name them).
+    Resource("NemoDatastore", "apps.nvidia.com", "v1alpha1", "nemodatastores", True, optional=True),
+    Resource("NemoEntitystore", "apps.nvidia.com", "v1alpha1", "nemoentitystores", True, optional=True),
+    Resource("NemoCustomizer", "apps.nvidia.com", "v1alpha1", "nemocustomizers", True, optional=True),
+    Resource("NemoEvaluator", "apps.nvidia.com", "v1alpha1", "nemoevaluators", True, optional=True),
+    Resource("NemoGuardrail", "apps.nvidia.com", "v1alpha1", "nemoguardrails", True, optional=True),
     Resource("ClusterPolicy", "nvidia.com", "v1", "clusterpolicies", False, optional=True),
     Resource("LeaderWorkerSet", "leaderworkerset.x-k8s.io", "v1", "leaderworkersets", True, optional=True),
     Resource("RayCluster", "ray.io", "v1", "rayclusters", True, optional=True),
@@ -67,7 +73,7 @@ RESOURCES: tuple[Resource, ...] = (
 
 BY_KIND = {r.kind: r for r in RESOURCES}
 # What the controls read: every kind above (and the List wrapper manifests unwrap). Anything else a
-# source holds (CRDs, PVCs, ServiceMonitors, NeMo CRs …) is counted and listed as "not judged".
+# source holds (CRDs, PVCs, ServiceMonitors …) is counted and listed as "not judged".
 JUDGED_KINDS = frozenset(BY_KIND) | {"ReplicaSet"}
 CLUSTER_SCOPED_KINDS = frozenset(r.kind for r in RESOURCES if not r.namespaced) | {
     "CustomResourceDefinition", "PersistentVolume", "StorageClass", "PriorityClass", "RuntimeClass",

@@ -25,6 +25,7 @@ from typing import Any
 
 from nimwarden.errors import ConfigError
 from nimwarden.k8s.model import ClusterState, K8sObject
+from nimwarden.k8s.nemo import NEMO_CR_KINDS
 from nimwarden.k8s.resources import JUDGED_KINDS
 from nimwarden.k8s.workloads import WORKLOAD_KINDS, PodTemplate, pod_templates, select
 from nimwarden.outcome import Attempt, Outcome, errored, incomplete, not_applicable
@@ -170,7 +171,7 @@ def for_deployment(target: Any, deployment: Any) -> Workloads | Outcome:
     matched = select(pod_templates(state, ref.namespace), ref.namespace, ref.selector)
     templates = [t for t in matched if not t.hook]
     if not templates:
-        blocked = state.unreadable("Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "NIMService")
+        blocked = state.unreadable("Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "NIMService", *NEMO_CR_KINDS)
         if blocked:
             return errored(f"no workloads found, and some could not be read: {blocked}", source=state.source)
         if matched:
@@ -250,6 +251,8 @@ def locate(out: Outcome, state: ClusterState, templates=()) -> Outcome:
     for loc in locations:
         obj = owners.get(loc.get("object")) or state.by_ref(str(loc.get("object")))
         entry = dict(loc)
+        if obj is not None and obj.rendered_from:
+            entry["rendered_from"] = obj.rendered_from  # the operator makes it from this CR: the CR's line is given
         if obj is not None and obj.file:
             entry["file"] = _relative(obj.file)
             line = obj.line_of(str(loc.get("path") or ""))

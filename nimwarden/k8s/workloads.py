@@ -25,7 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nimwarden.k8s.model import ClusterState, K8sObject
+from nimwarden.k8s.model import ClusterState, K8sObject, map_path
+from nimwarden.k8s.nemo import NEMO_CR_KINDS
 
 TEMPLATE_PATHS = {
     "Pod": ("spec",),
@@ -43,8 +44,9 @@ POD_SPEC_KINDS = {"ServingRuntime": ("spec",), "ClusterServingRuntime": ("spec",
 LWS_TEMPLATES = ("leaderTemplate", "workerTemplate")
 # A KubeRay RayCluster has a head template and one per worker group; KubeRay labels their pods
 # ray.io/cluster=<name> and ray.io/node-type=head|worker (policies select on them).
+# The NIM Operator's NeMo resources render a Deployment each (nimwarden.k8s.nemo_operator).
 WORKLOAD_KINDS = (*TEMPLATE_PATHS, *POD_SPEC_KINDS, "InferenceService", "NIMService", "NIMPipeline", "NIMCache", "LeaderWorkerSet",
-                  "RayCluster")
+                  "RayCluster", *NEMO_CR_KINDS)
 OPERATOR_CACHE_DEFAULTS = "NIM Operator nimcache controller constructJob"
 RENDERED = "rendered.spec"
 
@@ -85,10 +87,7 @@ class PodTemplate:
 
     def source_path(self, path: str) -> str:
         """The field the user wrote: for a NIMService, the CR field that produced a rendered path."""
-        for prefix in sorted(self.field_map, key=len, reverse=True):
-            if path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "["):
-                return self.field_map[prefix] + path[len(prefix):]
-        return path
+        return map_path(self.field_map, path)
 
     def containers(self) -> list[tuple[str, dict]]:
         return containers_of(dict(self.spec), self.spec_path)
@@ -256,10 +255,10 @@ def render_inference_service(obj: K8sObject, state: ClusterState) -> PodTemplate
 def pod_templates(state: ClusterState, namespace: str | None = None) -> list[PodTemplate]:
     """Every workload's pod template; controller-owned Pods and operator-rendered duplicates are skipped."""
     out: list[PodTemplate] = []
-    owned_by_nimservice = {
-        (o.namespace, ref.get("name"))
+    owned = {
+        (ref.get("kind"), o.namespace, ref.get("name"))
         for kind in TEMPLATE_PATHS for o in state.of_kind(kind, namespace)
-        for ref in o.metadata.get("ownerReferences") or () if ref.get("kind") == "NIMService"
+        for ref in o.metadata.get("ownerReferences") or () if ref.get("kind") == "NIMService" or ref.get("kind") in NEMO_CR_KINDS
     }
     for kind, keys in TEMPLATE_PATHS.items():
         for obj in state.of_kind(kind, namespace):
@@ -302,8 +301,13 @@ def pod_templates(state: ClusterState, namespace: str | None = None) -> list[Pod
     for pipeline in state.of_kind("NIMPipeline", namespace):  # live: the pipeline's NIMServices are objects already
         services.extend(s for s in pipeline_services(pipeline) if state.get("NIMService", s.namespace, s.name) is None)
     for obj in services:
-        if (obj.namespace, obj.name) not in owned_by_nimservice:  # live: the operator's real Deployment is judged
+        if ("NIMService", obj.namespace, obj.name) not in owned:  # live: the operator's real Deployment is judged
             out.append(render_nimservice(obj))
+    if any(state.of_kind(kind, namespace) for kind in NEMO_CR_KINDS):
+        from nimwarden.k8s.nemo_operator import render_pod
+
+        for kind in NEMO_CR_KINDS:
+            out += [render_pod(o) for o in state.of_kind(kind, namespace) if (kind, o.namespace, o.name) not in owned]
     owned_by_nimcache = {(o.namespace, ref.get("name")) for o in state.of_kind("Job", namespace)
                          for ref in o.metadata.get("ownerReferences") or () if ref.get("kind") == "NIMCache"}
     for obj in state.of_kind("NIMCache", namespace):

@@ -52,10 +52,12 @@ def test_deployment_results_agree_with_the_per_object_expectations(audit):
 def test_helm_hooks_kinds_not_judged_and_sarif_lines(audit):
     _, summary, run_dir = audit
     inventory = summary["kubernetes"]
-    assert "NemoGuardrail" in inventory["not_judged"] and "CustomResourceDefinition" not in inventory["not_judged"]
+    # the NIM Operator's NeMo resources are judged (through what the operator renders); a ServiceMonitor is not
+    assert "ServiceMonitor" in inventory["not_judged"] and "NemoGuardrail" not in inventory["not_judged"]
+    assert "CustomResourceDefinition" not in inventory["not_judged"]
     assert any("(test)" in h for h in inventory["hooks"])
     html = (run_dir / "report.html").read_text()
-    assert "not judged" in html and "NemoGuardrail (1)" in html
+    assert "not judged" in html and f"ServiceMonitor ({inventory['not_judged']['ServiceMonitor']})" in html
     sarif = json.loads((run_dir / "report.sarif").read_text())
     located = [r for r in sarif["runs"][0]["results"] if "region" in r["locations"][0].get("physicalLocation", {})]
     assert located and all(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith(".yaml") for r in located)

@@ -136,7 +136,7 @@ def test_discover_from_manifests_prints_a_table_and_writes_a_valid_profile(tmp_p
     out = tmp_path / "discovered.yaml"
     assert cli.main(["discover", "--manifests", str(FIXTURE.parent), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "found 3 Triton/NIM deployment(s)" in printed
+    assert "found 3 Triton/NIM/NeMo deployment(s)" in printed
     assert "still to decide: nothing (cluster state only: no endpoint is probed)" in printed
     for name in ("llama3-8b", "triton", "resnet"):
         assert f"\n{name} " in printed

@@ -254,9 +254,8 @@ def ray_isolation(state: Any, templates: Sequence[Any], namespace: str | None) -
     head's own namespace. A head no Ingress policy selects is open to every pod of the cluster."""
     from nimwarden.families.gpu_platform.stack import ray_heads
     from nimwarden.k8s.findings import needs
-    from nimwarden.k8s.network import inventory_from_state, pod_key
+    from nimwarden.k8s.network import inventory_from_state, strangers_admitted
     from nimwarden.netpol.model import ReachabilityModel
-    from nimwarden.netpol.objects import Pod
 
     blocked = needs(state, "NetworkPolicy")
     if blocked:
@@ -268,20 +267,15 @@ def ray_isolation(state: Any, templates: Sequence[Any], namespace: str | None) -
     model = ReachabilityModel(inventory_from_state(state))
     findings, judged = [], []
     for t in heads:
-        try:
-            head = model.inventory.pod(pod_key(t))
-        except KeyError:  # hostNetwork pods are not in the model: no NetworkPolicy applies to them
+        seen = strangers_admitted(model, t, RAY_PORTS)
+        if seen is None:  # hostNetwork pods are not in the model: no NetworkPolicy applies to them
             findings.append(Finding(t.ref, "the Ray head runs with hostNetwork: no NetworkPolicy can isolate it", f"{t.spec_path}.hostNetwork",
                                     severity="critical"))
             continue
-        strangers = (Pod("nimwarden-probe", "outside-namespace", {}), Pod(head.namespace, "nimwarden-unlabelled-pod", {}))
-        for port, what in RAY_PORTS.items():
-            for who in strangers:
-                v = model.evaluate(who, head, port)
-                judged.append({"head": head.key, "port": port, "from": who.key, "allowed": v.allowed, "why": v.explain()})
-                if v.allowed:
-                    src = "a pod in another namespace" if who.namespace != head.namespace else "an unlabelled pod of its own namespace"
-                    findings.append(Finding(t.ref, f"{what} ({port}/TCP) of the Ray head admits {src}: {v.explain()}",
-                                            severity="critical" if port == 8265 else "high"))
+        admitted, flows = seen
+        judged += [{"head": f.pop("pod"), **f} for f in flows]
+        for a in admitted:
+            findings.append(Finding(t.ref, f"{RAY_PORTS[a.port]} ({a.port}/TCP) of the Ray head admits {a.source}: {a.why}",
+                                    severity="critical" if a.port == 8265 else "high"))
     return verdict_from(findings, what="Ray head not isolated by a NetworkPolicy", subjects=sorted({t.ref for t in heads}),
                         ok=f"the Ray ports of {len(heads)} head(s) admit no pod outside the Ray cluster", flows=judged)

@@ -12,11 +12,19 @@ that only a gateway may set.
 - ``probe``  one bounded, read-only round per reachable URL (GET/OPTIONS, random nonexistent names)
 - ``judge``  NEMO-AUTH / -ANON / -SECRETS / -FORGE / -HFTOKEN / -CORS / -DOCS / -RATELIMIT /
   -GUARDRAILS / -GUARDRAILS-MODELS from those rounds
+- ``spec_judge``  NEMO-SPEC-AUTH / -EXPOSE / -NETPOL from cluster state: the platform's auth settings as its
+  pods run, and the publication and network isolation of every NeMo workload (the NIM Operator's NeMo
+  resources through what the operator renders, ``nimwarden.k8s.nemo_operator``)
 """
 
 from __future__ import annotations
 
 from nimwarden.families import Applicability, Family, for_controls
+from nimwarden.k8s import source as k8s
+
+# judged from cluster state: any deployment with a namespace or selector; the judge says not applicable when
+# none of its workloads is NeMo
+SPEC = "NEMO-SPEC-AUTH-001 NEMO-SPEC-EXPOSE-001 NEMO-SPEC-NETPOL-001"
 
 
 def _platform(ctx: Applicability) -> str | None:
@@ -62,5 +70,6 @@ FAMILY = Family(
         "NEMO-ANON-001": _any_service,
         **for_controls("NEMO-CORS-001 NEMO-DOCS-001", _platform_or_guardrails),
         **for_controls("NEMO-GUARDRAILS-001 NEMO-GUARDRAILS-MODELS-001", _guardrails),
+        **for_controls(SPEC, lambda ctx: k8s.unavailable(ctx.target, ctx.deployment)),
     },
 )

@@ -1,6 +1,7 @@
 """PORTS-K8SEXPOSE-001 from cluster state: Services of type LoadBalancer/NodePort (or with
-externalIPs) that publish NIM/Triton/database/metrics ports of the deployment's workloads, and
-NIMServices that ask the operator for such a Service."""
+externalIPs) that publish NIM/Triton/NeMo/database/metrics ports of the deployment's workloads (the
+Services the NIM Operator creates for its NeMo resources among them), and NIMServices that ask the
+operator for such a Service. A named targetPort is resolved to the container port it names."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ SENSITIVE_PORTS = {
     8000: "NIM/Triton HTTP API", 8001: "Triton gRPC", 8002: "Triton metrics", 50051: "NIM gRPC", 9090: "metrics",
     5432: "PostgreSQL", 19530: "Milvus", 9091: "Milvus metrics", 4317: "OTLP gRPC", 4318: "OTLP HTTP",
     9411: "Zipkin", 14250: "Jaeger gRPC", 14268: "Jaeger HTTP", 6831: "Jaeger agent",
+    # NeMo microservices (seed port table; NIM Operator constants) and the NeMo Platform's single API port
+    3000: "NeMo Data Store API", 7331: "NeMo Evaluator/Guardrails API", 9009: "NeMo Customizer callback",
+    8080: "NeMo Platform API (Triton SageMaker)", 2746: "Argo Workflows server (NeMo Evaluator)",
 }
 
 
@@ -25,10 +29,17 @@ def _port_number(port: dict, key: str):
     return value if isinstance(value, int) else None
 
 
+def _named_ports(templates: Sequence[PodTemplate]) -> dict[str, int]:
+    """Container port names of the workloads → their numbers (a Service's ``targetPort: api``)."""
+    return {str(p["name"]): p["containerPort"] for t in templates for _, c in t.containers()
+            for p in c.get("ports") or () if p.get("name") and isinstance(p.get("containerPort"), int)}
+
+
 def services(state: ClusterState, templates: Sequence[PodTemplate]) -> Outcome:
     blocked = needs(state, "Service")
     if blocked:
         return blocked
+    named = _named_ports(templates)
     findings, judged = [], []
     for svc in workload_services(state, templates):
         judged.append(svc.ref)
@@ -38,7 +49,7 @@ def services(state: ClusterState, templates: Sequence[PodTemplate]) -> Outcome:
             continue
         how = kind if kind != "ClusterIP" else "externalIPs"
         for i, p in enumerate(svc.spec.get("ports") or ()):
-            nums = {_port_number(p, "port"), _port_number(p, "targetPort")} - {None}
+            nums = {_port_number(p, "port"), _port_number(p, "targetPort"), named.get(str(p.get("targetPort")))} - {None}
             hit = sorted(n for n in nums if n in SENSITIVE_PORTS)
             if hit:
                 sev = "high" if hit[0] != 8000 else "medium"

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from nimwarden.k8s.findings import Finding, needs, verdict_from
 from nimwarden.k8s.model import ClusterState
-from nimwarden.k8s.redaction import REDACTED_MARKER, RESTRICTED_KEY, SECRET_NAME, literal
+from nimwarden.k8s.redaction import REDACTED_MARKER, RESTRICTED_KEY, SECRET_NAME, literal, plainly_public
 from nimwarden.k8s.workloads import PodTemplate
 from nimwarden.outcome import Outcome, not_applicable, passed
 from nimwarden.redact import fingerprint, redact_text
@@ -64,7 +64,7 @@ def literal_secrets(templates: Sequence[PodTemplate]) -> Outcome:
             name = str(c.get("name") or path)
             for i, e in enumerate(c.get("env") or ()):
                 value = literal(e.get("value"))
-                if value is None:
+                if value is None or plainly_public(value):
                     continue
                 if CONNECTION_STRING.search(value):
                     continue  # judged by the connection-string control
