@@ -7,8 +7,10 @@ counters, and the server process itself (same pid and start time).
 
 Secrets: the lab's canaries (exposed's NGC_API_KEY/HF_TOKEN environment and model parameters, the literal keys in
 the exposed manifests, hardened's restricted-API key and gateway token, the key the leaky NIM
-stand-in discloses in its metadata) appear in no artifact of the run and not in its
-stdout/stderr, while the findings still say where each was seen.
+stand-in discloses in its metadata; the exposed NeMo Platform's seeded secret value and file content, the
+audit's NeMo token, the Guardrails servers' upstream keys) appear in no artifact of the run and not in its
+stdout/stderr, while the findings still say where each was seen. The exposed NeMo Platform's workspaces,
+secrets and files are compared before and after too.
 
 Request budget: what the audit sends each deployment is counted outside the harness (iptables
 SYN counters as root, Triton's own inference statistics) and held under a cap.
@@ -32,7 +34,7 @@ from tests.conftest import ROOT, lab_profile, run_audit
 
 pytestmark = pytest.mark.lab
 
-MANIFEST_CANARY = re.compile(r'"((?:nvapi-|hf_)CANARY[A-Za-z0-9]+)"')
+MANIFEST_CANARY = re.compile(r'"((?:nvapi-|hf_|sk-)CANARY[A-Za-z0-9]+)"')
 
 
 def _get(session: requests.Session, base: str, method: str, path: str, headers: dict) -> tuple[int, object]:
@@ -75,13 +77,26 @@ def deployment_state(dep: dict, headers: dict) -> dict:
     return state
 
 
+def nemo_state(dep: dict) -> dict:
+    """What the audit must leave as it found it on a NeMo Platform without authentication (exposed): its
+    workspaces, the seeded workspace's secrets and filesets, and the seeded fileset's files (names only)."""
+    seed = dep.get("nemo_seed") or {}
+    if not seed:
+        return {}
+    ws = seed["workspace"]
+    with requests.Session() as s:
+        return {f"nemo:{path}": _get(s, dep["nemo"], "GET", path, {}) for path in (
+            "/apis/entities/v2/workspaces", f"/apis/secrets/v2/workspaces/{ws}/secrets",
+            f"/apis/files/v2/workspaces/{ws}/filesets", f"/apis/files/v2/workspaces/{ws}/filesets/{seed['fileset']}/files")}
+
+
 def lab_states(lab_state: dict) -> dict:
     out = {}
     for name, dep in lab_state["deployments"].items():
         headers = {}
         if dep.get("admin_key_file"):
             headers["admin-key"] = Path(dep["admin_key_file"]).read_text().strip()
-        out[name] = deployment_state(dep, headers)
+        out[name] = {**deployment_state(dep, headers), **nemo_state(dep)}
     return out
 
 
@@ -104,6 +119,14 @@ def canaries(lab_state: dict) -> dict[str, str]:
         for key in ("admin_key_file", "gateway_token_file"):
             if dep.get(key):
                 found[f"{name} {key}"] = Path(dep[key]).read_text().strip()
+        # The NeMo parts: the seeded secret's value and file content (exposed), the audit's own OIDC token for the
+        # NeMo gateway (hardened), each Guardrails server's upstream key.
+        for key, value in ((dep.get("nemo_seed") or {}).get("canaries") or {}).items():
+            found[f"{name} NeMo seeded {key}"] = value
+        if dep.get("nemo_token_file"):
+            found[f"{name} NeMo token"] = Path(dep["nemo_token_file"]).read_text().strip()
+        if (dep.get("nemo_parts") or {}).get("guardrails_key_canary"):
+            found[f"{name} Guardrails upstream key"] = dep["nemo_parts"]["guardrails_key_canary"]
         if dep.get("nim"):  # the leaky NIM stand-in discloses a key inside a URL of its metadata
             try:
                 body = requests.get(f"http://{dep['nim']}/v1/metadata", timeout=5).text
