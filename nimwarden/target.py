@@ -30,7 +30,8 @@ KINDS = ("triton", "nim")
 EXPECTS = ("compliant", "noncompliant")
 POSITIONS = ("external", "cluster-internal")
 K8S_SOURCES = ("none", "manifests", "snapshot", "live")
-ENDPOINT_NAMES = ("http", "grpc", "metrics", "sagemaker", "vertex", "openai", "gateway", "gateway_http", "nim", "dcgm", "ray", "ray_gcs", "ray_client")
+ENDPOINT_NAMES = ("http", "grpc", "metrics", "sagemaker", "vertex", "openai", "gateway", "gateway_http", "nim", "dcgm", "ray", "ray_gcs", "ray_client",
+                  "nim_grpc")
 SECRET_WORDS = re.compile(r"(token|secret|password|passwd|api[_-]?key|apikey|credential)", re.I)
 # A family's checker of the profile sections it reads: raises ConfigError, or ValueError("field.path: why").
 ProfileCheck = Callable[["Target"], None]
