@@ -74,3 +74,14 @@ def parse_dates(data: Mapping[str, Any], where: str) -> Dates:
     if as_of > on:
         raise ValueError(f"{where}: as_of {as_of} is after checked.date {on}: the sources were read after the newest entry")
     return Dates(as_of, on, newest, tuple(str(s) for s in checked.get("sources") or ()))
+
+
+def rows(data: Mapping[str, Any], key: str, where: str, required: tuple[str, ...]):
+    """``(where-of-row, row)`` for each row of a dated table's list ``key``, after checking the fields every
+    row must give; ValueError naming the file, the row and the missing field otherwise."""
+    for i, row in enumerate(data.get(key) or ()):
+        at = f"{where}: {key}[{i}] ({row.get('id', '?')})"
+        for field in required:
+            if row.get(field) in (None, "", {}):
+                raise ValueError(f"{at}: {field} missing")
+        yield at, row

@@ -16,10 +16,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import yaml
 
 from nimwarden.families.triton_api.cves import load_table
-from tests.conftest import run_audit
+from tests.conftest import audit_one
 
 
 def version_server(version: str) -> ThreadingHTTPServer:
@@ -44,13 +43,9 @@ def version_server(version: str) -> ThreadingHTTPServer:
 def test_version_only_cves_by_reported_version(tmp_path, version, status):
     server = version_server(version)
     try:
-        profile = tmp_path / "target.yaml"
-        profile.write_text(yaml.safe_dump({
-            "name": f"triton-{version}", "scope": ["127.0.0.1"],
-            "deployments": [{"name": "staging", "kind": "triton", "expect": "compliant",
-                             "endpoints": {"http": f"http://127.0.0.1:{server.server_address[1]}"}}],
-        }))
-        proc, summary = run_audit(profile, tmp_path / "reports", "suites/test_triton_api.py", "-k", "test_no_version_only_vulnerability")
+        proc, summary = audit_one(tmp_path, f"triton-{version}", {"name": "staging", "kind": "triton", "expect": "compliant",
+                                  "endpoints": {"http": f"http://127.0.0.1:{server.server_address[1]}"}},
+                                  "suites/test_triton_api.py", "-k", "test_no_version_only_vulnerability")
     finally:
         server.shutdown()
     assert summary is not None, proc.stdout[-2000:] + proc.stderr[-2000:]

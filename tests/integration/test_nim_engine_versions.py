@@ -12,10 +12,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-import yaml
 
 from nimwarden.lab import nimstub
-from tests.conftest import run_audit
+from tests.conftest import audit_one
 
 
 @pytest.mark.parametrize("release, status, words", [
@@ -27,13 +26,9 @@ def test_the_engine_inside_the_nim_by_reported_release(tmp_path, release, status
     srv = nimstub.serve("127.0.0.1", 0, None, release=release)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        profile = tmp_path / "target.yaml"
-        profile.write_text(yaml.safe_dump({
-            "name": f"nim-{release}", "scope": ["127.0.0.1"],
-            "deployments": [{"name": "llm", "kind": "nim", "expect": "compliant",
-                             "endpoints": {"http": f"http://127.0.0.1:{srv.server_address[1]}"}}],
-        }))
-        proc, summary = run_audit(profile, tmp_path / "reports", "suites/test_nim_api.py", "-k", "engines")
+        proc, summary = audit_one(tmp_path, f"nim-{release}", {"name": "llm", "kind": "nim", "expect": "compliant",
+                                  "endpoints": {"http": f"http://127.0.0.1:{srv.server_address[1]}"}},
+                                  "suites/test_nim_api.py", "-k", "engines")
     finally:
         srv.shutdown()
     assert summary is not None, proc.stdout[-2000:] + proc.stderr[-2000:]

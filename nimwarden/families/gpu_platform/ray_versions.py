@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from nimwarden.dated import Dates, parse_dates
+from nimwarden.dated import rows as dated_rows
 from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, passed
 
 TABLE_FILE = Path(__file__).resolve().parent / "ray.yaml"
@@ -60,11 +61,7 @@ class RayTable:
 
 def parse_table(data: Mapping[str, Any], where: str = "ray.yaml") -> RayTable:
     rows = []
-    for i, a in enumerate(data.get("advisories") or ()):
-        row = f"{where}: advisories[{i}] ({a.get('id', '?')})"
-        for key in ("id", "severity", "title", "fixed", "url"):
-            if a.get(key) in (None, ""):
-                raise ValueError(f"{row}: {key} missing")
+    for row, a in dated_rows(data, "advisories", where, ("id", "severity", "title", "fixed", "url")):
         if a["severity"] not in SEVERITIES:
             raise ValueError(f"{row}: severity {a['severity']!r} is not one of {', '.join(SEVERITIES)}")
         fixed = parse_version(str(a["fixed"]))

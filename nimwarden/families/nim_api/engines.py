@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from nimwarden.dated import Dates, parse_dates
+from nimwarden.dated import rows as dated_rows
 from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, passed
 
 TABLE_FILE = Path(__file__).resolve().parent / "engines.yaml"
@@ -86,11 +87,7 @@ def parse_table(data: Mapping[str, Any], where: str = "engines.yaml") -> EngineT
             raise ValueError(f"{at}: a version is not x.y.z")
         releases[str(release)], sources[str(release)] = engines, str(row["source"])
     rows = []
-    for i, a in enumerate(data.get("advisories") or ()):
-        at = f"{where}: advisories[{i}] ({a.get('id', '?')})"
-        for key in ("id", "engine", "cvss", "title", "url"):
-            if a.get(key) in (None, ""):
-                raise ValueError(f"{at}: {key} missing")
+    for at, a in dated_rows(data, "advisories", where, ("id", "engine", "cvss", "title", "url")):
         if a["engine"] not in ENGINES:
             raise ValueError(f"{at}: unknown engine {a['engine']!r} (known: {', '.join(ENGINES)})")
         if bool(a.get("fixed")) == bool(a.get("affected_through")):
