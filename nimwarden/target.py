@@ -34,7 +34,8 @@ ENDPOINT_NAMES = ("http", "grpc", "metrics", "sagemaker", "vertex", "openai", "g
                   # NeMo: the NeMo Platform API, a gateway in front of it, a NeMo Guardrails server, and the legacy
                   # per-port microservices (nimwarden/families/nemo)
                   "nemo", "nemo_gateway", "guardrails", "nemo_datastore", "nemo_entitystore", "nemo_customizer",
-                  "nemo_evaluator", "nemo_guardrails", "nemo_deployment", "nim_proxy")
+                  "nemo_evaluator", "nemo_guardrails", "nemo_deployment", "nim_proxy",
+                  "nim_grpc")
 SECRET_WORDS = re.compile(r"(token|secret|password|passwd|api[_-]?key|apikey|credential)", re.I)
 # A family's checker of the profile sections it reads: raises ConfigError, or ValueError("field.path: why").
 ProfileCheck = Callable[["Target"], None]

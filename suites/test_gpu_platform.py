@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from nimwarden.families.gpu_platform import judge, probe
+from nimwarden.families.gpu_platform import judge, probe, ray_versions
 from nimwarden.k8s import source as k8s
 
 
@@ -18,6 +18,11 @@ def test_gpu_stack_versions_past_the_fixes(target, verdict):
 @pytest.mark.control("GPUSTACK-SETTINGS-001")
 def test_no_risky_gpu_operator_setting(target, verdict):
     verdict(k8s.judge_state(target, judge.settings_in))
+
+
+@pytest.mark.control("GPUSTACK-PODREAD-001")
+def test_dcgm_exporter_reads_no_pod_cluster_wide(target, verdict):
+    verdict(k8s.judge_state(target, judge.pod_reader_in))
 
 
 @pytest.mark.control("RAY-EXPOSE-001")
@@ -35,6 +40,11 @@ def test_dcgm_exporter_not_exposed(target, deployment, verdict):
 @pytest.mark.control("RAY-DASHBOARD-001")
 def test_ray_dashboard_needs_a_token(target, deployment, verdict):
     verdict(judge.ray_dashboard(*probe.ray(target, deployment)), subject=deployment.endpoint("ray").url)
+
+
+@pytest.mark.control("RAY-VERSION-001")
+def test_ray_head_past_its_advisories(target, deployment, verdict):
+    verdict(ray_versions.ray_version(probe.ray_version(target, deployment)), subject=deployment.endpoint("ray").url)
 
 
 @pytest.mark.control("RAY-PORTS-001")

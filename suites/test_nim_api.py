@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from nimwarden.families.nim_api import judge, probe, spec_judge
+from nimwarden.families.nim_api import engines, grpc, judge, probe, spec_judge
 from nimwarden.k8s import source as k8s
 
 
@@ -53,3 +53,13 @@ def test_spec_nim_cors_origins(target, deployment, verdict):
 @pytest.mark.control("NIM-SPEC-QUEUE-001")
 def test_spec_nim_queue_bound(target, deployment, verdict):
     verdict(k8s.judge_workloads(target, deployment, spec_judge.queue_bound))
+
+
+@pytest.mark.control("NIM-ENGINECVE-001")
+def test_engines_inside_the_nim_past_their_advisories(target, deployment, verdict):
+    verdict(engines.engine_cves(probe.nim_release(target, deployment)))
+
+
+@pytest.mark.control("NIM-GRPC-001")
+def test_nim_grpc_not_published(target, deployment, verdict):
+    verdict(grpc.grpc_verdict(grpc.live_half(target, deployment, probe.grpc_connect), grpc.workload_half(target, deployment)))

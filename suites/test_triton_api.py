@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from nimwarden.families.triton_api import cves, judge, spec_judge
+from nimwarden.families.triton_api import cves, exposure, judge, spec_judge
 from nimwarden.families.triton_api.probe import TritonProbe
 from nimwarden.k8s import source as k8s
 
@@ -115,14 +115,15 @@ def test_sagemaker_invoke_route_refuses_unauthenticated(deployment, probes, verd
 @pytest.mark.control("TRITON-CVE-001")
 def test_no_reachable_known_vulnerability(deployment, probes, verdict):
     probe = probes(TritonProbe, deployment)
-    verdict(cves.reachable(probe.server_metadata(), cves.exposure_from(probe.exposure_observations())),
+    verdict(cves.reachable(probe.server_metadata(), exposure.exposure_from(probe.exposure_observations())),
             subject=deployment.endpoint("http").url)
 
 
 @live
 @pytest.mark.control("TRITON-CVE-002")
-def test_no_version_only_vulnerability(deployment, probes, verdict):
-    verdict(cves.version_only(probes(TritonProbe, deployment).server_metadata()), subject=deployment.endpoint("http").url)
+def test_no_version_only_vulnerability(target, deployment, probes, verdict):
+    verdict(cves.version_only(probes(TritonProbe, deployment).server_metadata(), image=cves.image_of(target, deployment)),
+            subject=deployment.endpoint("http").url)
 
 
 @pytest.mark.control("TRITON-SPEC-MODELCTL-001")

@@ -84,6 +84,15 @@ def run_audit(profile: Path, reports: Path, *pytest_args: str, timeout: float = 
     return proc, summary
 
 
+def audit_one(tmp_path: Path, name: str, deployment: dict, *pytest_args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """`nimwarden audit` of a one-deployment profile on loopback (a test double's endpoints)."""
+    import yaml
+
+    profile = tmp_path / "target.yaml"
+    profile.write_text(yaml.safe_dump({"name": name, "scope": ["127.0.0.1"], "deployments": [deployment]}))
+    return run_audit(profile, tmp_path / "reports", *pytest_args)
+
+
 def results_by(summary: dict) -> dict[tuple[str, str, str], dict]:
     return {(r["deployment"], r["control"], r["subject"]): r for r in summary["results"]}
 

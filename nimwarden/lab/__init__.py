@@ -271,7 +271,7 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
             state["deployments"][spec.name] = dep_state
             _write_state(directory, state)  # record PIDs at once, so `down` finds them after a crash
         heads = ray.start_heads(directory, specs, state, net, files, EDGE_HOSTS, INTERNAL_HOST, lambda: _write_state(directory, state), log)
-        nemo_parts = _start_nemo(directory, specs, state, net, files, log)
+        nemo_parts = nemo.start_parts(specs, state, net, files, EDGE_HOSTS, INTERNAL_HOST, lambda: _write_state(directory, state), log)
         for spec, proc in zip(specs, procs):
             dep = state["deployments"][spec.name]
             took = triton.wait_ready(proc, dep["http"], Path(dep["log"]))
@@ -279,7 +279,7 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
         for spec, proc, token, log_path in heads:
             took = ray.wait(proc, f"http://{state['deployments'][spec.name]['ray']}", log_path, token)
             log(f"lab: {spec.name} Ray head ready in {took:.1f}s ({'token auth' if token else 'no authentication'})")
-        _ready_nemo(directory, nemo_parts, state, net, log)
+        nemo.ready_parts(directory, nemo_parts, state, EDGE_HOSTS, INTERNAL_HOST, lambda: _write_state(directory, state), log)
         _write_state(directory, state)
         _up_edge(directory, specs, state, certs, log)
     except BaseException:
@@ -288,53 +288,6 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
     state["ready_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     _write_state(directory, state)
     return state
-
-
-def _start_nemo(directory: Path, specs, state: dict, net: dict | None, files: Path, log) -> list:
-    """A real NeMo Platform and Guardrails server per deployment that asks for them (nimwarden.lab.nemo),
-    started while the servers start; returns what :func:`_ready_nemo` needs."""
-    parts = []
-    for spec in (s for s in specs if s.nemo):
-        dep = state["deployments"][spec.name]
-        position = (net or {}).get("positions", {}).get(spec.name)
-        workdir = files / spec.name / "nemo"
-        if position:
-            part = nemo.start(spec.name, spec.hardened, workdir, position["netns"])
-        else:
-            ports = {k: triton.free_port() for k in ("platform", "guardrails", "idp", "upstream")}
-            part = nemo.start(spec.name, spec.hardened, workdir, None, ports,
-                              bind=INTERNAL_HOST if spec.hardened else EDGE_HOSTS.get(spec.name, INTERNAL_HOST))
-        dep["nemo_parts"] = part
-        _write_state(directory, state)  # PIDs at once, so `down` finds them after a crash
-        log(f"lab: starting {spec.name} NeMo Platform {nemo.NEMO_PLATFORM_VERSION} "
-            f"({'authentication on, OIDC tokens' if spec.hardened else 'authentication off, as shipped'}) and NeMo Guardrails server"
-            + (f" in {position['netns']}" if position else ""))
-        parts.append((spec, part, position))
-    return parts
-
-
-def _ready_nemo(directory: Path, parts: list, state: dict, net: dict | None, log) -> None:
-    """Wait for each deployment's NeMo parts, publish them (exposed) or forward them to loopback for the
-    gateway (hardened), and seed the exposed platform with what a team keeps there."""
-    for spec, part, position in parts:
-        took = nemo.wait(part, position["netns"] if position else None)
-        dep = state["deployments"][spec.name]
-        edge = EDGE_HOSTS.get(spec.name, INTERNAL_HOST)
-        bind = INTERNAL_HOST if spec.hardened else edge
-        if position:
-            p, g = triton.free_port(bind), triton.free_port(bind)
-            netns.port_forward(directory, spec.name, {p: nemo.PLATFORM_PORT, g: nemo.GUARDRAILS_PORT}, bind=bind)
-        else:
-            p, g = part["ports"]["platform"], part["ports"]["guardrails"]
-        dep.update(nemo=f"{bind}:{p}", nemo_version=part["version"], nemo_auth=part["auth"])
-        if spec.hardened:
-            dep.update(nemo_token_file=part["token_file"], guardrails_upstream=f"{bind}:{g}")
-        else:
-            dep["guardrails"] = f"{bind}:{g}"
-            dep["nemo_seed"] = nemo.seed(f"http://{dep['nemo']}")
-        _write_state(directory, state)
-        log(f"lab: {spec.name} NeMo Platform and Guardrails server ready in {took:.1f}s (platform {dep['nemo']}"
-            + (", seeded with a workspace, a fileset and a canary secret)" if not spec.hardened else ", behind its NeMo gateway)"))
 
 
 def _up_edge(directory: Path, specs, state: dict, certs: dict, log) -> None:

@@ -24,6 +24,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from nimwarden.lab import nemo_legacy
 from nimwarden.lab.triton import free_port
 
 NGINX = os.environ.get("NIMWARDEN_NGINX", "/usr/sbin/nginx")
@@ -332,6 +333,11 @@ def stop(info: dict, timeout_s: float = 5.0) -> bool:
 # --------------------------------------------------------------------------- the lab's whole edge
 
 
+# The NIM for LLMs release each lab stand-in reports (NIM-ENGINECVE-001): exposed 2.1.5 bundles vLLM 0.31.0,
+# in range of CVE-2026-115911; hardened 2.1.6 bundles vLLM 0.32.0, past it (NIM for LLMs release notes).
+LAB_NIM_RELEASE = {True: "2.1.6", False: "2.1.5"}
+
+
 def up_edge(state_dir: Path | str, specs: list[dict], log=print, certs: dict | None = None) -> dict:
     """PKI, NIM stand-ins and one gateway per deployment, from specs like
     ``{"name": "hardened", "hardened": True, "host": "127.0.0.2", "upstream": "http://127.0.0.1:8000",
@@ -357,7 +363,8 @@ def up_edge(state_dir: Path | str, specs: list[dict], log=print, certs: dict | N
             if s.get("nim"):
                 # hardened: the stand-in listens on the internal address only; exposed: on the edge address too
                 stub_host = s.get("internal_host", "127.0.0.1") if s["hardened"] else s["host"]
-                dep["nimstub"] = nimstub.start(s["name"], state_dir, host=stub_host, triton=upstream, leaky=not s["hardened"])
+                dep["nimstub"] = nimstub.start(s["name"], state_dir, host=stub_host, triton=upstream, leaky=not s["hardened"],
+                                               release=LAB_NIM_RELEASE[s["hardened"]])
                 log(f"lab: {s['name']} NIM stand-in on {dep['nimstub']['address']}")
                 if s.get("nim_only"):
                     upstream = dep["nimstub"]["url"]  # a kind: nim deployment: the gateway fronts only the NIM
@@ -384,13 +391,8 @@ def down_edge(edge: dict) -> int:
 
     stopped = 0
     for dep in (edge or {}).get("deployments", {}).values():
-        for part in ("gateway", "nemo_gateway"):
-            if part in dep and stop(dep[part]):
-                stopped += 1
-        if "nemo_legacy" in dep:
-            from nimwarden.lab import nemo_legacy
-
-            stopped += nemo_legacy.stop(dep["nemo_legacy"])
+        stopped += sum(1 for part in ("gateway", "nemo_gateway") if part in dep and stop(dep[part]))
+        stopped += bool(dep.get("nemo_legacy")) and nemo_legacy.stop(dep["nemo_legacy"])
         for part in ("nimstub", "dcgm"):
             if part in dep and nimstub.stop(dep[part]):
                 stopped += 1

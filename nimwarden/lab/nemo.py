@@ -41,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from nimwarden.lab import triton
+from nimwarden.lab import netns, triton
 from nimwarden.lab.cache import cache_dir
 
 NEMO_PLATFORM_VERSION = "0.6.0"
@@ -321,6 +321,57 @@ def seed(base_url: str, timeout: float = 10.0) -> dict:
     call("PUT", f"/apis/files/v2/workspaces/{workspace}/filesets/{fileset}/-/train.jsonl",
          (json.dumps({"prompt": "hello", "completion": file_canary}) + "\n").encode(), "application/octet-stream")
     return {"workspace": workspace, "secret": secret, "fileset": fileset, "canaries": {"secret_value": canary, "file_content": file_canary}}
+
+
+# --------------------------------------------------------------------------- the lab's deployments
+
+
+def start_parts(specs, state: dict, net: dict | None, files: Path, edge_hosts: dict[str, str], internal_host: str,
+                save, log) -> list:
+    """A real NeMo Platform and Guardrails server per lab deployment that asks for them, started while the
+    servers start; returns what :func:`ready_parts` needs."""
+    parts = []
+    for spec in (s for s in specs if s.nemo):
+        dep = state["deployments"][spec.name]
+        position = (net or {}).get("positions", {}).get(spec.name)
+        workdir = files / spec.name / "nemo"
+        if position:
+            part = start(spec.name, spec.hardened, workdir, position["netns"])
+        else:
+            ports = {k: triton.free_port() for k in ("platform", "guardrails", "idp", "upstream")}
+            part = start(spec.name, spec.hardened, workdir, None, ports,
+                         bind=internal_host if spec.hardened else edge_hosts.get(spec.name, internal_host))
+        dep["nemo_parts"] = part
+        save()  # PIDs at once, so `down` finds them after a crash
+        log(f"lab: starting {spec.name} NeMo Platform {NEMO_PLATFORM_VERSION} "
+            f"({'authentication on, OIDC tokens' if spec.hardened else 'authentication off, as shipped'}) and NeMo Guardrails server"
+            + (f" in {position['netns']}" if position else ""))
+        parts.append((spec, part, position))
+    return parts
+
+
+def ready_parts(directory: Path, parts: list, state: dict, edge_hosts: dict[str, str], internal_host: str, save, log) -> None:
+    """Wait for each deployment's NeMo parts, publish them (exposed) or forward them to loopback for the
+    gateway (hardened), and seed the exposed platform with what a team keeps there."""
+    for spec, part, position in parts:
+        took = wait(part, position["netns"] if position else None)
+        dep = state["deployments"][spec.name]
+        edge = edge_hosts.get(spec.name, internal_host)
+        bind = internal_host if spec.hardened else edge
+        if position:
+            p, g = triton.free_port(bind), triton.free_port(bind)
+            netns.port_forward(directory, spec.name, {p: PLATFORM_PORT, g: GUARDRAILS_PORT}, bind=bind)
+        else:
+            p, g = part["ports"]["platform"], part["ports"]["guardrails"]
+        dep.update(nemo=f"{bind}:{p}", nemo_version=part["version"], nemo_auth=part["auth"])
+        if spec.hardened:
+            dep.update(nemo_token_file=part["token_file"], guardrails_upstream=f"{bind}:{g}")
+        else:
+            dep["guardrails"] = f"{bind}:{g}"
+            dep["nemo_seed"] = seed(f"http://{dep['nemo']}")
+        save()
+        log(f"lab: {spec.name} NeMo Platform and Guardrails server ready in {took:.1f}s (platform {dep['nemo']}"
+            + (", seeded with a workspace, a fileset and a canary secret)" if not spec.hardened else ", behind its NeMo gateway)"))
 
 
 def stop(part: dict) -> int:

@@ -28,6 +28,11 @@ the clock clients' ``perf_counter_ns`` reads on Linux): request read, each token
 with the wall-clock time of the read and the request's ``X-Request-ID``, so that a client's own
 per-request records can be lined up with the server's.
 
+``--release`` sets the NIM for LLMs release it *reports* (``/v1/version`` ``release``, ``/v1/metadata``
+``version``) so that NIM-ENGINECVE-001 has a release to map to its bundled engine: the lab's ``exposed``
+stand-in reports 2.1.5 (vLLM 0.31.0 inside, in range of CVE-2026-115911), ``hardened`` 2.1.6 (vLLM 0.32.0,
+past it). The stand-in runs no vLLM: the release is a label for the harness, said so in its metadata.
+
 Run: ``python -m nimwarden.lab.nimstub --host 127.0.0.1 --port 0 --triton http://127.0.0.1:8000``
 (prints ``LISTENING host:port`` once bound).
 """
@@ -63,8 +68,9 @@ DCGM_METRICS = (
 class _State:
     def __init__(self, triton: str | None, model: str, leaky: bool, role: str = "nim", *,
                  first_token_ms: float = 0.0, token_delay_ms: float = 0.0, output_tokens: int | None = None,
-                 timings: str | None = None):
+                 timings: str | None = None, release: str | None = None):
         self.role = role
+        self.release = release or VERSION
         self.first_token_s = max(0.0, first_token_ms) / 1000
         self.token_delay_s = max(0.0, token_delay_ms) / 1000
         self.output_tokens = output_tokens
@@ -100,8 +106,8 @@ def _metadata(state: _State) -> dict:
         "modelInfo": [{"modelUrl": f"ngc://nim/{state.model}", "shortName": state.model}],
         "profile": {"id": "stand-in-cpu", "tags": {"precision": "fp32", "backend": "triton-python"}},
         "repository_override": None,
-        "version": VERSION,
-        "stand_in": STAND_IN,
+        "version": state.release,
+        "stand_in": STAND_IN + (f"; reports NIM release {state.release} for the harness, runs no vLLM" if state.release != VERSION else ""),
     }
     if state.leaky:
         meta["repository_override"] = f"https://nim:{state.fake_key}@models.internal.example/nim/"
@@ -180,7 +186,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/v1/metadata":
             return self._json(200, _metadata(st))
         if path == "/v1/version":
-            return self._json(200, {"release": VERSION, "api": "1.0.0"})
+            return self._json(200, {"release": st.release, "api": "1.0.0"})
         if path == "/v1/license":
             return self._json(200, {"name": "stand-in licence (lab only)", "path": "/opt/nim/LICENSE", "type": "file",
                                     "content": "This is the nimwarden lab stand-in, not an NVIDIA product."})
@@ -277,7 +283,8 @@ def serve(host: str, port: int, triton: str | None, model: str = MODEL, leaky: b
 
 def start(name: str, state_dir, *, host: str = "127.0.0.1", port: int = 0, triton: str | None = None,
           leaky: bool = False, timeout_s: float = 10.0, role: str = "nim", first_token_ms: float = 0.0,
-          token_delay_ms: float = 0.0, output_tokens: int | None = None, timings: str | None = None) -> dict:
+          token_delay_ms: float = 0.0, output_tokens: int | None = None, timings: str | None = None,
+          release: str | None = None) -> dict:
     """Start the stand-in as its own process (own session, outlives the caller); returns its lab state."""
     import os
     import subprocess
@@ -303,6 +310,8 @@ def start(name: str, state_dir, *, host: str = "127.0.0.1", port: int = 0, trito
         cmd += ["--output-tokens", str(output_tokens)]
     if timings:
         cmd += ["--timings", str(Path(timings).resolve())]
+    if release:
+        cmd += ["--release", release]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -321,7 +330,7 @@ def start(name: str, state_dir, *, host: str = "127.0.0.1", port: int = 0, trito
         raise RuntimeError(f"{role} stand-in {name} did not start: {log_path.read_text(errors='replace')[-1000:]}")
     return {"name": name, "pid": proc.pid, "address": address, "url": f"http://{address}", "log": str(log_path),
             "stand_in": STAND_IN if role == "nim" else "nimwarden lab DCGM Exporter stand-in (not NVIDIA DCGM Exporter)",
-            "leaky": leaky, "role": role, "timings": str(Path(timings).resolve()) if timings else None}
+            "leaky": leaky, "role": role, "timings": str(Path(timings).resolve()) if timings else None, "release": release}
 
 
 def stop(info: dict, timeout_s: float = 5.0) -> bool:
@@ -364,9 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--token-delay-ms", type=float, default=0.0, help="time between a stream's tokens")
     ap.add_argument("--output-tokens", type=int, help="answer this many tokens (words), up to the request's max_tokens")
     ap.add_argument("--timings", help="append each streamed request's server times to this JSON-lines file")
+    ap.add_argument("--release", help="the NIM for LLMs release to report (/v1/version); the stand-in runs no engine")
     args = ap.parse_args(argv)
     srv = serve(args.host, args.port, args.triton, args.model, args.leaky, args.role, first_token_ms=args.first_token_ms,
-                token_delay_ms=args.token_delay_ms, output_tokens=args.output_tokens, timings=args.timings)
+                token_delay_ms=args.token_delay_ms, output_tokens=args.output_tokens, timings=args.timings, release=args.release)
     print(f"LISTENING {srv.server_address[0]}:{srv.server_address[1]}", flush=True)
     try:
         srv.serve_forever()

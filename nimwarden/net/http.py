@@ -158,6 +158,32 @@ def request(
             conn.close()
 
 
+def credential_header(header: str | None, value: str | None) -> tuple[str, str] | None:
+    """The header to send for a configured credential; a bare token for Authorization becomes a Bearer token."""
+    if not value:
+        return None
+    header = header or "Authorization"
+    if header.lower() == "authorization" and " " not in value:
+        value = f"Bearer {value}"
+    return header, value
+
+
+def auth_headers(credential: Any) -> dict[str, str] | None:
+    """The headers for a profile credential (``credentials.<name>``), its value registered for redaction
+    at once; None when the profile gives none or its source is empty."""
+    if credential is None:
+        return None
+    from nimwarden.redact import register
+
+    value = credential.resolve()
+    register(value)
+    hv = credential_header(credential.header, value)
+    if hv is None:
+        return None
+    register(hv[1])
+    return {hv[0]: hv[1]}
+
+
 def tcp_connect(host: str, port: int, *, probe: str, limits: Limits, guard=None) -> Attempt[str]:
     """Is anything listening? 'open' or 'closed' (refused) are observations; a timeout is not."""
     asked = f"TCP connect {host}:{port}"

@@ -90,15 +90,24 @@ def _header(summary: Mapping[str, Any], status: int) -> str:
 
 
 def _data_line(summary: Mapping[str, Any]) -> str:
-    """The dated data the run judged against (CVE table as_of, port table version), and staleness warnings."""
+    """The dated data the run judged against (each table's version, as_of and checked), and staleness warnings."""
     data = summary.get("data") or {}
     parts = []
     for d in data.values():
-        dated = f", as of {d['as_of']} ({d.get('age_days')} days)" if d.get("as_of") else ""
-        parts.append(f"{d.get('name', '?')} {d.get('version', '?')}{dated}")
+        parts.append(f"{d.get('name', '?')} {d.get('version', '?')}{_dates(d)}")
     line = f'<p class="muted data-versions">judged against: {e(" · ".join(parts))}</p>' if parts else ""
     warnings = "".join(f'<p class="warning stale-data">warning: {e(w)}</p>' for w in summary.get("warnings") or ())
     return line + warnings
+
+
+def _dates(d: Mapping[str, Any]) -> str:
+    """``, as of 2026-09-08, checked 2026-12-06 (0 days ago)`` — both dates of a dated table, as the stamp gives them."""
+    out = f", as of {d['as_of']}" if d.get("as_of") else ""
+    if d.get("checked"):
+        out += f", checked {d['checked']} ({d.get('age_days')} days ago)"
+    elif d.get("as_of"):
+        out += f" ({d.get('age_days')} days)"
+    return out
 
 
 def _trend_list(items: Sequence[Mapping[str, Any]], limit: int = 50) -> str:
@@ -303,8 +312,7 @@ def _metadata(summary: Mapping[str, Any]) -> str:
         ("target", summary.get("target")),
         ("tool version", summary.get("tool_version")),
         ("catalog version", run.get("catalog_version")),
-        *((d.get("name", k), f"{d.get('version')}" + (f" (as of {d['as_of']})" if d.get("as_of") else ""))
-          for k, d in (summary.get("data") or {}).items()),
+        *((d.get("name", k), f"{d.get('version')}{_dates(d)}") for k, d in (summary.get("data") or {}).items()),
         ("started", summary.get("started_at")),
         ("finished", summary.get("finished_at")),
         ("ran by", f"{run.get('user', '?')} on {run.get('host', '?')}" if run else None),

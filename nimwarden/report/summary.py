@@ -81,7 +81,8 @@ def build_summary(
         ],
         "not_run": not_run,
         "waiver_findings": waiver_findings or [],
-        # The dated data the families judged against (CVE table, port table): name, version, as_of.
+        # The dated data the families judged against (CVE tables, release maps, port tables): name, version,
+        # as_of (the newest entry held) and checked (the day the sources were last read); age_days counts from checked.
         "data": data or {},
         "warnings": data_warnings(data or {}),
         "run": {
@@ -98,10 +99,17 @@ def build_summary(
 
 
 def data_warnings(data: dict[str, dict[str, Any]]) -> list[str]:
-    """A warning (never a failure) for every dated table past its freshness window."""
-    return [f"{d.get('name', key)} {d.get('version', '')} is {d.get('age_days')} days old (as of {d.get('as_of')}): "
-            f"newer advisories may be missing; update {d.get('source', 'the table')}"
-            for key, d in sorted(data.items()) if d.get("stale")]
+    """A warning (never a failure) for every dated table whose sources were last checked too long ago
+    (``checked``; a table that records only ``as_of`` is aged from that)."""
+    out = []
+    for key, d in sorted(data.items()):
+        if not d.get("stale"):
+            continue
+        when = (f"its sources were checked {d.get('age_days')} days ago (on {d['checked']}; newest entry held {d.get('as_of')})"
+                if d.get("checked") else f"it is {d.get('age_days')} days old (as of {d.get('as_of')})")
+        out.append(f"{d.get('name', key)} {d.get('version', '')}: {when}: newer advisories may be missing; re-check the sources "
+                   f"and update {d.get('source', 'the table')}")
+    return out
 
 
 def _user() -> str:

@@ -78,12 +78,16 @@ def test_ray_head_published():
 
 def test_table_rows_are_sourced_and_dated():
     table = judge.load_table()
-    assert len(table.cves) >= 11 and table.as_of >= dt.date(2026, 8, 1)
+    assert len(table.cves) >= 12 and table.as_of >= dt.date(2026, 9, 30)
+    assert table.dates.checked >= dt.date(2026, 12, 6) and not table.stamp(table.dates.checked)["stale"]
     for c in table.cves:
-        assert c.bulletin.isdigit() and c.url.endswith(c.bulletin) and c.fixed, c.id
+        assert c.bulletin.isdigit() and c.url.endswith(f"/{c.bulletin}/{c.bulletin}.md") and (c.fixed or c.branches), c.id
+        assert c.url.startswith("https://github.com/NVIDIA/product-security/blob/main/20"), c.id
     with pytest.raises(ValueError, match="fixed"):
-        judge.parse_table({"version": "x", "as_of": "2026-01-01", "cves": [{"id": "CVE-1", "cvss": 1, "component": "c", "title": "t",
-                                                                          "fixed": {}, "bulletin": "1", "url": "u/1"}]})
+        judge.parse_table({"version": "x", "as_of": "2026-01-01", "checked": {"date": "2026-01-02"},
+                           "cves": [{"id": "CVE-1", "cvss": 1, "component": "c", "title": "t", "fixed": {}, "bulletin": "1", "url": "u/1"}]})
+    with pytest.raises(ValueError, match="checked.date missing"):
+        judge.parse_table({"version": "x", "as_of": "2026-01-01", "cves": []})
 
 
 def test_leaderworkerset_workers_get_the_same_pod_checks_as_leaders():

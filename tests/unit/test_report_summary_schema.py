@@ -86,3 +86,30 @@ def test_waived_result_must_carry_its_waiver(validator):
     summary = lab_summary()
     summary["results"][0]["status"] = "waived"
     assert any("waiver" in e for e in _errors(validator, summary))
+
+
+def test_every_dated_table_carries_both_dates_in_summary_and_html(validator, tmp_path):
+    """Every table the families judge against (Triton CVEs, GPU stack, Ray, NIM engines, port tables) has as_of
+    and checked in summary.json's data and in the HTML header; none is stale where checked within 90 days."""
+    from nimwarden.families import data_stamps, load_profile
+    from nimwarden.report.html import render_html
+    from nimwarden.report.summary import data_warnings
+
+    profile = tmp_path / "t.yaml"
+    profile.write_text("name: t\nscope: [127.0.0.1]\ndeployments:\n  - {name: d, kind: triton, expect: compliant, "
+                       "endpoints: {http: 'http://127.0.0.1:1', nim: 'http://127.0.0.1:2', ray: 'http://127.0.0.1:3'}}\n")
+    target = load_profile(profile, resolve_credentials=False)
+    data = data_stamps(target)
+    assert {"triton_cves", "gpu_stack_cves", "ray_advisories", "nim_engines", "port_table_current"} <= set(data)
+    for key, d in data.items():
+        assert d["as_of"] and d["checked"] and d["checked_newest_seen"] and d["age_days"] >= 0, key
+    summary = {**lab_summary(), "data": data, "warnings": data_warnings(data)}
+    assert not _errors(validator, summary)
+    if all((dt.date.today() - dt.date.fromisoformat(d["checked"])).days <= 90 for d in data.values()):
+        assert summary["warnings"] == []
+    page = render_html(summary)
+    for d in data.values():
+        assert f"{d['name']} {d['version']}, as of {d['as_of']}, checked {d['checked']}" in page, d["name"]
+    broken = copy.deepcopy(summary)
+    broken["data"]["triton_cves"]["checked"] = "last week"
+    assert _errors(validator, broken)

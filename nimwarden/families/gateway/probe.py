@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from nimwarden.net.http import credential_header
 from nimwarden.net.tls_client import lenient_context
 from nimwarden.outcome import Attempt, attempt
 
@@ -282,16 +283,6 @@ def probe_burst(
                                     retry_after, time.monotonic() - t0, why, s.tls_note())
 
     return attempt(PROBE, f"burst of at most {max_requests} GET {url} in {max_duration_s}s", run)
-
-
-def credential_header(header: str | None, value: str | None) -> tuple[str, str] | None:
-    """The header to send for a configured credential; a bare token for Authorization becomes a Bearer token."""
-    if not value:
-        return None
-    header = header or "Authorization"
-    if header.lower() == "authorization" and " " not in value:
-        value = f"Bearer {value}"
-    return header, value
 
 
 # --------------------------------------------------------------------------- from a target profile

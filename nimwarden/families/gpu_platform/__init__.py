@@ -2,8 +2,9 @@
 Toolkit, device plugin, DCGM Exporter, the operator) and the multi-node runtime (Ray).
 
 - ``stack``  the stack's components and settings as the cluster state shows them (images, ClusterPolicy)
-- ``cves.yaml``  NVIDIA's bulletins for the stack (dated, versioned data)
-- ``judge``  GPUSTACK-VERSION / -SETTINGS / -DCGM, RAY-EXPOSE / -DASHBOARD / -PORTS / -NETPOL
+- ``cves.yaml``  NVIDIA's bulletins for the stack, the GPU driver included (dated, versioned data)
+- ``ray.yaml`` / ``ray_versions``  Ray's own advisories (dated) and RAY-VERSION
+- ``judge``  GPUSTACK-VERSION / -SETTINGS / -DCGM / -PODREAD, RAY-EXPOSE / -DASHBOARD / -PORTS / -NETPOL
 - ``probe``  the read-only live probes (DCGM Exporter metrics and pprof index, Ray dashboard, Ray GCS and
   client server reachability)
 """
@@ -15,9 +16,10 @@ from nimwarden.k8s import source as k8s
 
 
 def _data(target) -> dict:
+    from nimwarden.families.gpu_platform import ray_versions
     from nimwarden.families.gpu_platform.judge import load_table
 
-    return {"gpu_stack_cves": load_table().stamp()}
+    return {"gpu_stack_cves": load_table().stamp(), "ray_advisories": ray_versions.load_table().stamp()}
 
 
 def _cluster(ctx: Applicability) -> str | None:
@@ -45,9 +47,11 @@ FAMILY = Family(
     applies={
         "GPUSTACK-VERSION-001": _cluster,
         "GPUSTACK-SETTINGS-001": _cluster,
+        "GPUSTACK-PODREAD-001": _cluster,
         "RAY-EXPOSE-001": _cluster,
         "GPUSTACK-DCGM-001": needs_endpoint("dcgm"),
         "RAY-DASHBOARD-001": needs_endpoint("ray"),
+        "RAY-VERSION-001": needs_endpoint("ray"),
         "RAY-PORTS-001": _ray_ports,
         "RAY-NETPOL-001": _deployment_cluster,
     },

@@ -6,19 +6,20 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from nimwarden.dated import STALE_AFTER_DAYS, Dates, parse_dates
 from nimwarden.families.gpu_platform.stack import RAY_PORTS, Component
 from nimwarden.k8s.findings import Finding, verdict_from
 from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, not_applicable, passed
 
 TABLE_FILE = Path(__file__).resolve().parent / "cves.yaml"
-STALE_AFTER_DAYS = 90
+__all__ = ["STALE_AFTER_DAYS"]
 
 
 @dataclass(frozen=True)
@@ -31,33 +32,58 @@ class StackCve:
     risky_setting: str | None
     bulletin: str
     url: str
+    branches: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # driver: "R580" → first fixed version
+    branch_text: Mapping[str, str] = field(default_factory=dict)  # "R580" → "580.178.04" as the bulletin writes it
+
+    def fixed_for(self, product: str, version: tuple[int, ...]) -> tuple[tuple[int, ...] | None, str]:
+        """(the first fixed version for a component at ``version``, how it was chosen); None: not affected."""
+        if not self.branches:
+            return self.fixed.get(product), ""
+        branch = f"R{version[0]}"
+        if branch in self.branches:
+            return self.branches[branch], f" {self.branch_text[branch]} (branch {branch})"
+        listed = sorted(int(b[1:]) for b in self.branches)
+        if version[0] < listed[0]:
+            newest = f"R{listed[-1]}"
+            return self.branches[newest], (f" {self.branch_text[newest]} (branch {branch} is not listed; the bulletin: earlier "
+                                           f"branches might also be affected, upgrade to the latest branch)")
+        return None, ""
 
 
 @dataclass(frozen=True)
 class StackTable:
     version: str
-    as_of: dt.date
+    dates: Dates
     cves: tuple[StackCve, ...]
 
+    @property
+    def as_of(self) -> dt.date:
+        return self.dates.as_of
+
     def stamp(self, today: dt.date | None = None) -> dict[str, Any]:
-        age = ((today or dt.date.today()) - self.as_of).days
-        return {"name": "GPU Operator stack CVE table", "version": self.version, "as_of": self.as_of.isoformat(),
-                "rows": len(self.cves), "age_days": age, "stale": age > STALE_AFTER_DAYS,
-                "source": "nimwarden/families/gpu_platform/cves.yaml"}
+        return self.dates.stamp("GPU Operator stack CVE table", self.version, "nimwarden/families/gpu_platform/cves.yaml",
+                                len(self.cves), today)
 
 
-def parse_table(data: Mapping[str, Any]) -> StackTable:
+def parse_table(data: Mapping[str, Any], where_file: str = "cves.yaml") -> StackTable:
     rows = []
     for i, c in enumerate(data.get("cves") or ()):
-        where = f"cves[{i}] ({c.get('id', '?')})"
+        where = f"{where_file}: cves[{i}] ({c.get('id', '?')})"
         for key in ("id", "cvss", "component", "title", "fixed", "bulletin", "url"):
             if c.get(key) in (None, "", {}):
                 raise ValueError(f"{where}: {key} missing")
-        fixed = {str(k): _version(str(v), where) for k, v in c["fixed"].items()}
+        fixed, branches, branch_text = {}, {}, {}
+        for k, v in c["fixed"].items():
+            if isinstance(v, Mapping):  # per branch (the driver)
+                branches = {str(b): _version(str(x), where) for b, x in v.items()}
+                branch_text = {str(b): str(x) for b, x in v.items()}
+                if not branches or not all(re.fullmatch(r"R\d+", b) for b in branches):
+                    raise ValueError(f"{where}: fixed.{k} must map driver branches (R580 …) to versions")
+            else:
+                fixed[str(k)] = _version(str(v), where)
         rows.append(StackCve(str(c["id"]), float(c["cvss"]), str(c["component"]), str(c["title"]), fixed,
-                             c.get("risky_setting"), str(c["bulletin"]), str(c["url"])))
-    as_of = data["as_of"] if isinstance(data["as_of"], dt.date) else dt.date.fromisoformat(str(data["as_of"]))
-    return StackTable(str(data["version"]), as_of, tuple(rows))
+                             c.get("risky_setting"), str(c["bulletin"]), str(c["url"]), branches, branch_text))
+    return StackTable(str(data["version"]), parse_dates(data, where_file), tuple(rows))
 
 
 def _version(text: str, where: str) -> tuple[int, ...]:
@@ -69,7 +95,7 @@ def _version(text: str, where: str) -> tuple[int, ...]:
 
 @lru_cache(maxsize=1)
 def load_table() -> StackTable:
-    return parse_table(yaml.safe_load(TABLE_FILE.read_text(encoding="utf-8")))
+    return parse_table(yaml.safe_load(TABLE_FILE.read_text(encoding="utf-8")), "nimwarden/families/gpu_platform/cves.yaml")
 
 
 def severity_of(cvss: float) -> str:
@@ -97,17 +123,21 @@ def stack_versions(components: Sequence[Component], table: StackTable | None = N
     findings, counted = [], []
     for cve in table.cves:
         judged_on = cve.component if cve.component in by_product else ("gpu-operator" if "gpu-operator" in by_product else None)
-        if judged_on is None or judged_on not in cve.fixed:
+        if judged_on is None or (judged_on not in cve.fixed and not (cve.branches and judged_on == cve.component)):
             continue
         for c in by_product[judged_on]:
             v = c.parsed()
-            if v is not None and v < cve.fixed[judged_on]:
+            if v is None:
+                continue
+            fixed, branch = cve.fixed_for(judged_on, v)
+            if fixed is not None and v < fixed:
+                fixed_in = branch.strip() if branch else _text(fixed)
                 how = "" if judged_on == cve.component else f" (the {cve.component} its release pins)"
                 findings.append(Finding(c.where, f"{c.product} {c.version} is likely vulnerable to {cve.id} (CVSS {cve.cvss:g}, "
-                                        f"fixed in {judged_on} {_text(cve.fixed[judged_on])}{how}): {cve.title[:140]}",
+                                        f"fixed in {judged_on} {fixed_in}{how}): {cve.title[:140]}",
                                         c.field, severity=severity_of(cve.cvss)))
                 counted.append({"id": cve.id, "cvss": cve.cvss, "component": cve.component, "judged_on": f"{c.where} {c.version}",
-                                "fixed_in": _text(cve.fixed[judged_on]), "bulletin": cve.bulletin, "url": cve.url})
+                                "fixed_in": fixed_in, "bulletin": cve.bulletin, "url": cve.url})
     evidence = {"components": [{"product": c.product, "version": c.version, "where": c.where} for c in components],
                 "cve_table": table.stamp(), "cves": counted}
     if findings:
@@ -117,7 +147,7 @@ def stack_versions(components: Sequence[Component], table: StackTable | None = N
         return errored("cannot tell the version of " + ", ".join(f"{c.where} ({c.version or 'no tag'})" for c in unreadable)
                        + ": pin images by version tag, or check them by hand", **evidence)
     return passed("every GPU Operator stack component is past the fixes of the CVE table "
-                  f"{table.version} (as of {table.as_of})", **evidence)
+                  f"{table.version} ({table.dates.words()})", **evidence)
 
 
 def risky_settings(components: Sequence[Component], cdi_enabled: bool | None, toolkit_env: Mapping[str, Any],
@@ -216,6 +246,54 @@ def settings_in(state) -> Outcome:
     from nimwarden.k8s.findings import needs
 
     return needs(state, "DaemonSet", "Deployment") or risky_settings(components(state), cdi_enabled(state), toolkit_env(state))
+
+
+def pod_reader_in(state) -> Outcome:
+    from nimwarden.families.gpu_platform.stack import components, dcgm_pod_metadata
+    from nimwarden.k8s.findings import needs
+
+    return needs(state, "ClusterRole", "ClusterRoleBinding") or dcgm_pod_reader(state, components(state), dcgm_pod_metadata(state))
+
+
+READ_PODS_ROLE = "nvidia-dcgm-exporter-read-pods"  # GPU Operator 26.3.2+ assets/state-dcgm-exporter/0210_clusterrole.yaml
+PODREAD_FROM = (26, 3, 2)
+
+
+def dcgm_pod_reader(state: Any, components: Sequence[Component], pod_metadata: Sequence[tuple[str, str]]) -> Outcome:
+    """GPUSTACK-PODREAD: the DCGM Exporter does not read every pod of the cluster. GPU Operator 26.3.2 and later
+    create the ClusterRole ``nvidia-dcgm-exporter-read-pods`` (get/list/watch on all pods, bound to the exporter's
+    service account) when pod labels or pod UIDs are asked for as metric labels (``dcgmExporter.enablePodLabels`` /
+    ``enablePodUID``, or the DCGM_EXPORTER_KUBERNETES_ENABLE_POD_LABELS / _UID env). Judged from the role itself
+    when the cluster state holds it, else from what the ClusterPolicy asks of an operator that creates it."""
+    operator = [c for c in components if c.product == "gpu-operator" and c.parsed() is not None]
+    role = state.get("ClusterRole", None, READ_PODS_ROLE)
+    bindings = [b for b in state.of_kind("ClusterRoleBinding") if (b.body.get("roleRef") or {}).get("name") == READ_PODS_ROLE]
+    why = "; ".join(f"{where} sets {what}" for where, what in pod_metadata) or "no pod-metadata switch found in the ClusterPolicy or the exporter's env"
+    findings = []
+    if role is not None:
+        subjects = [f"{s.get('kind')}/{s.get('namespace') or '-'}/{s.get('name')}" for b in bindings for s in b.body.get("subjects") or ()]
+        rules = [r for r in role.body.get("rules") or () if "pods" in (r.get("resources") or ()) or "*" in (r.get("resources") or ())]
+        findings.append(Finding(role.ref, f"ClusterRole {READ_PODS_ROLE} lets {', '.join(subjects) or 'its subjects'} "
+                                f"{'/'.join(sorted({v for r in rules for v in r.get('verbs') or ()})) or 'read'} every pod in the "
+                                f"cluster (every pod's spec, literal env values included), because the DCGM Exporter was asked to "
+                                f"label metrics with pod metadata ({why}); the GPU Operator creates it from 26.3.2", "rules",
+                                severity="medium"))
+    elif pod_metadata and any(c.parsed() >= PODREAD_FROM for c in operator):
+        op = next(c for c in operator if c.parsed() >= PODREAD_FROM)
+        findings.append(Finding(op.where, f"GPU Operator {op.version} creates ClusterRole {READ_PODS_ROLE} (get/list/watch on every pod "
+                                f"in the cluster, bound to the nvidia-dcgm-exporter service account) because {why}: the exporter "
+                                "on every GPU node can then read every pod's spec, literal env values included", op.field,
+                                severity="medium"))
+    elif pod_metadata and not operator:
+        return errored(f"pod metadata is asked of the DCGM Exporter ({why}) but the GPU Operator's version cannot be read, so "
+                       f"whether it creates ClusterRole {READ_PODS_ROLE} is unknown", pod_metadata=[list(p) for p in pod_metadata])
+    if not findings and not pod_metadata and not components:
+        return not_applicable("no GPU Operator stack component and no ClusterRole " + READ_PODS_ROLE + " in the cluster state")
+    return verdict_from(findings, what="DCGM Exporter reads every pod of the cluster",
+                        subjects=[role.ref] if role is not None else sorted({c.where for c in operator}) or ["ClusterPolicy"],
+                        ok=(f"no ClusterRole {READ_PODS_ROLE}, and " + ("no pod-metadata labels asked of the DCGM Exporter" if not pod_metadata
+                            else f"the GPU Operator ({', '.join(c.version or '?' for c in operator)}) predates 26.3.2")),
+                        pod_metadata=[list(p) for p in pod_metadata])
 
 
 def ray_in(state) -> Outcome:

@@ -29,6 +29,19 @@ def ray(target: Any, deployment: Any) -> tuple[Attempt[http.HttpResponse], Attem
             _get(target, deployment, "ray", "/api/jobs/", "ray.dashboard"))
 
 
+def ray_version(target: Any, deployment: Any) -> Attempt[http.HttpResponse]:
+    """``GET /api/version`` on the Ray dashboard: without credentials first, then with the profile's ``ray``
+    credential (the head's token, sent as ``Authorization: Bearer``) when token auth refuses it."""
+    ep = deployment.endpoint("ray")
+    limits = http.Limits(connect_s=target.timeouts.connect_s, read_s=target.timeouts.read_s)
+    first = http.request("GET", ep.url + "/api/version", probe="ray.version", limits=limits, guard=target.guard)
+    headers = http.auth_headers(deployment.credentials.get("ray"))
+    if not (first.completed and first.observation.status in (401, 403) and headers):
+        return first
+    return http.request("GET", ep.url + "/api/version", probe="ray.version", limits=limits, guard=target.guard, headers=headers,
+                        redact_headers=tuple(k.lower() for k in headers))
+
+
 RAY_PORT_ENDPOINTS = ("ray_gcs", "ray_client")
 
 

@@ -3,8 +3,9 @@
 Components are found by image repository, wherever they run (the operator's namespace is
 ``gpu-operator`` by convention, but a chart can be installed anywhere): the GPU Operator itself
 (``nvcr.io/nvidia/gpu-operator``), the Container Toolkit (``nvcr.io/nvidia/k8s/container-toolkit``),
-the device plugin (``nvcr.io/nvidia/k8s-device-plugin``) and the DCGM Exporter
-(``nvcr.io/nvidia/k8s/dcgm-exporter``), plus what a ``ClusterPolicy`` (nvidia.com/v1) pins for them.
+the device plugin (``nvcr.io/nvidia/k8s-device-plugin``), the DCGM Exporter
+(``nvcr.io/nvidia/k8s/dcgm-exporter``) and the GPU driver (``nvcr.io/nvidia/driver``), plus what a
+``ClusterPolicy`` (nvidia.com/v1) pins for them.
 A ClusterPolicy's version wins over a DaemonSet's image only when no DaemonSet runs that component
 (the operator renders the DaemonSets from it).
 """
@@ -25,9 +26,10 @@ REPOSITORIES = {
     "nvidia/k8s/container-toolkit": "container-toolkit",
     "nvidia/k8s-device-plugin": "device-plugin",
     "nvidia/k8s/dcgm-exporter": "dcgm-exporter",
+    "nvidia/driver": "driver",  # the driver DaemonSet (nvidia-driver-daemonset): <version>-<os> tags, 580.126.20-ubuntu22.04
 }
 # ClusterPolicy spec field → product
-POLICY_FIELDS = {"toolkit": "container-toolkit", "devicePlugin": "device-plugin", "dcgmExporter": "dcgm-exporter"}
+POLICY_FIELDS = {"toolkit": "container-toolkit", "devicePlugin": "device-plugin", "dcgmExporter": "dcgm-exporter", "driver": "driver"}
 VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -115,6 +117,28 @@ def toolkit_env(state: ClusterState) -> dict[str, Any]:
         if c.product == "container-toolkit":
             env.update(c.env)
     return env
+
+
+POD_METADATA_ENV = ("DCGM_EXPORTER_KUBERNETES_ENABLE_POD_LABELS", "DCGM_EXPORTER_KUBERNETES_ENABLE_POD_UID")
+
+
+def dcgm_pod_metadata(state: ClusterState) -> list[tuple[str, str]]:
+    """Where pod labels / pod UIDs are asked of the DCGM Exporter: ClusterPolicy ``spec.dcgmExporter.enablePodLabels``
+    / ``enablePodUID`` (Helm ``dcgmExporter.enablePodLabels``), or the env the operator sets from them (GPU Operator
+    26.3.2 ``controllers/object_controls.go``): (where, what)."""
+    out = []
+    for policy in state.of_kind("ClusterPolicy"):
+        section = policy.spec.get("dcgmExporter") or {}
+        for key in ("enablePodLabels", "enablePodUID"):
+            if isinstance(section, Mapping) and section.get(key) is True:
+                out.append((policy.ref, f"spec.dcgmExporter.{key}: true"))
+        for e in section.get("env") or () if isinstance(section, Mapping) else ():
+            if isinstance(e, Mapping) and e.get("name") in POD_METADATA_ENV and str(e.get("value")).lower() == "true":
+                out.append((policy.ref, f"spec.dcgmExporter.env {e['name']}=true"))
+    for c in components(state):
+        if c.product == "dcgm-exporter":
+            out.extend((c.where, f"env {name}=true") for name in POD_METADATA_ENV if str(c.env.get(name, "")).lower() == "true")
+    return out
 
 
 RAY_PORTS = {8265: "Ray dashboard and Jobs API", 6379: "Ray GCS", 10001: "Ray client server"}

@@ -10,6 +10,7 @@ URL is reported as ``https://nim:nv…xy[sha256:…]@…``, never in clear.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nimwarden.lazy import LazyModule
+from nimwarden.net import http
 from nimwarden.outcome import Attempt, attempt
 from nimwarden.redact import redact
 
@@ -214,3 +216,76 @@ def deployment_cors(target: Any, deployment: Any) -> list[Attempt[CorsObservatio
     """A preflight on every NIM base URL reachable from the probe position."""
     timeout = (target.timeouts.connect_s, target.timeouts.read_s)
     return [probe_cors(u, guard=target.guard, timeout=timeout) for u in reachable_base_urls(target, deployment)]
+
+
+# ------------------------------------------------------------------ the NIM release (NIM-ENGINECVE)
+
+NIM_IMAGE = re.compile(r"(?:^|/)nim/[^:@]+:(?P<tag>[^@]+)")
+
+
+def _version_answer(url: str, target: Any, headers: dict[str, str] | None = None) -> tuple[str | None, str]:
+    """(release, what was seen) from ``GET <url>/v1/version``; release None when it did not say."""
+    limits = http.Limits(connect_s=target.timeouts.connect_s, read_s=target.timeouts.read_s)
+    a = http.request("GET", url.rstrip("/") + "/v1/version", probe="nim.version", limits=limits, guard=target.guard, headers=headers,
+                     redact_headers=tuple(k.lower() for k in headers or ()))
+    asked = f"GET {url.rstrip('/')}/v1/version" + (" with the gateway credential" if headers else "")
+    if not a.completed:
+        return None, f"{asked}: {a.error}"
+    r = a.observation
+    if r.status != 200:
+        return None, f"{asked} answered HTTP {r.status}"
+    try:
+        body = r.json()
+        release = str(body.get("release") or "").strip()
+    except (ValueError, AttributeError):
+        return None, f"{asked} answered 200 but not JSON"
+    return (release or None), f"{asked} answered {json.dumps(redact({'release': body.get('release'), 'api': body.get('api')}))}"
+
+
+def _image_release(target: Any, deployment: Any) -> tuple[str | None, str]:
+    """(release, what was seen) from the NIM's image tag (``nvcr.io/nim/<org>/<model>:<release>``) in cluster state."""
+    from nimwarden.k8s import source as k8s
+    from nimwarden.outcome import Outcome
+
+    if k8s.unavailable(target, deployment):
+        return None, "no cluster state for the deployment"
+    w = k8s.for_deployment(target, deployment)
+    if isinstance(w, Outcome):
+        return None, f"cluster state: {w.reason}"
+    images = sorted({str(c.get("image") or "") for t in w.templates for _, c in t.containers() if NIM_IMAGE.search(str(c.get("image") or ""))})
+    if not images:
+        return None, "no NIM image (nvcr.io/nim/…) among the deployment's workloads"
+    m = NIM_IMAGE.search(images[0])
+    return m.group("tag"), f"image tag {images[0]}" + (f" (of {len(images)} NIM images: {', '.join(images)})" if len(images) > 1 else "")
+
+
+def nim_release(target: Any, deployment: Any) -> Attempt:
+    """The NIM's release: ``GET /v1/version`` on its own endpoint, through the gateway with the profile's gateway
+    credential when that is refused, else the image tag in cluster state. Read-only; an incomplete attempt
+    (error) when none of them says."""
+    from nimwarden.families.nim_api.engines import NimRelease
+    from nimwarden.net.http import auth_headers
+
+    seen: dict[str, Any] = {}
+    own = deployment.endpoint("http" if deployment.kind == "nim" else "nim")
+    if own is not None:
+        release, seen["own_endpoint"] = _version_answer(own.url, target)
+        if release:
+            return Attempt("nim.version", seen["own_endpoint"], NimRelease(release, f"GET {own.url}/v1/version", seen), None)
+    gateway, headers = deployment.endpoint("gateway"), auth_headers(deployment.credentials.get("gateway"))
+    if gateway is not None and gateway.scheme in ("http", "https") and headers:
+        release, seen["gateway"] = _version_answer(gateway.url, target, headers)
+        if release:
+            return Attempt("nim.version", seen["gateway"], NimRelease(release, f"GET {gateway.url}/v1/version with the gateway credential", seen), None)
+    release, seen["image"] = _image_release(target, deployment)
+    if release:
+        return Attempt("nim.version", seen["image"], NimRelease(release, seen["image"], seen), None)
+    return Attempt("nim.version", "the NIM release (GET /v1/version, its image tag)", None,
+                   "no source said which NIM release this is: " + "; ".join(f"{k}: {v}" for k, v in seen.items()))
+
+
+def grpc_connect(target: Any, deployment: Any) -> Attempt[str]:
+    """A TCP connect (nothing sent) to the declared NIM gRPC endpoint (``nim_grpc``)."""
+    ep = deployment.endpoint("nim_grpc")
+    limits = http.Limits(connect_s=target.timeouts.connect_s, read_s=target.timeouts.read_s)
+    return http.tcp_connect(ep.host, ep.port, probe="nim.grpc", limits=limits, guard=target.guard)

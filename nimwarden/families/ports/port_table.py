@@ -101,6 +101,9 @@ def load_port_table(name: str = "current") -> PortTable:
 
 
 def stamp(name: str = "current") -> dict[str, Any]:
-    """The table's identity for reports."""
+    """The table's identity for reports: name, version and both dates (as_of, checked)."""
+    from nimwarden.dated import parse_dates
+
     raw = _read(name)
-    return {"name": f"port table {raw.get('name', name)}", "version": str(raw["version"]), "source": f"nimwarden/families/ports/{TABLES[name]}"}
+    source = f"nimwarden/families/ports/{TABLES[name]}"
+    return parse_dates(raw, source).stamp(f"port table {raw.get('name', name)}", str(raw["version"]), source)

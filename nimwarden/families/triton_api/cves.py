@@ -9,7 +9,9 @@ CVE judges.
   observation made it count. Severity follows the worst counted CVSS.
 
 Updating the table is a data change only: add rows (and releases) to ``cves.yaml``, bump ``as_of``
-and ``version`` (``docs/cve-table.md`` says how).
+(the newest bulletin held), ``checked`` (the day the sources were read) and ``version``
+(``docs/cve-table.md`` says how). A server newer than the newest release the table maps is judged
+against what is known and the verdict says where the table ends.
 """
 
 from __future__ import annotations
@@ -17,17 +19,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from nimwarden.dated import STALE_AFTER_DAYS, Dates, parse_dates
 from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, passed
 
 CVE_FILE = Path(__file__).resolve().parent / "cves.yaml"
-STALE_AFTER_DAYS = 90
+__all__ = ["STALE_AFTER_DAYS"]
 
 # What a safe probe must observe for a CVE of each component to count as reachable (TRITON-CVE-001).
 # "server": the API answers on some declared protocol; "backend:<b>": a loaded model uses backend b.
@@ -74,16 +77,34 @@ class Cve:
 @dataclass(frozen=True)
 class CveTable:
     version: str
-    as_of: dt.date
+    dates: Dates
     releases: Mapping[str, str]  # container release → server version
     cves: tuple[Cve, ...]
+    inferred: Mapping[str, str] = field(default_factory=dict)  # release → why its server version is not confirmed
+
+    @property
+    def as_of(self) -> dt.date:
+        return self.dates.as_of
+
+    def newest_release(self) -> tuple[str, str]:
+        """(container release, server version) of the newest release the map holds."""
+        release = max(self.releases, key=lambda r: parse_version(self.releases[r]))
+        return release, self.releases[release]
+
+    def ends_before(self, version: str) -> str | None:
+        """Why the table cannot speak for ``version`` when it is newer than every release it maps, else None."""
+        release, server = self.newest_release()
+        if parse_version(version) <= parse_version(server):
+            return None
+        return (f"tritonserver {version} is newer than the newest release this table maps ({release} = {server}): it is judged "
+                f"against what is known — the bulletins read through {self.dates.newest_seen} (checked {self.dates.checked}) — "
+                "and a bulletin published since may name it")
 
     def stamp(self, today: dt.date | None = None) -> dict[str, Any]:
-        """The table's identity for reports: version, as_of, age, and whether it is stale."""
-        age = ((today or dt.date.today()) - self.as_of).days
-        return {"name": "Triton CVE table", "version": self.version, "as_of": self.as_of.isoformat(),
-                "rows": len(self.cves), "age_days": age, "stale": age > STALE_AFTER_DAYS,
-                "source": "nimwarden/families/triton_api/cves.yaml"}
+        """The table's identity for reports: version, both dates, age since checked, and whether it is stale."""
+        release, server = self.newest_release()
+        return self.dates.stamp("Triton CVE table", self.version, "nimwarden/families/triton_api/cves.yaml", len(self.cves), today,
+                                newest_release=f"{release} = {server}", inferred_releases=sorted(self.inferred))
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -93,31 +114,68 @@ def parse_version(text: str) -> tuple[int, ...]:
     return tuple(int(x or 0) for x in m.groups())
 
 
-def parse_table(data: Mapping[str, Any]) -> CveTable:
+def parse_table(data: Mapping[str, Any], where: str = "cves.yaml") -> CveTable:
     """The table from its YAML; ValueError naming the row for anything a judge could not rely on."""
-    releases = {str(k): str(v["server"]) for k, v in (data.get("releases") or {}).items()}
+    raw_releases = data.get("releases") or {}
+    releases = {str(k): str(v["server"]) for k, v in raw_releases.items()}
+    inferred = {str(k): str(v.get("source") or "not confirmed") for k, v in raw_releases.items() if v.get("confirmed") is False}
     rows = []
     for i, c in enumerate(data.get("cves") or ()):
-        where = f"cves[{i}] ({c.get('id', '?')})"
+        row = f"{where}: cves[{i}] ({c.get('id', '?')})"
         for key in ("id", "cvss", "component", "title", "fixed_release", "fixed_in", "bulletin", "url"):
             if c.get(key) in (None, ""):
-                raise ValueError(f"{where}: {key} missing")
+                raise ValueError(f"{row}: {key} missing")
         if c["component"] not in ABUSED_VIA:
-            raise ValueError(f"{where}: unknown component {c['component']!r} (known: {', '.join(ABUSED_VIA)})")
+            raise ValueError(f"{row}: unknown component {c['component']!r} (known: {', '.join(ABUSED_VIA)})")
         if releases.get(str(c["fixed_release"])) != str(c["fixed_in"]):
-            raise ValueError(f"{where}: fixed_in {c['fixed_in']} is not release {c['fixed_release']}'s server version "
+            raise ValueError(f"{row}: fixed_in {c['fixed_in']} is not release {c['fixed_release']}'s server version "
                              f"({releases.get(str(c['fixed_release']), 'release not in releases')})")
+        if str(c["fixed_release"]) in inferred:
+            raise ValueError(f"{row}: fixed_release {c['fixed_release']} has an unconfirmed server version: confirm it first")
         rows.append(Cve(str(c["id"]), float(c["cvss"]), str(c["component"]), str(c["title"]), str(c["fixed_release"]),
                         parse_version(str(c["fixed_in"])), str(c["bulletin"]), str(c["url"]),
                         tuple(c.get("abused_via") or ABUSED_VIA[c["component"]])))
-    as_of = data.get("as_of")
-    as_of = as_of if isinstance(as_of, dt.date) else dt.date.fromisoformat(str(as_of))
-    return CveTable(str(data["version"]), as_of, releases, tuple(rows))
+    return CveTable(str(data["version"]), parse_dates(data, where), releases, tuple(rows), inferred)
+
+
+RELEASE_TAG = re.compile(r"(?:^|/)tritonserver:(\d{2}\.\d{2})(?:[-.][\w.-]*)?$")
+
+
+@dataclass(frozen=True)
+class ImageVersion:
+    """What an image tag says about the server inside: ``nvcr.io/nvidia/tritonserver:26.11-py3`` → 26.11 = 2.75.0."""
+
+    image: str
+    release: str
+    server: str | None  # None when the release is not in the map
+    note: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"image": self.image, "release": self.release, "server": self.server, "note": self.note}
+
+
+def version_from_image(image: str, table: CveTable | None = None) -> ImageVersion | None:
+    """The server version a ``tritonserver:<YY.MM>…`` image runs, from the release map; None for another image."""
+    table = table or load_table()
+    name = image.split("@", 1)[0]
+    m = RELEASE_TAG.search(name)
+    if not m:
+        return None
+    release = m.group(1)
+    if release in table.releases:
+        server = table.releases[release]
+        how = f" ({table.inferred[release]})" if release in table.inferred else ""
+        return ImageVersion(image, release, server, f"image tag {release} = tritonserver {server}{how}")
+    newest, server = table.newest_release()
+    if (int(release[:2]), int(release[3:])) > (int(newest[:2]), int(newest[3:])):
+        return ImageVersion(image, release, None, f"release {release} is newer than the newest release the table maps "
+                                                  f"({newest} = {server})")
+    return ImageVersion(image, release, None, f"release {release} is not in the table's release map")
 
 
 @lru_cache(maxsize=1)
 def load_table() -> CveTable:
-    return parse_table(yaml.safe_load(CVE_FILE.read_text(encoding="utf-8")))
+    return parse_table(yaml.safe_load(CVE_FILE.read_text(encoding="utf-8")), "nimwarden/families/triton_api/cves.yaml")
 
 
 def severity_of(cvss: float) -> str:
@@ -151,26 +209,49 @@ def _affected(version: str, table: CveTable) -> list[Cve]:
     return sorted((c for c in table.cves if v < c.fixed_in), key=lambda c: (-c.cvss, c.id))
 
 
+def _known(version: str, table: CveTable, evidence: dict[str, Any]) -> str:
+    """`` in CVE table … (as of …, checked …)``, and where the table ends when ``version`` lies past it."""
+    beyond = table.ends_before(version)
+    if beyond:
+        evidence["table_ends_before"] = beyond
+        return f" in CVE table {table.version} ({table.dates.words()}); note: {beyond}"
+    return f" in CVE table {table.version} ({table.dates.words()})"
+
+
 @fail_closed
-def version_only(metadata: Attempt, table: CveTable | None = None) -> Outcome:
-    """TRITON-CVE-002: every CVE fixed after the disclosed version, named with its component."""
+def version_only(metadata: Attempt, table: CveTable | None = None, image: ImageVersion | None = None) -> Outcome:
+    """TRITON-CVE-002: every CVE fixed after the disclosed version, named with its component. When the server
+    does not disclose its version, the deployment's ``tritonserver:<YY.MM>`` image tag (from cluster state)
+    stands in for it, and the verdict says so."""
     table = table or load_table()
     version, problem = server_version(metadata)
+    evidence: dict[str, Any] = {"cve_table": table.stamp(), **metadata.evidence()}
+    read_from = ""
+    if problem and image is not None:
+        evidence["image"] = image.as_dict()
+        if image.server is None and "newer than" in image.note:
+            return passed(f"{image.image}: {image.note}; the server did not disclose its version ({problem.reason}); no known "
+                          f"vulnerability in CVE table {table.version} ({table.dates.words()}) names a release after it",
+                          **evidence)
+        if image.server is None:
+            return errored(f"{problem.reason}; and {image.image}: {image.note}", **evidence)
+        version, problem, read_from = image.server, None, f" (read from the image tag {image.image}: {image.note})"
     if problem:
         return problem
     affected = _affected(version, table)
-    evidence: dict[str, Any] = {"server_version": version, "cve_table": table.stamp(), **metadata.evidence()}
+    evidence["server_version"] = version
+    known = _known(version, table, evidence)
     if not affected:
-        return passed(f"tritonserver {version}: no known vulnerability in CVE table {table.version} (as of {table.as_of})", **evidence)
+        return passed(f"tritonserver {version}{read_from}: no known vulnerability{known}", **evidence)
     evidence["cves"] = [c.row() for c in affected]
     by_component: dict[str, list[str]] = {}
     for c in affected:
         by_component.setdefault(c.component, []).append(c.id)
     newest = max(affected, key=lambda c: c.fixed_in)
     parts = "; ".join(f"{comp}: {', '.join(ids)}" for comp, ids in by_component.items())
-    return failed(f"tritonserver {version} is likely vulnerable to {len(affected)} CVE(s) (fixes up to release {newest.fixed_release}, "
-                  f"server {'.'.join(map(str, newest.fixed_in))}) — {parts}; version match only, backports not detected",
-                  severity=one_step_below(severity_of(affected[0].cvss)), **evidence)
+    return failed(f"tritonserver {version}{read_from} is likely vulnerable to {len(affected)} CVE(s) (fixes up to release "
+                  f"{newest.fixed_release}, server {'.'.join(map(str, newest.fixed_in))}) — {parts}; version match only, "
+                  "backports not detected", severity=one_step_below(severity_of(affected[0].cvss)), **evidence)
 
 
 @fail_closed
@@ -179,7 +260,8 @@ def reachable(metadata: Attempt, exposure: Mapping[str, tuple[bool | None, str]]
 
     ``exposure`` maps each observable (``server``, ``server-http``, ``model-load``, ``backend:python`` …)
     to (True: observed open/in play, False: observed closed/absent, None: could not observe; the
-    observation in words), as :func:`exposure_from` builds it from the probe's answers.
+    observation in words), as :func:`nimwarden.families.triton_api.exposure.exposure_from` builds it from
+    the probe's answers.
     """
     table = table or load_table()
     version, problem = server_version(metadata)
@@ -189,7 +271,7 @@ def reachable(metadata: Attempt, exposure: Mapping[str, tuple[bool | None, str]]
     evidence: dict[str, Any] = {"server_version": version, "cve_table": table.stamp(),
                                 "exposure": {k: {"open": s, "seen": why} for k, (s, why) in exposure.items()}}
     if not affected:
-        return passed(f"tritonserver {version}: no known vulnerability in CVE table {table.version} (as of {table.as_of})", **evidence)
+        return passed(f"tritonserver {version}: no known vulnerability{_known(version, table, evidence)}", **evidence)
     counted, unknown, closed, unobservable = [], [], [], []
     for c in affected:
         if not c.abused_via:
@@ -220,85 +302,20 @@ def reachable(metadata: Attempt, exposure: Mapping[str, tuple[bool | None, str]]
                   f"reachable from the probe position", **evidence)
 
 
-# ----------------------------------------------------------------------------------- what is in play
-
-BACKEND_OF = {"python": "python", "dali": "dali", "tensorrt": "tensorrt", "tensorrt_plan": "tensorrt"}
-
-
-def _any(states: list[tuple[bool | None, str]], none_seen: str) -> tuple[bool | None, str]:
-    """Open anywhere → open; closed everywhere → closed; else unknown (with what was seen)."""
-    if not states:
-        return False, none_seen
-    for s, why in states:
-        if s is True:
-            return True, why
-    if all(s is False for s, _ in states):
-        return False, "; ".join(why for _, why in states)
-    return None, "; ".join(why for s, why in states if s is None)
+def image_version_in(templates: Any, table: CveTable | None = None) -> ImageVersion | None:
+    """The ``tritonserver`` image of a deployment's pod templates (the oldest when several differ), or None."""
+    table = table or load_table()
+    found = [v for t in templates for _, c in t.containers() if (v := version_from_image(str(c.get("image") or ""), table))]
+    if not found:
+        return None
+    return min(found, key=lambda v: parse_version(v.server) if v.server else (10**6,))
 
 
-def _health(protocol: str, attempts: list[Attempt]) -> tuple[bool | None, str]:
-    for a in attempts:
-        if not a.completed:
-            refused = "refused" in str(a.error).lower()
-            return (False if refused else None), f"{protocol} health {a.request}: {a.error}"
-        status = getattr(a.observation, "status", None)
-        if status not in (200, "OK"):
-            return None, f"{protocol} health {a.request} answered {status}"
-    return True, f"the {protocol} API answers without credentials ({attempts[0].request})"
+def image_of(target: Any, deployment: Any) -> ImageVersion | None:
+    """The deployment's tritonserver image from cluster state, when the target has one (else None)."""
+    from nimwarden.k8s import source as k8s
 
-
-def _from_outcome(outcome: Outcome, what: str) -> tuple[bool | None, str]:
-    state = {"fail": True, "pass": False}.get(outcome.status.value)
-    return state, f"{what}: {outcome.reason}"
-
-
-def exposure_from(observations: Mapping[str, Any]) -> dict[str, tuple[bool | None, str]]:
-    """What the probe saw (``TritonProbe.exposure_observations()``) as in-play states, per observable."""
-    from nimwarden.families.triton_api import judge
-
-    out: dict[str, tuple[bool | None, str]] = {}
-    health = observations.get("health", {})
-    for protocol in ("http", "grpc"):
-        out[f"server-{protocol}"] = _health(protocol, health[protocol]) if protocol in health else (False, f"no {protocol} endpoint declared")
-    out["server"] = _any([out[f"server-{p}"] for p in health], "no API endpoint declared")
-    out["model-load"] = _any([_from_outcome(judge.dynamic_loading_disabled(a), f"model load over {p}")
-                              for p, a in observations.get("model-load", {}).items()], "no API endpoint declared")
-    for category, by_protocol in observations.get("categories", {}).items():
-        out[category] = _any([_from_outcome(judge.category_restricted(category, a), f"{category} API over {p}")
-                              for p, a in by_protocol.items()], "no API endpoint declared")
-    frontends = observations.get("frontends", {})
-    for name in ("sagemaker", "vertex"):
-        out[name] = (_from_outcome(judge.frontend_off(name, *frontends[name]), f"{name} front end") if name in frontends
-                     else (False, f"the profile declares no {name} endpoint"))
-    openai = observations.get("openai")
-    if openai is None:
-        out["openai"] = (False, "the profile declares no openai endpoint")
-    elif openai.completed:
-        out["openai"] = (openai.observation.status == 200, f"OpenAI-compatible frontend {openai.request} answered {openai.observation.status}")
-    else:
-        out["openai"] = (False if "refused" in str(openai.error).lower() else None, f"OpenAI-compatible frontend {openai.request}: {openai.error}")
-    seen: dict[str, str] = {}
-    unread = []
-    for model, (attempt, with_credentials) in observations.get("model_configs", {}).items():
-        if not attempt.completed or attempt.observation.status != 200:
-            unread.append(f"{model} ({attempt.error or attempt.observation.status})")
-            continue
-        try:
-            config = attempt.observation.json()
-            names = {str(config.get("backend") or ""), str(config.get("platform") or "")}
-        except (ValueError, AttributeError):
-            unread.append(f"{model} (config not JSON)")
-            continue
-        how = "with the restricted-API credential" if with_credentials else "without credentials"
-        for n in names:
-            if n in BACKEND_OF:
-                seen.setdefault(BACKEND_OF[n], f"model {model}'s config (read {how}) says {n}")
-    for backend in ("python", "dali", "tensorrt"):
-        if backend in seen:
-            out[f"backend:{backend}"] = (True, seen[backend])
-        elif unread or not observations.get("model_configs"):
-            out[f"backend:{backend}"] = (None, "model configs not readable: " + (", ".join(unread) or "the profile declares no model"))
-        else:
-            out[f"backend:{backend}"] = (False, f"no declared model uses the {backend} backend")
-    return out
+    if k8s.unavailable(target, deployment):
+        return None
+    w = k8s.for_deployment(target, deployment)
+    return None if isinstance(w, Outcome) else image_version_in(w.templates)

@@ -1,13 +1,13 @@
-"""TRITON-CONFIGSECRET's probe: read each model's configuration and metadata over one protocol, the
-way anyone who can reach the API could, and find the secrets they disclose.
+"""What a model's configuration and metadata disclose, as the one read of them shows it
+(:meth:`nimwarden.families.triton_api.probe.TritonProbe.model_documents`, shared by TRITON-CONFIGSECRET
+and TRITON-CVE-001's backend detection): the observation types and the secret finder. Pure: this
+module reads nothing and imports no probe.
 
-Read-only calls only (docs/facts.md): ``GET /v2/models/{m}/config`` and ``GET /v2/models/{m}`` (gRPC
-``ModelConfig``, ``ModelMetadata``), and the repository index (``POST /v2/repository/index`` /
+The read (in the probe) uses read-only calls only: ``GET /v2/models/{m}/config`` and ``GET /v2/models/{m}``
+(gRPC ``ModelConfig``, ``ModelMetadata``), and the repository index (``POST /v2/repository/index`` /
 ``RepositoryIndex``: it lists, it loads nothing). Each call is made without credentials first; only
-when that is refused, again with the restricted-API key the profile gives.
-
-Which models: those the profile declares, and those the repository index lists when it is
-readable (at most ``MAX_MODELS``).
+when that is refused, again with the restricted-API key the profile gives. Which models: those the
+profile declares, and those the repository index lists when it is readable (at most ``MAX_MODELS``).
 
 A value is secret-looking when it matches one of the redactor's patterns (``nimwarden.redact``:
 NGC keys, Hugging Face tokens, bearer tokens, passwords in URLs, private keys, ``password=…``), or
@@ -20,18 +20,12 @@ only its fingerprint, never the configuration, goes into the evidence.
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nimwarden import redact
-from nimwarden.outcome import Attempt
-
-if TYPE_CHECKING:
-    from nimwarden.families.triton_api.probe import TritonProbe
 
 MAX_MODELS = 16
 SECRET_WORDS = frozenset({"secret", "secrets", "token", "password", "passwd", "pwd", "passphrase", "credential",
@@ -119,6 +113,13 @@ def parameter_names(config: Any) -> tuple[str, ...]:
     return tuple(sorted(params)) if isinstance(params, dict) else ()
 
 
+def backend_names(config: Any) -> tuple[str, ...]:
+    """The config's ``backend`` and ``platform`` values (``python``, ``tensorrt_plan`` …), as given."""
+    if not isinstance(config, dict):
+        return ()
+    return tuple(sorted({str(config[k]) for k in ("backend", "platform") if config.get(k)}))
+
+
 # ----------------------------------------------------------------------------------- observations
 
 ANONYMOUS, WITH_KEY, REFUSED, ABSENT, UNKNOWN = "anonymous", "with the restricted-API key", "refused", "absent", "unknown"
@@ -135,12 +136,14 @@ class DocumentRead:
     status: str
     parameters: tuple[str, ...] = ()
     findings: tuple[SecretFinding, ...] = ()
+    backend: tuple[str, ...] = ()  # the config's ``backend`` and ``platform`` (what TRITON-CVE-001 needs)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model, "document": self.document, "call": self.call, "read": self.access,
                                "status": self.status}
         if self.document == "config" and self.access in (ANONYMOUS, WITH_KEY):
             out["parameters"] = list(self.parameters)
+            out["backend"] = list(self.backend)
         if self.findings:
             out["secrets"] = [f.as_dict() for f in self.findings]
         return out
@@ -163,112 +166,21 @@ class ModelDocuments:
                 "reads": [r.as_dict() for r in self.reads]}
 
 
-# ----------------------------------------------------------------------------------- the probe
+# ----------------------------------------------------------------------------------- how an answer reads
 
 
-def _refused_http(status: int) -> bool:
+def refused_http(status: int) -> bool:
     return status in (401, 403)
 
 
-def _refused_grpc(code: str, details: str) -> bool:
+def refused_grpc(code: str, details: str) -> bool:
     return code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or (code == "UNAVAILABLE" and "restricted" in details)
 
 
-def _access(status: str, text: str, refused: bool) -> str:
+def access_of(status: str, text: str, refused: bool) -> str:
     """REFUSED, ABSENT (Triton's own "unknown model" answer) or UNKNOWN (anything else: a proxy page, a 502)."""
     if refused:
         return REFUSED
     if status in ("400", "404", "NOT_FOUND", "INVALID_ARGUMENT") and re.search(r"unknown model|not found", text, re.I):
         return ABSENT
     return UNKNOWN
-
-
-def _grpc_dict(message: Any) -> dict:
-    from google.protobuf.json_format import MessageToDict
-
-    return MessageToDict(message, preserving_proto_field_name=True)
-
-
-class _Reader:
-    """One protocol's read-only calls, anonymous first and with the key only when refused."""
-
-    def __init__(self, probe: TritonProbe, protocol: str):
-        self.probe, self.protocol = probe, protocol
-        self.http_key = probe.credential_headers()
-        self.grpc_key = tuple((f"triton-grpc-protocol-{k.lower()}", v) for k, v in self.http_key.items()) if self.http_key else None
-
-    def call(self, what: str, model: str) -> Attempt[tuple[str, str, str, Any]]:
-        """``(call, access, status, document)`` for ``what`` in config | metadata | index."""
-        first = self._once(what, model, keyed=False)
-        if not first.completed or first.observation[1] != REFUSED or (self.http_key is None):
-            return first
-        return self._once(what, model, keyed=True)
-
-    def _once(self, what: str, model: str, keyed: bool) -> Attempt[tuple[str, str, str, Any]]:
-        ok = WITH_KEY if keyed else ANONYMOUS
-        if self.protocol == "http":
-            method, path, body = {"config": ("GET", f"/v2/models/{model}/config", None), "metadata": ("GET", f"/v2/models/{model}", None),
-                                  "index": ("POST", "/v2/repository/index", b"{}")}[what]
-            headers = {**(self.http_key or {}), "Content-Type": "application/json"} if keyed else None
-            a = self.probe._http(method, path, headers=headers, body=body)
-            call = f"{method} {path}" + (" with the restricted-API key" if keyed else "")
-            if not a.completed:
-                return Attempt(a.probe, call, None, a.error, a.elapsed_s)
-            r = a.observation
-            if r.status == 200:
-                try:
-                    return Attempt(a.probe, call, (call, ok, "200", json.loads(r.body.decode("utf-8"))), None, a.elapsed_s)
-                except ValueError:
-                    return Attempt(a.probe, call, (call, UNKNOWN, "200 (not JSON)", None), None, a.elapsed_s)
-            return Attempt(a.probe, call, (call, _access(str(r.status), r.text(), _refused_http(r.status)), str(r.status), None), None, a.elapsed_s)
-        from tritonclient.grpc import service_pb2 as pb
-
-        rpc, request = {"config": ("ModelConfig", pb.ModelConfigRequest(name=model)),
-                        "metadata": ("ModelMetadata", pb.ModelMetadataRequest(name=model)),
-                        "index": ("RepositoryIndex", pb.RepositoryIndexRequest())}[what]
-        a = self.probe.grpc_call(rpc, request, metadata=self.grpc_key if keyed else None)
-        call = f"grpc {rpc}" + (f" {model}" if what != "index" else "") + (" with the restricted-API key" if keyed else "")
-        if not a.completed:
-            return Attempt(a.probe, call, None, a.error, a.elapsed_s)
-        code, details, reply = a.observation
-        if code == "OK":
-            document = _grpc_dict(reply.config if what == "config" else reply)
-            return Attempt(a.probe, call, (call, ok, "OK", document), None, a.elapsed_s)
-        return Attempt(a.probe, call, (call, _access(code, details, _refused_grpc(code, details)), f"{code}: {details[:160]}", None), None, a.elapsed_s)
-
-
-def read_documents(probe: TritonProbe, protocol: str) -> Attempt[ModelDocuments]:
-    """Every model's configuration and metadata over ``protocol``, as anyone who can reach it reads them."""
-    t0 = time.monotonic()
-    reader = _Reader(probe, protocol)
-    cred = probe.deployment.credentials.get("restricted_api")
-    credential = cred.describe() if (cred is not None and reader.http_key) else None
-    asked = f"model configuration and metadata over {protocol}"
-    index = reader.call("index", "")
-    if not index.completed:
-        return Attempt(f"triton.{protocol}", asked, None, f"{index.request}: {index.error}", index.elapsed_s)
-    declared = list(probe.deployment.models)
-    listed_names: list[str] = []
-    _, access, index_status, doc = index.observation
-    index_note = f"{access} ({index_status})"
-    if access in (ANONYMOUS, WITH_KEY):
-        entries = doc if isinstance(doc, list) else (doc or {}).get("models", [])
-        listed_names = sorted({str(e.get("name")) for e in entries if isinstance(e, dict) and e.get("name")})
-        index_note = f"read ({access}): {len(listed_names)} model(s)"
-    names = list(dict.fromkeys([*declared, *listed_names]))
-    source = " and ".join(filter(None, ["the profile" if declared else "", f"the repository index ({access})" if listed_names else ""])) or "nowhere"
-    reads: list[DocumentRead] = []
-    for model in names[:MAX_MODELS]:
-        for what in ("config", "metadata"):
-            a = reader.call(what, model)
-            if not a.completed:
-                return Attempt(f"triton.{protocol}", asked, None, f"{a.request}: {a.error}", a.elapsed_s)
-            call, got, status, document = a.observation
-            findings = find_secrets(document) if document is not None else ()  # registered before anything is kept
-            params = parameter_names(document) if what == "config" and document is not None else ()
-            reads.append(DocumentRead(model, what, call, got, status, params, findings))
-    if len(names) > MAX_MODELS:
-        source += f"; the first {MAX_MODELS} of {len(names)} read"
-    return Attempt(f"triton.{protocol}", asked,
-                   ModelDocuments(protocol, tuple(names[:MAX_MODELS]), source, index_note, credential, tuple(reads)), None,
-                   time.monotonic() - t0)

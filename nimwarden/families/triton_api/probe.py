@@ -13,12 +13,28 @@ never posts settings.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from nimwarden.errors import OutOfScope
+from nimwarden.families.triton_api.model_config import (
+    ANONYMOUS,
+    MAX_MODELS,
+    REFUSED,
+    UNKNOWN,
+    WITH_KEY,
+    DocumentRead,
+    ModelDocuments,
+    access_of,
+    backend_names,
+    find_secrets,
+    parameter_names,
+    refused_grpc,
+    refused_http,
+)
 from nimwarden.lazy import LazyModule
 from nimwarden.net import http
 from nimwarden.outcome import Attempt
@@ -86,6 +102,7 @@ class TritonProbe:
         self.deployment = deployment
         self.limits = http.Limits(target.timeouts.connect_s, target.timeouts.read_s)
         self._channels: dict[str, grpc.Channel] = {}
+        self._documents: dict[str, Attempt[ModelDocuments]] = {}
 
     # ------------------------------------------------------------------ plumbing
     def _http(self, method: str, path: str, *, endpoint: str = "http", headers=None, body=None) -> Attempt[http.HttpResponse]:
@@ -220,13 +237,14 @@ class TritonProbe:
             infer = self.infer(model, spec.observation, protocol) if spec.completed else spec
         return self.health(protocol), infer
 
-    def model_documents(self, protocol: str):
+    def model_documents(self, protocol: str) -> Attempt[ModelDocuments]:
         """Every model's configuration and metadata over ``protocol``, anonymous first, with the
-        restricted-API key when refused; secret-looking values registered for redaction at once
-        (TRITON-CONFIGSECRET; nimwarden/families/triton_api/model_config.py)."""
-        from nimwarden.families.triton_api.model_config import read_documents
-
-        return read_documents(self, protocol)
+        restricted-API key when refused; secret-looking values registered for redaction at once.
+        Read once per protocol and shared: TRITON-CONFIGSECRET judges the secrets, TRITON-CVE-001 the
+        backends the configurations name (nimwarden/families/triton_api/model_config.py)."""
+        if protocol not in self._documents:
+            self._documents[protocol] = _read_documents(self, protocol)
+        return self._documents[protocol]
 
     def frontend(self, frontend: str) -> Attempt[http.HttpResponse]:
         """A read-only request on a cloud frontend's own port: SageMaker ``/ping``, Vertex AI ``/v1/models``."""
@@ -260,16 +278,6 @@ class TritonProbe:
         return self._http("POST", f"/models/{probe_model_name()}/invoke", endpoint="sagemaker",
                           headers={"Content-Type": "application/json"}, body=b"{}")
 
-    def model_config_read(self, model: str) -> tuple[Attempt[http.HttpResponse], bool]:
-        """``GET /v2/models/{m}/config`` without credentials, then with the restricted-API credential when
-        refused (read-only): the attempt, and whether credentials were used."""
-        attempt = self._http("GET", f"/v2/models/{model}/config")
-        if attempt.completed and attempt.observation.status in (401, 403):
-            headers = self.credential_headers()
-            if headers:
-                return self._http("GET", f"/v2/models/{model}/config", headers=headers), True
-        return attempt, False
-
     def exposure_observations(self) -> dict[str, Any]:
         """What the CVE judge needs to tell whether a CVE's component is in play and reachable, over every
         protocol the deployment declares (all read-only or nonexistent-name calls)."""
@@ -282,8 +290,8 @@ class TritonProbe:
             "frontends": {f: (self.frontend(f), anchor) for f in FRONTEND_PATHS if self.deployment.endpoint(f) is not None and anchor},
             "openai": self.endpoint_get("openai", "/v1/models") if self.deployment.endpoint("openai") is not None else None,
         }
-        if self.deployment.endpoint("http") is not None:
-            out["model_configs"] = {m: self.model_config_read(m) for m in self.deployment.models}
+        if protocols:
+            out["model_documents"] = self.model_documents(protocols[0])  # the same read TRITON-CONFIGSECRET judges
         return out
 
     def endpoint_get(self, endpoint: str, path: str) -> Attempt[http.HttpResponse]:
@@ -298,3 +306,95 @@ class TritonProbe:
             return attempt  # type: ignore[return-value]
         r = attempt.observation
         return Attempt(attempt.probe, attempt.request, ApiAnswer("http", attempt.request, str(r.status), r.text()[:600]), None, attempt.elapsed_s)
+
+
+# ----------------------------------------------------------------------------------- model documents
+
+
+class _DocumentReader:
+    """One protocol's read-only calls, anonymous first and with the key only when refused."""
+
+    def __init__(self, probe: TritonProbe, protocol: str):
+        self.probe, self.protocol = probe, protocol
+        self.http_key = probe.credential_headers()
+        self.grpc_key = tuple((f"triton-grpc-protocol-{k.lower()}", v) for k, v in self.http_key.items()) if self.http_key else None
+
+    def call(self, what: str, model: str) -> Attempt[tuple[str, str, str, Any]]:
+        """``(call, access, status, document)`` for ``what`` in config | metadata | index."""
+        first = self._once(what, model, keyed=False)
+        if not first.completed or first.observation[1] != REFUSED or (self.http_key is None):
+            return first
+        return self._once(what, model, keyed=True)
+
+    def _once(self, what: str, model: str, keyed: bool) -> Attempt[tuple[str, str, str, Any]]:
+        ok = WITH_KEY if keyed else ANONYMOUS
+        if self.protocol == "http":
+            method, path, body = {"config": ("GET", f"/v2/models/{model}/config", None), "metadata": ("GET", f"/v2/models/{model}", None),
+                                  "index": ("POST", "/v2/repository/index", b"{}")}[what]
+            headers = {**(self.http_key or {}), "Content-Type": "application/json"} if keyed else None
+            a = self.probe._http(method, path, headers=headers, body=body)
+            call = f"{method} {path}" + (" with the restricted-API key" if keyed else "")
+            if not a.completed:
+                return Attempt(a.probe, call, None, a.error, a.elapsed_s)
+            r = a.observation
+            if r.status == 200:
+                try:
+                    return Attempt(a.probe, call, (call, ok, "200", json.loads(r.body.decode("utf-8"))), None, a.elapsed_s)
+                except ValueError:
+                    return Attempt(a.probe, call, (call, UNKNOWN, "200 (not JSON)", None), None, a.elapsed_s)
+            return Attempt(a.probe, call, (call, access_of(str(r.status), r.text(), refused_http(r.status)), str(r.status), None), None,
+                           a.elapsed_s)
+        rpc, request = {"config": ("ModelConfig", lambda: pb.ModelConfigRequest(name=model)),
+                        "metadata": ("ModelMetadata", lambda: pb.ModelMetadataRequest(name=model)),
+                        "index": ("RepositoryIndex", lambda: pb.RepositoryIndexRequest())}[what]
+        a = self.probe.grpc_call(rpc, request(), metadata=self.grpc_key if keyed else None)
+        call = f"grpc {rpc}" + (f" {model}" if what != "index" else "") + (" with the restricted-API key" if keyed else "")
+        if not a.completed:
+            return Attempt(a.probe, call, None, a.error, a.elapsed_s)
+        code, details, reply = a.observation
+        if code == "OK":
+            from google.protobuf.json_format import MessageToDict
+
+            document = MessageToDict(reply.config if what == "config" else reply, preserving_proto_field_name=True)
+            return Attempt(a.probe, call, (call, ok, "OK", document), None, a.elapsed_s)
+        return Attempt(a.probe, call, (call, access_of(code, details, refused_grpc(code, details)), f"{code}: {details[:160]}", None),
+                       None, a.elapsed_s)
+
+
+def _read_documents(probe: TritonProbe, protocol: str) -> Attempt[ModelDocuments]:
+    """Every model's configuration and metadata over ``protocol``, as anyone who can reach it reads them."""
+    t0 = time.monotonic()
+    reader = _DocumentReader(probe, protocol)
+    cred = probe.deployment.credentials.get("restricted_api")
+    credential = cred.describe() if (cred is not None and reader.http_key) else None
+    asked = f"model configuration and metadata over {protocol}"
+    index = reader.call("index", "")
+    if not index.completed:
+        return Attempt(f"triton.{protocol}", asked, None, f"{index.request}: {index.error}", index.elapsed_s)
+    declared = list(probe.deployment.models)
+    listed_names: list[str] = []
+    _, access, index_status, doc = index.observation
+    index_note = f"{access} ({index_status})"
+    if access in (ANONYMOUS, WITH_KEY):
+        entries = doc if isinstance(doc, list) else (doc or {}).get("models", [])
+        listed_names = sorted({str(e.get("name")) for e in entries if isinstance(e, dict) and e.get("name")})
+        index_note = f"read ({access}): {len(listed_names)} model(s)"
+    names = list(dict.fromkeys([*declared, *listed_names]))
+    source = " and ".join(filter(None, ["the profile" if declared else "", f"the repository index ({access})" if listed_names else ""])) or "nowhere"
+    reads: list[DocumentRead] = []
+    for model in names[:MAX_MODELS]:
+        for what in ("config", "metadata"):
+            a = reader.call(what, model)
+            if not a.completed:
+                return Attempt(f"triton.{protocol}", asked, None, f"{a.request}: {a.error}", a.elapsed_s)
+            call, got, status, document = a.observation
+            findings = find_secrets(document) if document is not None else ()  # registered before anything is kept
+            params = parameter_names(document) if what == "config" and document is not None else ()
+            backend = backend_names(document) if what == "config" and document is not None else ()
+            reads.append(DocumentRead(model, what, call, got, status, params, findings, backend))
+    if len(names) > MAX_MODELS:
+        source += f"; the first {MAX_MODELS} of {len(names)} read"
+    return Attempt(f"triton.{protocol}", asked,
+                   ModelDocuments(protocol, tuple(names[:MAX_MODELS]), source, index_note, credential, tuple(reads)), None,
+                   time.monotonic() - t0)
+
