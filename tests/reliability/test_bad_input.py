@@ -30,7 +30,7 @@ VALID_PROFILE = {
     "scope": ["127.0.0.0/8", "::1/128"],
     "probe_position": "external",
     "timeouts": {"connect_s": 1, "read_s": 2},
-    "options": {"anything": 1},
+    "options": {"ports": {"tcp_ports": "8000-8002"}},  # a real section: the families' schema refuses unknown ones
     "deployments": [
         {"name": "one", "kind": "triton", "expect": "compliant",
          "endpoints": {"http": "http://127.0.0.1:8000", "grpc": "grpc://127.0.0.1:8001"},

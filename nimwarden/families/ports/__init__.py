@@ -1,6 +1,7 @@
 """Family ports: nmap over each deployment's hosts, diffed against the vendor's port table
 (``port_table_current.yaml``, versioned; ``seed`` kept as a named table), and Services that publish the API ports outside the cluster.
 
+- ``options``    ``options.ports``: its schema
 - ``probe``      the scan plan and the nmap scan (one per deployment), the port table
 - ``judge``      PORTS-UNDOCUMENTED / -POSITION / -EXPECTED from the scan
 - ``k8s_judge``  PORTS-K8SEXPOSE from cluster state
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 from nimwarden.families import Applicability, Family, for_controls
+from nimwarden.families.ports.options import PortsSection
 from nimwarden.k8s import source as k8s
 
 
@@ -31,17 +33,10 @@ def _tables(target) -> dict:
     return {f"port_table_{n}": stamp(n) for n in sorted(_table_names(target))}
 
 
-def _check(target) -> None:
-    from nimwarden.families.ports.port_table import load_port_table
-
-    for name in _table_names(target):
-        load_port_table(name)  # ValueError "options.ports.table: unknown port table …"
-
-
 FAMILY = Family(
     name="ports",
     data=_tables,
-    check=_check,
+    schema={"options.ports": PortsSection, "deployments[].options.ports": PortsSection},
     options=("options.ports", "deployments[].options.ports"),
     applies={
         **for_controls("PORTS-UNDOCUMENTED-001 PORTS-POSITION-001 PORTS-EXPECTED-001", _no_host),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nimwarden.errors import OutOfScope
+from nimwarden.families.ports.options import parse_port_spec  # noqa: F401 - part of the probe's interface
 from nimwarden.families.ports.port_table import POSITIONS, PortRow, PortTable, load_port_table, rows_from
 from nimwarden.net.scope import scoped_addresses
 from nimwarden.outcome import Attempt, attempt
@@ -316,17 +317,6 @@ def resolve(hosts: Iterable[str]) -> tuple[str, ...]:
             continue
         out.extend(i[4][0] for i in infos)
     return tuple(dict.fromkeys(out))
-
-
-def parse_port_spec(spec: str) -> set[int]:
-    ports: set[int] = set()
-    for part in spec.split(","):
-        lo, _, hi = part.strip().partition("-")
-        a, b = int(lo), int(hi or lo)
-        if not 0 < a <= b < 65536:
-            raise ValueError(f"bad port range {part!r}")
-        ports.update(range(a, b + 1))
-    return ports
 
 
 def port_spec(ports: set[int]) -> str:
