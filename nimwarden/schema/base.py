@@ -78,7 +78,7 @@ class Section(BaseModel):
     taken as written (no "5" for 5, no 1 for true), and ``${lab.x.y}`` is resolved before a
     field is checked. ``prepare`` lets a section look at its raw input first."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, hide_input_in_errors=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, hide_input_in_errors=True, defer_build=True)
 
     @classmethod
     def prepare(cls, data: Any, info: ValidationInfo) -> Any:

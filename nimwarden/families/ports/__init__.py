@@ -33,10 +33,17 @@ def _tables(target) -> dict:
     return {f"port_table_{n}": stamp(n) for n in sorted(_table_names(target))}
 
 
+def _check(target) -> None:
+    from nimwarden.families.ports.probe import check_options
+
+    check_options(target)
+
+
 FAMILY = Family(
     name="ports",
     data=_tables,
     schema={"options.ports": PortsSection, "deployments[].options.ports": PortsSection},
+    check=_check,
     options=("options.ports", "deployments[].options.ports"),
     applies={
         **for_controls("PORTS-UNDOCUMENTED-001 PORTS-POSITION-001 PORTS-EXPECTED-001", _no_host),

@@ -286,11 +286,26 @@ def plan(target: Any, deployment: Any, table: PortTable | None = None) -> PortPl
                      if _addr(e.host) in hosts and (position == "cluster-internal" or n in exposed))
     spec = str(opts.get("tcp_ports", "1-65535"))
     tcp = port_spec(parse_port_spec(spec) | set(table.tcp_ports()) | {p for _, p, _ in expected})
-    limits = ScanLimits(**{k: (str(v) if k == "nmap" else int(v)) for k, v in (opts.get("limits") or {}).items()})
+    limits = scan_limits(opts)
     others = {e.port: d.name for d in getattr(target, "deployments", ()) if d.name != deployment.name
               for e in d.endpoints.values() if e.port not in {x.port for x in eps.values()}}
     return PortPlan(hosts, tcp, table.udp_ports(), position, deployment.kind, table, expected,
                     bool(opts.get("identify", True)), limits, others)
+
+
+def scan_limits(opts: Mapping[str, Any]) -> ScanLimits:
+    """``options.ports.limits`` (merged) as the scan's bounds."""
+    return ScanLimits(**{k: (str(v) if k == "nmap" else int(v)) for k, v in (opts.get("limits") or {}).items()})
+
+
+def check_options(target: Any) -> None:
+    """What a scan plan reads from each deployment's ``options.ports`` (over the target's), without resolving
+    or scanning anything: a section the plan could not use fails when the profile loads."""
+    for deployment in getattr(target, "deployments", ()):
+        opts = _options(target, deployment)  # the table's name is one of TABLES (the schema says so)
+        rows_from(opts.get("documented", []), "options.ports.documented")
+        scan_limits(opts)
+        parse_port_spec(str(opts.get("tcp_ports", "1-65535")))
 
 
 def _addr(host: str) -> str:

@@ -44,10 +44,18 @@ def _plaintext_candidates(ctx: Applicability) -> str | None:
     return None
 
 
+def _check(target) -> None:
+    from nimwarden.families.tls.options import tls_options
+
+    for d in target.deployments:
+        tls_options(target, d)  # what the suites read: the deployment's section over the target's
+
+
 FAMILY = Family(
     name="tls",
     schema={"options.tls": TlsSection, "deployments[].options.tls": TlsSection},
     options=("options.tls", "deployments[].options.tls"),
+    check=_check,
     applies={
         **for_controls(SCANNED, _tls_endpoint),
         "TLS-MTLS-001": _mutual_required,
