@@ -44,6 +44,16 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def suites_dir() -> Path:
+    """The compliance suites: suites/ of the checkout nimwarden runs from (the working directory, or the
+    package's parent in a clone), else the copy an installed wheel carries in the package (nimwarden/suites)."""
+    package = Path(__file__).resolve().parent
+    for candidate in (repo_root() / "suites", package / "suites"):
+        if candidate.is_dir() and any(candidate.glob("test_*.py")):
+            return candidate
+    raise UsageError(f"{package / 'suites'}: the compliance suites are missing; reinstall nimwarden (its wheel carries them)")
+
+
 def _parser() -> _Parser:
     p = _Parser(prog="nimwarden", description="Security compliance harness for NVIDIA NIM, NeMo microservices and Triton.")
     p.add_argument("--version", action="version", version=f"nimwarden {__version__}")
@@ -329,9 +339,7 @@ def cmd_report(args) -> int:
 def _run_pytest(target_file: Path, args) -> int:
     import pytest
 
-    suites = repo_root() / "suites"
-    if not suites.is_dir():
-        raise UsageError(f"{suites}: the compliance suites are missing; run nimwarden from a checkout")
+    suites = suites_dir()
     extra = [a for a in args.pytest_args if a != "--"]
     chosen = [a for a in extra if not a.startswith("-") and Path(a.split("::")[0]).exists()]
     pytest_args = ([] if chosen else [str(suites)]) + ["--target", str(target_file), "--reports-dir", args.reports_dir, "-p", "no:cacheprovider", "-rfE", *extra]
@@ -376,9 +384,7 @@ def cmd_audit(args) -> int:
         _read_offline_state(target)  # one-line error and exit 2 before pytest starts
         parse_s = time.perf_counter() - t0
         if runner.eligible(target, args) is None:  # probes nothing: judge in-process, without pytest's machinery
-            suites = repo_root() / "suites"
-            if not suites.is_dir():
-                raise UsageError(f"{suites}: the compliance suites are missing; run nimwarden from a checkout")
+            suites = suites_dir()
             args.in_process = True
             return runner.run(target_file, target, args, suites, STARTED, parse_s)
         return _run_pytest(target_file, args)
@@ -388,6 +394,9 @@ def cmd_audit(args) -> int:
 
     directory = lab.lab_dir(args.lab_dir)
     target_file = repo_root() / "targets" / "lab.yaml"
+    if not target_file.is_file():  # an installed nimwarden audits profiles; the lab is a checkout feature
+        raise UsageError("no --target: the embedded lab runs only from a checkout of nimwarden (./scripts/audit); "
+                         "pass --target FILE, or --kubeconfig FILE to discover a cluster")
     default_state = (target_file.parent / "../.nimwarden/lab").resolve()
     if directory != default_state:
         raise UsageError(f"--lab-dir {directory}: targets/lab.yaml reads the lab state from {default_state}; use a profile of your own with --target")
