@@ -287,7 +287,7 @@ def _assemble(sections: tuple[tuple[str, Any], ...] | None) -> type[ProfileBase]
     deployment = create_model("Deployment", __base__=DeploymentBase, options=(dep_options, dep_options()))
     kubernetes = create_model("Kubernetes", __base__=KubernetesBase, options=(k8s_options, k8s_options()))
     return create_model("Profile", __base__=ProfileBase, options=(options, options()),
-                        deployments=(Annotated[list[deployment], Field(min_length=1)], ...),  # type: ignore[valid-type]
+                        deployments=(list[deployment], Field(..., min_length=1)),  # type: ignore[valid-type]
                         kubernetes=(kubernetes | None, None))
 
 
