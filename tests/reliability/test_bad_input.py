@@ -158,6 +158,7 @@ def test_cli_refuses_malformed_profiles_in_one_line(tmp_path):
         "timeouts.read_s": {**VALID_PROFILE, "timeouts": {"read_s": "soon"}},
         "deployments[0].kind": {**VALID_PROFILE, "deployments": [{**VALID_PROFILE["deployments"][0], "kind": "tensorrt"}]},
         "scope": {**VALID_PROFILE, "scope": "everything"},
+        "options.tls.require": {**VALID_PROFILE, "options": {"tls": {"require": 5}}},  # a family's section (issue 25: was a traceback)
         "line 1": "name: [unclosed",
     }
     for field, doc in cases.items():
