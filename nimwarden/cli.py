@@ -23,6 +23,7 @@ from nimwarden.errors import UsageError
 STARTED = time.perf_counter()  # the start-up time the in-process runner reports begins here
 
 EXIT_USAGE = 2
+EXIT_BUG = 70  # an unexpected exception: a bug in nimwarden (sysexits.h EX_SOFTWARE), never 0-3 of the contract
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +42,16 @@ def repo_root() -> Path:
     if (cwd / "suites").is_dir():
         return cwd
     return Path(__file__).resolve().parent.parent
+
+
+def suites_dir() -> Path:
+    """The compliance suites: suites/ of the checkout nimwarden runs from (the working directory, or the
+    package's parent in a clone), else the copy an installed wheel carries in the package (nimwarden/suites)."""
+    package = Path(__file__).resolve().parent
+    for candidate in (repo_root() / "suites", package / "suites"):
+        if candidate.is_dir() and any(candidate.glob("test_*.py")):
+            return candidate
+    raise UsageError(f"{package / 'suites'}: the compliance suites are missing; reinstall nimwarden (its wheel carries them)")
 
 
 def _parser() -> _Parser:
@@ -109,6 +120,10 @@ def _parser() -> _Parser:
     v.add_argument("--skip-credentials", action="store_true",
                    help="do not require the credentials' environment variables and files to exist "
                         "(a CI lint job without the secrets); an audit always requires them")
+
+    sub.add_parser("schema", help="print the JSON Schema of a target profile (for editors and CI linters)",
+                   description="Print the JSON Schema (draft 2020-12) of a target profile, with every family's sections. "
+                               "Point a YAML language server at it: `# yaml-language-server: $schema=PATH` in a profile.")
     return p
 
 
@@ -138,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args.pytest_args = unknown  # audit passes the rest to pytest (-k, -x, -n 2, …)
     try:
         handler = {"audit": cmd_audit, "discover": cmd_discover, "lab": cmd_lab, "report": cmd_report, "catalog": cmd_catalog, "validate": cmd_validate,
-                   "snapshot": cmd_snapshot, "cleanup": cmd_cleanup}[args.command]
+                   "snapshot": cmd_snapshot, "cleanup": cmd_cleanup, "schema": cmd_schema}[args.command]
         code = handler(args)
         if argv is None and getattr(args, "in_process", False):
             # a program run of the in-process runner: every artifact is written and closed; skip the interpreter's
@@ -155,6 +170,41 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("interrupted")
         return 130
+    except BrokenPipeError:  # the reader went away (`nimwarden schema | head`): nothing more to say, as a shell would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line and a file, never a bare traceback
+        return _bug(exc)
+
+
+def _bug(exc: BaseException) -> int:
+    """An exception nothing expected: a bug in nimwarden. One line on the terminal; the traceback
+    (redacted, like every artifact) goes to a file, named in that line. Exit status EXIT_BUG."""
+    import tempfile
+    import traceback
+
+    from nimwarden.redact import redact_text
+
+    text = redact_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    where = "not written"
+    try:
+        fd, name = tempfile.mkstemp(prefix="nimwarden-bug-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(f"nimwarden {__version__}, python {sys.version.split()[0]}, argv {sys.argv[1:]!r}\n{text}")
+        where = name
+    except OSError as err:
+        where = f"not written ({err.strerror})"
+    summary = " ".join(redact_text(str(exc)).split())[:200]
+    _say(f"internal error, a bug in nimwarden (not in your input): {type(exc).__name__}"
+         f"{': ' + summary if summary else ''}; traceback: {where}; please report it (exit {EXIT_BUG})")
+    return EXIT_BUG
+
+
+def cmd_schema(args) -> int:
+    from nimwarden.families import profile_json_schema
+
+    print(json.dumps(profile_json_schema(), indent=2, ensure_ascii=False))
+    return 0
 
 
 def cmd_validate(args) -> int:
@@ -289,9 +339,7 @@ def cmd_report(args) -> int:
 def _run_pytest(target_file: Path, args) -> int:
     import pytest
 
-    suites = repo_root() / "suites"
-    if not suites.is_dir():
-        raise UsageError(f"{suites}: the compliance suites are missing; run nimwarden from a checkout")
+    suites = suites_dir()
     extra = [a for a in args.pytest_args if a != "--"]
     chosen = [a for a in extra if not a.startswith("-") and Path(a.split("::")[0]).exists()]
     pytest_args = ([] if chosen else [str(suites)]) + ["--target", str(target_file), "--reports-dir", args.reports_dir, "-p", "no:cacheprovider", "-rfE", *extra]
@@ -336,9 +384,7 @@ def cmd_audit(args) -> int:
         _read_offline_state(target)  # one-line error and exit 2 before pytest starts
         parse_s = time.perf_counter() - t0
         if runner.eligible(target, args) is None:  # probes nothing: judge in-process, without pytest's machinery
-            suites = repo_root() / "suites"
-            if not suites.is_dir():
-                raise UsageError(f"{suites}: the compliance suites are missing; run nimwarden from a checkout")
+            suites = suites_dir()
             args.in_process = True
             return runner.run(target_file, target, args, suites, STARTED, parse_s)
         return _run_pytest(target_file, args)
@@ -348,6 +394,9 @@ def cmd_audit(args) -> int:
 
     directory = lab.lab_dir(args.lab_dir)
     target_file = repo_root() / "targets" / "lab.yaml"
+    if not target_file.is_file():  # an installed nimwarden audits profiles; the lab is a checkout feature
+        raise UsageError("no --target: the embedded lab runs only from a checkout of nimwarden (./scripts/audit); "
+                         "pass --target FILE, or --kubeconfig FILE to discover a cluster")
     default_state = (target_file.parent / "../.nimwarden/lab").resolve()
     if directory != default_state:
         raise UsageError(f"--lab-dir {directory}: targets/lab.yaml reads the lab state from {default_state}; use a profile of your own with --target")

@@ -3,9 +3,12 @@ control YAMLs (``controls/<ID>.yaml``), its probes, its judges and, in its ``__i
 :class:`Family` declaration. The plugin and the CLI know families only through :func:`registry`.
 
 A family declares
-- ``options``: the profile sections it reads, and ``check``, the checker of those sections that
-  :func:`load_profile` runs when the profile loads, so a bad section exits 2 before anything is
-  probed and ``target.py`` never imports a feature;
+- ``schema``: the profile sections it owns, each a pydantic model (or type) by its place
+  (``"deployments[].options.performance"``); :func:`load_profile` validates the profile against the
+  profile's own schema with these sections in it, so a bad section exits 2 before anything is probed,
+  ``nimwarden schema`` publishes them and ``target.py`` never imports a feature. ``options`` lists
+  the sections it reads (its own and others'), and ``check`` what a section means for the whole
+  target (a performance credential must name one of the deployment's credentials);
 - ``applies``: per control ID, the applicability predicate (InSpec's ``only_if``): given the
   target, the deployment and the test's parameters it returns the reason the control does not
   apply, or None. The plugin evaluates it before the test runs and records ``not_applicable``
@@ -24,6 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from nimwarden.catalog import FAMILIES, package_of
+from nimwarden.schema import json_schema
 from nimwarden.target import ProfileCheck, Target, load_target
 
 
@@ -45,8 +49,11 @@ Predicate = Callable[[Applicability], "str | None"]
 @dataclass(frozen=True)
 class Family:
     name: str  # as in the catalog and summary.json: "triton-api"
+    # The profile sections it owns, by place ("options.<s>", "deployments[].options.<s>", "kubernetes.options.<s>"):
+    # a pydantic model (nimwarden.schema.Section) or a type; loading, errors and `nimwarden schema` come from them.
+    schema: Mapping[str, Any] = field(default_factory=dict)
     options: tuple[str, ...] = ()  # profile sections read: "deployments[].options.tls", "kubernetes.options.network_policy" …
-    check: ProfileCheck | None = None  # raises ConfigError / ValueError("field.path: why") for a section it cannot use
+    check: ProfileCheck | None = None  # raises ConfigError / ValueError("field.path: why") for what the schema cannot say
     applies: Mapping[str, Predicate] = field(default_factory=dict)  # control ID → predicate
     # The dated data the family judges against (a CVE table, a port table), for the report's header:
     # {key: {"name", "version", "as_of"?, "age_days"?, "stale"?, "source"}}.
@@ -70,6 +77,23 @@ def profile_checks() -> list[ProfileCheck]:
     return [f.check for f in registry().values() if f.check is not None]
 
 
+def profile_sections() -> dict[str, Any]:
+    """Every family's sections of the profile, by place; a place has one owner."""
+    out: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+    for family in registry().values():
+        for where, model in family.schema.items():
+            if where in out:
+                raise RuntimeError(f"profile section {where} is declared by both {owner[where]} and {family.name}")
+            out[where], owner[where] = model, family.name
+    return out
+
+
+def profile_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a target profile with every family's sections (``nimwarden schema``)."""
+    return json_schema(profile_sections())
+
+
 def data_stamps(target: Target) -> dict[str, dict[str, Any]]:
     """Every family's dated data for this target (the summary's ``data`` and its staleness warnings)."""
     out: dict[str, dict[str, Any]] = {}
@@ -80,9 +104,10 @@ def data_stamps(target: Target) -> dict[str, dict[str, Any]]:
 
 
 def load_profile(path: Any, *, resolve_credentials: bool = True) -> Target:
-    """A target profile, validated by its own shape and by every family's checker; every credential
-    source must resolve unless ``resolve_credentials`` is False (``nimwarden validate --skip-credentials``)."""
-    return load_target(path, profile_checks(), resolve_credentials=resolve_credentials)
+    """A target profile, validated by its schema (with every family's sections) and every family's
+    checker; every credential source must resolve unless ``resolve_credentials`` is False
+    (``nimwarden validate --skip-credentials``)."""
+    return load_target(path, profile_checks(), resolve_credentials=resolve_credentials, sections=profile_sections())
 
 
 def not_applicable_reason(family: str, control_id: str, ctx: Applicability) -> str | None:

@@ -114,7 +114,30 @@ def _check_object(doc: Any, file: Path, where: str) -> Mapping[str, Any]:
     meta = doc.get("metadata")
     if not isinstance(meta, dict) or not meta.get("name"):
         raise ConfigError(file, where, f"{doc['kind']} has no metadata.name")
+    _check_metadata(doc, meta, file, where)
     return doc
+
+
+def _check_metadata(doc: Mapping[str, Any], meta: Mapping[str, Any], file: Path, where: str) -> None:
+    """The object header every reader relies on, typed as the API types it (kubectl refuses anything else)."""
+    for key in ("kind", "apiVersion"):
+        if not isinstance(doc[key], str):
+            raise ConfigError(file, f"{where}.{key}", f"must be a string, got {type(doc[key]).__name__}")
+    for key in ("name", "namespace"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise ConfigError(file, f"{where}.metadata.{key}", f"must be a string, got {type(meta[key]).__name__}")
+    for key in ("labels", "annotations"):
+        value = meta.get(key)
+        if value is not None and not (isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+            raise ConfigError(file, f"{where}.metadata.{key}", "must be a mapping of strings to strings (quote numbers and "
+                                                               f"booleans: kubectl refuses anything else), got {_shape(value)}")
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, dict):
+        key, item = next((k, v) for k, v in value.items() if not (isinstance(k, str) and isinstance(v, str)))
+        return " ".join(f"{key!r}: {item!r}".split())[:80]
+    return type(value).__name__
 
 
 def _top_level_duplicates(node: Any) -> str | None:

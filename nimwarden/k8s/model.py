@@ -19,11 +19,9 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from nimwarden.k8s.nemo import NEMO_CR_KINDS
 
 
 @dataclass(frozen=True)
@@ -126,6 +124,12 @@ def _yaml():
     return yaml
 
 
+# Operators' renderers: ``render(lookup) -> [K8sObject]`` for the objects an operator creates from the custom
+# resources a state holds (``lookup(kind, namespace=None, name=None)``). ``nimwarden.k8s.nemo_operator``
+# registers the NIM Operator's NeMo renderer when ``nimwarden.k8s`` loads: the model imports no operator.
+RENDERERS: list[Callable[[Callable[..., Any]], list[K8sObject]]] = []
+
+
 @dataclass(frozen=True)
 class ClusterState:
     source: str  # e.g. "manifests: lab/manifests/hardened" or "live: context kind-nim"
@@ -137,10 +141,8 @@ class ClusterState:
     def __post_init__(self) -> None:
         for obj in self.objects:
             self._add(obj)
-        if any(k in self._index for k in NEMO_CR_KINDS):  # custom resources whose operator-created objects it carries
-            from nimwarden.k8s.nemo_operator import operator_objects
-
-            for obj in operator_objects(self._lookup):
+        for render in RENDERERS:  # the objects an operator creates for the custom resources the state holds
+            for obj in render(self._lookup):
                 self._add(obj)
 
     def _add(self, obj: K8sObject) -> None:

@@ -29,9 +29,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nimwarden.k8s.model import K8sObject
+from nimwarden.k8s.model import RENDERERS, K8sObject
 from nimwarden.k8s.nemo import NEMO_CR_KINDS
-from nimwarden.k8s.workloads import RENDERED, PodTemplate
+from nimwarden.k8s.workloads import CR_POD_RENDERERS, RENDERED, PodTemplate
 
 OPERATOR_UID, OPERATOR_GID, DATASTORE_FSGROUP = 1000, 2000, 1000
 SERVICE_PORT = 8000  # DefaultAPIPort: the Service's port unless spec.expose.service.port
@@ -312,3 +312,11 @@ def operator_objects(index_get) -> list[K8sObject]:
         for cr in index_get(kind):
             out += [o for o in rendered_objects(cr) if index_get(o.kind, o.namespace, o.name) is None]
     return out
+
+
+def _render(index_get) -> list[K8sObject]:
+    return operator_objects(index_get) if any(index_get(kind) for kind in NEMO_CR_KINDS) else []
+
+
+RENDERERS.append(_render)
+CR_POD_RENDERERS.update(dict.fromkeys(NEMO_CR_KINDS, render_pod))

@@ -50,7 +50,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError
+
+from nimwarden.schema import Labels, Section, Text
+from nimwarden.schema.messages import first_problem
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "nimwarden")
 ROLE = ("nimwarden.dev/role", "reach-probe")
@@ -85,50 +90,43 @@ class ProbePodOptions:
     memory: str = "64Mi"
 
 
-PROBE_KEYS = ("image", "positions", "max_positions", "max_parallel", "start_timeout_s", "connect_timeout_s",
-              "settle_s", "image_pull_policy", "cpu", "memory")
+class ProbePosition(Section):
+    namespace: Text
+    labels: Labels = {}
+
+
+def _between(lo: float, hi: float, integer: bool = False) -> Any:
+    return Annotated[int if integer else float, Field(ge=lo, le=hi)]
+
+
+class ProbePodSection(Section):
+    """The profile's schema of ``kubernetes.options.network_policy.probe`` (what ProbePodOptions is read from)."""
+
+    image: Annotated[str, Field(pattern=r"\S", description="any image with python3; pin it by digest")]
+    positions: list[ProbePosition] = Field([], description="source positions; default: derived from the policy model")
+    max_positions: _between(1, 50, True) = 6
+    max_parallel: _between(1, 20, True) = 3
+    start_timeout_s: _between(1, 900) = 90.0
+    connect_timeout_s: _between(0.05, 30) = 1.0
+    settle_s: _between(0, 60) = 2.0
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    cpu: Text = "100m"
+    memory: Text = "64Mi"
 
 
 def probe_options_from_mapping(raw: Any) -> ProbePodOptions:
-    """Parse the profile section; ValueError names the field (``probe.<field>``)."""
-    if not isinstance(raw, Mapping):
-        raise ValueError("network_policy.probe: must be a mapping with at least `image`")
-    unknown = sorted(set(raw) - set(PROBE_KEYS))
-    if unknown:
-        raise ValueError(f"network_policy.probe.{unknown[0]}: unknown key (known: {', '.join(PROBE_KEYS)})")
-    image = raw.get("image")
-    if not isinstance(image, str) or not image.strip():
-        raise ValueError("network_policy.probe.image: name the probe image (any image with python3; pin it by digest)")
-    positions = []
-    for i, p in enumerate(raw.get("positions") or ()):
-        where = f"network_policy.probe.positions[{i}]"
-        if not isinstance(p, Mapping) or not isinstance(p.get("namespace"), str) or not p["namespace"]:
-            raise ValueError(f"{where}.namespace: each position names a namespace")
-        labels = p.get("labels") or {}
-        if not isinstance(labels, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
-            raise ValueError(f"{where}.labels: a mapping of label names to string values")
-        positions.append((p["namespace"], dict(labels)))
-
-    def num(name: str, default: float, lo: float, hi: float) -> float:
-        v = raw.get(name, default)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-            raise ValueError(f"network_policy.probe.{name}: a number from {lo:g} to {hi:g}")
-        return v
-
-    policy = raw.get("image_pull_policy", "IfNotPresent")
-    if policy not in ("Always", "IfNotPresent", "Never"):
-        raise ValueError("network_policy.probe.image_pull_policy: Always, IfNotPresent or Never")
+    """Parse the profile section; ValueError names the field (``network_policy.probe.<field>``)."""
+    try:
+        s = ProbePodSection.model_validate(raw)
+    except ValidationError as exc:
+        field, why = first_problem(exc, ("network_policy", "probe"))
+        raise ValueError(f"{field}: {why}") from None
     return ProbePodOptions(
-        image=image.strip(),
-        positions=tuple(positions),
-        max_positions=int(num("max_positions", 6, 1, 50)),
-        max_parallel=int(num("max_parallel", 3, 1, 20)),
-        start_timeout_s=float(num("start_timeout_s", 90, 1, 900)),
-        connect_timeout_s=float(num("connect_timeout_s", 1.0, 0.05, 30)),
-        settle_s=float(num("settle_s", 2.0, 0, 60)),
-        image_pull_policy=policy,
-        cpu=str(raw.get("cpu", "100m")),
-        memory=str(raw.get("memory", "64Mi")),
+        image=s.image.strip(),
+        positions=tuple((p.namespace, dict(p.labels)) for p in s.positions),
+        max_positions=s.max_positions, max_parallel=s.max_parallel, start_timeout_s=float(s.start_timeout_s),
+        connect_timeout_s=float(s.connect_timeout_s), settle_s=float(s.settle_s), image_pull_policy=s.image_pull_policy,
+        cpu=s.cpu, memory=s.memory,
     )
 
 

@@ -64,6 +64,11 @@ def containers_of(spec: dict, sp: str = "spec") -> list[tuple[str, dict]]:
 
 
 
+# Operator custom resources whose pods are rendered by another module: kind -> render(cr) -> PodTemplate
+# (``nimwarden.k8s.nemo_operator`` registers the NIM Operator's NeMo kinds when ``nimwarden.k8s`` loads).
+CR_POD_RENDERERS: dict[str, Any] = {}
+
+
 @dataclass(frozen=True)
 class PodTemplate:
     owner: K8sObject
@@ -344,11 +349,8 @@ def pod_templates(state: ClusterState, namespace: str | None = None) -> list[Pod
     for obj in services:
         if ("NIMService", obj.namespace, obj.name) not in owned:  # live: the operator's real Deployment is judged
             out.extend(render_nimservice_pods(obj))
-    if any(state.of_kind(kind, namespace) for kind in NEMO_CR_KINDS):
-        from nimwarden.k8s.nemo_operator import render_pod
-
-        for kind in NEMO_CR_KINDS:
-            out += [render_pod(o) for o in state.of_kind(kind, namespace) if (kind, o.namespace, o.name) not in owned]
+    for kind, render_pod in CR_POD_RENDERERS.items():
+        out += [render_pod(o) for o in state.of_kind(kind, namespace) if (kind, o.namespace, o.name) not in owned]
     owned_by_nimcache = {(o.namespace, ref.get("name")) for o in state.of_kind("Job", namespace)
                          for ref in o.metadata.get("ownerReferences") or () if ref.get("kind") == "NIMCache"}
     for obj in state.of_kind("NIMCache", namespace):

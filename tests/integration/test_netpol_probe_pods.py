@@ -147,7 +147,7 @@ def test_deletes_that_fail_are_reported_as_leftovers_and_cleanup_removes_them(li
         ({"image": "x", "bogus": 1}, "probe.bogus"),
         ({"image": "x", "max_parallel": 0}, "probe.max_parallel"),
         ({"image": "x", "positions": [{"labels": {}}]}, "probe.positions[0].namespace"),
-        ({"image": "x", "positions": [{"namespace": "a", "labels": {"k": 1}}]}, "probe.positions[0].labels"),
+        ({"image": "x", "positions": [{"namespace": "a", "labels": {"k": 1}}]}, "probe.positions[0].labels.k"),
         ({"image": "x", "image_pull_policy": "Sometimes"}, "probe.image_pull_policy"),
     ],
 )

@@ -30,7 +30,7 @@ VALID_PROFILE = {
     "scope": ["127.0.0.0/8", "::1/128"],
     "probe_position": "external",
     "timeouts": {"connect_s": 1, "read_s": 2},
-    "options": {"anything": 1},
+    "options": {"ports": {"tcp_ports": "8000-8002"}},  # a real section: the families' schema refuses unknown ones
     "deployments": [
         {"name": "one", "kind": "triton", "expect": "compliant",
          "endpoints": {"http": "http://127.0.0.1:8000", "grpc": "grpc://127.0.0.1:8001"},
@@ -158,6 +158,7 @@ def test_cli_refuses_malformed_profiles_in_one_line(tmp_path):
         "timeouts.read_s": {**VALID_PROFILE, "timeouts": {"read_s": "soon"}},
         "deployments[0].kind": {**VALID_PROFILE, "deployments": [{**VALID_PROFILE["deployments"][0], "kind": "tensorrt"}]},
         "scope": {**VALID_PROFILE, "scope": "everything"},
+        "options.tls.require": {**VALID_PROFILE, "options": {"tls": {"require": 5}}},  # a family's section (issue 25: was a traceback)
         "line 1": "name: [unclosed",
     }
     for field, doc in cases.items():

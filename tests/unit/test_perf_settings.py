@@ -41,8 +41,8 @@ def test_levels_rate_and_under_load():
     ({"tolerance": 5}, "options.performance.tolerance"),
     ({"protocol": "udp"}, "options.performance.protocol"),
     ({"credential": "nope"}, "options.performance.credential"),
-    ({"shapes": {"add": {"INPUT0": [-1]}}}, "options.performance.shapes"),
-    ({"under_load": {"rps": 5}}, "options.performance.under_load"),
+    ({"shapes": {"add": {"INPUT0": [-1]}}}, "options.performance.shapes.add.INPUT0[0]"),  # the dimension itself (issue 25)
+    ({"under_load": {"rps": 5}}, "options.performance.under_load.rps"),  # the unknown key itself (issue 25)
     ({"arrival": "bursty", "rate": 5}, "options.performance.arrival"),
 ])
 def test_bad_settings_name_file_and_field(perf, field):

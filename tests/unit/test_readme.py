@@ -28,6 +28,8 @@ def _mistake(change) -> dict:
 
 MISTAKES = [
     _mistake(lambda d: d.__setitem__("endpoinst", d.pop("endpoints"))),
+    {**BASE, "options": {"tls": {"require": 5}}},  # issue 25: a type mistake in a family's section
+    _mistake(lambda d: d.__setitem__("options", {"performance": {"concurrency": [1, "4"]}})),
     _mistake(lambda d: d.__setitem__("credentials", {"ngc": "nvapi-abcdefghijklmnop"})),
     _mistake(lambda d: d.__setitem__("endpoints", {"http": "10.0.0.5:8000"})),
     _mistake(lambda d: d.__setitem__("credentials", {"restricted_api": {"header": "admin-key", "env": "TRITON_ADMIN_KEY"}})),

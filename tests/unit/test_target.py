@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from nimwarden.errors import ConfigError, OutOfScope
+from nimwarden.families import load_profile
 from nimwarden.target import load_target
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,7 +240,8 @@ def test_relative_paths_resolve_against_the_profiles_directory(tmp_path, monkeyp
     path = tmp_path / "sub" / "profile.yaml"
     path.write_text(yaml.safe_dump(data))
     monkeypatch.chdir("/")
-    target = load_target(path, resolve_credentials=True)
+    # options.tls is the tls family's section: its schema resolves the paths (issue 25)
+    target = load_profile(path, resolve_credentials=True)
     dep = target.deployments[0]
     assert dep.credentials["restricted_api"].file == tmp_path / "sub" / "key"
     assert target.options["tls"]["ca_file"] == str(tmp_path / "sub" / "pki" / "ca.pem")

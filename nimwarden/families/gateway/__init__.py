@@ -9,8 +9,22 @@ management or internal paths; routes do not publish ``/``.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
+
 from nimwarden.families import Applicability, Family, for_controls
 from nimwarden.k8s import source as k8s
+from nimwarden.schema import Positive, Section
+
+
+class GatewaySection(Section):
+    """``deployments[].options.gateway``: the rate limit the gateway is documented to allow, and the burst's bounds."""
+
+    documented_burst: Annotated[int, Field(ge=0)] = Field(None, description="requests accepted before 429 (nginx: burst + 1)")
+    burst_path: Annotated[str, Field(pattern=r"^/")] = Field(None, description="the path the burst asks (default: the readiness path)")
+    burst_max_requests: Annotated[int, Field(ge=1, le=1000)] = 30
+    burst_max_duration_s: Annotated[Positive, Field(le=60)] = 5.0
 
 
 def _entry_point(ctx: Applicability) -> str | None:
@@ -23,6 +37,7 @@ def _entry_point(ctx: Applicability) -> str | None:
 
 FAMILY = Family(
     name="gateway",
+    schema={"deployments[].options.gateway": GatewaySection},
     options=("deployments[].options.gateway",),
     applies={
         **for_controls("GATEWAY-AUTHN-001 GATEWAY-RATELIMIT-001 GATEWAY-INTERNAL-001", _entry_point),

@@ -8,7 +8,26 @@ code and models it loads, and secrets in its environment.
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, WithJsonSchema
+
 from nimwarden.families import Applicability, Family, for_controls, probes_something
+from nimwarden.schema import Section, Text
+
+
+def _digits(value: Any) -> Any:
+    return int(value) if isinstance(value, str) and value.isdigit() else value  # "${lab.x.pid}" becomes "1234"
+
+
+class HostSection(Section):
+    """``deployments[].options.host``: where the server process is."""
+
+    pid: Annotated[int, BeforeValidator(_digits), Field(ge=1),
+                   WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": r"^(\d+|\$\{lab\.[^}]+\})$"}],
+                                   "description": "the tritonserver process (behind a port-forward its --http-port is not the one probed)"})] = None
+    testinfra: Text = Field(None, description="testinfra host spec: kubectl://POD?namespace=NS&container=C, ssh://…")
+
 
 
 def _no_server_named(ctx: Applicability) -> str | None:
@@ -20,5 +39,5 @@ def _no_server_named(ctx: Applicability) -> str | None:
     return probes_something(ctx)
 
 
-FAMILY = Family(name="host", options=("deployments[].options.host",),
+FAMILY = Family(name="host", schema={"deployments[].options.host": HostSection}, options=("deployments[].options.host",),
                 applies=for_controls("HOST-USER-001 HOST-CODEDIRS-001 HOST-MODELRO-001 HOST-ENVSECRET-001", _no_server_named))

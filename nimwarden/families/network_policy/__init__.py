@@ -1,6 +1,7 @@
 """Family network-policy: what the policies declare (static controls over the pure model in
 ``nimwarden.netpol``) and what the network does (NETPOL-ENFORCED-001, probed live).
 
+- ``options``       the schema of ``kubernetes.options.network_policy``
 - ``requirements``  the deployment's requirements (``kubernetes.options.network_policy``, seeds as
                     defaults) and the static checks against them
 - ``inventory``     the NetworkPolicy inventory from the target's cluster state
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 from nimwarden.families import Applicability, Family, for_controls
+from nimwarden.families.network_policy.options import NetworkPolicySection
 from nimwarden.k8s import source as k8s
 
 STATIC = "NETPOL-DEFAULTDENY-001 NETPOL-NIMAPI-001 NETPOL-EGRESS-001 NETPOL-METRICS-001"
@@ -45,6 +47,7 @@ def _check(target) -> None:
 
 FAMILY = Family(
     name="network-policy",
+    schema={"kubernetes.options.network_policy": NetworkPolicySection},
     options=("kubernetes.options.network_policy",),
     check=_check,
     applies={

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from nimwarden.families import Applicability, Family, for_controls, probes_something
+from nimwarden.families.performance.settings import PerformanceSection
 
 
 def _under_load_requested(ctx: Applicability) -> str | None:
@@ -29,11 +30,12 @@ def _check(target) -> None:
     from nimwarden.families.performance.settings import parse
 
     for d in target.deployments:
-        parse(d, target.path)  # ConfigError naming deployments[<name>].options.performance.<field>
+        parse(d, target.path)  # the credential it names must be one of the deployment's (ConfigError)
 
 
 FAMILY = Family(
     name="performance",
+    schema={"deployments[].options.performance": PerformanceSection},
     options=("deployments[].options.performance",),
     check=_check,
     applies={**for_controls("PERF-LLM-001 PERF-REGRESSION-001 PERF-STABLE-001", probes_something),

@@ -1,7 +1,7 @@
 """The performance settings of one deployment: ``options.performance`` in the target profile.
 
-Validated once, with ``file: field: problem`` errors (exit 2), into a
-frozen object; every field has a default so a profile needs none of them.
+Declared once as ``PerformanceSection`` (the profile's schema: loading and ``nimwarden schema`` use it),
+read into a frozen object; every field has a default so a profile needs none of them.
 
     options:
       performance:
@@ -26,13 +26,67 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
 from nimwarden.errors import ConfigError
 from nimwarden.families.performance.spec import LoadSpec
+from nimwarden.schema import ProfilePath, Section, Text, problem, validate_section
 
-KEYS = ("models", "protocol", "concurrency", "rate", "arrival", "window_s", "max_windows", "warmup_s", "tolerance",
-        "shapes", "credential", "baseline_dir", "under_load", "llm", "engine", "processes")
+
+def _between(lo: float, hi: float, integer: bool = False) -> Any:
+    return Annotated[int if integer else float, Field(ge=lo, le=hi)]
+
+
+def _listed(value: Any) -> Any:
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Levels = Annotated[list[_between(1, 1024, True)], Field(min_length=1), BeforeValidator(_listed),
+                   WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1024},
+                                             {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 1024}, "minItems": 1}],
+                                   "description": "closed-loop levels: requests in flight (default [1])"})]
+
+
+class UnderLoadSection(Section):
+    rate: _between(0.1, 1e5) | None = 50.0  # null: closed loop at ``concurrency``
+    concurrency: _between(1, 64, True) = 2
+    latency_tolerance: _between(0, 100) = 1.0  # p50 may double while nmap and TLS scans share the machine
+    reference_s: _between(0.1, 60) = 3.0
+
+
+class LlmSection(Section):
+    model: Text = None
+    max_tokens: _between(1, 100_000, True) = 64
+    prompt: Text = None
+
+
+class PerformanceSection(Section):
+    """``deployments[].options.performance``."""
+
+    models: list[Text] = Field(None, description="default: the deployment's models")
+    protocol: Literal["grpc", "http"] = Field(None, description="default grpc (Triton kinds); nim kinds stream over http")
+    concurrency: Levels = None
+    rate: _between(0.1, 1e6) = Field(None, description="open loop: requests per second (instead of concurrency)")
+    arrival: Literal["constant", "poisson"] = "constant"
+    window_s: _between(0.1, 120) = Field(None, description="default 5 s, 10 s for nim kinds as perf_analyzer does for LLMs")
+    max_windows: _between(3, 100, True) = 10
+    warmup_s: _between(0, 120) = 2.0
+    tolerance: _between(0.01, 0.9) = 0.10
+    shapes: dict[str, dict[str, list[Annotated[int, Field(ge=1)]]]] = Field({}, description="model -> input -> shape")
+    credential: Text = Field(None, description="a credential of the deployment (its header) sent with every request")
+    baseline_dir: ProfilePath = Field(None, description="default <--reports-dir>/baselines")
+    under_load: UnderLoadSection | None = None
+    llm: LlmSection | None = None
+    engine: Literal["h2", "grpcio", "http.client"] = None
+    processes: _between(0, 64, True) = Field(0, description="worker processes per level; 0: one per core from concurrency 8")
+
+    @model_validator(mode="after")
+    def _closed_loop_only(self) -> PerformanceSection:
+        if self.rate is not None and "processes" in self.model_fields_set:
+            raise problem("applies to concurrency levels only, not to rate", ("processes",))
+        return self
 
 
 @dataclass(frozen=True)
@@ -57,87 +111,28 @@ class PerfSettings:
     engine: str | None = None
 
 
-def _number(file: str, where: str, value: Any, lo: float, hi: float, integer: bool = False) -> float:
-    ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
-    if not ok or not lo <= value <= hi:
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(file, where, f"must be {kind} between {lo:g} and {hi:g}, got {value!r}")
-    return value
-
-
-def _baseline_dir(file: str, where: str, value: Any) -> Path | None:
-    """``baseline_dir`` as written, relative to the profile's directory like every path in a profile."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(file, where, "must be a directory path")
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (Path(file).resolve().parent / path).resolve()
-
-
 def parse(deployment, file: str | Path) -> PerfSettings:
     """Settings for ``deployment`` (a target.Deployment) from its ``options.performance``."""
     file = str(file)
     base = f"deployments[{deployment.name}].options.performance"
-    raw = (deployment.options or {}).get("performance", {}) or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(file, base, "must be a mapping")
-    unknown = sorted(set(raw) - set(KEYS))
-    if unknown:
-        raise ConfigError(file, f"{base}.{unknown[0]}", f"unknown setting (known: {', '.join(KEYS)})")
-    models = raw.get("models", list(deployment.models))
-    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
-        raise ConfigError(file, f"{base}.models", "must be a list of model names")
-    default_protocol = "http" if deployment.kind == "nim" else "grpc"
-    protocol = raw.get("protocol", default_protocol)
-    if protocol not in ("grpc", "http"):
-        raise ConfigError(file, f"{base}.protocol", "must be grpc or http")
-    tolerance = _number(file, f"{base}.tolerance", raw.get("tolerance", 0.10), 0.01, 0.9)
-    common = dict(
-        window_s=_number(file, f"{base}.window_s", raw.get("window_s", 10.0 if deployment.kind == "nim" else 5.0), 0.1, 120),
-        max_windows=int(_number(file, f"{base}.max_windows", raw.get("max_windows", 10), 3, 100, integer=True)),
-        warmup_s=_number(file, f"{base}.warmup_s", raw.get("warmup_s", 2.0), 0, 120),
-        tolerance=tolerance,
-    )
-    if "rate" in raw:
-        if "processes" in raw:
-            raise ConfigError(file, f"{base}.processes", "applies to concurrency levels only, not to rate")
-        arrival = raw.get("arrival", "constant")
-        if arrival not in ("constant", "poisson"):
-            raise ConfigError(file, f"{base}.arrival", "must be constant or poisson")
-        levels = (LoadSpec(rate=_number(file, f"{base}.rate", raw["rate"], 0.1, 1e6), arrival=arrival, **common),)
+    s = validate_section(PerformanceSection, (deployment.options or {}).get("performance") or {}, file, base)
+    nim = deployment.kind == "nim"
+    common = dict(window_s=float(s.window_s if s.window_s is not None else (10.0 if nim else 5.0)),
+                  max_windows=s.max_windows, warmup_s=float(s.warmup_s), tolerance=float(s.tolerance))
+    if s.rate is not None:
+        levels = (LoadSpec(rate=float(s.rate), arrival=s.arrival, **common),)
     else:
-        conc = raw.get("concurrency", [1])
-        conc = [conc] if isinstance(conc, int) else conc
-        if not isinstance(conc, list) or not conc:
-            raise ConfigError(file, f"{base}.concurrency", "must be a positive integer or a list of them")
-        processes = int(_number(file, f"{base}.processes", raw.get("processes", 0), 0, 64, integer=True))
-        levels = tuple(LoadSpec(concurrency=int(_number(file, f"{base}.concurrency[{i}]", c, 1, 1024, integer=True)),
-                                processes=processes, **common) for i, c in enumerate(conc))
-    shapes = raw.get("shapes", {})
-    if not isinstance(shapes, dict) or not all(
-            isinstance(v, dict) and all(isinstance(s, list) and all(isinstance(d, int) and d > 0 for d in s)
-                                        for s in v.values()) for v in shapes.values()):
-        raise ConfigError(file, f"{base}.shapes", "must map model -> input -> list of positive integers")
-    credential = raw.get("credential")
-    if credential is not None and credential not in deployment.credentials:
-        raise ConfigError(file, f"{base}.credential", f"no credential named {credential!r} in this deployment")
-    ul_raw = raw.get("under_load", {}) or {}
-    if not isinstance(ul_raw, dict) or set(ul_raw) - {"rate", "concurrency", "latency_tolerance", "reference_s"}:
-        raise ConfigError(file, f"{base}.under_load", "allowed: rate, concurrency, latency_tolerance, reference_s")
-    under = UnderLoadSettings(
-        rate=None if ul_raw.get("rate", 50.0) is None else _number(file, f"{base}.under_load.rate", ul_raw.get("rate", 50.0), 0.1, 1e5),
-        concurrency=int(_number(file, f"{base}.under_load.concurrency", ul_raw.get("concurrency", 2), 1, 64, integer=True)),
-        latency_tolerance=_number(file, f"{base}.under_load.latency_tolerance", ul_raw.get("latency_tolerance", 1.0), 0, 100),
-        reference_s=_number(file, f"{base}.under_load.reference_s", ul_raw.get("reference_s", 3.0), 0.1, 60),
-    )
-    llm = raw.get("llm", {}) or {}
-    if not isinstance(llm, dict) or set(llm) - {"model", "max_tokens", "prompt"}:
-        raise ConfigError(file, f"{base}.llm", "allowed: model, max_tokens, prompt")
-    engine = raw.get("engine")
-    if engine not in (None, "h2", "grpcio", "http.client"):
-        raise ConfigError(file, f"{base}.engine", "must be h2, grpcio or http.client")
-    return PerfSettings(models=tuple(models), protocol=protocol, levels=levels, tolerance=tolerance,
-                        shapes=shapes, credential=credential,
-                        baseline_dir=_baseline_dir(file, f"{base}.baseline_dir", raw.get("baseline_dir")),
-                        under_load=under, llm=llm, engine=engine)
+        levels = tuple(LoadSpec(concurrency=c, processes=s.processes, **common) for c in (s.concurrency or [1]))
+    if s.credential is not None and s.credential not in deployment.credentials:
+        raise ConfigError(file, f"{base}.credential", f"no credential named {s.credential!r} in this deployment")
+    ul = s.under_load or UnderLoadSection()
+    baseline_dir = None
+    if s.baseline_dir is not None:  # relative to the profile's directory, like every path in a profile
+        path = Path(s.baseline_dir).expanduser()
+        baseline_dir = path if path.is_absolute() else (Path(file).resolve().parent / path).resolve()
+    return PerfSettings(models=tuple(s.models if s.models is not None else deployment.models),
+                        protocol=s.protocol or ("http" if nim else "grpc"), levels=levels, tolerance=float(s.tolerance),
+                        shapes=s.shapes, credential=s.credential, baseline_dir=baseline_dir,
+                        under_load=UnderLoadSettings(rate=None if ul.rate is None else float(ul.rate), concurrency=ul.concurrency,
+                                                     latency_tolerance=float(ul.latency_tolerance), reference_s=float(ul.reference_s)),
+                        llm=s.llm.model_dump(exclude_unset=True) if s.llm else {}, engine=s.engine)

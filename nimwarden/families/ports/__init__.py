@@ -1,6 +1,7 @@
 """Family ports: nmap over each deployment's hosts, diffed against the vendor's port table
 (``port_table_current.yaml``, versioned; ``seed`` kept as a named table), and Services that publish the API ports outside the cluster.
 
+- ``options``    ``options.ports``: its schema
 - ``probe``      the scan plan and the nmap scan (one per deployment), the port table
 - ``judge``      PORTS-UNDOCUMENTED / -POSITION / -EXPECTED from the scan
 - ``k8s_judge``  PORTS-K8SEXPOSE from cluster state
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 from nimwarden.families import Applicability, Family, for_controls
+from nimwarden.families.ports.options import PortsSection
 from nimwarden.k8s import source as k8s
 
 
@@ -32,15 +34,15 @@ def _tables(target) -> dict:
 
 
 def _check(target) -> None:
-    from nimwarden.families.ports.port_table import load_port_table
+    from nimwarden.families.ports.probe import check_options
 
-    for name in _table_names(target):
-        load_port_table(name)  # ValueError "options.ports.table: unknown port table …"
+    check_options(target)
 
 
 FAMILY = Family(
     name="ports",
     data=_tables,
+    schema={"options.ports": PortsSection, "deployments[].options.ports": PortsSection},
     check=_check,
     options=("options.ports", "deployments[].options.ports"),
     applies={

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nimwarden.errors import OutOfScope
+from nimwarden.families.ports.options import parse_port_spec  # noqa: F401 - part of the probe's interface
 from nimwarden.families.ports.port_table import POSITIONS, PortRow, PortTable, load_port_table, rows_from
 from nimwarden.net.scope import scoped_addresses
 from nimwarden.outcome import Attempt, attempt
@@ -285,11 +286,26 @@ def plan(target: Any, deployment: Any, table: PortTable | None = None) -> PortPl
                      if _addr(e.host) in hosts and (position == "cluster-internal" or n in exposed))
     spec = str(opts.get("tcp_ports", "1-65535"))
     tcp = port_spec(parse_port_spec(spec) | set(table.tcp_ports()) | {p for _, p, _ in expected})
-    limits = ScanLimits(**{k: (str(v) if k == "nmap" else int(v)) for k, v in (opts.get("limits") or {}).items()})
+    limits = scan_limits(opts)
     others = {e.port: d.name for d in getattr(target, "deployments", ()) if d.name != deployment.name
               for e in d.endpoints.values() if e.port not in {x.port for x in eps.values()}}
     return PortPlan(hosts, tcp, table.udp_ports(), position, deployment.kind, table, expected,
                     bool(opts.get("identify", True)), limits, others)
+
+
+def scan_limits(opts: Mapping[str, Any]) -> ScanLimits:
+    """``options.ports.limits`` (merged) as the scan's bounds."""
+    return ScanLimits(**{k: (str(v) if k == "nmap" else int(v)) for k, v in (opts.get("limits") or {}).items()})
+
+
+def check_options(target: Any) -> None:
+    """What a scan plan reads from each deployment's ``options.ports`` (over the target's), without resolving
+    or scanning anything: a section the plan could not use fails when the profile loads."""
+    for deployment in getattr(target, "deployments", ()):
+        opts = _options(target, deployment)  # the table's name is one of TABLES (the schema says so)
+        rows_from(opts.get("documented", []), "options.ports.documented")
+        scan_limits(opts)
+        parse_port_spec(str(opts.get("tcp_ports", "1-65535")))
 
 
 def _addr(host: str) -> str:
@@ -316,17 +332,6 @@ def resolve(hosts: Iterable[str]) -> tuple[str, ...]:
             continue
         out.extend(i[4][0] for i in infos)
     return tuple(dict.fromkeys(out))
-
-
-def parse_port_spec(spec: str) -> set[int]:
-    ports: set[int] = set()
-    for part in spec.split(","):
-        lo, _, hi = part.strip().partition("-")
-        a, b = int(lo), int(hi or lo)
-        if not 0 < a <= b < 65536:
-            raise ValueError(f"bad port range {part!r}")
-        ports.update(range(a, b + 1))
-    return ports
 
 
 def port_spec(ports: set[int]) -> str:

@@ -3,13 +3,15 @@ once with sslyze and judged against the TLS policy; plain text where TLS is expe
 Route objects without TLS.
 
 - ``probe``      sslyze scan, certificate reading, the plain-text probe
-- ``judge``      the TLS policy and TLS-PROTOCOL … TLS-PLAINTEXT; ``tls_options`` reads ``options.tls``
+- ``options``    ``options.tls``: its schema, ``tls_options`` and the TLS policy it sets
+- ``judge``      TLS-PROTOCOL … TLS-PLAINTEXT
 - ``k8s_judge``  TLS-K8SROUTE from cluster state
 """
 
 from __future__ import annotations
 
 from nimwarden.families import Applicability, Family, for_controls
+from nimwarden.families.tls.options import TlsSection
 from nimwarden.k8s import source as k8s
 
 SCANNED = "TLS-PROTOCOL-001 TLS-CIPHERS-001 TLS-FORWARDSEC-001 TLS-CHAIN-001 TLS-HOSTNAME-001 TLS-EXPIRY-001 TLS-KEYSIZE-001"
@@ -26,7 +28,7 @@ def _tls_endpoint(ctx: Applicability) -> str | None:
 
 
 def _mutual_required(ctx: Applicability) -> str | None:
-    from nimwarden.families.tls.judge import tls_options
+    from nimwarden.families.tls.options import tls_options
 
     if ctx.params["endpoint"] not in tls_options(ctx.target, ctx.deployment).mutual:
         return f"the profile does not require mutual TLS on {ctx.deployment.name}'s {ctx.params['endpoint']} endpoint"
@@ -34,7 +36,7 @@ def _mutual_required(ctx: Applicability) -> str | None:
 
 
 def _plaintext_candidates(ctx: Applicability) -> str | None:
-    from nimwarden.families.tls.judge import plaintext_endpoints, tls_options
+    from nimwarden.families.tls.options import plaintext_endpoints, tls_options
 
     if not plaintext_endpoints(ctx.target, ctx.deployment):
         required = tls_options(ctx.target, ctx.deployment).require
@@ -43,14 +45,15 @@ def _plaintext_candidates(ctx: Applicability) -> str | None:
 
 
 def _check(target) -> None:
-    from nimwarden.families.tls.judge import tls_options
+    from nimwarden.families.tls.options import tls_options
 
     for d in target.deployments:
-        tls_options(target, d)  # ValueError "options.tls: unknown key(s) …"
+        tls_options(target, d)  # what the suites read: the deployment's section over the target's
 
 
 FAMILY = Family(
     name="tls",
+    schema={"options.tls": TlsSection, "deployments[].options.tls": TlsSection},
     options=("options.tls", "deployments[].options.tls"),
     check=_check,
     applies={

@@ -12,24 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import ipaddress
-from dataclasses import dataclass
 
-from nimwarden.families.tls.probe import PlaintextObservation, TlsObservation
+from nimwarden.families.tls.options import TlsOptions, TlsPolicy, plaintext_endpoints, tls_options  # noqa: F401 - re-exported
+from nimwarden.families.tls.plaintext import PlaintextObservation
+from nimwarden.families.tls.probe import TlsObservation
 from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, passed
 
 LEGACY = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1")
 MODERN = ("TLSv1.2", "TLSv1.3")
 WEAK_MARKERS = ("NULL", "EXPORT", "RC4", "_DES_", "3DES", "DES_CBC", "_anon_", "MD5")
-
-
-@dataclass(frozen=True)
-class TlsPolicy:
-    version: str = "2026.11.1"
-    expiry_warning_days: int = 30
-    min_rsa_bits: int = 2048
-    min_ec_bits: int = 256
-    require_mutual: bool = False
-    server_name: str | None = None  # the name clients use; default: the scanned host
 
 
 @fail_closed
@@ -181,50 +172,6 @@ def judge_plaintext(a: Attempt[PlaintextObservation], endpoint: str, expect_tls:
     if expect_tls:
         return failed(f"{endpoint} {o.host}:{o.port} does not speak TLS ({o.tls_handshake})", **ev)
     return errored(f"{endpoint} {o.host}:{o.port} speaks neither TLS nor HTTP", **ev)
-
-
-# --------------------------------------------------------------------------- from a target profile
-
-
-@dataclass(frozen=True)
-class TlsOptions:
-    """``options.tls`` of a deployment (over the target's): what to require and how to connect."""
-
-    ca_file: str | None = None
-    require: tuple[str, ...] = ("gateway",)  # endpoint names that must speak TLS
-    mutual: tuple[str, ...] = ()  # endpoint names that must refuse clients without a certificate
-    client_cert: str | None = None
-    client_key: str | None = None
-    server_name: str | None = None
-    expiry_warning_days: int = 30
-
-    def policy(self, endpoint: str) -> TlsPolicy:
-        return TlsPolicy(expiry_warning_days=self.expiry_warning_days, require_mutual=endpoint in self.mutual,
-                         server_name=self.server_name)
-
-
-def tls_options(target, deployment) -> TlsOptions:
-    merged: dict = {}
-    for src in (getattr(target, "options", {}) or {}, getattr(deployment, "options", {}) or {}):
-        merged.update(src.get("tls", {}) or {})
-    known = set(TlsOptions.__dataclass_fields__)
-    unknown = set(merged) - known
-    if unknown:
-        raise ValueError(f"options.tls: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
-    for key in ("require", "mutual"):
-        if key in merged:
-            merged[key] = tuple(merged[key])
-    if "expiry_warning_days" in merged:
-        merged["expiry_warning_days"] = int(merged["expiry_warning_days"])
-    return TlsOptions(**merged)
-
-
-def plaintext_endpoints(target, deployment) -> list[tuple[str, bool]]:
-    """The endpoints TLS-PLAINTEXT checks, each with whether TLS is required on it (``options.tls.require``;
-    the plain HTTP port ``gateway_http`` is checked for a redirect)."""
-    required = tls_options(target, deployment).require
-    names = [n for n in (*required, "gateway_http") if deployment.endpoint(n) is not None]
-    return [(n, n in required) for n in dict.fromkeys(names)]
 
 
 def judge_plaintext_all(checks: list[tuple[str, Attempt[PlaintextObservation], bool]]) -> Outcome:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nimwarden.families.tls.options import plaintext_endpoints
 from nimwarden.net.tls_client import handshake, lenient_context
 from nimwarden.outcome import Attempt, attempt
 
@@ -88,8 +89,6 @@ def probe_plaintext(host: str, port: int, *, guard: Callable[[str], None] | None
 def plaintext_checks(target: Any, deployment: Any) -> list:
     """TLS-PLAINTEXT's probes: ``(endpoint name, attempt, TLS required)`` for every endpoint that must
     be TLS and the plain HTTP port beside it."""
-    from nimwarden.families.tls.judge import plaintext_endpoints
-
     checks = []
     for name, required in plaintext_endpoints(target, deployment):
         ep = deployment.endpoint(name)

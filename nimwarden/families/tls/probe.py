@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nimwarden.families.tls.options import tls_options
+from nimwarden.families.tls.plaintext import PlaintextObservation, plaintext_checks, probe_plaintext  # noqa: F401 - one import path for the family's probes
 from nimwarden.lazy import LazyModule
 from nimwarden.net.tls_client import handshake as _handshake
 from nimwarden.net.tls_client import lenient_context as _lenient_context
@@ -314,8 +316,6 @@ def endpoint_scan(target: Any, deployment: Any, name: str):
     """The scan of one TLS endpoint of a deployment as the profile describes it, with the policy to
     judge it by: ``(attempt, policy)``. Client credentials are offered only where the profile
     requires mutual TLS (``options.tls.mutual``)."""
-    from nimwarden.families.tls.judge import tls_options
-
     ep = deployment.endpoint(name)
     s = tls_options(target, deployment)
     client = None
@@ -330,5 +330,3 @@ def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
 
-
-from nimwarden.families.tls.plaintext import PlaintextObservation, plaintext_checks, probe_plaintext  # noqa: E402,F401 - one import path for the family's probes
