@@ -18,3 +18,17 @@ def cache_dir() -> Path:
         return Path(named).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "nimwarden"
+
+
+def runtime(env_var: str, venv: Path, executable: str, what: str, install: str) -> Path:
+    """A lab runtime's executable: the one ``env_var`` names, else ``venv/bin/<executable>`` once
+    ``scripts/bootstrap`` finished installing it; raises RuntimeError saying how to get one."""
+    named = os.environ.get(env_var)
+    if named:
+        if not os.access(named, os.X_OK):
+            raise RuntimeError(f"{env_var}={named} is not an executable `{executable}`")
+        return Path(named)
+    found = venv / "bin" / executable
+    if found.exists() and (venv / ".nimwarden-installed").exists():
+        return found
+    raise RuntimeError(f"no {what}: run ./scripts/bootstrap (installs {install} into {venv}) or set {env_var} to a `{executable}` executable")

@@ -42,7 +42,7 @@ from pathlib import Path
 import yaml
 
 from nimwarden.lab import netns, triton
-from nimwarden.lab.cache import cache_dir
+from nimwarden.lab.cache import cache_dir, runtime
 
 NEMO_PLATFORM_VERSION = "0.6.0"
 PLATFORM_PORT = 8080  # the platform's documented single API port, inside the namespace
@@ -63,16 +63,8 @@ def venv_dir() -> Path:
 
 def find_runtime() -> Path:
     """The ``nemo`` executable; raises RuntimeError saying how to get one."""
-    named = os.environ.get("NIMWARDEN_NEMO")
-    if named:
-        if not os.access(named, os.X_OK):
-            raise RuntimeError(f"NIMWARDEN_NEMO={named} is not an executable `nemo`")
-        return Path(named)
-    nemo = venv_dir() / "bin" / "nemo"
-    if nemo.exists() and (venv_dir() / ".nimwarden-installed").exists():
-        return nemo
-    raise RuntimeError(f"no NeMo Platform runtime for the lab: run ./scripts/bootstrap (installs nemo-platform[all]=="
-                       f"{NEMO_PLATFORM_VERSION} into {venv_dir()} with Python 3.12 or 3.13) or set NIMWARDEN_NEMO to a `nemo` executable")
+    return runtime("NIMWARDEN_NEMO", venv_dir(), "nemo", "NeMo Platform runtime for the lab",
+                   f"nemo-platform[all]=={NEMO_PLATFORM_VERSION} with Python 3.12 or 3.13")
 
 
 def bundled_config(nemo: Path) -> dict:

@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 
 from nimwarden.lab import netns, triton
-from nimwarden.lab.cache import cache_dir
+from nimwarden.lab.cache import cache_dir, runtime
 
 RAY_VERSION = "2.60.0"
 DASHBOARD_PORT = 8265
@@ -46,16 +46,7 @@ def venv_dir() -> Path:
 
 def find_runtime() -> Path:
     """The ``ray`` executable; raises RuntimeError saying how to get one."""
-    named = os.environ.get("NIMWARDEN_RAY")
-    if named:
-        if not os.access(named, os.X_OK):
-            raise RuntimeError(f"NIMWARDEN_RAY={named} is not an executable `ray`")
-        return Path(named)
-    ray = venv_dir() / "bin" / "ray"
-    if ray.exists():
-        return ray
-    raise RuntimeError(f"no Ray runtime for the lab's Ray heads: run ./scripts/bootstrap (installs ray[default]=={RAY_VERSION} "
-                       f"into {venv_dir()}) or set NIMWARDEN_RAY to a `ray` executable")
+    return runtime("NIMWARDEN_RAY", venv_dir(), "ray", "Ray runtime for the lab's Ray heads", f"ray[default]=={RAY_VERSION}")
 
 
 def _env(token: str | None) -> dict:

@@ -123,19 +123,24 @@ def anonymous_reads(platform: Sequence[Attempt], legacy: Sequence[Attempt]) -> O
     return combine([*map(anonymous_platform, platform), *map(anonymous_legacy, legacy)], "NeMo service URL")
 
 
+def _guarded(a: Attempt[PlatformRound], x: Answer, guarded: str, open_: str, severity: str | None = None) -> Outcome:
+    """One route asked with (at most) a made-up credential: refused passes, let through fails, anything else errors."""
+    r = a.observation
+    assert r is not None
+    ev = _evidence(a, x)
+    if refused(x):
+        return passed(f"{r.base_url}: {guarded} ({x.status})", **ev)
+    if let_through(x):
+        return failed(f"{r.base_url}: {x.label} answered {x.status}: {open_}", severity=severity, **ev)
+    return errored(f"{r.base_url}: {x.label} answered {x.status}: whether the route is guarded is unknown", **ev)
+
+
 @fail_closed
 def secret_access(a: Attempt[PlatformRound]) -> Outcome:
     """NEMO-SECRETS-001: the secrets service's value route refuses callers without credentials."""
-    r = a.observation
-    assert r is not None
-    x = r.secret_access
-    ev = _evidence(a, x)
-    if refused(x):
-        return passed(f"{r.base_url}: the secret-access route refuses anonymous callers ({x.status})", **ev)
-    if let_through(x):
-        return failed(f"{r.base_url}: {x.label} answered {x.status}: an anonymous caller reached the secret lookup, so the "
-                      "value of any secret whose name it knows or lists is returned in plain text", **ev)
-    return errored(f"{r.base_url}: {x.label} answered {x.status}: whether the route is guarded is unknown", **ev)
+    return _guarded(a, a.observation.secret_access, "the secret-access route refuses anonymous callers",
+                    "an anonymous caller reached the secret lookup, so the value of any secret whose name it knows or lists "
+                    "is returned in plain text")
 
 
 @fail_closed
@@ -166,16 +171,9 @@ def identity_forgery(a: Attempt[PlatformRound]) -> Outcome:
 @fail_closed
 def hf_service_bearer(a: Attempt[PlatformRound]) -> Outcome:
     """NEMO-HFTOKEN-001: the files service's Hugging Face routes refuse a fixed ``Bearer service:*``."""
-    r = a.observation
-    assert r is not None
-    x = r.hf_service_bearer
-    ev = _evidence(a, x)
-    if refused(x):
-        return passed(f"{r.base_url}: the Hugging Face-compatible file routes refuse a made-up service bearer ({x.status})", **ev)
-    if let_through(x):
-        return failed(f"{r.base_url}: {x.label} answered {x.status}: any caller presenting the fixed token "
-                      "'service:<anything>' reads and writes filesets as a platform service", severity="critical", **ev)
-    return errored(f"{r.base_url}: {x.label} answered {x.status}: whether the route is guarded is unknown", **ev)
+    return _guarded(a, a.observation.hf_service_bearer, "the Hugging Face-compatible file routes refuse a made-up service bearer",
+                    "any caller presenting the fixed token 'service:<anything>' reads and writes filesets as a platform service",
+                    severity="critical")
 
 
 def _cors(a: Attempt, x: Answer, where: str) -> Outcome:
