@@ -391,6 +391,9 @@ def _discovered(args, out: Path):
     position = args.position or ("cluster-internal" if in_pod else "external")
     probes = not args.no_probes and source.source != "manifests"
     found = discover(state, args.namespace)
+    for f in found.found:
+        if f.unit:  # written relative to the profile, like kubernetes.paths
+            f.unit = rel(f.unit)
     name = args.name or _target_name(args.context or (_current_context(args.kubeconfig) if source.source == "live" else None))
     text, decisions = render_profile(found, name=name, position=position, source=source, probes=probes, written_at=iso(utc_now()))
     out.parent.mkdir(parents=True, exist_ok=True)

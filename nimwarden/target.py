@@ -80,6 +80,7 @@ class Credential:
 class KubernetesRef:
     namespace: str | None = None
     selector: Mapping[str, str] = field(default_factory=dict)
+    unit: Path | None = None  # manifests: only the workloads read from this folder or file of the tree (an apply unit)
 
 
 @dataclass(frozen=True)
@@ -407,12 +408,15 @@ def _deployment(ctx: _Ctx, raw: Any, where: str, target_scope_check) -> Deployme
             raise ctx.err(_join(where, f"exposure[{i}]"), f"unknown endpoint name {e!r} (known: {', '.join(ENDPOINT_NAMES)})")
     k8s = KubernetesRef()
     if "kubernetes" in raw:
-        kraw = ctx.mapping(raw["kubernetes"], _join(where, "kubernetes"), ("namespace", "selector"))
+        kraw = ctx.mapping(raw["kubernetes"], _join(where, "kubernetes"), ("namespace", "selector", "unit"))
         sel = kraw.get("selector", {})
         if not isinstance(sel, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sel.items()):
             raise ctx.err(_join(where, "kubernetes.selector"), "must be a mapping of label to value")
         ns = ctx.string(kraw["namespace"], _join(where, "kubernetes.namespace")) if "namespace" in kraw else None
-        k8s = KubernetesRef(ns, dict(sel))
+        unit = ctx.path(kraw["unit"], _join(where, "kubernetes.unit")) if "unit" in kraw else None
+        if unit is not None and not unit.exists():
+            raise ctx.err(_join(where, "kubernetes.unit"), f"{unit} does not exist (a folder or file of kubernetes.paths)")
+        k8s = KubernetesRef(ns, dict(sel), unit)
     options = raw.get("options", {})
     if not isinstance(options, dict):
         raise ctx.err(_join(where, "options"), "must be a mapping")

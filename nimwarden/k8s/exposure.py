@@ -44,7 +44,8 @@ def nimservice_ingresses(templates: Sequence[PodTemplate]) -> list[K8sObject]:
                 spec["tls"] = [{"hosts": [host] if host else [], "secretName": router["ingress"]["tlsSecretName"]}]
         if spec is not None:
             body = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name, "namespace": tpl.owner.namespace}, "spec": spec}
-            out.append(K8sObject("Ingress", body["apiVersion"], tpl.owner.namespace, name, body, f"{tpl.ref} spec.expose"))
+            out.append(K8sObject("Ingress", body["apiVersion"], tpl.owner.namespace, name, body, f"{tpl.ref} spec.expose",
+                                 unit=tpl.owner.unit, twin=tpl.owner.twin))
     return out
 
 

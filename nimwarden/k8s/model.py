@@ -30,11 +30,20 @@ class K8sObject:
     origin: str = ""  # "manifests/app.yaml#2", "snapshot.json items[4]" or the API path
     file: str | None = None  # the manifest file it was read from (manifest sources only)
     node: Any = field(default=None, compare=False, repr=False)  # its YAML node: field paths → lines
+    unit: str = ""  # the apply unit it was read in (manifests: a folder or file of the tree); "" with one unit
+    twin: bool = False  # another apply unit holds the same kind/namespace/name: the ref names the unit
 
     @property
     def ref(self) -> str:
-        """``Deployment/ns/name`` (namespaced) or ``ClusterRole/name``."""
-        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+        """``Deployment/ns/name`` (namespaced) or ``ClusterRole/name``; ``Deployment/ns/name@envs/prod``
+        when another apply unit holds the same object."""
+        ref = f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+        return f"{ref}@{self.unit}" if self.twin else ref
+
+    @property
+    def key(self) -> tuple[str, str | None, str]:
+        """What the API server keys it by: (kind, namespace, name)."""
+        return (self.kind, self.namespace or None, self.name)
 
     @property
     def metadata(self) -> Mapping[str, Any]:
@@ -98,31 +107,88 @@ def _yaml():
 
 
 @dataclass(frozen=True)
+class Unit:
+    """One apply unit of a manifest tree: what one ``kubectl apply -f`` of it applies (see
+    :mod:`nimwarden.k8s.manifests`). ``enclosing``: the units whose objects it also sees (the files
+    beside it when it is one of several alternative files, and the folders above it), nearest first."""
+
+    label: str  # its path relative to the tree's root: "envs/prod", "nim/serving/basic/llm.yaml"
+    path: str  # its folder or file
+    enclosing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ClusterState:
     source: str  # e.g. "manifests: lab/manifests/hardened" or "live: context kind-nim"
     objects: tuple[K8sObject, ...]
     denied: Mapping[str, str] = field(default_factory=dict)  # kind -> missing permission
     absent: tuple[str, ...] = ()  # kinds the cluster does not serve (CRD not installed)
+    units: tuple[Unit, ...] = ()  # apply units (manifest trees read as several); () = one
     _index: dict = field(default_factory=dict, compare=False, repr=False)
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        index = self._index
         for obj in self.objects:
-            self._index.setdefault(obj.kind, []).append(obj)
-            self._index.setdefault(("ref", obj.ref), obj)
+            index.setdefault(obj.kind, []).append(obj)
+            index.setdefault((obj.kind, obj.namespace or None), []).append(obj)
+            index.setdefault(("ref", obj.ref), obj)
+            index.setdefault(("key",) + obj.key, obj)
 
     def by_ref(self, ref: str) -> K8sObject | None:
         """The object a finding names (``Deployment/ns/name``, ``ClusterRole/name``)."""
         return self._index.get(("ref", ref))
 
     def of_kind(self, kind: str, namespace: str | None = None) -> list[K8sObject]:
-        objs = self._index.get(kind, [])
-        return [o for o in objs if namespace is None or o.namespace == namespace]
+        """Every object of a kind (in one namespace when given); indexed, never a scan of the state."""
+        return list(self._index.get(kind if namespace is None else (kind, namespace), ()))
 
     def get(self, kind: str, namespace: str | None, name: str) -> K8sObject | None:
-        for o in self._index.get(kind, []):
-            if o.name == name and (o.namespace or None) == (namespace or None):
-                return o
-        return None
+        return self._index.get(("key", kind, namespace or None, name))
+
+    def memo(self, key: Any, make: Any) -> Any:
+        """``make()`` once per state and key: what every control of a run derives alike (pod templates,
+        the network-policy inventory, unit views) is derived once, not once per control and deployment."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = make()
+            return value
+
+    def view(self, unit: str) -> ClusterState:
+        """What one apply unit sees: its own objects, then those of its enclosing units, then the shared
+        cluster-scoped objects (those only one unit of the tree defines), each key once, nearest first.
+        A state of one unit is its own view."""
+        if not self.units:
+            return self
+        return self.memo(("view", unit), lambda: self._view(unit))
+
+    def _view(self, unit: str) -> ClusterState:
+        by_unit = self.memo("by-unit", self._by_unit)
+        info = {u.label: u for u in self.units}.get(unit)
+        layers = [by_unit.get(unit, ())] + [by_unit.get(e, ()) for e in (info.enclosing if info else ())]
+        layers.append(self.memo("shared", self._shared))
+        seen: set = set()
+        objects = []
+        for layer in layers:
+            for o in layer:
+                if o.key not in seen:
+                    seen.add(o.key)
+                    objects.append(o)
+        return ClusterState(f"{self.source} (apply unit {unit})", tuple(objects), self.denied, self.absent)
+
+    def _by_unit(self) -> dict[str, list[K8sObject]]:
+        out: dict[str, list[K8sObject]] = {}
+        for o in self.objects:
+            out.setdefault(o.unit, []).append(o)
+        return out
+
+    def _shared(self) -> list[K8sObject]:
+        """Cluster-scoped objects that only one unit defines: every unit sees them (a tree's CRDs, ClusterRoles)."""
+        return [o for o in self.objects if o.namespace is None and not o.twin]
+
+    def unit_of(self, label: str) -> Unit | None:
+        return next((u for u in self.units if u.label == label), None)
 
     def unreadable(self, *kinds: str) -> str | None:
         """Why one of these kinds could not be read (a denied permission), or None when all were."""
