@@ -124,8 +124,8 @@ class ClusterState:
     denied: Mapping[str, str] = field(default_factory=dict)  # kind -> missing permission
     absent: tuple[str, ...] = ()  # kinds the cluster does not serve (CRD not installed)
     units: tuple[Unit, ...] = ()  # apply units (manifest trees read as several); () = one
-    _index: dict = field(default_factory=dict, compare=False, repr=False)
-    _memo: dict = field(default_factory=dict, compare=False, repr=False)
+    _index: dict = field(default_factory=dict, compare=False, repr=False, init=False)
+    _memo: dict = field(default_factory=dict, compare=False, repr=False, init=False)
 
     def __post_init__(self) -> None:
         index = self._index
@@ -142,6 +142,17 @@ class ClusterState:
     def of_kind(self, kind: str, namespace: str | None = None) -> list[K8sObject]:
         """Every object of a kind (in one namespace when given); indexed, never a scan of the state."""
         return list(self._index.get(kind if namespace is None else (kind, namespace), ()))
+
+    def in_namespaces(self, kind: str, namespaces: Iterable[str | None]) -> list[K8sObject]:
+        """The objects of a kind in these namespaces, in the state's order: an index lookup per namespace."""
+        spaces = list(dict.fromkeys(namespaces))
+        if len(spaces) == 1:
+            return self.of_kind(kind, spaces[0])
+        found = [o for ns in spaces for o in self._index.get((kind, ns), ())]
+        if len(spaces) > 1:
+            position = self.memo("positions", lambda: {id(o): i for i, o in enumerate(self.objects)})
+            found.sort(key=lambda o: position.get(id(o), 0))
+        return found
 
     def get(self, kind: str, namespace: str | None, name: str) -> K8sObject | None:
         return self._index.get(("key", kind, namespace or None, name))

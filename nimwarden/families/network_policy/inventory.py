@@ -52,8 +52,23 @@ def judged(target: Any, deployment: Any, judge: Callable[..., Outcome], *args: A
     return k8s.per_unit(target, deployment, lambda unit: judge(inventory_attempt(target, unit), *args))
 
 
+_requirements: dict[int, tuple[Any, Requirements]] = {}
+
+
 def requirements_for(target: Any) -> Requirements:
-    """Requirements from ``kubernetes.options.network_policy``; workload namespaces default to the deployments'."""
+    """Requirements from ``kubernetes.options.network_policy``; workload namespaces default to the deployments'.
+    Built once per target (every network-policy control of every deployment asks)."""
+    known = _requirements.get(id(target))
+    if known is not None and known[0] is target:
+        return known[1]
+    made = _requirements_of(target)
+    if len(_requirements) > 16:
+        _requirements.clear()
+    _requirements[id(target)] = (target, made)
+    return made
+
+
+def _requirements_of(target: Any) -> Requirements:
     from nimwarden.errors import ConfigError
     from nimwarden.k8s import source as k8s
 
