@@ -10,6 +10,7 @@ errors in one place, so the command line reads as one page.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown and args.command != "audit":
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.pytest_args = unknown  # audit passes the rest to pytest (-k, -x, -n 2, …)
+    args.program = argv is None
     try:
         handler = {"audit": cmd_audit, "discover": cmd_discover, "lab": cmd_lab, "report": cmd_report, "catalog": cmd_catalog, "validate": cmd_validate,
                    "snapshot": cmd_snapshot, "cleanup": cmd_cleanup}[args.command]
@@ -322,6 +324,11 @@ def _run_pytest(target_file: Path, args) -> int:
     return code
 
 
+def argv_is_program(args) -> bool:
+    """Whether this is the ``nimwarden`` program (not ``cli.main([...])`` called from a test or a library)."""
+    return bool(getattr(args, "program", False))
+
+
 def cmd_audit(args) -> int:
     from nimwarden.families import load_profile as load_target
 
@@ -332,10 +339,15 @@ def cmd_audit(args) -> int:
         from nimwarden import runner
 
         target = load_target(target_file)
+        in_process = runner.eligible(target, args) is None  # probes nothing: judge in-process, without pytest's machinery
+        if in_process and argv_is_program(args):
+            # A program run that only reads and judges: the cyclic GC would walk every object read (millions for a
+            # repository) again and again, and the run makes few cycles; the process ends when the reports are written.
+            gc.disable()
         t0 = time.perf_counter()
         _read_offline_state(target)  # one-line error and exit 2 before pytest starts
         parse_s = time.perf_counter() - t0
-        if runner.eligible(target, args) is None:  # probes nothing: judge in-process, without pytest's machinery
+        if in_process:
             suites = repo_root() / "suites"
             if not suites.is_dir():
                 raise UsageError(f"{suites}: the compliance suites are missing; run nimwarden from a checkout")

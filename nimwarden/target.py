@@ -504,7 +504,7 @@ def load_target(path: str | os.PathLike[str], checks: Sequence[ProfileCheck] = (
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(file, "", f"cannot read: {exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: the same safe loader, ~10x faster
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""

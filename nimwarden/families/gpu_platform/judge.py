@@ -69,7 +69,7 @@ def _version(text: str, where: str) -> tuple[int, ...]:
 
 @lru_cache(maxsize=1)
 def load_table() -> StackTable:
-    return parse_table(yaml.safe_load(TABLE_FILE.read_text(encoding="utf-8")))
+    return parse_table(yaml.load(TABLE_FILE.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))  # libyaml: the same safe loader, ~10x faster
 
 
 def severity_of(cvss: float) -> str:

@@ -117,7 +117,7 @@ def parse_table(data: Mapping[str, Any]) -> CveTable:
 
 @lru_cache(maxsize=1)
 def load_table() -> CveTable:
-    return parse_table(yaml.safe_load(CVE_FILE.read_text(encoding="utf-8")))
+    return parse_table(yaml.load(CVE_FILE.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))  # libyaml: the same safe loader, ~10x faster
 
 
 def severity_of(cvss: float) -> str:
