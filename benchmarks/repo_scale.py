@@ -222,6 +222,7 @@ def steal() -> tuple[int, int]:
 
 def measured(cmd: list[str], **kwargs) -> dict:
     """Run ``cmd`` as a child: its wall time, its own peak RSS (wait4 rusage), exit status and the steal meanwhile."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     s0, t0_all = steal()
     t0 = time.perf_counter()
     with open(kwargs.pop("stdout_to", os.devnull), "wb") as out:
@@ -232,7 +233,8 @@ def measured(cmd: list[str], **kwargs) -> dict:
     s1, t1_all = steal()
     return {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "exit": os.waitstatus_to_exitcode(status),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-            "steal_pct": round(100 * (s1 - s0) / max(t1_all - t0_all, 1), 1), "stderr_tail": err.decode(errors="replace")[-600:]}
+            "steal_pct": round(100 * (s1 - s0) / max(t1_all - t0_all, 1), 1), "load_before": load,
+            "stderr_tail": err.decode(errors="replace")[-600:]}
 
 
 def nimwarden_audit(profile: Path, reports: Path) -> dict:
@@ -273,8 +275,8 @@ def checkov_audit(binary: str, tree: Path, out: Path) -> dict:
     try:
         doc = json.loads(out.read_text(encoding="utf-8") or "{}")
         reports = doc if isinstance(doc, list) else [doc]
-        row["failed_checks"] = sum(len((r.get("results") or {}).get("failed_checks") or ()) for r in reports)
-        row["passed_checks"] = sum(len((r.get("results") or {}).get("passed_checks") or ()) for r in reports)
+        row["failed_checks"] = sum(int((r.get("summary") or {}).get("failed") or 0) for r in reports)
+        row["passed_checks"] = sum(int((r.get("summary") or {}).get("passed") or 0) for r in reports)
         row.pop("stderr_tail")
     except ValueError:
         row["error"] = "checkov's output is not JSON"

@@ -310,11 +310,21 @@ def _target_judged(state: ClusterState, templates: list[PodTemplate], judge: Cal
 def _relative(file: str) -> str:
     import os
 
+    key = (os.getcwd(), file)
+    known = _relatives.get(key)
+    if known is not None:
+        return known
     try:
         rel = os.path.relpath(file)
     except ValueError:
         return file
-    return file if rel.startswith("..") else rel
+    out = file if rel.startswith("..") else rel
+    if len(_relatives) < 100_000:  # one file names many findings
+        _relatives[key] = out
+    return out
+
+
+_relatives: dict[tuple[str, str], str] = {}
 
 
 def locate(out: Outcome, state: ClusterState, templates=()) -> Outcome:
