@@ -10,10 +10,10 @@ On the chart corpus (tests/fixtures/charts: manifests shaped like NVIDIA's publi
 and every report, split as summary.json's ``timings`` says) against `checkov -d <the same files>`,
 each the median of ``--repeat`` runs.
 
-checkov is not a nimwarden dependency. It is looked up as $CHECKOV, then in a private virtualenv
-under the user's cache directory (created with --install: `pip install checkov` there, so the
-project's .venv is untouched), then on PATH. When it cannot be found or installed the script says
-so in a JSON line and exits 2.
+checkov is not a nimwarden dependency. It is looked up as $CHECKOV, then as checkov 3.3.30 in the
+cache folder outside the clone (`<cache>/checkov-3.3.30`, created with --install; see
+benchmarks/repo_scale.py). When it cannot be found or installed the script says so in a JSON line
+and exits 2.
 
     .venv/bin/python benchmarks/checkov_compare.py [--install] [--deployments 300]
 """
@@ -42,7 +42,6 @@ from nimwarden.families.pod_security.pss import evaluate_pod_spec  # noqa: E402
 from nimwarden.k8s import load_manifests, pod_templates  # noqa: E402
 from tests import corpus as charts  # noqa: E402
 
-CHECKOV_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nimwarden" / "checkov-venv"
 LAB = ROOT / "nimwarden" / "lab" / "manifests"
 
 CHECKOV_TOPICS = {
@@ -61,22 +60,11 @@ PSS_TOPICS = {
 
 
 def find_checkov(install: bool) -> tuple[str | None, str]:
-    if os.environ.get("CHECKOV"):
-        return os.environ["CHECKOV"], "CHECKOV"
-    venv_bin = CHECKOV_VENV / "bin" / "checkov"
-    if venv_bin.exists():
-        return str(venv_bin), str(CHECKOV_VENV)
-    if shutil.which("checkov"):
-        return shutil.which("checkov"), "PATH"
-    if not install:
-        return None, "checkov not found (pass --install to pip install it into a private virtualenv)"
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(CHECKOV_VENV)], check=True, capture_output=True, timeout=300)
-        subprocess.run([str(CHECKOV_VENV / "bin" / "pip"), "install", "-q", "checkov"], check=True, capture_output=True, timeout=1200)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-        detail = getattr(exc, "stderr", b"") or b""
-        return None, f"checkov could not be installed: {exc}: {detail.decode(errors='replace')[-300:]}"
-    return (str(venv_bin), str(CHECKOV_VENV)) if venv_bin.exists() else (None, "checkov installed but its entry point is missing")
+    """$CHECKOV, else checkov 3.3.30 in the cache folder outside the clone (benchmarks/repo_scale.py installs it there)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from repo_scale import find_checkov as locate
+
+    return locate(install)
 
 
 def ours(paths: list) -> tuple[dict[str, set[str]], float, int]:

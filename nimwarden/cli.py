@@ -10,6 +10,7 @@ errors in one place, so the command line reads as one page.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown and args.command != "audit":
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.pytest_args = unknown  # audit passes the rest to pytest (-k, -x, -n 2, …)
+    args.program = argv is None
     try:
         handler = {"audit": cmd_audit, "discover": cmd_discover, "lab": cmd_lab, "report": cmd_report, "catalog": cmd_catalog, "validate": cmd_validate,
                    "snapshot": cmd_snapshot, "cleanup": cmd_cleanup, "schema": cmd_schema}[args.command]
@@ -370,6 +372,11 @@ def _run_pytest(target_file: Path, args) -> int:
     return code
 
 
+def argv_is_program(args) -> bool:
+    """Whether this is the ``nimwarden`` program (not ``cli.main([...])`` called from a test or a library)."""
+    return bool(getattr(args, "program", False))
+
+
 def cmd_audit(args) -> int:
     from nimwarden.families import load_profile as load_target
 
@@ -380,10 +387,15 @@ def cmd_audit(args) -> int:
         from nimwarden import runner
 
         target = load_target(target_file)
+        in_process = runner.eligible(target, args) is None  # probes nothing: judge in-process, without pytest's machinery
+        if in_process and argv_is_program(args):
+            # A program run that only reads and judges: the cyclic GC would walk every object read (millions for a
+            # repository) again and again, and the run makes few cycles; the process ends when the reports are written.
+            gc.disable()
         t0 = time.perf_counter()
         _read_offline_state(target)  # one-line error and exit 2 before pytest starts
         parse_s = time.perf_counter() - t0
-        if runner.eligible(target, args) is None:  # probes nothing: judge in-process, without pytest's machinery
+        if in_process:
             suites = suites_dir()
             args.in_process = True
             return runner.run(target_file, target, args, suites, STARTED, parse_s)
@@ -440,6 +452,9 @@ def _discovered(args, out: Path):
     position = args.position or ("cluster-internal" if in_pod else "external")
     probes = not args.no_probes and source.source != "manifests"
     found = discover(state, args.namespace)
+    for f in found.found:
+        if f.unit:  # written relative to the profile, like kubernetes.paths
+            f.unit = rel(f.unit)
     name = args.name or _target_name(args.context or (_current_context(args.kubeconfig) if source.source == "live" else None))
     text, decisions = render_profile(found, name=name, position=position, source=source, probes=probes, written_at=iso(utc_now()))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from collections import namedtuple
 from pathlib import Path
 from typing import Any
 
-from nimwarden import catalog, families
+from nimwarden import catalog, families, redact
 from nimwarden.outcome import Outcome, not_applicable
 from nimwarden.report.record import make_result
 from nimwarden.target import Target
@@ -154,6 +154,10 @@ def _suite_cases(suites: Path, target: Target, reason_of) -> list:
 
 def run(target_file: Path, target: Target, args: Any, suites: Path, started_clock: float, parse_s: float) -> int:
     """Audit ``target`` in-process (its manifests already read, in ``parse_s``); returns the contract exit status."""
+    return _run(target, args, suites, started_clock, parse_s)
+
+
+def _run(target: Target, args: Any, suites: Path, started_clock: float, parse_s: float) -> int:
     from nimwarden.report import RunRecord, finish_run
     from nimwarden.report.summary import new_run_dir, utc_now
 
@@ -165,10 +169,16 @@ def run(target_file: Path, target: Target, args: Any, suites: Path, started_cloc
     started = utc_now()
     switches = {"intrusive": False, "under_load": False, "perf_update_baseline": False}
 
-    def reason_of(control, params):
+    reasons: dict = {}
+
+    def reason_of(control, params):  # asked once per case (and once more for a suite read from its source)
+        dep = params.get("deployment")
         others = {k: v for k, v in params.items() if k != "deployment"}
-        return families.not_applicable_reason(control.family, control.id,
-                                              families.Applicability(target, params.get("deployment"), others, switches))
+        key = (control.id, dep.name if dep is not None else None, repr(sorted(others.items())))
+        if key not in reasons:
+            reasons[key] = families.not_applicable_reason(control.family, control.id,
+                                                          families.Applicability(target, dep, others, switches))
+        return reasons[key]
 
     cases = _suite_cases(suites, target, reason_of)
     t_judge = time.perf_counter()
@@ -182,6 +192,8 @@ def run(target_file: Path, target: Target, args: Any, suites: Path, started_cloc
         return made[key]
 
     results, collected = [], []
+    signatures: dict = {}
+    secrets_known = redact.generation()  # make_result redacts each result; unchanged at the end: no second pass
     for nodeid, fn, control, params in cases:
         collected.append(nodeid)
         t0 = time.perf_counter()
@@ -194,7 +206,9 @@ def run(target_file: Path, target: Target, args: Any, suites: Path, started_cloc
             verdict(not_applicable(reason))
         else:
             fixtures = {"target": target, "deployment": deployment, "verdict": verdict, "probes": probes, "run_switches": switches}
-            wanted = inspect.signature(fn).parameters
+            wanted = signatures.get(fn)
+            if wanted is None:
+                wanted = signatures[fn] = inspect.signature(fn).parameters
             kwargs = {k: v for k, v in {**fixtures, **others}.items() if k in wanted}
             try:
                 fn(**kwargs)
@@ -216,23 +230,14 @@ def run(target_file: Path, target: Target, args: Any, suites: Path, started_cloc
                        data=families.data_stamps(target))
     timings = {"runner": "in-process (no probes to run)", "startup_s": round(t_judge - started_clock - parse_s, 3),
                "parse_s": round(parse_s, 3), "judge_s": round(t_reports - t_judge, 3)}
-    status, lines = finish_run(record, results, timings=timings, extra_writers=(_write_junit_and_allure,))
+    redacted_at = secrets_known if redact.generation() == secrets_known else None
+    status, lines = finish_run(record, results, timings=timings, extra_writers=(_write_junit_and_allure,), redacted_at=redacted_at,
+                               spread=True)
     print(f"{len(results)} controls judged in-process: " + ", ".join(f"{n} {s}" for s, n in sorted(_totals(results).items())))
     for line in lines:
         print(line)
-    t = summary_timings(record)
-    if t:
-        print("timings: " + ", ".join(f"{k} {v} s" for k, v in t.items() if k.endswith("_s")))
+    print("timings: " + ", ".join(f"{k} {v} s" for k, v in timings.items() if k.endswith("_s")))
     return status
-
-
-def summary_timings(record: Any) -> dict:
-    import json
-
-    try:
-        return json.loads((record.run_dir / "summary.json").read_text(encoding="utf-8")).get("timings") or {}
-    except (OSError, ValueError):
-        return {}
 
 
 def _totals(results: list[dict]) -> dict[str, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from nimwarden.families.network_policy import judge
-from nimwarden.families.network_policy.inventory import inventory_attempt, requirements_for
+from nimwarden.families.network_policy.inventory import judged, requirements_for
 from nimwarden.families.network_policy.live import live_attempt
 
 
@@ -23,30 +23,30 @@ def _scope(deployment) -> str:
 @pytest.mark.control("NETPOL-DEFAULTDENY-001")
 def test_default_deny_covers_the_namespace(target, deployment, verdict):
     ns = deployment.kubernetes.namespace
-    verdict(judge.judge_default_deny(inventory_attempt(target), requirements_for(target), [ns] if ns else None), subject=_scope(deployment))
+    verdict(judged(target, deployment, judge.judge_default_deny, requirements_for(target), [ns] if ns else None), subject=_scope(deployment))
 
 
 @pytest.mark.control("NETPOL-NIMAPI-001")
 def test_api_port_only_from_gateway(target, deployment, verdict):
     ref = deployment.kubernetes
-    verdict(judge.judge_api_sources(inventory_attempt(target), requirements_for(target), ref.namespace, ref.selector), subject=_scope(deployment))
+    verdict(judged(target, deployment, judge.judge_api_sources, requirements_for(target), ref.namespace, ref.selector), subject=_scope(deployment))
 
 
 @pytest.mark.control("NETPOL-EGRESS-001")
 def test_egress_only_https_and_dns(target, deployment, verdict):
     ref = deployment.kubernetes
-    verdict(judge.judge_egress(inventory_attempt(target), requirements_for(target), ref.namespace, ref.selector), subject=_scope(deployment))
+    verdict(judged(target, deployment, judge.judge_egress, requirements_for(target), ref.namespace, ref.selector), subject=_scope(deployment))
 
 
 @pytest.mark.control("NETPOL-METRICS-001")
 def test_metrics_only_from_monitoring(target, deployment, verdict):
     ref = deployment.kubernetes
-    verdict(judge.judge_metrics_sources(inventory_attempt(target), requirements_for(target), ref.namespace, ref.selector), subject=_scope(deployment))
+    verdict(judged(target, deployment, judge.judge_metrics_sources, requirements_for(target), ref.namespace, ref.selector), subject=_scope(deployment))
 
 
 @pytest.mark.control("NETPOL-DB-001")
 def test_databases_only_from_owners(target, verdict):
-    verdict(judge.judge_databases(inventory_attempt(target), requirements_for(target)))
+    verdict(judged(target, None, judge.judge_databases, requirements_for(target)))
 
 
 @pytest.mark.control("NETPOL-ENFORCED-001")

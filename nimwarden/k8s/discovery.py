@@ -45,7 +45,7 @@ from nimwarden.k8s.ways_in import (
     restricted_header,
     way_of,
 )
-from nimwarden.k8s.workloads import PodTemplate, pod_templates
+from nimwarden.k8s.workloads import PodTemplate
 
 CONTROLLERS = ("Deployment", "StatefulSet", "DaemonSet")
 KSERVE_LABEL = "serving.kserve.io/inferenceservice"
@@ -79,6 +79,8 @@ class Found:
     restricted_header: str | None = None  # the header --http-restricted-api names (never its value)
     grpc_tls: bool = False
     notes: list[str] = field(default_factory=list)
+    unit: str | None = None  # the apply unit (folder or file) it was found in, when the manifests are several units
+    unit_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -281,17 +283,15 @@ def _profile_name(raw: str) -> str:
     return name if name and name[0].isalnum() else f"d-{name}".strip("-")
 
 
-def discover(state: ClusterState, namespaces: Sequence[str] = ()) -> Discovery:
-    """Every Triton / NIM / NeMo deployment in ``state`` (limited to ``namespaces`` when given), one per workload."""
-    wanted = set(namespaces)
-    templates = [t for t in pod_templates(state) if not wanted or t.owner.namespace in wanted]
+def _found_in(state: ClusterState, templates: list[PodTemplate], wanted: set[str], mine: Any) -> list[Found]:
+    """Every Triton / NIM / NeMo deployment of ``state`` whose object ``mine`` accepts, one per workload."""
     isvcs = {(o.namespace, o.name) for o in state.of_kind("InferenceService")}
     found: list[Found] = []
     for obj in state.of_kind("NIMService"):
-        if not wanted or obj.namespace in wanted:
+        if mine(obj) and (not wanted or obj.namespace in wanted):
             found.append(_nimservice_found(state, obj, templates))
     for obj in state.of_kind("InferenceService"):
-        if not wanted or obj.namespace in wanted:
+        if mine(obj) and (not wanted or obj.namespace in wanted):
             f = _isvc_found(state, obj, templates)
             if f is not None:
                 found.append(f)
@@ -306,9 +306,49 @@ def discover(state: ClusterState, namespaces: Sequence[str] = ()) -> Discovery:
         f = _controller_found(state, tpl)
         if f is not None:
             found.append(f)
-    found += _nemo(state, templates)
-    found.sort(key=lambda f: (f.namespace, f.name, f.ref))
-    names = [_profile_name(f.name) for f in found]
+    found += [f for f in _nemo(state, templates) if (obj := state.by_ref(f.ref)) is None or mine(obj)]
+    return found
+
+
+def _unit_names(labels: Sequence[str]) -> dict[str, str]:
+    """A short name per apply unit for deployment names: its path below the units' common folder."""
+    parts = [label.split("/") for label in labels]
+    common = 0
+    while parts and all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+        common += 1
+    return {label: "/".join(p[common:]).removesuffix(".yaml").removesuffix(".yml").removesuffix(".json")
+            for label, p in zip(labels, parts)}
+
+
+def discover(state: ClusterState, namespaces: Sequence[str] = ()) -> Discovery:
+    """Every Triton / NIM / NeMo deployment in ``state`` (limited to ``namespaces`` when given), one per workload
+    — per workload and apply unit, when the manifests are several units (variants side by side)."""
+    from nimwarden.k8s.source import templates_of
+
+    wanted = set(namespaces)
+    templates = [t for t in templates_of(state) if not wanted or t.owner.namespace in wanted]
+    if not state.units:
+        found = _found_in(state, templates, wanted, lambda o: True)
+    else:
+        found = []
+        for unit in state.units:
+            label = unit.label
+            here = _found_in(state.view(label), [t for t in templates if t.owner.unit == label], wanted,
+                             lambda o, label=label: o.unit == label)
+            for f in here:
+                f.unit, f.unit_label = unit.path, label
+            found += here
+    found.sort(key=lambda f: (f.namespace, f.name, f.unit_label, f.ref))
+    groups: dict[str, list[Found]] = {}
+    for f in found:
+        f.name = _profile_name(f.name)
+        groups.setdefault(f.name, []).append(f)
+    for same in groups.values():  # the same workload in several apply units: one deployment each, named after its unit
+        if len(same) > 1 and all(f.unit_label for f in same) and len({f.unit_label for f in same}) == len(same):
+            short = _unit_names([f.unit_label for f in same])
+            for f in same:
+                f.name = _profile_name(f"{f.name}-{short[f.unit_label]}")
+    names = [f.name for f in found]
     for f, name in zip(found, names):
         f.name = name if names.count(name) == 1 else _profile_name(f"{f.namespace}-{name}")
     seen: dict[str, int] = {}

@@ -20,7 +20,14 @@ def _selects(service: K8sObject, tpl: PodTemplate) -> bool:
 
 
 def workload_services(state: ClusterState, templates: Sequence[PodTemplate]) -> list[K8sObject]:
-    return [s for s in state.of_kind("Service") if any(_selects(s, t) for t in templates)]
+    """The Services whose selector matches one of the templates' pods (a Service selects in its own
+    namespace only: the Services of the templates' namespaces are the only candidates)."""
+    return [s for s in _in_namespaces(state, "Service", templates) if any(_selects(s, t) for t in templates)]
+
+
+def _in_namespaces(state: ClusterState, kind: str, templates: Sequence[PodTemplate]) -> list[K8sObject]:
+    """The objects of a kind in the templates' namespaces, in the state's order (never a scan of every one)."""
+    return state.in_namespaces(kind, (t.owner.namespace for t in templates))
 
 
 def nimservice_ingresses(templates: Sequence[PodTemplate]) -> list[K8sObject]:
@@ -44,7 +51,8 @@ def nimservice_ingresses(templates: Sequence[PodTemplate]) -> list[K8sObject]:
                 spec["tls"] = [{"hosts": [host] if host else [], "secretName": router["ingress"]["tlsSecretName"]}]
         if spec is not None:
             body = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name, "namespace": tpl.owner.namespace}, "spec": spec}
-            out.append(K8sObject("Ingress", body["apiVersion"], tpl.owner.namespace, name, body, f"{tpl.ref} spec.expose"))
+            out.append(K8sObject("Ingress", body["apiVersion"], tpl.owner.namespace, name, body, f"{tpl.ref} spec.expose",
+                                 unit=tpl.owner.unit, twin=tpl.owner.twin))
     return out
 
 
@@ -58,19 +66,20 @@ class _Backends:
         # the operator names a NIMService's Service after the NIMService
         self.names |= {(t.owner.namespace, t.owner.name) for t in templates if t.owner.kind == "NIMService"}
         self.namespaces = {t.owner.namespace for t in templates}
-        self.existing = {(s.namespace, s.name) for s in state.of_kind("Service")}
+        self.state = state
 
     def __contains__(self, key: tuple) -> bool:
         ns, name = key
-        return key in self.names or bool(name and ns in self.namespaces and key not in self.existing)
+        return key in self.names or bool(name and ns in self.namespaces and self.state.get("Service", ns, name) is None)
 
 
 def routes(state: ClusterState, templates: Sequence[PodTemplate]) -> list[tuple[K8sObject, list[tuple[int, int, dict]]]]:
     """Ingresses/HTTPRoutes/Routes/IngressRoutes whose backends are the workloads' Services (or Services
     the state does not hold, in a workload's namespace), with the matching rule/path indexes."""
     names = _Backends(state, templates)
+    # an Ingress, HTTPRoute or Route reaches Services of its own namespace: only the templates' namespaces hold candidates
     out = []
-    for ing in state.of_kind("Ingress") + nimservice_ingresses(templates):
+    for ing in _in_namespaces(state, "Ingress", templates) + nimservice_ingresses(templates):
         hits = []
         default = ((ing.spec.get("defaultBackend") or {}).get("service") or {}).get("name")
         if (ing.namespace, default) in names:
@@ -81,7 +90,7 @@ def routes(state: ClusterState, templates: Sequence[PodTemplate]) -> list[tuple[
                     hits.append((r, p, path))
         if hits:
             out.append((ing, hits))
-    for route in state.of_kind("HTTPRoute"):
+    for route in _in_namespaces(state, "HTTPRoute", templates):
         hits = []
         for r, rule in enumerate(route.spec.get("rules") or ()):
             if any((route.namespace, b.get("name")) in names for b in rule.get("backendRefs") or ()):
@@ -90,7 +99,7 @@ def routes(state: ClusterState, templates: Sequence[PodTemplate]) -> list[tuple[
                     hits.append((r, m, {"path": (match.get("path") or {}).get("value", "/"), "pathType": (match.get("path") or {}).get("type", "PathPrefix")}))
         if hits:
             out.append((route, hits))
-    for route in state.of_kind("Route"):
+    for route in _in_namespaces(state, "Route", templates):
         if (route.namespace, (route.spec.get("to") or {}).get("name")) in names:
             out.append((route, [(0, 0, {"path": route.spec.get("path") or "/", "pathType": "Prefix"})]))
     for route in state.of_kind("IngressRoute"):

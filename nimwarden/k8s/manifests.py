@@ -9,21 +9,34 @@ Namespaces are what ``helm install -n NS`` / ``kubectl apply -n NS`` would give:
 ``metadata.namespace`` gets the namespace of its path entry, else the profile's
 ``kubernetes.default_namespace``, else ``default``. Each object keeps its YAML node, so a finding's
 field path can be turned into a line of the file (:func:`nimwarden.k8s.model.K8sObject.line_of`).
-Two objects with the same kind, namespace and name from different documents are one error naming
-both places (the API server would keep only the last one applied).
+
+Apply units: a tree is read as what a user applies. While no two files define the same object
+(kind, namespace, name), everything read is one unit, resolved together. A repository that keeps
+alternatives side by side (NVIDIA's operator samples: ``nemo/25.04`` and ``nemo/25.06`` copies,
+``llm.yaml`` and ``multi-llm.yaml`` both defining one NIMService; a GitOps repository with a folder
+per environment) is split where it clashes (:func:`nimwarden.k8s.units.split_units`): each clash-free folder subtree is one
+unit, and files of one folder that clash with each other are alternatives, a unit each. The same
+object in two units is two objects, each judged, its ref naming its unit
+(``NIMService/nim/llm@nim/serving/basic/llm.yaml``). The same object twice in one file is one error
+naming both documents (the API server would keep only the last one applied).
 """
 
 from __future__ import annotations
 
+import gc
+import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from nimwarden.errors import ConfigError
-from nimwarden.k8s.model import ClusterState, K8sObject, make_object
+from nimwarden.k8s import yaml_nodes
+from nimwarden.k8s.model import ClusterState, K8sObject, Unit, make_object
+from nimwarden.k8s.units import split_units
 
 SUFFIXES = (".yaml", ".yml", ".json")
 # libyaml's loader when PyYAML was built with it: same safe semantics, ~10x faster on large renders.
@@ -193,7 +206,7 @@ def _parse(text: str, file: Path) -> tuple[list[Any], list[Any]]:
     """(documents, their nodes), in one pass of the (C) parser."""
     docs: list[Any] = []
     nodes: list[Any] = []
-    loader = SAFE_LOADER(text)
+    loader = yaml_nodes.Loader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -201,7 +214,7 @@ def _parse(text: str, file: Path) -> tuple[list[Any], list[Any]]:
             if dup:
                 raise ConfigError(file, f"document {len(docs)}", f"{dup}: two objects run together? (a '---' separator missing or glued to a key)")
             nodes.append(node)
-            docs.append(loader.construct_document(node))
+            docs.append(yaml_nodes.construct(loader, node))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
@@ -237,29 +250,74 @@ def load_file(file: Path, default_namespace: str = "default") -> list[K8sObject]
     return objects_from_documents(docs, file, default_namespace, nodes)
 
 
-def _duplicates(objects: list[K8sObject]) -> None:
+def _twice_in_one_file(objects: list[K8sObject]) -> None:
+    """The same object twice in one file: the API server would keep only the last one applied."""
     seen: dict[tuple, K8sObject] = {}
     for obj in objects:
-        key = (obj.kind, obj.namespace, obj.name)
-        first = seen.get(key)
+        first = seen.get(obj.key)
         if first is not None:
             raise ConfigError(obj.origin.split("#")[0], "", f"{obj.ref} is defined twice: in {first.origin} and in {obj.origin} "
-                                                           "(the API server keeps only the last one applied); keep one, or audit them "
-                                                           "as separate targets")
-        seen[key] = obj
+                                                           "(the API server keeps only the last one applied); keep one")
+        seen[obj.key] = obj
+
+
+def _label(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix() or path.name
+    except ValueError:
+        return path.as_posix()
 
 
 def load_manifests(paths: Iterable[Any], default_namespace: str | None = None) -> ClusterState:
     """Read manifests into a ClusterState; any unreadable document is a ConfigError naming file and index.
 
     ``paths`` holds paths, or ``(path, namespace)`` pairs (the namespace ``-n`` would give the
-    objects of that path that carry none); ``default_namespace`` serves the others."""
-    entries = _entries(paths)
-    files = manifest_files(entries)
-    if not files:
+    objects of that path that carry none); ``default_namespace`` serves the others.
+
+    A tree whose files define the same object more than once is read as several apply units
+    (:func:`~nimwarden.k8s.units.split_units`): each object keeps its unit, the same object in two units is two objects (its ref
+    names its unit), and each unit sees its own objects first (:meth:`ClusterState.view`)."""
+    # The cyclic GC would walk every YAML node kept so far, again and again, while thousands more are made
+    # (a third of the parse of a large tree); nodes hold no cycles, so it waits until the tree is read.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(_entries(paths), default_namespace)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _load(entries: list[tuple[Path, str | None]], default_namespace: str | None) -> ClusterState:
+    per_entry: list[tuple[Path, list[Path]]] = []
+    namespace_of: dict[Path, str | None] = {}
+    for path, namespace in entries:
+        found = manifest_files([(path, namespace)])
+        per_entry.append((path, [f for f, _ in found]))
+        for f, ns in found:
+            namespace_of.setdefault(f, ns)
+    if not namespace_of:
         raise ConfigError(", ".join(str(p) for p, _ in entries) or "(none)", "", "no manifest files found")
-    objects: list[K8sObject] = []
-    for file, namespace in files:
-        objects.extend(load_file(file, namespace or default_namespace or "default"))
-    _duplicates(objects)
-    return ClusterState("manifests: " + ", ".join(str(p) for p, _ in entries), tuple(objects))
+    by_file: dict[Path, list[K8sObject]] = {}
+    for file, namespace in namespace_of.items():
+        objects = load_file(file, namespace or default_namespace or "default")
+        _twice_in_one_file(objects)
+        by_file[file] = objects
+    keys = {f: frozenset(o.key for o in objs) for f, objs in by_file.items()}
+    source = "manifests: " + ", ".join(str(p) for p, _ in entries)
+    units = split_units([(p, [f for f in files if f in by_file]) for p, files in per_entry], keys)
+    if len(units) == 1:
+        return ClusterState(source, tuple(o for f in units[0][1] for o in by_file[f]))
+    root = Path(os.path.commonpath([str(p.parent) for p, _ in entries]))
+    labels = {path: _label(path, root) for path, _, _ in units}
+    infos, objects = [], []
+    homes: dict[tuple, set[str]] = {}
+    for path, files, enclosing in units:
+        label = labels[path]
+        infos.append(Unit(label, str(path), tuple(labels[e] for e in enclosing)))
+        for f in files:
+            for o in by_file[f]:
+                homes.setdefault(o.key, set()).add(label)
+                objects.append((label, o))
+    placed = tuple(replace(o, unit=label, twin=len(homes[o.key]) > 1) for label, o in objects)
+    return ClusterState(source, placed, units=tuple(infos))

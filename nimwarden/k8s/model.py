@@ -38,11 +38,20 @@ class K8sObject:
     # the CR fields that produced them (``spec.type`` → ``spec.expose.service.type``), rendered_from names the CR.
     field_map: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     rendered_from: str | None = None
+    unit: str = ""  # the apply unit it was read in (manifests: a folder or file of the tree); "" with one unit
+    twin: bool = False  # another apply unit holds the same kind/namespace/name: the ref names the unit
 
     @property
     def ref(self) -> str:
-        """``Deployment/ns/name`` (namespaced) or ``ClusterRole/name``."""
-        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+        """``Deployment/ns/name`` (namespaced) or ``ClusterRole/name``; ``Deployment/ns/name@envs/prod``
+        when another apply unit holds the same object."""
+        ref = f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+        return f"{ref}@{self.unit}" if self.twin else ref
+
+    @property
+    def key(self) -> tuple[str, str | None, str]:
+        """What the API server keys it by: (kind, namespace, name)."""
+        return (self.kind, self.namespace or None, self.name)
 
     @property
     def metadata(self) -> Mapping[str, Any]:
@@ -131,12 +140,25 @@ RENDERERS: list[Callable[[Callable[..., Any]], list[K8sObject]]] = []
 
 
 @dataclass(frozen=True)
+class Unit:
+    """One apply unit of a manifest tree: what one ``kubectl apply -f`` of it applies (see
+    :mod:`nimwarden.k8s.manifests`). ``enclosing``: the units whose objects it also sees (the files
+    beside it when it is one of several alternative files, and the folders above it), nearest first."""
+
+    label: str  # its path relative to the tree's root: "envs/prod", "nim/serving/basic/llm.yaml"
+    path: str  # its folder or file
+    enclosing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ClusterState:
     source: str  # e.g. "manifests: lab/manifests/hardened" or "live: context kind-nim"
     objects: tuple[K8sObject, ...]
     denied: Mapping[str, str] = field(default_factory=dict)  # kind -> missing permission
     absent: tuple[str, ...] = ()  # kinds the cluster does not serve (CRD not installed)
-    _index: dict = field(default_factory=dict, compare=False, repr=False)
+    units: tuple[Unit, ...] = ()  # apply units (manifest trees read as several); () = one
+    _index: dict = field(default_factory=dict, compare=False, repr=False, init=False)
+    _memo: dict = field(default_factory=dict, compare=False, repr=False, init=False)
 
     def __post_init__(self) -> None:
         for obj in self.objects:
@@ -146,8 +168,11 @@ class ClusterState:
                 self._add(obj)
 
     def _add(self, obj: K8sObject) -> None:
-        self._index.setdefault(obj.kind, []).append(obj)
-        self._index.setdefault(("ref", obj.ref), obj)
+        index = self._index
+        index.setdefault(obj.kind, []).append(obj)
+        index.setdefault((obj.kind, obj.namespace or None), []).append(obj)
+        index.setdefault(("ref", obj.ref), obj)
+        index.setdefault(("key",) + obj.key, obj)
 
     def _lookup(self, kind: str, namespace: str | None = None, name: str | None = None):
         return self.of_kind(kind) if name is None else self.get(kind, namespace, name)
@@ -157,14 +182,66 @@ class ClusterState:
         return self._index.get(("ref", ref))
 
     def of_kind(self, kind: str, namespace: str | None = None) -> list[K8sObject]:
-        objs = self._index.get(kind, [])
-        return [o for o in objs if namespace is None or o.namespace == namespace]
+        """Every object of a kind (in one namespace when given); indexed, never a scan of the state."""
+        return list(self._index.get(kind if namespace is None else (kind, namespace), ()))
+
+    def in_namespaces(self, kind: str, namespaces: Iterable[str | None]) -> list[K8sObject]:
+        """The objects of a kind in these namespaces, in the state's order: an index lookup per namespace."""
+        spaces = list(dict.fromkeys(namespaces))
+        if len(spaces) == 1:
+            return self.of_kind(kind, spaces[0])
+        found = [o for ns in spaces for o in self._index.get((kind, ns), ())]
+        if len(spaces) > 1:
+            position = self.memo("positions", lambda: {id(o): i for i, o in enumerate(self.objects)})
+            found.sort(key=lambda o: position.get(id(o), 0))
+        return found
 
     def get(self, kind: str, namespace: str | None, name: str) -> K8sObject | None:
-        for o in self._index.get(kind, []):
-            if o.name == name and (o.namespace or None) == (namespace or None):
-                return o
-        return None
+        return self._index.get(("key", kind, namespace or None, name))
+
+    def memo(self, key: Any, make: Any) -> Any:
+        """``make()`` once per state and key: what every control of a run derives alike (pod templates,
+        the network-policy inventory, unit views) is derived once, not once per control and deployment."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = make()
+            return value
+
+    def view(self, unit: str) -> ClusterState:
+        """What one apply unit sees: its own objects, then those of its enclosing units, then the shared
+        cluster-scoped objects (those only one unit of the tree defines), each key once, nearest first.
+        A state of one unit is its own view."""
+        if not self.units:
+            return self
+        return self.memo(("view", unit), lambda: self._view(unit))
+
+    def _view(self, unit: str) -> ClusterState:
+        by_unit = self.memo("by-unit", self._by_unit)
+        info = {u.label: u for u in self.units}.get(unit)
+        layers = [by_unit.get(unit, ())] + [by_unit.get(e, ()) for e in (info.enclosing if info else ())]
+        layers.append(self.memo("shared", self._shared))
+        seen: set = set()
+        objects = []
+        for layer in layers:
+            for o in layer:
+                if o.key not in seen:
+                    seen.add(o.key)
+                    objects.append(o)
+        return ClusterState(f"{self.source} (apply unit {unit})", tuple(objects), self.denied, self.absent)
+
+    def _by_unit(self) -> dict[str, list[K8sObject]]:
+        out: dict[str, list[K8sObject]] = {}
+        for o in self.objects:
+            out.setdefault(o.unit, []).append(o)
+        return out
+
+    def _shared(self) -> list[K8sObject]:
+        """Cluster-scoped objects that only one unit defines: every unit sees them (a tree's CRDs, ClusterRoles)."""
+        return [o for o in self.objects if o.namespace is None and not o.twin]
+
+    def unit_of(self, label: str) -> Unit | None:
+        return next((u for u in self.units if u.label == label), None)
 
     def unreadable(self, *kinds: str) -> str | None:
         """Why one of these kinds could not be read (a denied permission), or None when all were."""

@@ -144,7 +144,8 @@ def _deployment(f: Found, plan: Planned, position: str) -> tuple[list[str], list
         out.append(f"    exposure: [{', '.join(exposure)}]   # DECIDE: {why}; anything else reachable is a finding")
         decide.append(f"exposure [{', '.join(exposure)}]: is that what may be reachable from the probe position?")
     sel = ", ".join(f"{_q(k)}: {_q(v)}" for k, v in sorted(f.selector.items()))
-    out.append(f"    kubernetes: {{namespace: {_q(f.namespace)}, selector: {{{sel}}}}}")
+    unit = f", unit: {_q(f.unit)}" if f.unit else ""  # one of several apply units of the manifests: only its workloads
+    out.append(f"    kubernetes: {{namespace: {_q(f.namespace)}, selector: {{{sel}}}{unit}}}")
     creds = []
     if f.kind == "triton" and plan.endpoints:
         header = f.restricted_header or "admin-key"

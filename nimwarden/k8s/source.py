@@ -27,6 +27,7 @@ from nimwarden.errors import ConfigError
 from nimwarden.k8s.model import ClusterState, K8sObject
 from nimwarden.k8s.nemo import NEMO_CR_KINDS
 from nimwarden.k8s.resources import JUDGED_KINDS
+from nimwarden.k8s.units import merge_units
 from nimwarden.k8s.workloads import WORKLOAD_KINDS, PodTemplate, pod_templates, select
 from nimwarden.outcome import Attempt, Outcome, errored, incomplete, not_applicable
 
@@ -36,15 +37,64 @@ _lock = threading.Lock()
 
 @dataclass(frozen=True)
 class Workloads:
-    state: ClusterState
+    state: ClusterState  # what the workloads' apply unit sees (the whole state when it is one unit)
     templates: tuple[PodTemplate, ...]
     namespace: str | None
     hooks: tuple[PodTemplate, ...] = ()  # Helm hook objects the selector matches: judged apart
+    units: tuple[str, ...] = ()  # the apply units the workloads lie in, when the source is several
 
     @property
     def subject(self) -> str:
         """One object: the first workload (every object judged is in the evidence, ``objects``)."""
         return self.templates[0].ref
+
+    def per_unit(self, whole: ClusterState) -> list[tuple[str, Workloads]]:
+        """The workloads of each apply unit, each with what that unit sees (``whole``: the state read)."""
+        return [(u, Workloads(whole.view(u), tuple(t for t in self.templates if t.owner.unit == u), self.namespace,
+                              tuple(t for t in self.hooks if t.owner.unit == u), (u,))) for u in self.units]
+
+
+def templates_of(state: ClusterState) -> list[PodTemplate]:
+    """Every pod template of the state, derived once per state; in a state of several apply units each
+    unit's workloads are derived from what that unit sees (its operator resources, runtimes, owners)."""
+    def make() -> list[PodTemplate]:
+        if not state.units:
+            return pod_templates(state)
+        out: list[PodTemplate] = []
+        for unit in state.units:
+            out.extend(t for t in pod_templates(state.view(unit.label)) if t.owner.unit == unit.label)
+        return out
+    return state.memo("templates", make)
+
+
+def _selected(state: ClusterState, namespace: str | None, selector: Mapping[str, str]) -> list[PodTemplate]:
+    """``select`` through an index of the templates by namespace and label: no scan of every workload
+    per deployment."""
+    index = state.memo("templates-by-label", lambda: _label_index(templates_of(state)))
+    candidates = [index.get(("ns", namespace), ()) if namespace is not None else templates_of(state)]
+    candidates += [index.get((k, v), ()) for k, v in selector.items()]
+    smallest = min(candidates, key=len)
+    return select(list(smallest), namespace, selector)
+
+
+def _label_index(templates: list[PodTemplate]) -> dict:
+    index: dict = {}
+    for t in templates:
+        index.setdefault(("ns", t.owner.namespace), []).append(t)
+        for k, v in t.labels.items():
+            index.setdefault((k, v), []).append(t)
+    return index
+
+
+def _within(file: str | None, unit: Any) -> bool:
+    if unit is None:
+        return True
+    if not file:
+        return False
+    from pathlib import Path
+
+    f, u = Path(file).resolve(), Path(unit).resolve()
+    return f == u or u in f.parents
 
 
 def _entries(source: Any) -> tuple:
@@ -127,12 +177,12 @@ def nearest(templates: list[PodTemplate], namespace: str | None, selector: Mappi
 
 
 def no_workloads(namespace: str | None, selector: Mapping[str, str], state: ClusterState,
-                 templates: list[PodTemplate] | None = None) -> Outcome:
+                 templates: list[PodTemplate] | None = None, unit: str = "") -> Outcome:
     """An error: the deployment's selector matches no workload, so nothing of it can be judged. Names
     the nearest workload found (or, with none, what the source does hold)."""
     sel = _labels(selector) or "(any)"
-    where = f"no workload matched selector {sel} in namespace {namespace or '(all)'}"
-    everything = templates if templates is not None else pod_templates(state)
+    where = f"no workload matched selector {sel} in namespace {namespace or '(all)'}{unit}"
+    everything = templates if templates is not None else templates_of(state)
     best = nearest(everything, namespace, selector)
     if best is not None:
         hook = f", a Helm {best.hook} hook" if best.hook else ""
@@ -168,18 +218,29 @@ def for_deployment(target: Any, deployment: Any) -> Workloads | Outcome:
     if bad:
         return errored(f"cannot read the cluster state: {read.error}", **read.evidence())
     state = read.observation
-    matched = select(pod_templates(state, ref.namespace), ref.namespace, ref.selector)
+    unit = getattr(ref, "unit", None)
+    key = ("workloads", ref.namespace, tuple(sorted(ref.selector.items())), str(unit) if unit else None)
+    return state.memo(key, lambda: _workloads(state, ref.namespace, ref.selector, unit))
+
+
+def _workloads(state: ClusterState, namespace: str | None, selector: Mapping[str, str], unit: Any) -> Workloads | Outcome:
+    matched = [t for t in _selected(state, namespace, selector) if _within(t.owner.file, unit)]
     templates = [t for t in matched if not t.hook]
+    where = f" in {unit}" if unit else ""
     if not templates:
         blocked = state.unreadable("Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "NIMService", *NEMO_CR_KINDS)
         if blocked:
             return errored(f"no workloads found, and some could not be read: {blocked}", source=state.source)
         if matched:
-            return errored(f"only Helm hook objects match selector {_labels(ref.selector) or '(any)'} in namespace "
-                           f"{ref.namespace or '(all)'} ({', '.join(f'{t.ref} ({t.hook})' for t in matched)}); "
+            return errored(f"only Helm hook objects match selector {_labels(selector) or '(any)'} in namespace "
+                           f"{namespace or '(all)'}{where} ({', '.join(f'{t.ref} ({t.hook})' for t in matched)}); "
                            "they are not the release's workload", source=state.source)
-        return no_workloads(ref.namespace, ref.selector, state)
-    return Workloads(state, tuple(templates), ref.namespace, tuple(t for t in matched if t.hook))
+        everything = [t for t in templates_of(state) if _within(t.owner.file, unit)] if unit else None
+        return no_workloads(namespace, selector, state, everything, where)
+    hooks = tuple(t for t in matched if t.hook)
+    units = tuple(dict.fromkeys(t.owner.unit for t in templates)) if state.units else ()
+    seen = state.view(units[0]) if len(units) == 1 else state
+    return Workloads(seen, tuple(templates), namespace, hooks, units)
 
 
 def judge_workloads(target: Any, deployment: Any, judge: Callable[..., Outcome], *args: Any, state: bool = False,
@@ -190,6 +251,14 @@ def judge_workloads(target: Any, deployment: Any, judge: Callable[..., Outcome],
     w = for_deployment(target, deployment)
     if isinstance(w, Outcome):
         return w
+    if len(w.units) > 1:  # the same workload in several apply units (variants side by side): each judged in its own
+        return merge_units([(u, _judged(part, judge, args, state, subject)) for u, part in w.per_unit(w.state)])
+    out = _judged(w, judge, args, state, subject)
+    return merge_units([(w.units[0], out)]) if w.units else out
+
+
+def _judged(w: Workloads, judge: Callable[..., Outcome], args: tuple, state: bool,
+            subject: Callable[[Workloads], str] | None) -> Outcome:
     out = judge(w.state, w.templates, *args) if state else judge(w.templates, *args)
     if w.hooks and out.status.value in ("pass", "fail"):
         apart = judge(w.state, w.hooks, *args) if state else judge(w.hooks, *args)
@@ -207,23 +276,31 @@ def judge_workloads(target: Any, deployment: Any, judge: Callable[..., Outcome],
 def judge_target(target: Any, judge: Callable[..., Outcome], *args: Any) -> Outcome:
     """``judge(state, templates, *args)`` once for the whole target: the templates of every deployment
     (for a target-wide control that judges what lies outside them). Deployments whose workloads cannot
-    be read are left out; with none readable the first read's Outcome is returned."""
+    be read are left out; with none readable the first read's Outcome is returned. A source of several
+    apply units is judged unit by unit (each with the deployments' workloads in it) and merged."""
     if target.kubernetes.source == "none":
         return not_applicable("the target profile has no kubernetes source (kubernetes.source: none)")
     templates: list[PodTemplate] = []
-    state, first = None, None
+    seen: set[int] = set()
     for dep in target.deployments:
         w = for_deployment(target, dep)
         if isinstance(w, Outcome):
-            first = first or w
             continue
-        state = w.state
-        templates.extend(t for t in w.templates if t not in templates)
-    if state is None:
-        read = cluster_state(target.kubernetes, timeout_s=max(getattr(target.timeouts, "read_s", 5.0), 5.0))
-        if incomplete(read):
-            return errored(f"cannot read the cluster state: {read.error}", **read.evidence())
-        state = read.observation
+        for t in w.templates:
+            if id(t) not in seen:
+                seen.add(id(t))
+                templates.append(t)
+    read = cluster_state(target.kubernetes, timeout_s=max(getattr(target.timeouts, "read_s", 5.0), 5.0))
+    if incomplete(read):
+        return errored(f"cannot read the cluster state: {read.error}", **read.evidence())
+    whole = read.observation
+    if whole.units:
+        return merge_units([(u.label, _target_judged(whole.view(u.label), [t for t in templates if t.owner.unit == u.label], judge, args))
+                            for u in whole.units])
+    return _target_judged(whole, templates, judge, args)
+
+
+def _target_judged(state: ClusterState, templates: list[PodTemplate], judge: Callable[..., Outcome], args: tuple) -> Outcome:
     out = locate(judge(state, templates, *args), state, templates)
     if out.subject:
         return out
@@ -234,11 +311,21 @@ def judge_target(target: Any, judge: Callable[..., Outcome], *args: Any) -> Outc
 def _relative(file: str) -> str:
     import os
 
+    key = (os.getcwd(), file)
+    known = _relatives.get(key)
+    if known is not None:
+        return known
     try:
         rel = os.path.relpath(file)
     except ValueError:
         return file
-    return file if rel.startswith("..") else rel
+    out = file if rel.startswith("..") else rel
+    if len(_relatives) < 100_000:  # one file names many findings
+        _relatives[key] = out
+    return out
+
+
+_relatives: dict[tuple[str, str], str] = {}
 
 
 def locate(out: Outcome, state: ClusterState, templates=()) -> Outcome:
@@ -273,7 +360,27 @@ def judge_state(target: Any, judge: Callable[[ClusterState], Outcome]) -> Outcom
     read = cluster_state(target.kubernetes, timeout_s=max(getattr(target.timeouts, "read_s", 5.0), 5.0))
     if not read.completed:
         return errored(f"cannot read the cluster state: {read.error}", **read.evidence())
-    return judge(read.observation)
+    whole = read.observation
+    if whole.units:
+        return merge_units([(u.label, judge(whole.view(u.label))) for u in whole.units])
+    return judge(whole)
+
+
+def per_unit(target: Any, deployment: Any, judge: Callable[[str | None], Outcome]) -> Outcome:
+    """``judge(unit)`` for each apply unit the deployment's workloads lie in (every unit for a target-wide
+    control, ``deployment`` None), merged; ``judge(None)`` (the whole state) when the source is one unit.
+    For families that ask their own questions of a unit's view (the network-policy model)."""
+    if unavailable(target):
+        return judge(None)
+    read = cluster_state(target.kubernetes, timeout_s=max(getattr(target.timeouts, "read_s", 5.0), 5.0))
+    if not read.completed or not read.observation.units:
+        return judge(None)
+    if deployment is None:
+        return merge_units([(u.label, judge(u.label)) for u in read.observation.units])
+    w = for_deployment(target, deployment)
+    if isinstance(w, Outcome):
+        return w
+    return merge_units([(u, judge(u)) for u in w.units])
 
 
 def option(target: Any, name: str, default: Any) -> Any:

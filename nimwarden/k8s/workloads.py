@@ -225,7 +225,7 @@ def pipeline_services(obj: K8sObject) -> list[K8sObject]:
                 "spec": dict(entry.get("spec") or {})}
         node = _seq_item(_node_at(obj.node, ("spec", "services")), i)
         out.append(K8sObject("NIMService", obj.api_version, obj.namespace, str(entry["name"]), body,
-                             f"{obj.ref} spec.services[{i}]", obj.file, node))
+                             f"{obj.ref} spec.services[{i}]", obj.file, node, unit=obj.unit, twin=obj.twin))
     return out
 
 

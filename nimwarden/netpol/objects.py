@@ -154,6 +154,28 @@ class Inventory:
     pods: tuple[Pod, ...]
     policies: tuple[Policy, ...]
     skipped: tuple[str, ...] = field(default=())  # objects not modelled, with why (hostNetwork pods)
+    _index: dict = field(default_factory=dict, compare=False, repr=False, init=False)
+
+    def policies_in(self, namespace: str) -> tuple[Policy, ...]:
+        """The policies of one namespace, in order (a policy selects pods of its own namespace only): an
+        index built once, so a question about one pod is not a scan of every policy in the cluster."""
+        return self._by_namespace("policies", self.policies).get(namespace, ())
+
+    def pods_in(self, namespace: str) -> tuple[Pod, ...]:
+        return self._by_namespace("pods", self.pods).get(namespace, ())
+
+    def pod_namespaces(self) -> frozenset[str]:
+        if "pod-namespaces" not in self._index:
+            self._index["pod-namespaces"] = frozenset(p.namespace for p in self.pods)
+        return self._index["pod-namespaces"]
+
+    def _by_namespace(self, name: str, items: tuple) -> dict[str, tuple]:
+        if name not in self._index:
+            grouped: dict[str, list] = {}
+            for item in items:
+                grouped.setdefault(item.namespace, []).append(item)
+            self._index[name] = {ns: tuple(found) for ns, found in grouped.items()}
+        return self._index[name]
 
     def namespace(self, name: str) -> Namespace:
         # A pod's namespace always exists in a real cluster; a snapshot may

@@ -40,15 +40,22 @@ class RunRecord:
 
 
 def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str, Any] | None = None,
-               extra_writers: Sequence[Any] = ()) -> tuple[int, list[str]]:
+               extra_writers: Sequence[Any] = (), redacted_at: int | None = None, spread: bool = False) -> tuple[int, list[str]]:
     """Build summary.json and every artifact for a finished run; return the contract exit status
     and the closing lines to print. ``timings`` (start-up, parsing, judging) go into summary.json
     with the time the reports took; ``extra_writers(run_dir, summary)`` write what pytest's plugins
-    would (junit.xml, allure-results/) when the run had no pytest."""
+    would (junit.xml, allure-results/) when the run had no pytest; ``spread``: SARIF and OSCAL are
+    written by a process of their own too (a run without threads: the in-process runner). ``redacted_at``: every result was
+    redacted when the redactor knew that many secrets (:func:`nimwarden.redact.generation`); while it
+    still knows no more, the results are not redacted a second and a third time."""
     import time
 
     t0 = time.perf_counter()
+    from nimwarden import redact
     from nimwarden.waivers import apply_waivers
+
+    def fresh() -> bool:
+        return redacted_at is not None and redacted_at == redact.generation()
 
     finished = utc_now()
     results, waiver_findings = apply_waivers(results, run.waivers, dt.datetime.now(dt.timezone.utc).date())
@@ -64,6 +71,7 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str,
         options=list(run.options),
         waiver_findings=waiver_findings,
         data=run.data,
+        results_redacted=fresh(),
     )
     _attach_baseline(run, summary)
     inventory = kubernetes_inventory(run.target)
@@ -84,9 +92,13 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str,
         summary["timings"] = dict(timings)
     if run.run_dir is not None:
         # what pytest's plugins would have written (many small files): beside the other writers, done before summary.json
-        join = _beside(extra_writers, run.run_dir, summary)
-        write_all(run.run_dir, summary, run.reports_dir, started_clock=t0 if timings is not None else None, before_summary=join)
+        machine = (_write_sarif_and_oscal,) if spread else ()
+        join = _beside([*extra_writers, *machine], run.run_dir, summary)
+        write_all(run.run_dir, summary, run.reports_dir, started_clock=t0 if timings is not None else None, before_summary=join,
+                  results_redacted=fresh(), formats=() if spread else ("sarif", "oscal"))
         point_latest(run.reports_dir, run.run_dir)
+        if timings is not None:  # the caller prints them: reports_s is known now
+            timings.update(summary.get("timings") or {})
         lines.append(f"report: {run.run_dir / 'report.html'}")
     lines += baseline.explain(summary)
     lines += gating.explain(summary, run.fail_on).splitlines()
@@ -116,35 +128,41 @@ def _attach_baseline(run: RunRecord, summary: dict[str, Any]) -> None:
 
 
 def _beside(writers: Sequence[Any], run_dir: Path, summary: dict[str, Any]):
-    """Run ``writers(run_dir, summary)`` beside the main writers — in a forked process where there is
+    """Run ``writers(run_dir, summary)`` beside the main writers — in forked processes where there is
     fork (the caller has no threads then: the in-process runner), else in this one — and return the
-    join. A child that fails leaves its files to be written here, so nothing is ever missing."""
+    join. A writer may be a tuple of writers: each tuple is one process of its own. A child that fails
+    leaves its files to be written here, so nothing is ever missing."""
     import os
 
     if not writers:
         return None
-    pid = None
-    if hasattr(os, "fork"):
-        try:
-            pid = os.fork()
-        except OSError:
-            pid = None
-        if pid == 0:  # the child: write, and leave without running the parent's exit handlers
-            code = 0
+    groups = [tuple(w) if isinstance(w, tuple) else (w,) for w in writers]
+    children: list[tuple[int | None, tuple]] = []
+    for group in groups:
+        pid = None
+        if hasattr(os, "fork"):
             try:
-                for w in writers:
-                    w(run_dir, summary)
-            except BaseException:  # noqa: BLE001 - any failure: the parent writes them instead
-                code = 1
-            os._exit(code)
+                pid = os.fork()
+            except OSError:
+                pid = None
+            if pid == 0:  # the child: write, and leave without running the parent's exit handlers
+                code = 0
+                try:
+                    for w in group:
+                        w(run_dir, summary)
+                except BaseException:  # noqa: BLE001 - any failure: the parent writes them instead
+                    code = 1
+                os._exit(code)
+        children.append((pid, group))
 
     def join() -> None:
-        if pid:
-            _, status = os.waitpid(pid, 0)
-            if status == 0:
-                return
-        for w in writers:
-            w(run_dir, summary)
+        for pid, group in children:
+            if pid:
+                _, status = os.waitpid(pid, 0)
+                if status == 0:
+                    continue
+            for w in group:
+                w(run_dir, summary)
 
     return join
 
@@ -168,8 +186,17 @@ def kubernetes_inventory(target: Any) -> dict[str, Any] | None:
     return k8s.inventory(read.observation)
 
 
+def _write_sarif_and_oscal(run_dir: Path, summary: dict[str, Any]) -> None:
+    from nimwarden.report.oscal import write_oscal
+    from nimwarden.report.sarif import write_sarif
+
+    write_sarif(run_dir, summary)
+    write_oscal(run_dir, summary)
+
+
 def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None = None,
-              started_clock: float | None = None, before_summary: Any = None) -> list[Path]:
+              started_clock: float | None = None, before_summary: Any = None, results_redacted: bool = False,
+              formats: Sequence[str] = ("sarif", "oscal")) -> list[Path]:
     """report.html (with trend), the machine formats that exist, and summary.json last (with
     ``timings.reports_s`` measured from ``started_clock`` when given)."""
     import time
@@ -189,7 +216,7 @@ def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None =
     from nimwarden.report.html import write_html
 
     written.append(write_html(run_dir, summary, history))
-    for name in ("sarif", "oscal"):
+    for name in formats:  # the machine formats written here (not beside, by a process of their own)
         try:
             module = __import__(f"nimwarden.report.{name}", fromlist=["write"])
         except ImportError:
@@ -201,7 +228,7 @@ def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None =
         before_summary()
     if started_clock is not None and isinstance(summary.get("timings"), dict):
         summary["timings"]["reports_s"] = round(time.perf_counter() - started_clock, 3)
-    written.insert(0, write_summary(run_dir, summary))
+    written.insert(0, write_summary(run_dir, summary, results_redacted))
     return written
 
 

@@ -31,9 +31,18 @@ def _mask(m: re.Match) -> str:
 
 
 def normalize_subject(subject: str) -> str:
-    s = _RS_POD.sub("", str(subject))
-    s = _POD_REF.sub(r"\1", s)
-    return _PORT.sub(_mask, s)
+    subject = str(subject)
+    done = _normalized.get(subject)
+    if done is None:
+        s = _RS_POD.sub("", subject)
+        s = _POD_REF.sub(r"\1", s)
+        done = _PORT.sub(_mask, s)
+        if len(_normalized) < 100_000:
+            _normalized[subject] = done
+    return done
+
+
+_normalized: dict[str, str] = {}
 
 
 def finding_key(result: Mapping[str, Any]) -> tuple[str, str, str]:

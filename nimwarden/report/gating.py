@@ -27,6 +27,7 @@ or no result at all — is "could not evaluate" (exit 3), never compliant; its v
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,13 +130,44 @@ def family_verdicts(summary: Mapping[str, Any]) -> dict[tuple[str, str], str]:
     return {k: "evaluated" if v else "not evaluated" for k, v in seen.items()}
 
 
+_last: list = []  # (results, key, verdicts) of the latest call: the report asks for the same verdicts many times
+
+
 def deployment_verdicts(summary: Mapping[str, Any], fail_on: str | None = None) -> list[DeploymentVerdict]:
+    """Each deployment's verdict, derived once for the same results: the exit status, the closing lines and
+    every report ask for them. The same list of results (held here, so its identity cannot be reused) with
+    the same statuses, severities, deployments and controls under the same gate is the same verdicts."""
+    results = summary.get("results") or []
+    try:
+        content = tuple(map(_STATUS, results))  # in C: a fraction of what the verdicts cost
+    except (KeyError, TypeError):
+        content = tuple(map(_status, results))
+    key = (id(results), len(results), fail_on, content,
+           tuple((d.get("name"), d.get("expect"), tuple(d.get("must_fail") or ())) for d in summary.get("deployments") or []))
+    if _last and _last[0][0] is results and _last[0][1] == key:
+        return list(_last[0][2])
+    verdicts = _deployment_verdicts(summary, fail_on)
+    _last[:] = [(results, key, tuple(verdicts))]
+    return verdicts
+
+
+def _status(result: Mapping[str, Any]) -> Any:
+    get = result.get
+    return get("status"), get("severity"), get("deployment"), get("control")
+
+
+_STATUS = operator.itemgetter("status", "severity", "deployment", "control")
+
+
+def _deployment_verdicts(summary: Mapping[str, Any], fail_on: str | None = None) -> list[DeploymentVerdict]:
     verdicts = []
-    all_results = list(summary.get("results") or [])
+    by_deployment: dict[Any, list[Mapping[str, Any]]] = {}
+    for r in summary.get("results") or []:  # one pass: never every result once per deployment
+        by_deployment.setdefault(r.get("deployment"), []).append(r)
     for entry in _deployment_entries(summary):
         name = entry.get("name")
         expect = entry.get("expect", "compliant")
-        mine = [r for r in all_results if r.get("deployment") == name]
+        mine = by_deployment.get(name, [])
         counts = _counts(mine)
         errors = [r for r in mine if r.get("status") == "error" and at_or_above(r.get("severity"), fail_on)]
         if expect == "noncompliant":
@@ -195,10 +227,26 @@ def exit_status(summary: Mapping[str, Any], fail_on: str | None = None) -> int:
     return EXIT_OK
 
 
+EXPLAIN_UP_TO = 25  # deployments named one by one at the end of a run
+
+
 def explain(summary: Mapping[str, Any], fail_on: str | None = None) -> str:
-    """One line per deployment, for the end of a CI log."""
+    """One line per deployment, for the end of a CI log; with more than :data:`EXPLAIN_UP_TO` deployments (a
+    repository audit), the count per verdict and the deployments that missed their expectation, worst first."""
     lines = []
-    for v in deployment_verdicts(summary, fail_on):
+    verdicts = deployment_verdicts(summary, fail_on)
+    shown = verdicts
+    if len(verdicts) > EXPLAIN_UP_TO:
+        per: dict[str, int] = {}
+        for v in verdicts:
+            per[v.verdict] = per.get(v.verdict, 0) + 1
+        lines.append(f"{len(verdicts)} deployments: " + ", ".join(f"{n} {k}" for k, n in sorted(per.items(), key=lambda kv: -kv[1])))
+        missed = [v for v in verdicts if not v.met_expectation]
+        missed.sort(key=lambda v: (-v.counts.get("fail", 0), -v.counts.get("error", 0)))
+        shown = missed[:EXPLAIN_UP_TO]
+        if len(missed) > len(shown):
+            lines.append(f"{len(missed)} missed their expectation; the {len(shown)} with most failures (all of them: report.html, summary.json):")
+    for v in shown:
         detail = ", ".join(f"{k} {n}" for k, n in sorted(v.counts.items()))
         name = "target-wide" if v.name in ("-", "", None) else v.name  # results tied to no one deployment
         lines.append(f"{name} (expect {v.expect}): {v.verdict}" + (f" [{detail}]" if detail else "")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nimwarden.outcome import SEVERITIES
-from nimwarden.report import baseline, charts, gating, overview
+from nimwarden.report import baseline, charts, gating, grouped, overview
 from nimwarden.report.evidence_html import e, evidence_html
 
 ASSETS = Path(__file__).parent
@@ -257,7 +257,9 @@ def deployment_label(name: Any) -> str:
     return "target-wide" if name in ("-", "", None) else str(name)
 
 
-def _result(index: int, result: Mapping[str, Any], info: Mapping[str, Any], canary: bool = False) -> str:
+def _result(index: int, result: Mapping[str, Any], info: Mapping[str, Any], canary: bool = False, brief: bool = False) -> str:
+    """One result; ``brief`` (a large run): without the control's rationale, sources and ATT&CK techniques,
+    which the catalog (``nimwarden catalog``) holds once per control."""
     status = result.get("status", "error")
     waiver = result.get("waiver")
     parts = [f'<p class="reason">{e(result.get("reason", ""))}</p>', evidence_html(result.get("evidence"))]
@@ -268,11 +270,11 @@ def _result(index: int, result: Mapping[str, Any], info: Mapping[str, Any], cana
         )
     if info["remediation"] and status in ("fail", "error", "waived"):
         parts.append(f'<div class="remediation"><h4>Remediation</h4><p>{e(info["remediation"])}</p></div>')
-    if info["rationale"]:
+    if info["rationale"] and not brief:
         parts.append(f'<div class="rationale"><h4>Why it matters</h4><p>{e(info["rationale"])}</p></div>')
-    if info["sources"]:
+    if info["sources"] and not brief:
         parts.append(f'<div class="sources"><h4>Source</h4>{_list(info["sources"])}</div>')
-    if info["mitre"]:
+    if info["mitre"] and not brief:
         parts.append(f'<div class="mitre"><h4>MITRE ATT&amp;CK</h4>{_list(info["mitre"])}</div>')
     if result.get("duration_s") is not None:
         parts.append(f'<p class="muted">took {e(result.get("duration_s"))} s</p>')
@@ -340,11 +342,21 @@ def render_html(
     catalog = _catalog() if catalog is None else catalog
     css = (ASSETS / "report.css").read_text(encoding="utf-8")
     js = (ASSETS / "report.js").read_text(encoding="utf-8")
-    infos = [(r, control_info(r, catalog)) for r in summary.get("results") or []]
+    known: dict[tuple, dict[str, Any]] = {}
+
+    def info_of(r: Mapping[str, Any]) -> dict[str, Any]:  # one per control as the results give it, not one per result
+        key = (r.get("control"), r.get("severity"))
+        if key not in known:
+            known[key] = control_info(r, catalog)
+        return known[key]
+
+    infos = [(r, info_of(r)) for r in summary.get("results") or []]
     infos.sort(key=lambda ri: _sort_key(*ri))
     status = baseline.exit_status(summary, fail_on_of(summary))
     canaries = {d.get("name") for d in summary.get("deployments") or [] if d.get("expect") == "noncompliant"}
-    results = "".join(_result(i, r, info, r.get("deployment") in canaries) for i, (r, info) in enumerate(infos))
+    shown, counted = grouped.split(infos)
+    brief = bool(counted)
+    results = "".join(_result(i, r, info, r.get("deployment") in canaries, brief) for i, (r, info) in enumerate(shown))
     csp = f"default-src 'none'; img-src data:; style-src {_csp_hash(css)}; script-src {_csp_hash(js)}"
     title = f"nimwarden — {summary.get('target', '?')} — {summary.get('started_at', '')}"
     return (
@@ -357,8 +369,9 @@ def render_html(
         + _verdicts(summary)
         + _waiver_findings(summary)
         + _matrix(summary, infos)
-        + f'<section id="results"><h2>Results ({len(infos)})</h2>{_filters(infos)}<div id="result-list">{results}'
-        "</div></section>"
+        + f'<section id="results"><h2>Results ({len(infos) if not counted else f"{len(shown)} of {len(infos)} one by one"})</h2>'
+        f'{_filters(infos)}<div id="result-list">{results}</div></section>'
+        + grouped.table(counted, len(infos))
         + _metadata(summary)
         + f"<script>{js}</script></body></html>"
     )

@@ -18,6 +18,7 @@ summary always gives the same document.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -37,18 +38,53 @@ def _catalog() -> Mapping[str, Any]:
     return load_catalog()
 
 
+_ROOT_BYTES = ROOT.bytes
+
+
+_SHA1_ROOT = hashlib.sha1(_ROOT_BYTES)  # noqa: S324 - RFC 4122 name-based ids (uuid5), not security
+
+
 def _uuid(*parts: Any) -> str:
-    return str(uuid.uuid5(ROOT, "|".join(str(p) for p in parts)))
+    """``str(uuid.uuid5(ROOT, "|".join(parts)))``, without the UUID object (one per observation of 100,000)."""
+    h = _SHA1_ROOT.copy()
+    h.update("|".join(map(str, parts)).encode("utf-8"))
+    digest = bytearray(h.digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_strings: dict[str, str] = {}
 
 
 def _string(value: Any) -> str:
     """OSCAL StringDatatype: non-empty, single line, no surrounding blanks."""
-    text = re.sub(r"\s+", " ", str(value)).strip()
-    return text or "-"
+    raw = str(value)
+    text = _strings.get(raw)
+    if text is None:
+        text = re.sub(r"\s+", " ", raw).strip() or "-"
+        if len(_strings) < 10_000:
+            _strings[raw] = text
+    return text
 
 
 def _prop(name: str, value: Any) -> dict[str, Any]:
     return {"name": name, "ns": NS, "value": _string(value)}
+
+
+_props: dict[tuple, list] = {}
+
+
+def _observation_props(control: str, status: str, severity: str, family: str) -> list[dict[str, Any]]:
+    """An observation's props: the same few combinations for 100,000 observations, made once each."""
+    key = (control, status, severity, family)
+    props = _props.get(key)
+    if props is None:
+        props = [_prop("control", control), _prop("status", status), _prop("severity", severity), _prop("family", family)]
+        if len(_props) < 10_000:
+            _props[key] = props
+    return props
 
 
 def _state(statuses: list[str]) -> tuple[str, str | None]:
@@ -63,7 +99,10 @@ def _state(statuses: list[str]) -> tuple[str, str | None]:
     return "not-satisfied", "not-evaluated"  # only skips: nothing shows the control is met
 
 
-def build_oscal(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def build_oscal(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = None, stream: Any = None) -> dict[str, Any]:
+    """The OSCAL assessment-results document. ``stream`` (a text file's ``write``): the document is written
+    there as it is made, an observation at a time, and the dict returned holds no observations, risks
+    or findings (a run of 100,000 results would otherwise hold them all, and the whole text, at once)."""
     catalog = _catalog() if catalog is None else catalog
     started = summary.get("started_at") or summary.get("finished_at")
     if not started:
@@ -102,64 +141,127 @@ def build_oscal(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = 
             }
         )
 
-    observations, risks = [], []
+    risks: list[dict[str, Any]] = []
     by_pair: dict[tuple[str, str], list[tuple[Mapping[str, Any], str, str | None]]] = {}
-    for index, r in enumerate(results):
-        control, deployment = str(r.get("control", "")), str(r.get("deployment", ""))
-        status = str(r.get("status", "error"))
-        obs_uuid = _uuid(*run_key, "observation", index, control, deployment, r.get("subject"))
-        evidence = json.dumps(r.get("evidence") or {}, sort_keys=True, default=str)
-        if len(evidence) > EVIDENCE_LIMIT:
-            evidence = evidence[:EVIDENCE_LIMIT] + " … (truncated; full evidence in summary.json)"
-        observations.append(
-            {
-                "uuid": obs_uuid,
-                "title": f"{control} on {deployment}: {status}",
-                "description": str(r.get("reason") or status),
-                "props": [
-                    _prop("control", control),
-                    _prop("status", status),
-                    _prop("severity", r.get("severity") or "info"),
-                    _prop("family", r.get("family") or "unknown"),
-                ],
-                "methods": ["TEST"],
-                "types": ["finding"],
-                "origins": [{"actors": [{"type": "tool", "actor-uuid": tool_uuid}]}],
-                "subjects": [
-                    {
-                        "subject-uuid": deployment_uuid[deployment],
-                        "type": "component",
-                        "title": str(r.get("subject") or deployment),
-                    }
-                ],
-                "relevant-evidence": [{"href": "summary.json", "description": evidence}],
-                "collected": finished,
-            }
-        )
-        risk_uuid = None
-        if status in ("fail", "waived"):
-            risk_uuid = _uuid(*run_key, "risk", index, control, deployment, r.get("subject"))
-            waiver = r.get("waiver") if isinstance(r.get("waiver"), Mapping) else None
-            risk: dict[str, Any] = {
-                "uuid": risk_uuid,
-                "title": f"{control}: {r.get('title') or control}",
-                "description": str(r.get("reason") or control),
-                "statement": f"{r.get('subject', '')} on {deployment} fails {control} "
-                f"(severity {r.get('severity') or 'info'})",
-                "props": [_prop("severity", r.get("severity") or "info")],
-                "status": "deviation-approved" if waiver else "open",
-                "related-observations": [{"observation-uuid": obs_uuid}],
-            }
-            if waiver:  # OSCAL 1.0.4 risks have no remarks: the acceptance goes in the description and props
-                risk["description"] += (
-                    f" Risk accepted by {waiver.get('owner')} until {waiver.get('expires')} "
-                    f"(ticket {waiver.get('ticket')}): {waiver.get('reason')}"
-                )
-                risk["props"] += [_prop(f"waiver-{k}", waiver.get(k) or "-") for k in ("owner", "ticket", "expires")]
-            risks.append(risk)
-        by_pair.setdefault((control, deployment), []).append((r, obs_uuid, risk_uuid))
+    observations = (_observation(index, r, run_key, tool_uuid, deployment_uuid, finished, risks, by_pair)
+                    for index, r in enumerate(results))
 
-    findings = []
+    controls = sorted({str(r.get("control", "")) for r in results if r.get("control")})
+    result: dict[str, Any] = {
+        "uuid": _uuid(*run_key, "result"),
+        "title": f"nimwarden audit of {target}",
+        "description": f"Automated assessment of {target} against the nimwarden control catalog "
+        f"{run.get('catalog_version', 'unknown')}" + (" (run interrupted)" if summary.get("interrupted") else ""),
+        "start": started,
+        "end": finished,
+        "props": [_prop("target", target), _prop("interrupted", bool(summary.get("interrupted")))],
+        "local-definitions": {"components": components},
+        "reviewed-controls": {
+            "control-selections": [
+                {"include-controls": [{"control-id": c} for c in controls]} if controls else {"include-all": {}}
+            ]
+        },
+    }
+    doc = {
+        "assessment-results": {
+            "uuid": _uuid(*run_key, "assessment-results"),
+            "metadata": {
+                "title": f"nimwarden assessment results: {target}",
+                "last-modified": finished,
+                "version": _string(summary.get("tool_version") or "0"),
+                "oscal-version": OSCAL_VERSION,
+                "props": [_prop("tool", "nimwarden")],
+            },
+            "import-ap": {
+                "href": f"urn:nimwarden:catalog:{run.get('catalog_version', 'unknown')}",
+                "remarks": "No separate OSCAL assessment plan: the plan is the nimwarden control catalog "
+                "named here; the assessed controls are listed in reviewed-controls.",
+            },
+            "results": [result],
+        }
+    }
+    made = {"observations": lambda: observations, "risks": lambda: risks,
+            "findings": lambda: _findings(by_pair, catalog, run_key, tool_uuid)}
+    # OSCAL arrays have minItems 1: leave out what is empty (known before anything is made)
+    present = [key for key, there in (("observations", bool(results)), ("findings", bool(results)),
+                                      ("risks", any(r.get("status") in ("fail", "waived") for r in results))) if there]
+    present.sort(key=("observations", "risks", "findings").index)
+    if stream is None:
+        for key in present:
+            result[key] = list(made[key]())
+        return doc
+    encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+    for key in present:
+        result[key] = _HOLE.format(key)
+    rest = encode(doc)
+    for key in present:  # observations first: making them makes the risks and the findings' pairs
+        before, rest = rest.split(encode(_HOLE.format(key)), 1)
+        stream(before + "[")
+        for i, item in enumerate(made[key]()):
+            stream(("," if i else "") + encode(item))
+        stream("]")
+        del result[key]
+    stream(rest)
+    return doc
+
+
+_HOLE = "\x00nimwarden-oscal-{}\x00"  # where a streamed array goes in the document's text
+
+
+def _observation(index: int, r: Mapping[str, Any], run_key: tuple, tool_uuid: str, deployment_uuid: Mapping[str, str],
+                 finished: str, risks: list, by_pair: dict) -> dict[str, Any]:
+    """One result's observation; its risk (a failure, a waived one) goes to ``risks``, its pair to ``by_pair``."""
+    control, deployment = str(r.get("control", "")), str(r.get("deployment", ""))
+    status = str(r.get("status", "error"))
+    obs_uuid = _uuid(*run_key, "observation", index, control, deployment, r.get("subject"))
+    evidence = json.dumps(r["evidence"], sort_keys=True, default=str) if r.get("evidence") else "{}"
+    if len(evidence) > EVIDENCE_LIMIT:
+        evidence = evidence[:EVIDENCE_LIMIT] + " … (truncated; full evidence in summary.json)"
+    observation = {
+        "uuid": obs_uuid,
+        "title": f"{control} on {deployment}: {status}",
+        "description": str(r.get("reason") or status),
+        "props": _observation_props(control, status, r.get("severity") or "info", r.get("family") or "unknown"),
+        "methods": ["TEST"],
+        "types": ["finding"],
+        "origins": [{"actors": [{"type": "tool", "actor-uuid": tool_uuid}]}],
+        "subjects": [
+            {
+                "subject-uuid": deployment_uuid[deployment],
+                "type": "component",
+                "title": str(r.get("subject") or deployment),
+            }
+        ],
+        "relevant-evidence": [{"href": "summary.json", "description": evidence}],
+        "collected": finished,
+    }
+    risk_uuid = None
+    if status in ("fail", "waived"):
+        risk_uuid = _uuid(*run_key, "risk", index, control, deployment, r.get("subject"))
+        waiver = r.get("waiver") if isinstance(r.get("waiver"), Mapping) else None
+        risk: dict[str, Any] = {
+            "uuid": risk_uuid,
+            "title": f"{control}: {r.get('title') or control}",
+            "description": str(r.get("reason") or control),
+            "statement": f"{r.get('subject', '')} on {deployment} fails {control} "
+            f"(severity {r.get('severity') or 'info'})",
+            "props": [_prop("severity", r.get("severity") or "info")],
+            "status": "deviation-approved" if waiver else "open",
+            "related-observations": [{"observation-uuid": obs_uuid}],
+        }
+        if waiver:  # OSCAL 1.0.4 risks have no remarks: the acceptance goes in the description and props
+            risk["description"] += (
+                f" Risk accepted by {waiver.get('owner')} until {waiver.get('expires')} "
+                f"(ticket {waiver.get('ticket')}): {waiver.get('reason')}"
+            )
+            risk["props"] += [_prop(f"waiver-{k}", waiver.get(k) or "-") for k in ("owner", "ticket", "expires")]
+        risks.append(risk)
+    by_pair.setdefault((control, deployment), []).append((r, obs_uuid, risk_uuid))
+    return observation
+
+
+def _findings(by_pair: Mapping[tuple[str, str], list], catalog: Mapping[str, Any], run_key: tuple, tool_uuid: str):
+    """One finding per control and deployment, made one at a time (a streamed document holds none at once)."""
     for (control, deployment), items in sorted(by_pair.items()):
         state, reason = _state([str(r.get("status", "error")) for r, _, _ in items])
         entry = catalog.get(control)
@@ -179,50 +281,14 @@ def build_oscal(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = 
         related_risks = [{"risk-uuid": rk} for _, _, rk in items if rk]
         if related_risks:
             finding["related-risks"] = related_risks
-        findings.append(finding)
-
-    controls = sorted({str(r.get("control", "")) for r in results if r.get("control")})
-    result: dict[str, Any] = {
-        "uuid": _uuid(*run_key, "result"),
-        "title": f"nimwarden audit of {target}",
-        "description": f"Automated assessment of {target} against the nimwarden control catalog "
-        f"{run.get('catalog_version', 'unknown')}" + (" (run interrupted)" if summary.get("interrupted") else ""),
-        "start": started,
-        "end": finished,
-        "props": [_prop("target", target), _prop("interrupted", bool(summary.get("interrupted")))],
-        "local-definitions": {"components": components},
-        "reviewed-controls": {
-            "control-selections": [
-                {"include-controls": [{"control-id": c} for c in controls]} if controls else {"include-all": {}}
-            ]
-        },
-    }
-    for key, values in (("observations", observations), ("risks", risks), ("findings", findings)):
-        if values:  # OSCAL arrays have minItems 1: leave out what is empty
-            result[key] = values
-    return {
-        "assessment-results": {
-            "uuid": _uuid(*run_key, "assessment-results"),
-            "metadata": {
-                "title": f"nimwarden assessment results: {target}",
-                "last-modified": finished,
-                "version": _string(summary.get("tool_version") or "0"),
-                "oscal-version": OSCAL_VERSION,
-                "props": [_prop("tool", "nimwarden")],
-            },
-            "import-ap": {
-                "href": f"urn:nimwarden:catalog:{run.get('catalog_version', 'unknown')}",
-                "remarks": "No separate OSCAL assessment plan: the plan is the nimwarden control catalog "
-                "named here; the assessed controls are listed in reviewed-controls.",
-            },
-            "results": [result],
-        }
-    }
+        yield finding
 
 
 def write_oscal(run_dir: str | Path, summary: Mapping[str, Any]) -> Path:
+    """One line, through json's C encoder, written as it is made (an OSCAL document is for tools; indenting
+    it in Python, or holding 100,000 observations and their text at once, cost more than judging them)."""
     path = Path(run_dir) / "oscal-assessment-results.json"
-    # one line, through json's C encoder: an OSCAL document is for tools, and indenting 2 MB of it in Python
-    # took most of a manifests audit's report time
-    path.write_text(json.dumps(build_oscal(summary), separators=(",", ":"), default=str) + "\n", encoding="utf-8")
+    with open(path, "w", encoding="utf-8") as out:
+        build_oscal(summary, stream=out.write)
+        out.write("\n")
     return path

@@ -31,10 +31,24 @@ def label(name: Any) -> str:
     return "target-wide" if name in ("-", "", None) else str(name)
 
 
+_last_rows: list = []  # (summary, infos, fail_on, rows): the table and the matrix of one render rank alike
+
+
 def _rows(summary: Mapping[str, Any], infos: Infos, fail_on: str | None) -> list[dict[str, Any]]:
+    if _last_rows and _last_rows[0][0] is summary and _last_rows[0][1] is infos and _last_rows[0][2] == fail_on:
+        return _last_rows[0][3]
+    rows = _ranked(summary, infos, fail_on)
+    _last_rows[:] = [(summary, infos, fail_on, rows)]
+    return rows
+
+
+def _ranked(summary: Mapping[str, Any], infos: Infos, fail_on: str | None) -> list[dict[str, Any]]:
     rows = []
+    by_deployment: dict[Any, list] = {}
+    for r, i in infos:
+        by_deployment.setdefault(r.get("deployment"), []).append((r, i))
     for v in gating.deployment_verdicts(summary, fail_on):
-        mine = [(r, i) for r, i in infos if r.get("deployment") == v.name]
+        mine = by_deployment.get(v.name, [])
         fails = [(r, i) for r, i in mine if r.get("status") == "fail"]
         by_sev = {s: sum(1 for _, i in fails if i["severity"] == s) for s in SEVERITY_COLUMNS}
         families: dict[str, int] = {}

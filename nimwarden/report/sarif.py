@@ -71,11 +71,19 @@ def _rule(control_id: str, control: Any, fallback: Mapping[str, Any]) -> dict[st
 
 
 def _uri(path: str) -> str:
-    """A relative URI for a manifest path; absolute paths become file:// URIs."""
-    p = PurePosixPath(str(path).replace("\\", "/"))
-    if p.is_absolute():
-        return Path(str(p)).as_uri()
-    return quote(str(p), safe="/")
+    """A relative URI for a manifest path; absolute paths become file:// URIs (once per path: a large run
+    names one file in thousands of findings)."""
+    path = str(path)
+    uri = _uris.get(path)
+    if uri is None:
+        p = PurePosixPath(path.replace("\\", "/"))
+        uri = Path(str(p)).as_uri() if p.is_absolute() else quote(str(p), safe="/")
+        if len(_uris) < 50_000:
+            _uris[path] = uri
+    return uri
+
+
+_uris: dict[str, str] = {}
 
 
 def profile_uri(summary: Mapping[str, Any]) -> str | None:

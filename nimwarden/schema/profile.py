@@ -103,6 +103,13 @@ class Credential(Section):
 class DeploymentKubernetes(Section):
     namespace: Text = None
     selector: Labels = {}
+    unit: ProfilePath = None  # manifests: only the workloads read from this folder or file of the tree (an apply unit)
+
+    @model_validator(mode="after")
+    def _unit_exists(self) -> DeploymentKubernetes:
+        if self.unit is not None and not os.path.exists(self.unit):
+            raise problem(f"{self.unit} does not exist (a folder or file of kubernetes.paths)", ("unit",))
+        return self
 
 
 def _deployment_name(value: str) -> str:

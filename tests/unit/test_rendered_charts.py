@@ -207,14 +207,25 @@ def test_fault4_a_namespace_helm_creates_is_not_an_error_on_manifests(tmp_path):
 
 # ---------------------------------------------------------------- 5. merged objects
 
-def test_fault5_the_same_object_in_two_files_is_one_error_naming_both(tmp_path):
+def test_fault5_the_same_object_twice_in_one_file_is_one_error_naming_both_documents(tmp_path):
     body = "apiVersion: apps.nvidia.com/v1alpha1\nkind: NIMService\nmetadata: {name: llm}\nspec: {image: {repository: a}}\n"
-    (tmp_path / "a.yaml").write_text(body)
-    (tmp_path / "b.yaml").write_text(body)
+    (tmp_path / "rendered.yaml").write_text(body + "---\n" + body)
     with pytest.raises(ConfigError) as exc:
         load_manifests([tmp_path], "nim")
     assert "NIMService/nim/llm is defined twice" in str(exc.value)
-    assert str(tmp_path / "a.yaml") in str(exc.value) and str(tmp_path / "b.yaml") in str(exc.value)
+    assert f"{tmp_path / 'rendered.yaml'}#0" in str(exc.value) and f"{tmp_path / 'rendered.yaml'}#1" in str(exc.value)
+
+
+def test_fault5_the_same_object_in_two_files_of_a_folder_is_two_alternatives_each_judged(tmp_path):
+    # the operator's samples keep llm.yaml and multi-llm.yaml side by side, both defining one NIMService:
+    # `kubectl apply -f` one or the other; each is judged, its ref naming its file (tests/unit/test_apply_units.py)
+    body = "apiVersion: apps.nvidia.com/v1alpha1\nkind: NIMService\nmetadata: {name: llm}\nspec: {image: {repository: a}}\n"
+    (tmp_path / "a.yaml").write_text(body)
+    (tmp_path / "b.yaml").write_text(body.replace("repository: a", "repository: b"))
+    state = load_manifests([tmp_path], "nim")
+    refs = sorted(t.ref for t in pod_templates(state.view(state.units[0].label))) + sorted(
+        t.ref for t in pod_templates(state.view(state.units[1].label)))
+    assert refs == [f"NIMService/nim/llm@{tmp_path.name}/a.yaml", f"NIMService/nim/llm@{tmp_path.name}/b.yaml"]
 
 
 # ---------------------------------------------------------------- 6. not seen at all

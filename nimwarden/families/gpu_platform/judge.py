@@ -95,7 +95,7 @@ def _version(text: str, where: str) -> tuple[int, ...]:
 
 @lru_cache(maxsize=1)
 def load_table() -> StackTable:
-    return parse_table(yaml.safe_load(TABLE_FILE.read_text(encoding="utf-8")), "nimwarden/families/gpu_platform/cves.yaml")
+    return parse_table(yaml.load(TABLE_FILE.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)), "nimwarden/families/gpu_platform/cves.yaml")
 
 
 def severity_of(cvss: float) -> str:

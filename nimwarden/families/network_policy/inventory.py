@@ -9,6 +9,7 @@ controller's template, as the PSS checks do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from nimwarden.families.network_policy.requirements import Requirements, requirements_from_mapping
@@ -17,8 +18,9 @@ from nimwarden.netpol.objects import Inventory
 from nimwarden.outcome import Attempt, Outcome, attempt, errored, incomplete, not_applicable
 
 
-def inventory_attempt(target: Any) -> Attempt[Inventory] | Outcome:
-    """The target's NetworkPolicy inventory (read once per session by the k8s probe), or the Outcome to record."""
+def inventory_attempt(target: Any, unit: str | None = None) -> Attempt[Inventory] | Outcome:
+    """The target's NetworkPolicy inventory (read once per session by the k8s probe, built once per state),
+    or the Outcome to record; ``unit``: what that apply unit of a manifest tree sees."""
     from nimwarden.k8s import source as k8s
 
     source = target.kubernetes
@@ -31,15 +33,42 @@ def inventory_attempt(target: Any) -> Attempt[Inventory] | Outcome:
         return errored(f"cannot read the cluster state: {read.error}", **read.evidence())
     state = read.observation
     assert state is not None
+    if unit is not None:
+        state = state.view(unit)
     denied = state.unreadable("NetworkPolicy", "Pod", "Namespace")
     if denied:
         # An empty policy list read without permission would look like "no policies": fail closed.
         return errored(f"cannot evaluate network policies: {denied}", source=state.source)
-    return attempt("netpol.inventory", f"NetworkPolicies, pods and namespaces of {state.source}", lambda: inventory_from_state(state))
+    seen = state
+    return seen.memo("netpol.inventory", lambda: attempt("netpol.inventory", f"NetworkPolicies, pods and namespaces of {seen.source}",
+                                                        lambda: inventory_from_state(seen)))
+
+
+def judged(target: Any, deployment: Any, judge: Callable[..., Outcome], *args: Any) -> Outcome:
+    """``judge(inventory, *args)`` on the inventory of each apply unit the deployment lies in (every unit for
+    a target-wide control, ``deployment`` None), merged: a manifest tree of several units is judged unit by unit."""
+    from nimwarden.k8s import source as k8s
+
+    return k8s.per_unit(target, deployment, lambda unit: judge(inventory_attempt(target, unit), *args))
+
+
+_requirements: dict[int, tuple[Any, Requirements]] = {}
 
 
 def requirements_for(target: Any) -> Requirements:
-    """Requirements from ``kubernetes.options.network_policy``; workload namespaces default to the deployments'."""
+    """Requirements from ``kubernetes.options.network_policy``; workload namespaces default to the deployments'.
+    Built once per target (every network-policy control of every deployment asks)."""
+    known = _requirements.get(id(target))
+    if known is not None and known[0] is target:
+        return known[1]
+    made = _requirements_of(target)
+    if len(_requirements) > 16:
+        _requirements.clear()
+    _requirements[id(target)] = (target, made)
+    return made
+
+
+def _requirements_of(target: Any) -> Requirements:
     from nimwarden.errors import ConfigError
     from nimwarden.k8s import source as k8s
 

@@ -48,7 +48,7 @@ def _inventory(inv: InventoryInput) -> Inventory:
 
 def workload_pods(inv: Inventory, namespace: str | None, selector: Mapping[str, str] | None) -> list[Pod]:
     sel = parse_selector({"matchLabels": dict(selector or {})})
-    return [p for p in inv.pods if (namespace is None or p.namespace == namespace) and sel.matches(p.labels)]
+    return [p for p in (inv.pods if namespace is None else inv.pods_in(namespace)) if sel.matches(p.labels)]
 
 
 def _scope_text(namespace: str | None, selector: Mapping[str, str] | None) -> str:

@@ -148,7 +148,7 @@ def default_deny_policies(inv: Inventory, namespace: str, direction: str) -> lis
     """Policies that isolate every pod (present and future) of ``namespace`` in ``direction``."""
     return [
         p
-        for p in inv.policies
+        for p in inv.policies_in(namespace)
         if p.namespace == namespace and p.pod_selector.is_empty and direction in p.types and not any(_allows_everything(r) for r in p.rules(direction))
     ]
 
@@ -162,7 +162,7 @@ def check_default_deny(inv: Inventory, namespaces: Iterable[str], egress_too: bo
             found = default_deny_policies(inv, ns, direction)
             covered[f"{ns} {direction.lower()}"] = [p.key for p in found]
             if not found:
-                wide = [p.key for p in inv.policies if p.namespace == ns and p.pod_selector.is_empty and direction in p.types]
+                wide = [p.key for p in inv.policies_in(ns) if p.pod_selector.is_empty and direction in p.types]
                 why = f" ({', '.join(wide)} selects every pod but allows all traffic)" if wide else ""
                 violations.append(Violation(f"Namespace {ns}", f"no default-deny {direction.lower()} policy (podSelector {{}}, policyTypes [{direction}], no allow-all rule){why}", ns))
     return violations, covered
@@ -173,7 +173,7 @@ def admissions(inv: Inventory, pod: Pod, key: PortKey) -> tuple[bool, list[Admis
     """Whether ``pod`` is isolated for ingress, and every (rule, peer) admitting traffic to ``key``."""
     isolated = False
     out: list[Admission] = []
-    for pol in inv.policies:
+    for pol in inv.policies_in(pod.namespace):
         if INGRESS not in pol.types or not selects(pol, pod):
             continue
         isolated = True
@@ -197,7 +197,7 @@ def _admitted_namespaces(inv: Inventory, adm: Admission, also: Iterable[str] = (
     sel = adm.peer.namespace_selector
     if sel is None:
         return [adm.policy.namespace]
-    names = set(inv.namespaces) | {p.namespace for p in inv.pods} | set(sel.pinned_values(NAME_LABEL) or ()) | set(also)
+    names = set(inv.namespaces) | inv.pod_namespaces() | set(sel.pinned_values(NAME_LABEL) or ()) | set(also)
     return sorted(n for n in names if sel.matches(inv.namespace(n).labels))
 
 
@@ -261,7 +261,7 @@ def check_egress_limited(inv: Inventory, pods: Iterable[Pod], allowed: tuple[Por
     violations: list[Violation] = []
     allowed_txt = ", ".join(map(str, allowed))
     for pod in pods:
-        policies = [p for p in inv.policies if EGRESS in p.types and selects(p, pod)]
+        policies = [p for p in inv.policies_in(pod.namespace) if EGRESS in p.types and selects(p, pod)]
         if not policies:
             violations.append(Violation(f"Pod {pod.key}", "no NetworkPolicy selects it for egress: it may connect anywhere", pod.key))
             continue
@@ -279,7 +279,7 @@ def check_egress_limited(inv: Inventory, pods: Iterable[Pod], allowed: tuple[Por
 
 # -- databases ----------------------------------------------------------------------
 def check_database_owners(inv: Inventory, db: Database) -> tuple[list[Violation], list[Pod]]:
-    pods = [p for p in inv.pods if p.namespace == db.namespace and db.pod_selector.matches(p.labels)]
+    pods = [p for p in inv.pods_in(db.namespace) if db.pod_selector.matches(p.labels)]
     violations: list[Violation] = []
     for pod in pods:
         for key in db.ports:

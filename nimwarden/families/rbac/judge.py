@@ -78,12 +78,36 @@ def _cluster_role_rules(state: ClusterState, role: K8sObject) -> list:
     return rules
 
 
+def _by_subject(state: ClusterState) -> tuple[dict[tuple[str, str], list[tuple[int, K8sObject]]], list[tuple[int, K8sObject]]]:
+    """The bindings that may name each service account ((namespace, name): its ServiceAccount and
+    ``system:serviceaccount:`` User subjects), and those with Group subjects (they may name any): built
+    once per state, so that each account's grants are not a scan of every binding in the cluster."""
+    named: dict[tuple[str, str], list[tuple[int, K8sObject]]] = {}
+    groups: list[tuple[int, K8sObject]] = []
+    for position, b in enumerate(state.of_kind("RoleBinding") + state.of_kind("ClusterRoleBinding")):
+        keys = set()
+        for s in b.body.get("subjects") or ():
+            if not isinstance(s, Mapping):
+                continue
+            kind, sname = s.get("kind"), str(s.get("name") or "")
+            if kind == "ServiceAccount":
+                keys.add((str(s.get("namespace") or b.namespace), sname))
+            elif kind == "User" and sname.startswith("system:serviceaccount:"):
+                keys.add(tuple(sname.split(":", 3)[2:4]) if sname.count(":") >= 3 else ("", ""))
+            elif kind == "Group":
+                groups.append((position, b))
+        for key in keys:
+            named.setdefault(key, []).append((position, b))
+    return named, groups
+
+
 def grants(state: ClusterState, ns: str, name: str) -> tuple[list[Grant], list[str]]:
     """Every rule granted to a service account, and the role references that could not be resolved."""
     out, unresolved = [], []
     subject = f"ServiceAccount/{ns}/{name}"
-    bindings = state.of_kind("RoleBinding") + state.of_kind("ClusterRoleBinding")
-    for b in bindings:
+    named, groups = state.memo("rbac.bindings-by-subject", lambda: _by_subject(state))
+    candidates = sorted({position: b for position, b in (*named.get((ns, name), ()), *groups)}.items(), key=lambda pb: pb[0])
+    for _position, b in candidates:  # in the state's order, as a scan of every binding would meet them
         if not any(_subject_matches(s, b, ns, name) for s in b.body.get("subjects") or ()):
             continue
         ref = b.body.get("roleRef") or {}
@@ -207,11 +231,16 @@ def unaudited_roles(state: ClusterState, templates: Sequence[PodTemplate]) -> Ou
 
 
 def _bindings_of(state: ClusterState, role: K8sObject) -> list[str]:
-    out = []
+    by_role = state.memo("rbac.bindings-by-role", lambda: _by_role(state))
+    return [b.ref for b in by_role.get((role.kind, role.name), ())
+            if role.kind == "ClusterRole" or b.namespace == role.namespace]
+
+
+def _by_role(state: ClusterState) -> dict[tuple[str, str], list[K8sObject]]:
+    out: dict[tuple[str, str], list[K8sObject]] = {}
     for b in state.of_kind("RoleBinding") + state.of_kind("ClusterRoleBinding"):
         ref = b.body.get("roleRef") or {}
-        if ref.get("kind") == role.kind and ref.get("name") == role.name and (role.kind == "ClusterRole" or b.namespace == role.namespace):
-            out.append(b.ref)
+        out.setdefault((ref.get("kind"), ref.get("name")), []).append(b)
     return out
 
 

@@ -112,7 +112,8 @@ def configmap_secrets(state: ClusterState, templates: Sequence[PodTemplate]) -> 
     namespaces = {t.owner.namespace for t in templates}
     referenced = _referenced_configmaps(templates)
     findings, checked = [], []
-    for cm in state.of_kind("ConfigMap"):
+    # a pod reads ConfigMaps of its own namespace only: those namespaces' ConfigMaps are every candidate
+    for cm in state.in_namespaces("ConfigMap", sorted(namespaces | {ns for ns, _ in referenced}, key=str)):
         if cm.namespace not in namespaces and (cm.namespace, cm.name) not in referenced:
             continue
         checked.append(cm.ref)

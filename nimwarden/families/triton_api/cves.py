@@ -175,7 +175,7 @@ def version_from_image(image: str, table: CveTable | None = None) -> ImageVersio
 
 @lru_cache(maxsize=1)
 def load_table() -> CveTable:
-    return parse_table(yaml.safe_load(CVE_FILE.read_text(encoding="utf-8")), "nimwarden/families/triton_api/cves.yaml")
+    return parse_table(yaml.load(CVE_FILE.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)), "nimwarden/families/triton_api/cves.yaml")
 
 
 def severity_of(cvss: float) -> str:
