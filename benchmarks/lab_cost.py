@@ -91,7 +91,7 @@ def main() -> None:
             os.chmod(tmp, 0o755)
             lines: list[tuple[float, str]] = []
             t0 = time.monotonic()
-            state = lab.up(directory, specs=specs, log=lambda m: lines.append((time.monotonic() - t0, m)))
+            state = lab.up(directory, specs=specs, log=lambda m, lines=lines, t0=t0: lines.append((time.monotonic() - t0, m)))
             up_s = time.monotonic() - t0
             ready = {m.split(" ready in")[0].removeprefix("lab: "): round(t, 1) for t, m in lines if " ready in " in m}
             print(json.dumps({"bench": "lab_up", "run": run, "seconds": round(up_s, 2), "ready_at_s": ready, **machine}), flush=True)
