@@ -57,8 +57,10 @@ def lab_profile(tmp_path: Path, state: dict, **changes) -> Path:
     state_file = Path(state["dir"]) / "state.json"
     profile["lab"]["state_file"] = str(state_file)
     profile["waivers"] = str(ROOT / "targets" / "lab-waivers.yaml")
-    if "kubernetes" in profile:  # relative paths in targets/lab.yaml are relative to targets/
-        profile["kubernetes"]["paths"] = [str((ROOT / "targets" / p).resolve()) for p in profile["kubernetes"]["paths"]]
+    if "kubernetes" in profile:  # relative paths in targets/lab.yaml are relative to targets/; live: this lab's API server
+        from nimwarden.lab import kubernetes_section
+
+        profile["kubernetes"] = kubernetes_section(profile["kubernetes"], state, ROOT / "targets")
     for dep in profile["deployments"]:
         dep.update(changes.get(dep["name"], {}))
     path = tmp_path / "profile.yaml"
