@@ -76,6 +76,8 @@ class LiveReader:
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
+            if resp.status != 200:  # a real API server answers an unknown group's path with text/plain "404 page not found"
+                return resp.status, {"message": raw[:200].decode("utf-8", "replace").strip()}
             raise K8sReadError(f"GET {path}: HTTP {resp.status}, body is not JSON") from None
         return resp.status, body if isinstance(body, dict) else {}
 
