@@ -295,12 +295,12 @@ MANIFESTS = Path(__file__).resolve().parent / "manifests"
 class _Cluster:
     """The control plane starting on a thread; its node learns the lab network's placement when that is up."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, log):
         import threading
 
         self._net: dict | None = None
         self._decided = threading.Event()
-        self.background = kube.Background(directory, manifests=[MANIFESTS], placement=self._placement, stand_in_namespaces=["*"])
+        self.background = kube.Background(directory, manifests=[MANIFESTS], placement=self._placement, stand_in_namespaces=["*"], log=log)
 
     def network(self, net: dict | None) -> None:
         if not self._decided.is_set():
@@ -327,7 +327,7 @@ def _kube_start(directory: Path, log) -> _Cluster | None:
     if not ok:
         log(f"lab: no Kubernetes API server: {why}; the lab's cluster state is read from its manifests")
         return None
-    return _Cluster(directory)
+    return _Cluster(directory, log)
 
 
 def _kube_join(cluster: _Cluster | None, directory: Path, log) -> dict:

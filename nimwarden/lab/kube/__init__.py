@@ -29,6 +29,7 @@ from nimwarden.lab.kube.control_plane import KUBE_VERSION, NODE_NAME, ControlPla
 # Probe pods (NETPOL-ENFORCED-001 in a cluster) name it; every other image is a stand-in or ErrImagePull.
 PYTHON_IMAGE = "docker.io/library/python:3.12-slim"
 NODE_READY_TIMEOUT_S = 30.0
+ROLLOUT_TIMEOUT_S = 30.0
 
 __all__ = ["KUBE_VERSION", "NODE_NAME", "PYTHON_IMAGE", "ControlPlaneError", "available", "down", "read_state", "up",
            "Background", "place", "admin_api"]
@@ -101,7 +102,7 @@ def _node_ready(directory: Path, deadline: float) -> None:
 def up(directory: Path, manifests: Iterable[str | Path] = (), placement: Callable[[], dict] | dict | None = None,
        stand_in_namespaces: list[str] | None = None, runnable_images: list[str] | None = None, log=print) -> dict:
     """Control plane, lab node, CRDs and ``manifests``; returns the state (``directory/kube.json``)."""
-    from nimwarden.lab.kube.apply import apply_paths
+    from nimwarden.lab.kube.apply import apply_paths, wait_rollouts
 
     directory = Path(directory).resolve()
     t0 = time.monotonic()
@@ -117,8 +118,11 @@ def up(directory: Path, manifests: Iterable[str | Path] = (), placement: Callabl
         api = admin_api(directory)
         try:
             applied = apply_paths(api, manifests)
+            late = wait_rollouts(api, applied.docs, ROLLOUT_TIMEOUT_S)  # the Deployments' pods exist (and run on the node) when up returns
         finally:
             api.close()
+        if late:
+            log(f"lab: not ready in {ROLLOUT_TIMEOUT_S:g} s on the lab node: {'; '.join(late)}")
         state["applied"] = {"created": len(applied.created), "updated": len(applied.updated), "seconds": round(applied.seconds, 2)}
         state["up_s"] = round(time.monotonic() - t0, 2)
         control_plane.write_state(directory, state)

@@ -82,6 +82,7 @@ class Applied:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    docs: list[Doc] = field(default_factory=list)
 
 
 class Applier:
@@ -218,6 +219,34 @@ class Applier:
                 time.sleep(0.3)
 
 
+def wait_rollouts(api: Api, docs: list[Doc], timeout_s: float = 30.0) -> list[str]:
+    """Until every Deployment / StatefulSet / DaemonSet in ``docs`` has its replicas ready; returns those that did not
+    in time, each with the reason its controller or the scheduler gave (none: all ready)."""
+    applier = Applier(api)
+    applier.discover(["apps/v1"])
+    pending = [d for d in docs if d.kind in ("Deployment", "StatefulSet", "DaemonSet")]
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        still = []
+        for d in pending:
+            status, body = api.call("GET", applier.path(d, d.name))
+            st = body.get("status") or {}
+            want = st.get("desiredNumberScheduled") if d.kind == "DaemonSet" else (body.get("spec") or {}).get("replicas", 1)
+            ready = st.get("numberReady") if d.kind == "DaemonSet" else st.get("readyReplicas")
+            if status != 200 or (ready or 0) < (want if want is not None else 1) or st.get("observedGeneration", 0) < body["metadata"].get("generation", 1):
+                still.append(d)
+        pending = still
+        if pending:
+            time.sleep(0.2)
+    out = []
+    for d in pending:
+        ns = (d.body.get("metadata") or {}).get("namespace", "default")
+        _, events = api.call("GET", f"/api/v1/namespaces/{ns}/events")
+        why = [e.get("message", "") for e in events.get("items") or () if e.get("type") == "Warning"]
+        out.append(f"{d.ref}" + (f" ({' '.join(why[-1].split())[:200]})" if why else ""))
+    return out
+
+
 def crd_documents() -> list[Doc]:
     """The lab's own minimal CustomResourceDefinitions (nimwarden/lab/kube/crds/)."""
     return load_documents([CRD_DIR])
@@ -228,7 +257,9 @@ def apply_paths(api: Api, paths: Iterable[str | Path], with_crds: bool = True, t
     docs = (crd_documents() if with_crds else []) + load_documents(paths)
     applier = Applier(api, default_namespace)
     applier.discover()
-    return applier.apply(docs, timeout_s)
+    result = applier.apply(docs, timeout_s)
+    result.docs = docs
+    return result
 
 
 def delete_objects(api: Api, docs: list[Doc]) -> list[str]:
