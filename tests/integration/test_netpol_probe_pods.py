@@ -273,6 +273,7 @@ def test_the_documented_rbac_grants_exactly_what_probe_pods_use_and_no_exec(clus
 # -- the whole control, through the audit, on the lab's real network -----------------------------------------
 
 PROBE = {"image": PYTHON_IMAGE, "settle_s": 0, "connect_timeout_s": 0.8, "start_timeout_s": 15}
+STAND_IN = "registry.example/lab-stand-in:1"  # an image the lab node plays with a lab process, never runs
 GRPC_READINESS = {"tcpSocket": {"port": "grpc"}}
 
 
@@ -290,7 +291,7 @@ def _network_objects(readiness: dict | None = None) -> list[dict]:
         item = json.loads(json.dumps(item))
         if item["kind"] == "Pod":
             for c in item["spec"].get("containers") or ():
-                c["image"] = "registry.example/lab-stand-in:1"  # never run: the lab's own process plays it
+                c["image"] = STAND_IN  # never run: the lab's own process plays it
                 # No Ray head runs beside these pods' servers in this test (test_ray_head.py audits the lab's):
                 # leave its ports out, as a cluster without one would declare them.
                 c["ports"] = [p for p in c.get("ports") or () if not str(p.get("name", "")).startswith("ray-")]
@@ -324,12 +325,12 @@ def lab_network(kube_cluster, lab_state):
     if not net or not net.get("ready"):
         pytest.skip(f"the lab network is not up ({netns.available()[1]})")
     placement = {p["model_pod"].split("/")[0]: {"netns": p["netns"], "address": p["address"]} for p in net["positions"].values()}
-    kube_cluster.place(placement=placement, stand_in_namespaces=sorted(placement))
+    kube_cluster.place(placement=placement, stand_in_images=[STAND_IN])
     try:
         yield net
 
     finally:
-        kube_cluster.place(placement={}, stand_in_namespaces=[])
+        kube_cluster.place(placement={}, stand_in_images=[])
 
 
 def _running(cluster, timeout_s: float = 30.0) -> None:

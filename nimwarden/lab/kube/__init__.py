@@ -46,7 +46,7 @@ def admin_api(directory: Path):
     return Api({"server": state["server"], "ca": state["pki"]["ca"], "cert": admin["cert"], "key": admin["key"]})
 
 
-def _kubelet_config(directory: Path, state: dict, placement: dict, stand_in_namespaces: list[str],
+def _kubelet_config(directory: Path, state: dict, placement: dict, stand_in_images: list[str],
                     runnable_images: list[str]) -> Path:
     from nimwarden.lab.kube.kubelet import write_config
 
@@ -56,17 +56,17 @@ def _kubelet_config(directory: Path, state: dict, placement: dict, stand_in_name
         folder / "kubelet.json", server=state["server"], ca=pki["ca"], cert=pki["node"]["cert"], key=pki["node"]["key"],
         serving_cert=pki["kubelet"]["cert"], serving_key=pki["kubelet"]["key"], node=NODE_NAME, version=KUBE_VERSION,
         port=state["ports"]["kubelet"], log_dir=str(folder / "pods"), ready_file=str(folder / "kubelet.ready"),
-        placement=placement, stand_in_namespaces=stand_in_namespaces, runnable_images=runnable_images)
+        placement=placement, stand_in_images=stand_in_images, runnable_images=runnable_images)
 
 
-def place(directory: Path, placement: dict | None = None, stand_in_namespaces: list[str] | None = None,
+def place(directory: Path, placement: dict | None = None, stand_in_images: list[str] | None = None,
           runnable_images: list[str] | None = None) -> None:
     """Change where the lab node puts pods (namespace → {netns, address}) and what it runs; read at once."""
     from nimwarden.lab.kube.kubelet import write_config
 
     path = control_plane.kube_dir(directory) / "kubelet.json"
     config = json.loads(path.read_text())
-    for key, value in (("placement", placement), ("stand_in_namespaces", stand_in_namespaces), ("runnable_images", runnable_images)):
+    for key, value in (("placement", placement), ("stand_in_images", stand_in_images), ("runnable_images", runnable_images)):
         if value is not None:
             config[key] = value
     write_config(path, **config)
@@ -100,7 +100,7 @@ def _node_ready(directory: Path, deadline: float) -> None:
 
 
 def up(directory: Path, manifests: Iterable[str | Path] = (), placement: Callable[[], dict] | dict | None = None,
-       stand_in_namespaces: list[str] | None = None, runnable_images: list[str] | None = None, log=print) -> dict:
+       stand_in_images: list[str] | None = None, runnable_images: list[str] | None = None, log=print) -> dict:
     """Control plane, lab node, CRDs and ``manifests``; returns the state (``directory/kube.json``)."""
     from nimwarden.lab.kube.apply import apply_paths, wait_rollouts
 
@@ -110,7 +110,7 @@ def up(directory: Path, manifests: Iterable[str | Path] = (), placement: Callabl
     try:
         state["ports"]["kubelet"] = control_plane.free_port()
         where = placement() if callable(placement) else (placement or {})
-        config = _kubelet_config(directory, state, where, list(stand_in_namespaces or []), list(runnable_images or [PYTHON_IMAGE]))
+        config = _kubelet_config(directory, state, where, list(stand_in_images or []), list(runnable_images or [PYTHON_IMAGE]))
         deadline = time.monotonic() + control_plane.START_TIMEOUT_S
         _start_kubelet(directory, state, config, deadline)
         control_plane.wait_components(directory)

@@ -16,7 +16,7 @@ and runs pods the way the lab can:
     namespace is placed in (``placement``), killed at ``activeDeadlineSeconds``; stdout and
     stderr are its log; the exit status its ``terminated`` state (with the log's tail as the
     message under ``FallbackToLogsOnError``). This is how NETWORK-POLICY probe pods run.
-  * any other image in a ``stand_in_namespaces`` namespace: the lab's own process plays the
+  * an image in ``stand_in_images`` (``*``: any image not run): the lab's own process plays the
     container (tritonserver in its network namespace, for the lab's Deployments): the pod is
     reported Running at the placement's address, nothing is started.
   * anything else stays Waiting with ``ErrImagePull`` (no registry, no runtime) — as a node
@@ -37,76 +37,21 @@ Run as ``python -m nimwarden.lab.kube.kubelet CONFIG.json`` (started and stopped
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil
 import signal
-import socket
-import ssl
-import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
+from nimwarden.lab.kube.pods import PodRun, killpg, log_server, micro_now, now, pod_status, run_container
 from nimwarden.lab.kube.rest import Api
 
 HEARTBEAT_S = 10.0
 TERMINAL = ("Succeeded", "Failed")
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _micro_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp()
-    except ValueError:
-        return None
-
-
-class Container:
-    """One container of one pod: its process (when run), its log file, its state for the pod status."""
-
-    def __init__(self, name: str, log: Path):
-        self.name = name
-        self.log = log
-        self.proc: subprocess.Popen | None = None
-        self.state: dict = {"waiting": {"reason": "ContainerCreating"}}
-        self.ready = False
-        self.started: bool | None = False
-
-
-class PodRun:
-    def __init__(self, body: dict, log_dir: Path):
-        meta = body["metadata"]
-        self.uid = meta["uid"]
-        self.namespace, self.name = meta["namespace"], meta["name"]
-        self.body = body
-        self.dir = log_dir / f"{self.namespace}_{self.name}_{self.uid}"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.containers = [Container(c["name"], self.dir / f"{c['name']}.log") for c in body["spec"]["containers"]]
-        self.started_at = time.time()
-        self.phase = "Pending"
-        self.reason: str | None = None
-        self.message: str | None = None
-        self.pod_ip = "127.0.0.1"
-        self.reported: str | None = None  # the last status sent (JSON), to send only changes
-        self.lock = threading.Lock()
-
-    def container(self, name: str) -> Container | None:
-        return next((c for c in self.containers if c.name == name), None)
 
 
 class LabKubelet:
@@ -138,10 +83,10 @@ class LabKubelet:
 
     # -- node ----------------------------------------------------------------------------------
     def node_status(self) -> dict:
-        now = _now()
+        at = now()
         ready = {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "the lab kubelet is posting ready status",
-                 "lastHeartbeatTime": now, "lastTransitionTime": self._ready_since}
-        pressure = [{"type": t, "status": "False", "reason": f"KubeletHas{r}", "message": "", "lastHeartbeatTime": now,
+                 "lastHeartbeatTime": at, "lastTransitionTime": self._ready_since}
+        pressure = [{"type": t, "status": "False", "reason": f"KubeletHas{r}", "message": "", "lastHeartbeatTime": at,
                      "lastTransitionTime": self._ready_since}
                     for t, r in (("MemoryPressure", "SufficientMemory"), ("DiskPressure", "NoDiskPressure"), ("PIDPressure", "SufficientPID"))]
         # A GPU node as the GPU Operator's device plugin advertises it: the lab's manifests request nvidia.com/gpu.
@@ -157,7 +102,7 @@ class LabKubelet:
         }
 
     def register(self, timeout_s: float = 30.0) -> None:
-        self._ready_since = _now()
+        self._ready_since = now()
         node = {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": self.node, "labels": {"kubernetes.io/hostname": self.node, "kubernetes.io/os": "linux",
                                                            "kubernetes.io/arch": "amd64", "nimwarden.dev/lab-node": "true"}},
@@ -176,7 +121,7 @@ class LabKubelet:
         self.api.call("PATCH", f"/api/v1/nodes/{self.node}/status", {"status": self.node_status()},
                       content_type="application/strategic-merge-patch+json")
         path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node}"
-        lease_spec = {"holderIdentity": self.node, "leaseDurationSeconds": 40, "renewTime": _micro_now()}
+        lease_spec = {"holderIdentity": self.node, "leaseDurationSeconds": 40, "renewTime": micro_now()}
         status, _ = self.api.call("PATCH", path, {"spec": lease_spec}, content_type="application/merge-patch+json")
         if status == 404:
             self.api.call("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
@@ -229,15 +174,15 @@ class LabKubelet:
         place = self.placement(run.namespace)
         run.pod_ip = "127.0.0.1" if spec.get("hostNetwork") else place.get("address") or self.pod_address()
         runnable = set(self.config.get("runnable_images") or ())
-        stand_ins = self.config.get("stand_in_namespaces") or []
+        stand_ins = set(self.config.get("stand_in_images") or ())
         images = [c.get("image", "") for c in spec["containers"]]
         if images and all(i in runnable for i in images):
             for c, container in zip(spec["containers"], run.containers):
-                threading.Thread(target=self.run_container, args=(run, c, container, place), daemon=True).start()
+                threading.Thread(target=run_container, args=(run, c, container, place), daemon=True).start()
             run.phase = "Running"
-        elif "*" in stand_ins or run.namespace in stand_ins:
+        elif images and ("*" in stand_ins or all(i in stand_ins for i in images)):
             for container in run.containers:
-                container.state = {"running": {"startedAt": _now()}}
+                container.state = {"running": {"startedAt": now()}}
                 container.ready, container.started = True, True
                 container.log.write_text(f"(the lab's own process plays this container; image {images} is not run here)\n")
             run.phase = "Running"
@@ -247,73 +192,11 @@ class LabKubelet:
                     container.state = {"waiting": {"reason": "ErrImagePull", "message":
                                                    f"the lab node has no container runtime and cannot pull {c.get('image')}"}}
 
-    def _argv(self, run: PodRun, c: dict, place: dict) -> list[str]:
-        argv: list[str] = []
-        if place.get("netns") and not run.body["spec"].get("hostNetwork"):
-            argv += ["ip", "netns", "exec", place["netns"]]
-        sc = {**(run.body["spec"].get("securityContext") or {}), **(c.get("securityContext") or {})}
-        uid = sc.get("runAsUser")
-        if uid is not None and os.geteuid() == 0 and shutil.which("setpriv"):
-            gid = sc.get("runAsGroup", uid)
-            argv += ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
-        command = [*(c.get("command") or ()), *(c.get("args") or ())]
-        if command and command[0] == "python3":
-            command[0] = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-        return argv + command
-
-    def run_container(self, run: PodRun, c: dict, container: Container, place: dict) -> None:
-        argv = self._argv(run, c, place)
-        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME": run.name}
-        env.update({e["name"]: str(e.get("value", "")) for e in c.get("env") or () if "name" in e and "valueFrom" not in e})
-        deadline = run.body["spec"].get("activeDeadlineSeconds")
-        with open(container.log, "wb") as log:
-            try:
-                proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                        cwd="/", start_new_session=True)
-            except OSError as exc:
-                log.write(f"{exc}\n".encode())
-                with run.lock:
-                    container.state = {"terminated": {"exitCode": 128, "reason": "StartError", "message": str(exc)[:300],
-                                                      "startedAt": _now(), "finishedAt": _now()}}
-                return
-        with run.lock:
-            container.proc = proc
-            container.state = {"running": {"startedAt": _now()}}
-            container.started = True
-        try:
-            code = proc.wait(timeout=float(deadline) if deadline else None)
-            reason = "Completed" if code == 0 else "Error"
-        except subprocess.TimeoutExpired:
-            self._killpg(proc)
-            code = proc.wait()
-            reason = "DeadlineExceeded"
-            with run.lock:
-                run.reason, run.message = "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
-        term: dict = {"exitCode": code, "reason": reason, "startedAt": container.state.get("running", {}).get("startedAt", _now()),
-                      "finishedAt": _now()}
-        if code != 0 and c.get("terminationMessagePolicy") == "FallbackToLogsOnError":
-            lines = container.log.read_text(errors="replace").splitlines()[-80:]
-            term["message"] = "\n".join(lines)[-2048:]
-        with run.lock:
-            container.proc = None
-            container.state = {"terminated": term}
-            container.started = False
-
-    @staticmethod
-    def _killpg(proc: subprocess.Popen) -> None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            try:
-                proc.kill()
-            except ProcessLookupError:
-                pass
-
     def kill(self, run: PodRun) -> None:
         for container in run.containers:
             proc = container.proc
             if proc is not None and proc.poll() is None:
-                self._killpg(proc)
+                killpg(proc)
         shutil.rmtree(run.dir, ignore_errors=True)
 
     def finish_deletion(self, pod: dict, run: PodRun | None) -> None:
@@ -323,40 +206,8 @@ class LabKubelet:
         self.api.call("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
                       {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}})
 
-    def status_of(self, run: PodRun) -> dict:
-        with run.lock:
-            states = [dict(c.state) for c in run.containers]
-            statuses = [{"name": c.name, "state": c.state, "lastState": {}, "ready": c.ready, "restartCount": 0,
-                         "image": spec.get("image", ""), "imageID": "", "started": bool(c.started),
-                         **({"containerID": f"nimwarden-lab://{run.uid[:8]}-{c.name}"} if "waiting" not in c.state else {})}
-                        for c, spec in zip(run.containers, run.body["spec"]["containers"])]
-            reason, message = run.reason, run.message
-        terminated = [s["terminated"] for s in states if "terminated" in s]
-        policy = run.body["spec"].get("restartPolicy", "Always")
-        phase = run.phase
-        if reason == "DeadlineExceeded":
-            phase = "Failed"
-        elif len(terminated) == len(states) and policy != "Always":
-            phase = "Succeeded" if all(t["exitCode"] == 0 for t in terminated) else "Failed"
-        elif any("running" in s for s in states):
-            phase = "Running"
-        containers_ready = all(c.ready for c in run.containers)
-        gates = [g.get("conditionType") for g in run.body["spec"].get("readinessGates") or ()]
-        current = {c.get("type"): c.get("status") for c in (run.body.get("status") or {}).get("conditions") or ()}
-        ready = containers_ready and all(current.get(g) == "True" for g in gates)
-        now = _now()
-        conditions = [{"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                      {"type": "ContainersReady", "status": str(containers_ready), "lastTransitionTime": now},
-                      {"type": "Ready", "status": str(ready), "lastTransitionTime": now}]
-        status = {"phase": phase, "hostIP": "127.0.0.1", "podIP": run.pod_ip, "podIPs": [{"ip": run.pod_ip}],
-                  "startTime": dt.datetime.fromtimestamp(run.started_at, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                  "conditions": conditions, "containerStatuses": statuses, "qosClass": "Burstable"}
-        if reason:
-            status.update(reason=reason, message=message)
-        return status
-
     def report(self, run: PodRun) -> None:
-        status = self.status_of(run)
+        status = pod_status(run)
         key = json.dumps({k: v for k, v in status.items() if k != "conditions"}, sort_keys=True) + \
             json.dumps([(c["type"], c["status"]) for c in status["conditions"]])
         if key == run.reported:
@@ -376,61 +227,9 @@ class LabKubelet:
                 self.errors.append(f"sync: {type(exc).__name__}: {exc}")
             self.stopping.wait(poll_s)
 
-    # -- logs (the kubelet endpoint the API server proxies pods/log to) -----------------------
-    def log_server(self) -> ThreadingHTTPServer:
-        kubelet = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code: int, text: str, ctype: str = "text/plain") -> None:
-                data = text.encode()
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):  # noqa: N802
-                url = urlparse(self.path)
-                parts = [p for p in url.path.split("/") if p]
-                if parts == ["healthz"]:
-                    return self._send(200, "ok")
-                if len(parts) != 4 or parts[0] != "containerLogs":
-                    return self._send(404, "not found")
-                _, namespace, name, container_name = parts
-                run = next((r for r in list(kubelet.pods.values()) if (r.namespace, r.name) == (namespace, name)), None)
-                container = run.container(container_name) if run else None
-                if container is None:
-                    return self._send(404, f'pod "{name}" or container "{container_name}" not found on node {kubelet.node}')
-                if "waiting" in container.state:
-                    return self._send(400, f'container "{container_name}" in pod "{name}" is waiting to start: '
-                                           f"{container.state['waiting'].get('reason', '')}")
-                try:
-                    text = container.log.read_text(errors="replace")
-                except OSError:
-                    text = ""
-                query = parse_qs(url.query)
-                if "tailLines" in query:
-                    n = int(query["tailLines"][0])
-                    text = "".join(text.splitlines(keepends=True)[-n:]) if n > 0 else ""
-                if "limitBytes" in query:
-                    text = text[: int(query["limitBytes"][0])]
-                return self._send(200, text)
-
-        server = ThreadingHTTPServer(("127.0.0.1", int(self.config["port"])), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(self.config["serving_cert"], self.config["serving_key"])
-        ctx.load_verify_locations(self.config["ca"])
-        ctx.verify_mode = ssl.CERT_REQUIRED  # only the API server (its kubelet-client certificate) reads logs
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-        return server
-
     # -- lifetime ------------------------------------------------------------------------------
     def serve(self) -> None:
-        server = self.log_server()
+        server = log_server(self.pods, self.node, self.config)
         threading.Thread(target=server.serve_forever, daemon=True, name="logs").start()
         self.register()
         threading.Thread(target=self.heartbeats, daemon=True, name="heartbeats").start()
@@ -440,19 +239,13 @@ class LabKubelet:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        Path(self.config["ready_file"]).write_text(_now())
+        Path(self.config["ready_file"]).write_text(now())
         try:
             self.pods_loop()
         finally:
             for run in list(self.pods.values()):
                 self.kill(run)
             server.shutdown()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(path: Path, **config: Any) -> Path:
