@@ -72,15 +72,16 @@ def place(directory: Path, placement: dict | None = None, stand_in_images: list[
     write_config(path, **config)
 
 
-def _start_kubelet(directory: Path, state: dict, config: Path, deadline: float) -> None:
+def _start_kubelet(directory: Path, state: dict, config: Path) -> Callable[[float], float]:
+    """Launch the lab node; returns the wait for its registration (it retries the API server meanwhile)."""
     folder = control_plane.kube_dir(directory)
     log_path = folder / "lab-kubelet.log"
     proc = control_plane.launch([sys.executable, "-m", "nimwarden.lab.kube.kubelet", str(config)], log_path,
                                 env={"PYTHONPATH": str(Path(__file__).resolve().parents[3])})
     state["processes"]["lab-kubelet"] = {"pid": proc.pid, "start_time": control_plane.process_start_time(proc.pid), "log": str(log_path)}
     control_plane.write_state(directory, state)
-    control_plane.wait_for(lambda: (folder / "kubelet.ready").exists(), {"lab-kubelet": (proc, log_path)},
-                           "the lab node's registration", deadline, log_path)
+    return lambda deadline: control_plane.wait_for(lambda: (folder / "kubelet.ready").exists(), {"lab-kubelet": (proc, log_path)},
+                                                   "the lab node's registration", deadline, log_path)
 
 
 def _node_ready(directory: Path, deadline: float) -> None:
@@ -111,13 +112,14 @@ def up(directory: Path, manifests: Iterable[str | Path] = (), placement: Callabl
         state["ports"]["kubelet"] = control_plane.free_port()
         where = placement() if callable(placement) else (placement or {})
         config = _kubelet_config(directory, state, where, list(stand_in_images or []), list(runnable_images or [PYTHON_IMAGE]))
-        deadline = time.monotonic() + control_plane.START_TIMEOUT_S
-        _start_kubelet(directory, state, config, deadline)
-        control_plane.wait_components(directory)
-        _node_ready(directory, time.monotonic() + NODE_READY_TIMEOUT_S)
+        registered = _start_kubelet(directory, state, config)
         api = admin_api(directory)
         try:
+            # Applying needs only the API server: it runs while the node registers and the controllers start.
             applied = apply_paths(api, manifests)
+            registered(time.monotonic() + control_plane.START_TIMEOUT_S)
+            control_plane.wait_components(directory)
+            _node_ready(directory, time.monotonic() + NODE_READY_TIMEOUT_S)
             late = wait_rollouts(api, applied.docs, ROLLOUT_TIMEOUT_S)  # the Deployments' pods exist (and run on the node) when up returns
         finally:
             api.close()
