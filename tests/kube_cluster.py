@@ -24,6 +24,7 @@ from nimwarden.lab.kube import control_plane
 from nimwarden.lab.kube.apply import Applier, Doc, load_documents
 
 AUDIT_SA = ("nimwarden", "nimwarden-audit")  # deploy/k8s/serviceaccount.yaml
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "k8s"
 
 
 class KubeCluster:
@@ -154,8 +155,11 @@ def refused(events: list[dict]) -> list[str]:
     return [f"{e['verb']} {e['requestURI']}" for e in events if (e.get("responseStatus") or {}).get("code") == 403]
 
 
-def cronjob_for_120(doc: Doc) -> Doc:
-    """Kubernetes 1.20 serves CronJob as batch/v1beta1 only (batch/v1 from 1.21): the same object at that version."""
-    if doc.kind == "CronJob" and doc.api_version == "batch/v1":
-        return Doc(doc.file, {**doc.body, "apiVersion": "batch/v1beta1"})
-    return doc
+def read_role(drop: tuple[str, ...] = ()) -> list[Doc]:
+    """deploy/k8s/rbac-read.yaml (ClusterRole + binding), without the resources named in ``drop``."""
+    docs = load_documents([DEPLOY / "rbac-read.yaml"])
+    for d in docs:
+        if d.kind == "ClusterRole":
+            rules = [dict(r, resources=[x for x in r["resources"] if x not in drop]) for r in d.body["rules"]]
+            d.body["rules"] = [r for r in rules if r["resources"]]
+    return docs

@@ -17,8 +17,7 @@ import yaml
 from nimwarden import cli
 from nimwarden.families import load_profile
 from nimwarden.k8s.discovery import discovery_resources
-from nimwarden.lab.kube.apply import load_documents
-from tests.kube_cluster import AUDIT_SA, refused, sa_user
+from tests.kube_cluster import AUDIT_SA, read_role, refused, sa_user
 from tests.unit.test_discovery import EXPECTED, FIXTURE, ROOT
 
 DEPLOY = ROOT / "deploy" / "k8s"
@@ -30,19 +29,10 @@ def _granted() -> set[tuple[str, str, str]]:
     return {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
 
 
-def _read_role(drop: tuple[str, ...] = ()) -> list:
-    docs = load_documents([DEPLOY / "rbac-read.yaml"])
-    for d in docs:
-        if d.kind == "ClusterRole":
-            d.body["rules"] = [r for r in (dict(r, resources=[x for x in r["resources"] if x not in drop]) for r in d.body["rules"])
-                               if r["resources"]]
-    return docs
-
-
 @pytest.fixture(scope="module")
 def cluster(kube_cluster, tmp_path_factory):
     """The recorded cluster, and deploy/k8s's ServiceAccount with the read role; its token in a kubeconfig."""
-    with kube_cluster.applied(FIXTURE, DEPLOY / "namespace.yaml", DEPLOY / "serviceaccount.yaml", *_read_role()):
+    with kube_cluster.applied(FIXTURE, DEPLOY / "namespace.yaml", DEPLOY / "serviceaccount.yaml", *read_role()):
         token = kube_cluster.service_account_token(*AUDIT_SA)
         kube_cluster.sa_kubeconfig = kube_cluster.token_kubeconfig(tmp_path_factory.mktemp("sa") / "kubeconfig", token)
         yield kube_cluster
@@ -52,7 +42,7 @@ def _found(profile) -> set[tuple[str, str]]:
     return {(x.name, x.kind) for x in load_profile(profile).deployments}
 
 
-def test_discover_live_only_gets_and_lists_within_the_read_role(cluster, tmp_path):
+def test_discover_live_only_gets_and_lists_within_theread_role(cluster, tmp_path):
     out = tmp_path / "p.yaml"
     mark = cluster.mark()
     assert cli.main(["discover", "--kubeconfig", str(cluster.sa_kubeconfig), "--out", str(out)]) == 0
@@ -79,12 +69,12 @@ def test_discover_live_in_namespaces_asks_only_there(cluster, tmp_path):
 
 
 def test_discover_reports_a_refused_kind_and_an_unreachable_server(cluster, tmp_path, capsys):
-    cluster.apply(_read_role(drop=("inferenceservices",)))
+    cluster.apply(read_role(drop=("inferenceservices",)))
     try:
         out = tmp_path / "p.yaml"
         assert cli.main(["discover", "--kubeconfig", str(cluster.sa_kubeconfig), "--out", str(out)]) == 0
     finally:
-        cluster.apply(_read_role())
+        cluster.apply(read_role())
     printed = capsys.readouterr().out
     assert "could not read: InferenceService (missing permission: list inferenceservices" in printed
     (tmp_path / "dead").write_text(yaml.safe_dump({

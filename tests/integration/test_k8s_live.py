@@ -14,24 +14,13 @@ import pytest
 from nimwarden.k8s import load_manifests, load_snapshot, take_snapshot
 from nimwarden.k8s.live import K8sReadError, read_cluster
 from nimwarden.k8s.resources import BY_KIND, Resource
-from nimwarden.lab.kube.apply import Doc, load_documents
-from tests.kube_cluster import AUDIT_SA, refused, sa_user
+from tests.kube_cluster import AUDIT_SA, read_role, refused, sa_user
 
 ROOT = Path(__file__).parents[2]
 LAB = ROOT / "nimwarden" / "lab" / "manifests"
 DEPLOY = ROOT / "deploy" / "k8s"
 SA = sa_user(*AUDIT_SA)
 CANARY = "nvapi-LIVECANARY0123456789abcdefghijklmnop"
-
-
-def _read_role(drop: tuple[str, ...] = ()) -> list[Doc]:
-    """deploy/k8s/rbac-read.yaml (ClusterRole + binding), without the resources named in ``drop``."""
-    docs = load_documents([DEPLOY / "rbac-read.yaml"])
-    for d in docs:
-        if d.kind == "ClusterRole":
-            rules = [dict(r, resources=[x for x in r["resources"] if x not in drop]) for r in d.body["rules"]]
-            d.body["rules"] = [r for r in rules if r["resources"]]
-    return docs
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +30,7 @@ def cluster(kube_cluster):
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ngc-api-live", "namespace": "nim-exposed"},
               "type": "Opaque", "stringData": {"NGC_API_KEY": CANARY}}
     with kube_cluster.applied(LAB / "hardened", LAB / "exposed", secret, DEPLOY / "namespace.yaml", DEPLOY / "serviceaccount.yaml",
-                              *_read_role(drop=("clusterrolebindings",))):
+                              *read_role(drop=("clusterrolebindings",))):
         kube_cluster.token = kube_cluster.service_account_token(*AUDIT_SA)
         yield kube_cluster
 

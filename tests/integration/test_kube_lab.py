@@ -17,7 +17,7 @@ from nimwarden.lab import kube
 from nimwarden.lab.kube import control_plane
 from nimwarden.lab.kube.apply import load_documents
 from tests.conftest import ROOT, lab_profile, run_audit
-from tests.kube_cluster import AUDIT_SA, KubeCluster, refused, sa_user
+from tests.kube_cluster import AUDIT_SA, KubeCluster, read_role, refused, sa_user
 
 DEPLOY = ROOT / "deploy" / "k8s"
 SA = sa_user(*AUDIT_SA)
@@ -42,21 +42,12 @@ def _secrets_opt_in() -> list:
     return docs
 
 
-def _read_role(drop: tuple[str, ...] = ()) -> list:
-    docs = load_documents([DEPLOY / "rbac-read.yaml"])
-    for d in docs:
-        if d.kind == "ClusterRole":
-            d.body["rules"] = [r for r in (dict(r, resources=[x for x in r["resources"] if x not in drop]) for r in d.body["rules"])
-                               if r["resources"]]
-    return docs
-
-
 @pytest.fixture(scope="module")
 def audit_identity(lab_cluster, tmp_path_factory):
     """deploy/k8s applied to the lab's cluster: its namespace, ServiceAccount, read role, the secrets opt-in in the
     audited namespaces and the probe-pod Role; a kubeconfig holding the ServiceAccount's token. Removed afterwards."""
     tenant = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tenant-a"}}
-    with lab_cluster.applied(DEPLOY / "namespace.yaml", DEPLOY / "serviceaccount.yaml", *_read_role(), *_secrets_opt_in(),
+    with lab_cluster.applied(DEPLOY / "namespace.yaml", DEPLOY / "serviceaccount.yaml", *read_role(), *_secrets_opt_in(),
                              tenant, DEPLOY / "opt-in" / "rbac-netpol-probes.yaml"):
         token = lab_cluster.service_account_token(*AUDIT_SA)
         yield lab_cluster.token_kubeconfig(tmp_path_factory.mktemp("sa") / "kubeconfig", token)
@@ -125,12 +116,12 @@ def test_the_audit_identity_reads_the_whole_lab_without_one_refusal(lab_state, l
 def test_a_rule_removed_from_the_read_role_is_named_never_passed(lab_state, lab_cluster, audit_identity, tmp_path):
     """networkpolicies taken out of deploy/k8s/rbac-read.yaml: the real authorizer refuses the list, and every
     network-policy control that needs it reports error naming that read."""
-    lab_cluster.apply(_read_role(drop=("networkpolicies",)))
+    lab_cluster.apply(read_role(drop=("networkpolicies",)))
     try:
         mark = lab_cluster.mark()
         proc, summary = run_audit(_sa_profile(tmp_path, lab_state, audit_identity), tmp_path / "reports", "-k", "test_network_policy")
     finally:
-        lab_cluster.apply(_read_role())
+        lab_cluster.apply(read_role())
     assert summary is not None, proc.stdout[-3000:]
     netpol = [r for r in summary["results"] if r["control"] in ("NETPOL-DEFAULTDENY-001", "NETPOL-NIMAPI-001", "NETPOL-EGRESS-001",
                                                                 "NETPOL-METRICS-001")]

@@ -34,6 +34,7 @@ import yaml
 
 from nimwarden.lab.cache import cache_dir
 from nimwarden.lab.kube.certs import NODE_NAME, kubeconfig, make_pki
+from nimwarden.lab.triton import free_port, process_start_time, processes_under
 
 KUBE_VERSION = "1.20.2"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -117,21 +118,6 @@ def audit_events(directory: Path, user: str | None = None) -> list[dict]:
 # ----------------------------------------------------------------------------------- processes
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def process_start_time(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def launch(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
     try:
@@ -212,21 +198,6 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
-
-
-def leftovers(folder: Path) -> list[int]:
-    """PIDs whose command line names ``folder``: what a crashed lab left running."""
-    needle = str(Path(folder).resolve()).encode()
-    me = os.getpid()
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != me:
-            try:
-                if needle in (entry / "cmdline").read_bytes():
-                    out.append(int(entry.name))
-            except OSError:
-                continue
-    return out
 
 
 # ----------------------------------------------------------------------------------- start and stop
@@ -367,7 +338,7 @@ def stop(directory: Path, log=lambda *_: None) -> int:
             stopped += 1
             log(f"lab: stopped {name} (pid {p['pid']})")
     if folder.exists():
-        for pid in leftovers(folder):
+        for pid in processes_under(folder):  # what a crashed lab left: command lines naming the folder
             if stop_pid(pid, process_start_time(pid), grace_s=2.0):
                 stopped += 1
                 log(f"lab: stopped leftover control-plane process {pid}")
