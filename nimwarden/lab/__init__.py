@@ -365,6 +365,7 @@ def status(directory: Path) -> dict:
         out["deployments"][name] = {"pid": dep["pid"], "alive": alive, "ready": ready, "http": dep["http"], "run_as": dep.get("run_as")}
     out["running"] = any(d["alive"] for d in out["deployments"].values())
     out["network"] = netns.status(directory)["namespaces"]
+    out["kubernetes"] = kube.status(directory)
     return out
 
 

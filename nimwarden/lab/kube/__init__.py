@@ -32,7 +32,7 @@ NODE_READY_TIMEOUT_S = 30.0
 ROLLOUT_TIMEOUT_S = 30.0
 
 __all__ = ["KUBE_VERSION", "NODE_NAME", "PYTHON_IMAGE", "ControlPlaneError", "available", "down", "read_state", "up",
-           "Background", "place", "admin_api"]
+           "Background", "place", "admin_api", "status"]
 
 
 def admin_api(directory: Path):
@@ -134,6 +134,19 @@ def up(directory: Path, manifests: Iterable[str | Path] = (), placement: Callabl
         control_plane.stop(directory)
         raise
     return state
+
+
+def status(directory: Path) -> dict:
+    """Whether the control plane recorded in ``directory`` runs: each process alive (same PID and start time), /readyz."""
+    state = read_state(directory)
+    if not state:
+        return {"running": False}
+    alive = {n: control_plane.process_start_time(int(p["pid"])) == p.get("start_time") for n, p in state["processes"].items()}
+    admin = state["pki"]["admin"]
+    ready = control_plane.https_get(f"{state['server']}/readyz",
+                                    control_plane._tls_context(state["pki"]["ca"], admin["cert"], admin["key"]))[0] == 200
+    return {"running": all(alive.values()) and ready, "server": state["server"], "kubeconfig": state["kubeconfig"],
+            "processes": alive, "ready": ready}
 
 
 def down(directory: Path, log=print) -> int:
