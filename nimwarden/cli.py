@@ -301,6 +301,9 @@ def cmd_lab(args) -> int:
         _say(f"lab up: state in {directory / 'state.json'}")
         for name, dep in state["deployments"].items():
             print(f"{name}: http {dep['http']} grpc {dep['grpc']} metrics {dep['metrics']} (pid {dep['pid']}, runs as {dep['run_as']})")
+        k = state.get("kube") or {}
+        print(f"kubernetes: {k['server']} (v{k['version']}, kubeconfig {k['kubeconfig']})" if k.get("running")
+              else f"kubernetes: none ({k.get('reason', 'not started')}); the lab profile reads its manifests")
         return 0
     if args.action == "down":
         n = lab.down(directory, log=_say)
@@ -414,7 +417,8 @@ def cmd_audit(args) -> int:
         raise UsageError(f"--lab-dir {directory}: targets/lab.yaml reads the lab state from {default_state}; use a profile of your own with --target")
     _say(f"starting the lab in {directory}")
     try:
-        lab.up(directory, compute_ms=args.compute_ms, log=_say)
+        state = lab.up(directory, compute_ms=args.compute_ms, log=_say)
+        target_file = lab.profile_for(target_file, state)  # the manifests, where no API server could run
         load_target(target_file)
         return _run_pytest(target_file, args)
     finally:

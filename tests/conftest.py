@@ -51,14 +51,34 @@ def lab_state(tmp_path_factory):
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def kube_cluster():
+    """A real Kubernetes API server (nimwarden.lab.kube: 1.20.2, the lab node, the lab's CRDs) for the session;
+    skips, with the reason, only where its binaries cannot be had (scripts/build-kube needs root and apt)."""
+    from nimwarden.lab import kube
+    from tests.kube_cluster import KubeCluster
+
+    ok, why = kube.available()
+    if not ok:
+        pytest.skip(f"no Kubernetes API server here: {why}")
+    directory = Path(tempfile.mkdtemp(prefix="nimwarden-kube-"))
+    try:
+        yield KubeCluster(directory, kube.up(directory, log=lambda *_: None))
+    finally:
+        kube.down(directory, log=lambda *_: None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def lab_profile(tmp_path: Path, state: dict, **changes) -> Path:
     """targets/lab.yaml pointed at ``state``; ``changes`` patch deployments by name."""
     profile = yaml.safe_load((ROOT / "targets" / "lab.yaml").read_text())
     state_file = Path(state["dir"]) / "state.json"
     profile["lab"]["state_file"] = str(state_file)
     profile["waivers"] = str(ROOT / "targets" / "lab-waivers.yaml")
-    if "kubernetes" in profile:  # relative paths in targets/lab.yaml are relative to targets/
-        profile["kubernetes"]["paths"] = [str((ROOT / "targets" / p).resolve()) for p in profile["kubernetes"]["paths"]]
+    if "kubernetes" in profile:  # relative paths in targets/lab.yaml are relative to targets/; live: this lab's API server
+        from nimwarden.lab import kubernetes_section
+
+        profile["kubernetes"] = kubernetes_section(profile["kubernetes"], state, ROOT / "targets")
     for dep in profile["deployments"]:
         dep.update(changes.get(dep["name"], {}))
     path = tmp_path / "profile.yaml"

@@ -1,15 +1,22 @@
-"""TEST DOUBLE: a replay Kubernetes API server for exercising the live path.
+"""TEST DOUBLE: a replay Kubernetes API server, kept only for what a real API server cannot show here.
 
-No Kubernetes API server can be installed on the machines this project runs
-on, so the live reader (``nimwarden.k8s.live``, which uses the real
-``kubernetes`` client) is tested against this small HTTP server. It serves a
-fixed set of objects over the real REST paths — ``/api/v1/…`` and
-``/apis/<group>/<version>/…``, list and get, namespaced and cluster-wide —
-with ``limit``/``continue`` pagination, a bearer token check, and a 403
-``Status`` for the (resource, namespace) pairs a test denies. It only answers
-GET, with equality ``labelSelector`` on lists. It is a test double, not a
-Kubernetes implementation: no watch, no field selectors, no resourceVersion
-semantics.
+The live path is tested against a real Kubernetes API server (tests/kube_cluster.py: 1.20.2, the
+newest Debian's registry can build, with the lab node). This double stays for three things 1.20
+and a well-behaved server cannot give:
+
+- **faults on demand**: a 5xx on every delete, an agent that never finishes
+  (tests/reliability/test_fault_matrix_probes.py);
+- **fields and behaviour newer than 1.20**: Pod Security admission (``pod-security.kubernetes.io/*``
+  namespace labels, enforced from 1.23; 1.20 has only PodSecurityPolicy) and fields added after
+  1.20, which a 1.20 server would prune;
+- **recorded objects as they are**: ``load_objects`` reads a manifest fixture without a server.
+
+It serves a fixed set of objects over the real REST paths — ``/api/v1/…`` and
+``/apis/<group>/<version>/…``, list and get, namespaced and cluster-wide — with
+``limit``/``continue`` pagination, a bearer token check, and a 403 ``Status`` for the
+(resource, namespace) pairs a test denies. It only answers GET, with equality ``labelSelector``
+on lists. It is a test double, not a Kubernetes implementation: no watch, no field selectors,
+no resourceVersion semantics.
 
 :class:`ClusterDouble` adds the writes nimwarden's probe pods make (create and
 delete pods and ConfigMaps, pod logs) and a :class:`FakeKubelet` that "runs" a

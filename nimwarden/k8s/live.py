@@ -76,6 +76,8 @@ class LiveReader:
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
+            if resp.status != 200:  # a real API server answers an unknown group's path with text/plain "404 page not found"
+                return resp.status, {"message": raw[:200].decode("utf-8", "replace").strip()}
             raise K8sReadError(f"GET {path}: HTTP {resp.status}, body is not JSON") from None
         return resp.status, body if isinstance(body, dict) else {}
 
@@ -117,6 +119,25 @@ class LiveReader:
         return body
 
 
+def _read(reader: LiveReader, res: Resource, namespaces: tuple[str, ...]) -> tuple[list[dict], Resource]:
+    """The resource's objects (and the version that served them: an older cluster's, where ``version`` is 404)."""
+    from dataclasses import replace
+
+    versions = (res.version, *res.older)
+    for i, version in enumerate(versions):
+        at = replace(res, version=version)
+        try:
+            if at.kind == "Namespace" and namespaces:
+                return [b for b in (reader.get(at, ns) for ns in namespaces) if b is not None], at
+            if at.namespaced and namespaces:
+                return [b for ns in namespaces for b in reader.list(at, ns)], at
+            return reader.list(at), at
+        except LookupError:
+            if i == len(versions) - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def read_cluster(configuration: Any, namespaces: Iterable[str] = (), timeout_s: float = 10.0, page_size: int = 500,
                  kinds: Iterable[str] | None = None, resources: Iterable[Any] | None = None,
                  requests: list[str] | None = None) -> ClusterState:
@@ -134,12 +155,7 @@ def read_cluster(configuration: Any, namespaces: Iterable[str] = (), timeout_s: 
     try:
         for res in resources:
             try:
-                if res.kind == "Namespace" and namespaces:
-                    bodies = [b for b in (reader.get(res, ns) for ns in namespaces) if b is not None]
-                elif res.namespaced and namespaces:
-                    bodies = [b for ns in namespaces for b in reader.list(res, ns)]
-                else:
-                    bodies = reader.list(res)
+                bodies, res = _read(reader, res, namespaces)
             except Forbidden as exc:
                 denied[res.kind] = str(exc)
                 continue

@@ -18,6 +18,7 @@ class Resource:
     plural: str
     namespaced: bool
     optional: bool = False  # a CRD or API that a cluster may not serve (404 = none there)
+    older: tuple[str, ...] = ()  # versions an older cluster serves it at instead (404 on ``version``: try these)
 
     @property
     def api_version(self) -> str:
@@ -42,7 +43,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("StatefulSet", "apps", "v1", "statefulsets", True),
     Resource("DaemonSet", "apps", "v1", "daemonsets", True),
     Resource("Job", "batch", "v1", "jobs", True),
-    Resource("CronJob", "batch", "v1", "cronjobs", True),
+    Resource("CronJob", "batch", "v1", "cronjobs", True, older=("v1beta1",)),  # batch/v1 from Kubernetes 1.21
     Resource("Ingress", "networking.k8s.io", "v1", "ingresses", True),
     Resource("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies", True),
     Resource("Role", "rbac.authorization.k8s.io", "v1", "roles", True),

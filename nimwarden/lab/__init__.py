@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from nimwarden.lab import gateway, nemo, nemo_edge, nemo_legacy, netns, pki, ray, triton
+from nimwarden.lab import gateway, kube, nemo, nemo_edge, netns, pki, ray, triton
+from nimwarden.lab.kube import for_lab
+from nimwarden.lab.kube.for_lab import kubernetes_section, profile_for  # noqa: F401 - the CLI's and the tests' entry points
 
 STATE_SCHEMA = "nimwarden/lab/v1"
+MANIFESTS = Path(__file__).resolve().parent / "manifests"  # applied to the lab's API server (nimwarden.lab.kube)
 DEFAULT_DIR = Path(".nimwarden") / "lab"
 LAB_USER = "nobody"  # the hardened server's user when the lab runs as root
 
@@ -57,10 +60,6 @@ NETNS_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002, "sagemaker": 8085}
 # deployment's edge does not see the other's. Internal services stay on 127.0.0.1.
 EDGE_HOSTS = {"hardened": "127.0.0.2", "exposed": "127.0.0.3"}
 INTERNAL_HOST = "127.0.0.1"
-# The legacy NeMo microservices stand-in's services -> the profile's endpoint names.
-LEGACY_ENDPOINTS = {"datastore": "nemo_datastore", "entitystore": "nemo_entitystore", "customizer": "nemo_customizer",
-                    "evaluator": "nemo_evaluator", "guardrails": "nemo_guardrails", "deployment": "nemo_deployment",
-                    "nimproxy": "nim_proxy"}
 
 
 def grpc_tls_args(tls: dict) -> list[str]:
@@ -182,12 +181,15 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
     procs = []
     net = None
     net_ok, net_why = netns.available()
+    cluster = for_lab.start(directory, MANIFESTS, log)  # first: the slowest part to start runs beside the others
     try:
         if net_ok:
             net = netns.up(directory)
             log(f"lab: network namespaces up ({net['subnet']} on a private bridge; hardened enforces its policy with iptables, exposed does not)")
         else:
             log(f"lab: no network namespaces: {net_why}")
+        if cluster is not None:
+            cluster.network(net)
         state["network"] = {"namespaces": net is not None, "reason": net_why if net is None else "network namespaces on a private bridge"}
         # One lab CA for the gateways and Triton's gRPC; the hardened certificate names every
         # address clients use: loopback (the port-forward), its edge, its namespace address.
@@ -282,7 +284,10 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
         nemo.ready_parts(directory, nemo_parts, state, EDGE_HOSTS, INTERNAL_HOST, lambda: _write_state(directory, state), log)
         _write_state(directory, state)
         _up_edge(directory, specs, state, certs, log)
+        state["kube"] = for_lab.join(cluster, directory, log)
     except BaseException:
+        if cluster is not None:
+            cluster.cancel()
         down(directory, log=lambda *_: None)
         raise
     state["ready_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -308,27 +313,12 @@ def _up_edge(directory: Path, specs, state: dict, certs: dict, log) -> None:
             **({"dcgm": parts["dcgm"]["address"]} if "dcgm" in parts else {}),
         )
     _write_state(directory, state)
-    for s in (s for s in specs if s.nemo):
-        dep, parts = state["deployments"][s.name], state["edge"]["deployments"][s.name]
-        host = EDGE_HOSTS.get(s.name, INTERNAL_HOST)
-        if s.hardened:
-            cert = certs["servers"][s.name]
-            parts["nemo_gateway"] = nemo_edge.start(s.name, directory, host=host, platform=f"http://{dep['nemo']}",
-                                                    guardrails=f"http://{dep['guardrails_upstream']}", cert=cert["cert"], key=cert["key"])
-            dep.update(nemo_gateway=parts["nemo_gateway"]["platform"], guardrails=parts["nemo_gateway"]["guardrails"])
-            log(f"lab: {s.name} NeMo gateway https://{dep['nemo_gateway']} (token required, identity headers stripped, "
-                f"rate-limited; guardrails https://{dep['guardrails']})")
-        else:
-            parts["nemo_legacy"] = nemo_legacy.start(s.name, directory, host=host)
-            for service, address in parts["nemo_legacy"]["addresses"].items():
-                dep[LEGACY_ENDPOINTS[service]] = address
-            log(f"lab: {s.name} legacy NeMo microservices stand-in on {host} ({', '.join(parts['nemo_legacy']['addresses'])})")
-        _write_state(directory, state)
+    nemo_edge.up(directory, specs, state, certs, EDGE_HOSTS, INTERNAL_HOST, lambda: _write_state(directory, state), log)
 
 
 def down(directory: Path, log=print) -> int:
     """Stop every lab process, also those of a crashed lab whose state file is gone. Returns how many."""
-    stopped = 0
+    stopped = kube.down(directory, log=log)  # the API server, its node and etcd; also after a crash (kube.json)
     state = read_state(directory)
     if state and state.get("edge"):
         stopped += gateway.down_edge(state["edge"])
@@ -383,6 +373,7 @@ def status(directory: Path) -> dict:
         out["deployments"][name] = {"pid": dep["pid"], "alive": alive, "ready": ready, "http": dep["http"], "run_as": dep.get("run_as")}
     out["running"] = any(d["alive"] for d in out["deployments"].values())
     out["network"] = netns.status(directory)["namespaces"]
+    out["kubernetes"] = kube.status(directory)
     return out
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nimwarden.lab import gateway
+from nimwarden.lab import gateway, nemo_legacy
 from nimwarden.lab.triton import free_port
 
 # The identity headers NeMo Platform services trust (nmp.common.auth.models.Principal), their successor's
@@ -123,3 +123,30 @@ def start(name: str, state_dir: Path | str, *, host: str, platform: str, guardra
     return {"name": f"{name}-nemo", "pid": proc.pid, "host": host, "conf": str(prefix / "nginx.conf"),
             "platform": f"{host}:{platform_port}", "guardrails": f"{host}:{guardrails_port}",
             "error_log": str(prefix / "error.log")}
+
+
+# The legacy NeMo microservices stand-in's services -> the profile's endpoint names.
+LEGACY_ENDPOINTS = {"datastore": "nemo_datastore", "entitystore": "nemo_entitystore", "customizer": "nemo_customizer",
+                    "evaluator": "nemo_evaluator", "guardrails": "nemo_guardrails", "deployment": "nemo_deployment",
+                    "nimproxy": "nim_proxy"}
+
+
+def up(directory: Path, specs, state: dict, certs: dict, edge_hosts: dict[str, str], internal_host: str, save, log) -> None:
+    """The NeMo edge of each lab deployment that runs NeMo: hardened's NeMo gateway in front of its platform and
+    Guardrails server; exposed's legacy NeMo microservices stand-in, published on its edge address."""
+    for s in (s for s in specs if s.nemo):
+        dep, parts = state["deployments"][s.name], state["edge"]["deployments"][s.name]
+        host = edge_hosts.get(s.name, internal_host)
+        if s.hardened:
+            cert = certs["servers"][s.name]
+            parts["nemo_gateway"] = start(s.name, directory, host=host, platform=f"http://{dep['nemo']}",
+                                          guardrails=f"http://{dep['guardrails_upstream']}", cert=cert["cert"], key=cert["key"])
+            dep.update(nemo_gateway=parts["nemo_gateway"]["platform"], guardrails=parts["nemo_gateway"]["guardrails"])
+            log(f"lab: {s.name} NeMo gateway https://{dep['nemo_gateway']} (token required, identity headers stripped, "
+                f"rate-limited; guardrails https://{dep['guardrails']})")
+        else:
+            parts["nemo_legacy"] = nemo_legacy.start(s.name, directory, host=host)
+            for service, address in parts["nemo_legacy"]["addresses"].items():
+                dep[LEGACY_ENDPOINTS[service]] = address
+            log(f"lab: {s.name} legacy NeMo microservices stand-in on {host} ({', '.join(parts['nemo_legacy']['addresses'])})")
+        save()

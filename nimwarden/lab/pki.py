@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 LAB_ORG = "nimwarden lab"
@@ -37,7 +37,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+def _write_key(path: Path, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -51,8 +51,9 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, LAB_ORG), x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+def _name(common_name: str, organizations: tuple[str, ...] = (LAB_ORG,)) -> x509.Name:
+    return x509.Name([*(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations),
+                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 def _san(hosts: list[str]) -> x509.SubjectAlternativeName:
@@ -105,14 +106,21 @@ def issue(
     client: bool = False,
     days: int = 90,
     key_size: int = 2048,
+    groups: tuple[str, ...] = (),
+    common_name: str | None = None,
+    elliptic: bool = False,
 ) -> CertFiles:
-    """A leaf certificate signed by ``ca``: a server certificate for ``hosts``, or a client certificate."""
+    """A leaf certificate signed by ``ca``: a server certificate for ``hosts``, or a client certificate.
+
+    ``common_name`` and ``groups`` (the subject's O entries) default to ``name`` and the lab's
+    organisation; a Kubernetes API server reads them as the user name and groups of a client
+    certificate. ``elliptic`` gives a P-256 key (fast to generate) instead of RSA."""
     ca_cert, ca_key = _load(ca)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    key = ec.generate_private_key(ec.SECP256R1()) if elliptic else rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     now = _now()
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(name))
+        .subject_name(_name(common_name or name, tuple(groups) or (LAB_ORG,)))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

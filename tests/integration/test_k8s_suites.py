@@ -1,5 +1,6 @@
-"""The Kubernetes suites end to end (`nimwarden audit` in a subprocess) against the lab manifests,
-a snapshot, and the live path through the replay server TEST DOUBLE (tests/k8s_replay.py)."""
+"""The Kubernetes suites end to end (`nimwarden audit` in a subprocess) against the lab manifests and the
+live path through a real Kubernetes API server holding the same manifests (tests/kube_cluster.py): the
+same (control, deployment, status) set from both, and a refused read named."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import yaml
 
 from nimwarden.catalog import load_catalog
 from tests.conftest import ROOT, dead_port, run_audit
-from tests.k8s_replay import TOKEN, ReplayServer, load_objects
+from tests.kube_cluster import AUDIT_SA, sa_user
 
 LAB = ROOT / "nimwarden" / "lab" / "manifests"
 # `nimwarden audit` always collects suites/: select the Kubernetes suites by module name.
@@ -91,15 +92,37 @@ def test_broken_manifest_is_a_configuration_error(tmp_path):
     assert "bad.yaml" in proc.stdout + proc.stderr and "document 1" in proc.stdout + proc.stderr
 
 
-def test_live_source_with_a_denied_resource_errors_naming_the_permission(tmp_path):
-    objects = load_objects(LAB / "hardened", LAB / "exposed")
-    with ReplayServer(objects, deny={("secrets", None)}) as server:
-        kubeconfig = server.kubeconfig(tmp_path / "kubeconfig", token=TOKEN)
-        profile = _profile(tmp_path, {"source": "live", "kubeconfig": str(kubeconfig), "context": "replay"})
-        proc, summary = run_audit(profile, tmp_path / "reports", "-k", "test_secrets or test_pod_security")
+@pytest.fixture(scope="module")
+def lab_cluster(kube_cluster):
+    """The lab's manifests applied to the session's real API server, and deploy/k8s's ServiceAccount with the read role."""
+    deploy = ROOT / "deploy" / "k8s"
+    with kube_cluster.applied(LAB / "hardened", LAB / "exposed", deploy / "namespace.yaml", deploy / "serviceaccount.yaml",
+                              deploy / "rbac-read.yaml"):
+        yield kube_cluster
+
+
+def test_live_source_gives_the_same_verdicts_as_the_manifests(manifest_audit, lab_cluster, tmp_path):
+    """The same objects read live from a real API server (defaulted, with its token Secrets, default roles and
+    pods) and from the manifests: the same (control, deployment, status) set."""
+    profile = _profile(tmp_path, {"source": "live", "kubeconfig": str(lab_cluster.kubeconfig), "pss_level": "restricted"})
+    proc, summary = run_audit(profile, tmp_path / "reports", *SUITES)
+    assert summary is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    live = {(r["control"], r["deployment"], r["status"]) for r in summary["results"]}
+    manifests = {(r["control"], r["deployment"], r["status"]) for r in manifest_audit["results"]}
+    assert live == manifests, (sorted(live - manifests), sorted(manifests - live))
+
+
+def test_live_source_with_a_denied_resource_errors_naming_the_permission(lab_cluster, tmp_path):
+    """deploy/k8s's read role grants no secrets (an opt-in): the real authorizer refuses the list, the controls that
+    need it say which permission is missing, the others judge."""
+    kubeconfig = lab_cluster.token_kubeconfig(tmp_path / "kubeconfig", lab_cluster.service_account_token(*AUDIT_SA))
+    profile = _profile(tmp_path, {"source": "live", "kubeconfig": str(kubeconfig)})
+    mark = lab_cluster.mark()
+    proc, summary = run_audit(profile, tmp_path / "reports", "-k", "test_secrets or test_pod_security")
     assert summary is not None, proc.stdout[-3000:]
     pull = _by(summary, "hardened")["SECRETS-PULL-001"][0]
     assert pull["status"] == "error" and "list secrets (core) cluster-wide" in pull["reason"]
     assert _by(summary, "hardened")["POD-PSS-001"][0]["status"] == "pass"
     assert _by(summary, "exposed")["POD-PSS-001"][0]["status"] == "fail"
-    assert {m for m, _ in server.requests} == {"GET"}
+    asked = lab_cluster.requests(user=sa_user(*AUDIT_SA), since=mark)
+    assert asked and {e["verb"] for e in asked} <= {"get", "list"}

@@ -3,9 +3,9 @@
 - nmap missing (NIMWARDEN_NMAP names no binary) and nmap killed by SIGKILL mid-scan (a
   wrapper that execs the real nmap and kills it half a second in): every ports control errors
   naming nmap, none passes.
-- The Kubernetes API answering 401 (wrong token) or 403 (every resource denied) through the
-  replay server TEST DOUBLE (tests/k8s_replay.py; no API server can run here): no Kubernetes
-  control passes; every one errors naming the status.
+- The Kubernetes API answering 401 (a token it does not know) or 403 (deploy/k8s's ServiceAccount
+  with no role bound: every resource refused) — a real API server (tests/kube_cluster.py) holding the
+  lab's manifests: no Kubernetes control passes; every one errors naming the status.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, have, run_audit
-from tests.k8s_replay import API, TOKEN, ReplayServer, load_objects
+from tests.kube_cluster import AUDIT_SA
 from tests.reliability.faults import FaultServer, assert_cell_errors
 
 LAB = ROOT / "nimwarden" / "lab" / "manifests"
@@ -67,19 +67,25 @@ def _k8s_profile(tmp, kubeconfig) -> object:
                     "kubernetes": {"namespace": f"nim-{n}", "selector": {"app": f"triton-{n}"}}} for n in ("hardened", "exposed")]
     path = tmp / "k8s.yaml"
     path.write_text(yaml.safe_dump({"name": "k8s-faults", "scope": ["127.0.0.0/8"], "deployments": deployments,
-                                    "kubernetes": {"source": "live", "kubeconfig": str(kubeconfig), "context": "replay"}}))
+                                    "kubernetes": {"source": "live", "kubeconfig": str(kubeconfig)}}))
     return path
 
 
+@pytest.fixture(scope="module")
+def unbound_identity(kube_cluster):
+    """The lab's manifests on the real API server, and deploy/k8s's ServiceAccount with no role bound to it."""
+    deploy = ROOT / "deploy" / "k8s"
+    with kube_cluster.applied(LAB / "hardened", LAB / "exposed", deploy / "namespace.yaml", deploy / "serviceaccount.yaml"):
+        yield kube_cluster, kube_cluster.service_account_token(*AUDIT_SA)
+
+
 @pytest.mark.parametrize("fault", ["401", "403"])
-def test_kubernetes_api_refusal_errors_every_kubernetes_control(fault, tmp_path):
-    objects = load_objects(LAB / "hardened", LAB / "exposed")
-    deny = {(plural, None) for (_prefix, plural) in API} if fault == "403" else set()
-    with ReplayServer(objects, deny=deny) as server:
-        kubeconfig = server.kubeconfig(tmp_path / "kubeconfig", token=TOKEN if fault == "403" else "wrong-token")
-        t0 = time.monotonic()
-        proc, summary = run_audit(_k8s_profile(tmp_path, kubeconfig), tmp_path / "reports", "-k", K8S_SUITES, timeout=180)
-        took = time.monotonic() - t0
+def test_kubernetes_api_refusal_errors_every_kubernetes_control(fault, unbound_identity, tmp_path):
+    cluster, token = unbound_identity
+    kubeconfig = cluster.token_kubeconfig(tmp_path / "kubeconfig", token if fault == "403" else "a-token-nobody-issued")
+    t0 = time.monotonic()
+    proc, summary = run_audit(_k8s_profile(tmp_path, kubeconfig), tmp_path / "reports", "-k", K8S_SUITES, timeout=180)
+    took = time.monotonic() - t0
     assert summary is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [r for r in summary["results"] if r["family"] in K8S_FAMILIES or r["control"].startswith("TRITON-SPEC") or "-K8S" in r["control"]]
     passes = [(r["control"], r["deployment"], r["reason"]) for r in rows if r["status"] == "pass"]

@@ -3,18 +3,14 @@
 The recorded cluster (tests/fixtures/discovery/cluster.yaml) holds a NIMService, a plain Triton
 Deployment behind a LoadBalancer Service and an Ingress, a KServe InferenceService, and unrelated
 workloads (a web frontend, redis, an sklearn InferenceService, the operator's and KServe's own
-Deployments). It is read three ways: as manifests, as a snapshot, and live through the replay API
-server (tests/k8s_replay.py, a TEST DOUBLE), whose request log proves discovery only gets and lists.
+Deployments). It is read here as manifests and as a snapshot; tests/integration/test_discovery_live.py
+reads it live from a real API server, whose audit log proves discovery only gets and lists.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -22,9 +18,9 @@ import yaml
 from nimwarden import cli
 from nimwarden.families import load_profile
 from nimwarden.k8s import load_manifests
-from nimwarden.k8s.discovery import discover, discovery_resources
+from nimwarden.k8s.discovery import discover
 from nimwarden.k8s.profile_yaml import ProfileSource, render_profile
-from tests.k8s_replay import ReplayServer, load_objects
+from tests.k8s_replay import load_objects
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "discovery" / "cluster.yaml"
@@ -39,21 +35,6 @@ def _found(discovery) -> set[tuple[str, str, str, str]]:
 
 def _deployments(profile: Path) -> dict:
     return {d["name"]: d for d in yaml.safe_load(profile.read_text())["deployments"]}
-
-
-def _granted() -> set[tuple[str, str, str]]:
-    role = next(d for d in yaml.safe_load_all((ROOT / "deploy/k8s/rbac-read.yaml").read_text()) if d["kind"] == "ClusterRole")
-    return {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
-
-
-def _permission(method: str, path: str) -> tuple[str, str, str]:
-    """(group, resource, verb) a GET of this API path needs."""
-    assert method == "GET", f"{method} {path}: discovery must only read"
-    parts = [p for p in urlsplit(path).path.split("/") if p]
-    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
-    if rest[:1] == ["namespaces"] and len(rest) >= 3:
-        rest = rest[2:]
-    return group, rest[0], "get" if len(rest) > 1 else "list"
 
 
 # ----------------------------------------------------------------------------------- what is found
@@ -157,71 +138,3 @@ def test_discover_from_a_snapshot(tmp_path):
     assert {(x.name, x.kind) for x in target.deployments} == {(n, k) for n, k, _, _ in EXPECTED}
 
 
-def test_discover_live_only_gets_and_lists_within_the_read_role(tmp_path):
-    with ReplayServer(load_objects(FIXTURE)) as server:
-        kubeconfig = server.kubeconfig(tmp_path / "kubeconfig")
-        out = tmp_path / "p.yaml"
-        assert cli.main(["discover", "--kubeconfig", str(kubeconfig), "--out", str(out)]) == 0
-        requests = list(server.requests)
-    target = load_profile(out)
-    assert target.name == "replay"  # the context's name: the next run compares with this one
-    assert {(x.name, x.kind) for x in target.deployments} == {(n, k) for n, k, _, _ in EXPECTED}
-    assert target.kubernetes.source == "live" and target.kubernetes.kubeconfig == kubeconfig.resolve()
-    assert requests and all(m == "GET" for m, _ in requests)
-    granted = _granted()
-    needed = {_permission(m, p) for m, p in requests}
-    assert needed <= granted, needed - granted
-    assert {r for _, r, _ in needed} == {r.plural for r in discovery_resources()}
-
-
-def test_discover_live_in_namespaces_asks_only_there(tmp_path):
-    with ReplayServer(load_objects(FIXTURE)) as server:
-        out = tmp_path / "p.yaml"
-        assert cli.main(["discover", "--kubeconfig", str(server.kubeconfig(tmp_path / "kc")), "-n", "triton", "--out", str(out)]) == 0
-        paths = [p for _, p in server.requests]
-    assert {x.name for x in load_profile(out).deployments} == {"triton"}
-    namespaced = [p for p in paths if "/namespaces/" in p]
-    assert namespaced and all("/namespaces/triton/" in p for p in namespaced)
-    assert {p.split("?")[0] for p in paths if "/namespaces/" not in p} == {"/apis/serving.kserve.io/v1alpha1/clusterservingruntimes"}
-
-
-def test_discover_reports_a_denied_kind_and_an_unreachable_server(tmp_path, capsys):
-    with ReplayServer(load_objects(FIXTURE), deny={("inferenceservices", None)}) as server:
-        out = tmp_path / "p.yaml"
-        assert cli.main(["discover", "--kubeconfig", str(server.kubeconfig(tmp_path / "kc")), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "could not read: InferenceService (missing permission: list inferenceservices" in printed
-    (tmp_path / "dead").write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "x",
-        "clusters": [{"name": "x", "cluster": {"server": "http://127.0.0.1:9"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}], "contexts": [{"name": "x", "context": {"cluster": "x", "user": "u"}}]}))
-    assert cli.main(["discover", "--kubeconfig", str(tmp_path / "dead"), "--out", str(tmp_path / "q.yaml"), "--api-timeout", "2"]) == 2
-    assert "discovery could not read the cluster" in capsys.readouterr().err
-
-
-def test_audit_with_a_kubeconfig_discovers_writes_the_profile_and_reports(tmp_path):
-    """`nimwarden audit --kubeconfig F` (what ./scripts/audit --kubeconfig F runs): one command, a full report."""
-    reports = tmp_path / "reports"
-    with ReplayServer(load_objects(FIXTURE)) as server:
-        kubeconfig = server.kubeconfig(tmp_path / "kubeconfig")
-        env = dict(os.environ, PYTHONPATH=str(ROOT), NIMWARDEN_PROGRESS="0")
-        env.pop("NIMWARDEN_RUN_DIR", None)
-        proc = subprocess.run([sys.executable, "-m", "nimwarden.cli", "audit", "--kubeconfig", str(kubeconfig), "--no-probes",
-                               "--reports-dir", str(reports), "--", "-q"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-        writes = [r for r in server.requests if r[0] != "GET"]
-    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]  # the recorded cluster has failures
-    run = (reports / "latest").resolve()
-    assert (run / "target.yaml").is_file() and (run / "report.html").is_file() and (run / "report.sarif").is_file()
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["run"]["target_file"] == str(run / "target.yaml")
-    verdicts = {d["name"]: d["verdict"] for d in summary["deployments"]}
-    assert set(verdicts) == {"llama3-8b", "triton", "resnet"}
-    assert "could not evaluate" not in verdicts.values()
-    for name in verdicts:  # every discovered deployment was judged from cluster state, not only skipped
-        assert any(r["deployment"] == name and r["status"] in ("pass", "fail") for r in summary["results"]), name
-    errors = [r for r in summary["results"] if r["status"] == "error"]
-    # NIM 1.0.3's bundled engines are not in the NIM engine table: NIM-ENGINECVE-001 says so (fail closed); nothing else errs
-    assert [(r["control"], "is not in the NIM engine table" in r["reason"]) for r in errors] == [("NIM-ENGINECVE-001", True)]
-    assert writes == []
-    assert "profile written to" in proc.stderr and str(run / "target.yaml") in proc.stderr
-    load_profile(run / "target.yaml")  # reusable as it is

@@ -10,7 +10,7 @@ not a built-in) makes the control ``error``: an unknown grant is never assumed h
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nimwarden.k8s.findings import Finding, needs, verdict_from, worst
 from nimwarden.k8s.model import ClusterState, K8sObject
@@ -208,9 +208,12 @@ def unaudited_roles(state: ClusterState, templates: Sequence[PodTemplate]) -> Ou
     for ns, name in service_accounts(templates):
         found, _unresolved = grants(state, ns, name)
         audited |= {g.role for g in found}
-    findings, judged = [], []
+    findings, judged, defaults = [], [], []
     for role in state.of_kind("ClusterRole") + state.of_kind("Role"):
         if role.ref in audited:
+            continue
+        if kubernetes_default_role(role):
+            defaults.append(role.ref)
             continue
         judged.append(role.ref)
         bound = _bindings_of(state, role)
@@ -223,11 +226,31 @@ def unaudited_roles(state: ClusterState, templates: Sequence[PodTemplate]) -> Ou
             for field, problems in per_field.items():
                 text = "; ".join(p for p, _ in problems)
                 findings.append(Finding(role.ref, f"{text} ({how})", f"rules[{i}].{field}", severity=worst(sev for _, sev in problems)))
+    left_out = (f"; {len(defaults)} Kubernetes default role(s) (kubernetes.io/bootstrapping=rbac-defaults: cluster-admin, "
+                "admin, edit, view, system:*, kube-system's) left out: the API server creates them in every cluster") if defaults else ""
     if not judged:
-        return passed("every Role and ClusterRole in the cluster state is bound to an audited workload (judged with it)",
-                      objects=sorted(audited), source=state.source)
-    return verdict_from(findings, what="wildcard or escalating role outside the audited workloads", subjects=judged,
-                        ok=f"{len(judged)} role(s) not bound to an audited workload grant no wildcard and no escalate/bind/impersonate")
+        out = passed("every Role and ClusterRole in the cluster state is bound to an audited workload (judged with it)" + left_out,
+                     objects=sorted(audited), source=state.source)
+    else:
+        out = verdict_from(findings, what="wildcard or escalating role outside the audited workloads", subjects=judged,
+                           ok=f"{len(judged)} role(s) not bound to an audited workload grant no wildcard and no escalate/bind/impersonate"
+                           + left_out)
+    return replace(out, evidence={**out.evidence, "kubernetes_defaults": sorted(defaults)}) if defaults else out
+
+
+DEFAULT_ROLE_NAMES = ("cluster-admin", "admin", "edit", "view")
+
+
+def kubernetes_default_role(role: K8sObject) -> bool:
+    """A role the API server bootstraps in every cluster (Kubernetes — Using RBAC Authorization: default roles):
+    labelled ``kubernetes.io/bootstrapping: rbac-defaults`` and a ClusterRole named cluster-admin, admin, edit,
+    view or ``system:*``, or a Role in kube-system / kube-public. cluster-admin grants everything by design;
+    judging it as an unbound helper role would fail every real cluster."""
+    if role.labels.get("kubernetes.io/bootstrapping") != "rbac-defaults":
+        return False
+    if role.kind == "ClusterRole":
+        return role.name in DEFAULT_ROLE_NAMES or role.name.startswith("system:")
+    return role.namespace in ("kube-system", "kube-public")
 
 
 def _bindings_of(state: ClusterState, role: K8sObject) -> list[str]:
