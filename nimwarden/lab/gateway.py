@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from nimwarden.lab import nemo_legacy
-from nimwarden.lab.triton import free_port
+from nimwarden.lab.triton import free_port, running
 
 NGINX = os.environ.get("NIMWARDEN_NGINX", "/usr/sbin/nginx")
 
@@ -322,7 +322,7 @@ def stop(info: dict, timeout_s: float = 5.0) -> bool:
             if done:
                 return True
         except ChildProcessError:
-            if not Path(f"/proc/{pid}").exists():
+            if not running(pid):  # gone, or a zombie init has not reaped yet
                 return True
         time.sleep(0.05)
     if _is_our_nginx(pid, conf):

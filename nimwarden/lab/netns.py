@@ -202,9 +202,10 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def _stop_processes(ns: str) -> None:
-    """Stop processes the lab started inside ``ns`` (they would keep the namespace alive)."""
-    pids = [int(p) for p in _ip("netns", "pids", ns, check=False).stdout.split() if p.isdigit()]
+def _stop_processes(*namespaces: str) -> None:
+    """Stop processes the lab started inside these namespaces (they would keep a namespace alive): all told
+    to stop at once, then killed together after their grace period."""
+    pids = [int(p) for ns in namespaces for p in _ip("netns", "pids", ns, check=False).stdout.split() if p.isdigit()]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             try:
@@ -352,10 +353,10 @@ def down(state_dir: Path) -> list[str]:
     present = set(existing(tag))
     # Deployments and clients first, the switch last; deleting a namespace deletes
     # its veth end (and so the pair), its addresses and its iptables chains.
+    _stop_processes(*(ns for ns in names if ns in present))
     for ns in sorted(names, key=lambda n: n.endswith("-switch")):
         if ns not in present:
             continue
-        _stop_processes(ns)
         subprocess.run([*exec_prefix(ns), "iptables-restore"], input="*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n", text=True, capture_output=True, timeout=10, check=False)
         _ip("netns", "del", ns, check=False)
         removed.append(ns)

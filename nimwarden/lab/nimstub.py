@@ -339,6 +339,8 @@ def stop(info: dict, timeout_s: float = 5.0) -> bool:
     import signal
     from pathlib import Path
 
+    from nimwarden.lab.triton import running
+
     pid = int(info["pid"])
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -353,7 +355,7 @@ def stop(info: dict, timeout_s: float = 5.0) -> bool:
             if os.waitpid(pid, os.WNOHANG)[0]:
                 return True
         except ChildProcessError:
-            if not Path(f"/proc/{pid}").exists():
+            if not running(pid):  # gone, or a zombie init has not reaped yet
                 return True
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)

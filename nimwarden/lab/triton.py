@@ -257,6 +257,12 @@ def stop_pid(pid: int, start_time: int | None, grace_s: float = 10.0) -> bool:
     return True
 
 
+def running(pid: int) -> bool:
+    """Present and not a zombie: an exited process stays in /proc until its parent (or init) reaps it, which
+    on some machines' init takes seconds."""
+    return process_start_time(pid) is not None and not _is_zombie(pid)
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
