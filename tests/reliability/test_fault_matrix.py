@@ -87,9 +87,15 @@ NOT_APPLICABLE_OK = {"TLS-PROTOCOL-001", "TLS-CIPHERS-001", "TLS-FORWARDSEC-001"
                      "TLS-EXPIRY-001", "TLS-KEYSIZE-001", "TLS-MTLS-001", "NIM-DOCS-001", "NIM-INFERENCE-001",
                      "NIM-METADATA-001", "NIM-METRICS-001", "NIM-CORS-001", "TRITON-FRONTENDS-001",
                      "TRITON-SMINVOKE-001", "PERF-UNDERLOAD-001",  # audit under load is not requested in this run
+                     # a Triton or NeMo deployment is no NIM; none declares a NIM gRPC endpoint or reads cluster state
+                     "NIM-ENGINECVE-001", "NIM-GRPC-001",
                      # the Triton and NIM deployments declare no NeMo endpoint
                      "NEMO-AUTH-001", "NEMO-ANON-001", "NEMO-SECRETS-001", "NEMO-FORGE-001", "NEMO-HFTOKEN-001", "NEMO-CORS-001",
                      "NEMO-DOCS-001", "NEMO-RATELIMIT-001", "NEMO-GUARDRAILS-001", "NEMO-GUARDRAILS-MODELS-001"}
+
+
+# The NeMo deployments declare no gateway, the one endpoint their TLS requirement names.
+NOT_APPLICABLE_NEMO = {"TLS-PLAINTEXT-001"}
 
 
 def _deployments(servers: dict, hosts: dict) -> list[dict]:
@@ -173,7 +179,8 @@ def classify(summary) -> dict[str, list]:
                 out["false_pass"].append(row)
             elif status == "error":
                 out["ok" if re.search(NAMES_FAULT[fault], r["reason"], re.I) else "wrong"].append(row)
-            elif (status == "fail" and (fault, control) in FINDINGS) or (status == "not_applicable" and control in NOT_APPLICABLE_OK):
+            elif (status == "fail" and (fault, control) in FINDINGS) or (status == "not_applicable" and (
+                    control in NOT_APPLICABLE_OK or (r["deployment"].endswith("-nemo") and control in NOT_APPLICABLE_NEMO))):
                 out["ok"].append(row)
             else:
                 out["wrong"].append(row)

@@ -133,3 +133,17 @@ def test_the_image_tag_stands_in_when_the_nim_does_not_answer(tmp_path, monkeypa
     assert out.status is Status.FAIL and "(image tag nvcr.io/nim/meta/llama-3.1-8b-instruct:2.1.5)" in out.reason
     assert probe.NIM_IMAGE.search("nvcr.io/nim/meta/llama-3.1-8b-instruct:2.1.5").group("tag") == "2.1.5"
     assert probe.NIM_IMAGE.search("nvcr.io/nvidia/tritonserver:26.11-py3") is None
+
+
+def test_no_endpoint_and_no_nim_image_in_readable_workloads_does_not_apply(tmp_path, monkeypatch):
+    """A deployment declared kind nim that runs no NIM (the NIM Operator's own chart): the subject does not exist.
+    With an endpoint that does not answer, or cluster state that cannot be read, it stays an error."""
+    p = tmp_path / "t.yaml"
+    p.write_text("name: t\nscope: [127.0.0.1]\ndeployments:\n  - name: d\n    kind: nim\n    expect: compliant\n")
+    target = load_target(p, [])
+    dep = target.deployments[0]
+    monkeypatch.setattr(probe, "_image_release", lambda target, dep: (None, probe.NO_NIM_IMAGE))
+    out = engines.engine_cves(probe.nim_release(target, dep))
+    assert out.status is Status.NOT_APPLICABLE and "run no NIM image" in out.reason
+    monkeypatch.setattr(probe, "_image_release", lambda target, dep: (None, "cluster state: 403 Forbidden"))
+    assert engines.engine_cves(probe.nim_release(target, dep)).status is Status.ERROR

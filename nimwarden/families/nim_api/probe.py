@@ -242,6 +242,9 @@ def _version_answer(url: str, target: Any, headers: dict[str, str] | None = None
     return (release or None), f"{asked} answered {json.dumps(redact({'release': body.get('release'), 'api': body.get('api')}))}"
 
 
+NO_NIM_IMAGE = "no NIM image (nvcr.io/nim/…) among the deployment's workloads"
+
+
 def _image_release(target: Any, deployment: Any) -> tuple[str | None, str]:
     """(release, what was seen) from the NIM's image tag (``nvcr.io/nim/<org>/<model>:<release>``) in cluster state."""
     from nimwarden.k8s import source as k8s
@@ -254,12 +257,12 @@ def _image_release(target: Any, deployment: Any) -> tuple[str | None, str]:
         return None, f"cluster state: {w.reason}"
     images = sorted({str(c.get("image") or "") for t in w.templates for _, c in t.containers() if NIM_IMAGE.search(str(c.get("image") or ""))})
     if not images:
-        return None, "no NIM image (nvcr.io/nim/…) among the deployment's workloads"
+        return None, NO_NIM_IMAGE
     m = NIM_IMAGE.search(images[0])
     return m.group("tag"), f"image tag {images[0]}" + (f" (of {len(images)} NIM images: {', '.join(images)})" if len(images) > 1 else "")
 
 
-def nim_release(target: Any, deployment: Any) -> Attempt:
+def nim_release(target: Any, deployment: Any) -> Any:  # an Attempt, or not_applicable when no NIM runs there
     """The NIM's release: ``GET /v1/version`` on its own endpoint, through the gateway with the profile's gateway
     credential when that is refused, else the image tag in cluster state. Read-only; an incomplete attempt
     (error) when none of them says."""
@@ -280,6 +283,13 @@ def nim_release(target: Any, deployment: Any) -> Attempt:
     release, seen["image"] = _image_release(target, deployment)
     if release:
         return Attempt("nim.version", seen["image"], NimRelease(release, seen["image"], seen), None)
+    if own is None and gateway is None and seen["image"] == NO_NIM_IMAGE:
+        # Nothing to ask, and the cluster state, read, holds no NIM image: no NIM runs here (an operator chart,
+        # a Triton workload declared kind nim) — the subject does not exist, so the control does not apply.
+        from nimwarden.outcome import not_applicable
+
+        return not_applicable(f"deployment {deployment.name} declares no NIM endpoint and its workloads run no NIM image "
+                              "(nvcr.io/nim/…): no NIM release to judge")
     return Attempt("nim.version", "the NIM release (GET /v1/version, its image tag)", None,
                    "no source said which NIM release this is: " + "; ".join(f"{k}: {v}" for k, v in seen.items()))
 

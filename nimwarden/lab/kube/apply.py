@@ -26,7 +26,7 @@ from nimwarden.lab.kube.rest import Api
 
 CRD_DIR = Path(__file__).resolve().parent / "crds"
 WORKLOADS = ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
-RETRYABLE = ("serviceaccount", "not found", "is being terminated", "the server is currently unable", "try again")
+RETRYABLE = ("serviceaccount", "service account", "retry after", "not found", "is being terminated", "the server is currently unable", "try again")
 
 
 class ApplyError(RuntimeError):
