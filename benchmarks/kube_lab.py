@@ -4,7 +4,7 @@ Usage: .venv/bin/python benchmarks/kube_lab.py [--repeat 3] [--lab]
 
 - ``kube_build_cold``: the one-time build by scripts/build-kube, read from its stamp
   (``<cache>/kubernetes-1.20.2/.nimwarden-installed``) and, where it is still there, its log
-  (``--build-log``, default /tmp/build-kube.log: ``built <binary> in N s`` lines).
+  (``--build-log``, default ``<cache>/kubernetes.log``, where scripts/bootstrap keeps it: ``built <binary> in N s`` lines).
 - ``kube_start``: ``nimwarden.lab.kube.up`` alone, binaries cached: seconds until the API server's
   /readyz, and until the node is Ready with the lab's CRDs and manifests applied and the Deployments'
   pods running; resident memory (VmRSS) of each process then, and again after ``--settle`` seconds.
@@ -98,17 +98,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--settle", type=float, default=20.0, help="seconds before the second memory reading")
-    parser.add_argument("--build-log", type=Path, default=Path("/tmp/build-kube.log"))
+    parser.add_argument("--build-log", type=Path, default=None, help="scripts/build-kube's log (default: <cache>/kubernetes.log)")
     parser.add_argument("--lab", action="store_true", help="also time the whole lab's start with and without its API server")
     args = parser.parse_args()
     from nimwarden.lab import kube
+    from nimwarden.lab.cache import cache_dir
 
     machine = {"host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()}
     ok, why = kube.available()
     if not ok:
         print(json.dumps({"bench": "kube", "skipped": why, **machine}))
         return
-    print(json.dumps({**build(args.build_log), **machine}), flush=True)
+    print(json.dumps({**build(args.build_log or cache_dir() / "kubernetes.log"), **machine}), flush=True)
     for row in start(args.repeat, args.settle):
         print(json.dumps({**row, **machine}), flush=True)
     if args.lab:

@@ -49,6 +49,14 @@ def inventory_from_state(state: ClusterState) -> Inventory:
     return inventory(objects)
 
 
+def reachability_model(state: ClusterState):
+    """The network-policy model (a ``ReachabilityModel``) of ``state``, built once per state: every control that asks
+    which pods may reach which port of which workload asks the same model."""
+    from nimwarden.netpol.model import ReachabilityModel
+
+    return state.memo("netpol.model", lambda: ReachabilityModel(inventory_from_state(state)))
+
+
 @dataclass(frozen=True)
 class Admitted:
     port: int

@@ -35,8 +35,6 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "deployment": ("/v1/deployment/configs", "/v1/deployment/model-deployments"),
     "nimproxy": ("/v1/models",),
 }
-# The seed's default ports (NeMo Microservices — Security Considerations: Default Network Ports).
-DEFAULT_PORTS = {"datastore": 3000, "entitystore": 8000, "customizer": 8000, "evaluator": 7331, "guardrails": 7331}
 
 
 def _handler(service: str) -> type[BaseHTTPRequestHandler]:
@@ -69,10 +67,10 @@ def _handler(service: str) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(host: str, services: list[str], ports: dict[str, int] | None = None) -> dict[str, ThreadingHTTPServer]:
+def serve(host: str, services: list[str]) -> dict[str, ThreadingHTTPServer]:
     out = {}
     for s in services:
-        srv = ThreadingHTTPServer((host, (ports or {}).get(s, 0)), _handler(s))
+        srv = ThreadingHTTPServer((host, 0), _handler(s))
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         out[s] = srv
     return out

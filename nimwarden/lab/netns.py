@@ -35,6 +35,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from nimwarden.lab import triton
+
 SCHEMA = "nimwarden/lab-netns/v1"
 STATE_FILE = "netns.json"
 SUBNET = "10.213.0.0/24"  # exists only on the lab's bridge, inside the switch namespace
@@ -193,15 +195,6 @@ def existing(tag: str) -> list[str]:
     return [n for n in names if n.startswith(f"{PREFIX}-{tag}-")]
 
 
-def _alive(pid: int) -> bool:
-    """Running, that is: present and not a zombie waiting for its parent to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
 def _stop_processes(*namespaces: str) -> None:
     """Stop processes the lab started inside these namespaces (they would keep a namespace alive): all told
     to stop at once, then killed together after their grace period."""
@@ -214,7 +207,7 @@ def _stop_processes(*namespaces: str) -> None:
                 pass
         deadline = time.monotonic() + 3.0
         while pids and time.monotonic() < deadline:
-            pids = [p for p in pids if _alive(p)]
+            pids = [p for p in pids if triton.running(p)]
             time.sleep(0.05)
         if not pids:
             return

@@ -189,22 +189,17 @@ def stop(*temps: str | Path, grace_s: float = 2.0) -> int:
     directories. Returns how many processes."""
     pids = [p for t in temps for p in processes(t) if p != os.getpid()]
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        live = [p for p in pids if _alive(p)]
+        live = [p for p in pids if triton.running(p)]
         for pid in live:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + grace_s
-        while live and time.monotonic() < deadline and any(_alive(p) for p in live):
+        while live and time.monotonic() < deadline and any(triton.running(p) for p in live):
             time.sleep(0.1)
     for t in temps:
         shutil.rmtree(t, ignore_errors=True)
     return len(pids)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False

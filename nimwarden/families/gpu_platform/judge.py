@@ -332,8 +332,7 @@ def ray_isolation(state: Any, templates: Sequence[Any], namespace: str | None) -
     head's own namespace. A head no Ingress policy selects is open to every pod of the cluster."""
     from nimwarden.families.gpu_platform.stack import ray_heads
     from nimwarden.k8s.findings import needs
-    from nimwarden.k8s.network import inventory_from_state, strangers_admitted
-    from nimwarden.netpol.model import ReachabilityModel
+    from nimwarden.k8s.network import reachability_model, strangers_admitted
 
     blocked = needs(state, "NetworkPolicy")
     if blocked:
@@ -342,7 +341,7 @@ def ray_isolation(state: Any, templates: Sequence[Any], namespace: str | None) -
     if not heads:
         return not_applicable(f"no Ray head (label ray.io/node-type=head, `ray start --head`, or a Ray head port) in "
                               f"namespace {namespace or '(all)'}")
-    model = ReachabilityModel(inventory_from_state(state))
+    model = reachability_model(state)
     findings, judged = [], []
     for t in heads:
         seen = strangers_admitted(model, t, RAY_PORTS)

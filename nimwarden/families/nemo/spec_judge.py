@@ -37,12 +37,12 @@ class Unreadable(Exception):
     """The setting exists but its value is not in the cluster state (a Secret, a volume, a redaction)."""
 
 
-def nemo_templates(templates: Sequence[PodTemplate], *, keys: tuple[str, ...] | None = None, skip: tuple[str, ...] = ()):
+def nemo_templates(templates: Sequence[PodTemplate], *, skip: tuple[str, ...] = ()):
     """(template, service, why) for each NeMo workload among ``templates``."""
     out = []
     for t in templates:
         hit = service_of(t)
-        if hit and (keys is None or hit[0].key in keys) and hit[0].key not in skip:
+        if hit and hit[0].key not in skip:
             out.append((t, hit[0], hit[1]))
     return out
 
@@ -178,9 +178,10 @@ def platform_config(state: ClusterState, tpl: PodTemplate) -> AuthConfig:
 
 def platform_auth(state: ClusterState, templates: Sequence[PodTemplate]) -> Outcome:
     """NEMO-SPEC-AUTH: every NeMo Platform API pod runs with ``auth.enabled: true`` and without unsigned JWTs."""
-    platforms = nemo_templates(templates, keys=("platform",))
+    nemo = nemo_templates(templates)
+    platforms = [hit for hit in nemo if hit[1].key == "platform"]
     if not platforms:
-        legacy = [t.ref for t, s, _ in nemo_templates(templates) if s.legacy]
+        legacy = [t.ref for t, s, _ in nemo if s.legacy]
         why = (f"the selected NeMo workloads ({', '.join(legacy)}) are legacy microservices with no authentication of their own: "
                "NEMO-SPEC-EXPOSE-001 and NEMO-SPEC-NETPOL-001 judge what stands in for it") if legacy else \
             "no NeMo Platform API among the selected workloads"
@@ -266,8 +267,7 @@ def isolated(state: ClusterState, templates: Sequence[PodTemplate]) -> Outcome:
     """NEMO-SPEC-NETPOL: the network-policy model admits no stranger (a pod in another namespace, an unlabelled pod
     of the same namespace) to any API port of a NeMo workload. The platform chart's Envoy proxy is the way in
     and is left out."""
-    from nimwarden.k8s.network import inventory_from_state, strangers_admitted
-    from nimwarden.netpol.model import ReachabilityModel
+    from nimwarden.k8s.network import reachability_model, strangers_admitted
 
     nemo = nemo_templates(templates, skip=("gateway",))
     if not nemo:
@@ -275,7 +275,7 @@ def isolated(state: ClusterState, templates: Sequence[PodTemplate]) -> Outcome:
     blocked = needs(state, "NetworkPolicy")
     if blocked:
         return blocked
-    model = ReachabilityModel(inventory_from_state(state))
+    model = reachability_model(state)
     findings, flows = [], []
     for tpl, service, _ in nemo:
         ports = sorted({port for port, _ in api_ports(tpl, service)})

@@ -34,7 +34,7 @@ import yaml
 
 from nimwarden.lab.cache import cache_dir
 from nimwarden.lab.kube.certs import NODE_NAME, kubeconfig, make_pki
-from nimwarden.lab.triton import free_port, process_start_time, processes_under
+from nimwarden.lab.triton import free_port, process_start_time, processes_under, running
 
 KUBE_VERSION = "1.20.2"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -187,17 +187,10 @@ def stop_pid(pid: int, start_time: int | None, grace_s: float = 5.0) -> bool:
                 os.waitpid(pid, os.WNOHANG)  # our own child: reap it
             except ChildProcessError:
                 pass
-            if process_start_time(pid) is None or _zombie(pid):
+            if not running(pid):
                 return True
             time.sleep(0.05)
     return True
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 # ----------------------------------------------------------------------------------- start and stop
@@ -317,7 +310,7 @@ class _Pid:
         self.pid, self.start_time, self.returncode = pid, process_start_time(pid), None
 
     def poll(self):
-        if process_start_time(self.pid) != self.start_time or _zombie(self.pid):
+        if process_start_time(self.pid) != self.start_time or not running(self.pid):
             self.returncode = "gone"
             return self.returncode
         return None
