@@ -85,3 +85,8 @@ def rows(data: Mapping[str, Any], key: str, where: str, required: tuple[str, ...
             if row.get(field) in (None, "", {}):
                 raise ValueError(f"{at}: {field} missing")
         yield at, row
+
+
+def severity_of(cvss: float) -> str:
+    """CVSS v3 qualitative rating, in the catalog's words (every dated advisory table rates its rows so)."""
+    return "critical" if cvss >= 9.0 else "high" if cvss >= 7.0 else "medium" if cvss >= 4.0 else "low"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -72,6 +72,25 @@ def errored(reason: str, **evidence: Any) -> Outcome:
 
 def not_applicable(reason: str, **evidence: Any) -> Outcome:
     return Outcome(Status.NOT_APPLICABLE, reason, evidence)
+
+
+def combine_urls(outcomes: Sequence[Outcome], evidence_key: str, *, single_pass_as_is: bool = True) -> Outcome | None:
+    """One verdict over the same question asked at several URLs: any fail fails (with the worst severity among
+    them), else any error errors, else pass; each part's evidence under ``evidence_key``. None when nothing was
+    asked (the caller says what was missing). A single fail or error is returned as it is; so is a single pass
+    unless ``single_pass_as_is`` is False."""
+    if not outcomes:
+        return None
+    for status in (Status.FAIL, Status.ERROR):
+        hit = [o for o in outcomes if o.status == status]
+        if len(hit) == 1:
+            return hit[0]
+        if hit:
+            severity = max((o.severity for o in hit if o.severity), default=None, key=lambda s: -SEVERITIES.index(s))
+            return Outcome(status, " | ".join(o.reason for o in hit), {evidence_key: [dict(o.evidence) for o in hit]}, severity=severity)
+    if len(outcomes) == 1 and single_pass_as_is:
+        return outcomes[0]
+    return passed(" | ".join(o.reason for o in outcomes), **{evidence_key: [dict(o.evidence) for o in outcomes]})
 
 
 @dataclass(frozen=True)

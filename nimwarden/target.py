@@ -22,9 +22,8 @@ from pydantic import ValidationError
 
 from nimwarden.budget import RequestBudget, budget_from_options
 from nimwarden.errors import ConfigError, OutOfScope
-from nimwarden.schema.base import LAB_REF, SECRET_WORDS  # noqa: F401 - part of this module's interface
 from nimwarden.schema.messages import first_problem
-from nimwarden.schema.profile import ENDPOINT_NAMES, EXPECTS, K8S_SOURCES, KINDS, POSITIONS, profile_model  # noqa: F401 - ditto
+from nimwarden.schema.profile import profile_model
 from nimwarden.schema.rules import parse_scope, scope_text, split_endpoint
 
 # A family's checker of what its sections mean for the whole target (a performance credential

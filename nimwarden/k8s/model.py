@@ -240,9 +240,6 @@ class ClusterState:
         """Cluster-scoped objects that only one unit defines: every unit sees them (a tree's CRDs, ClusterRoles)."""
         return [o for o in self.objects if o.namespace is None and not o.twin]
 
-    def unit_of(self, label: str) -> Unit | None:
-        return next((u for u in self.units if u.label == label), None)
-
     def unreadable(self, *kinds: str) -> str | None:
         """Why one of these kinds could not be read (a denied permission), or None when all were."""
         reasons = [self.denied[k] for k in kinds if k in self.denied]

@@ -314,9 +314,5 @@ def operator_objects(index_get) -> list[K8sObject]:
     return out
 
 
-def _render(index_get) -> list[K8sObject]:
-    return operator_objects(index_get) if any(index_get(kind) for kind in NEMO_CR_KINDS) else []
-
-
-RENDERERS.append(_render)
+RENDERERS.append(operator_objects)
 CR_POD_RENDERERS.update(dict.fromkeys(NEMO_CR_KINDS, render_pod))

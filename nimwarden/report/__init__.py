@@ -130,13 +130,13 @@ def _attach_baseline(run: RunRecord, summary: dict[str, Any]) -> None:
 def _beside(writers: Sequence[Any], run_dir: Path, summary: dict[str, Any]):
     """Run ``writers(run_dir, summary)`` beside the main writers — in forked processes where there is
     fork (the caller has no threads then: the in-process runner), else in this one — and return the
-    join. A writer may be a tuple of writers: each tuple is one process of its own. A child that fails
-    leaves its files to be written here, so nothing is ever missing."""
+    join. Each writer is one process of its own. A child that fails leaves its files to be written here, so
+    nothing is ever missing."""
     import os
 
     if not writers:
         return None
-    groups = [tuple(w) if isinstance(w, tuple) else (w,) for w in writers]
+    groups = [(w,) for w in writers]
     children: list[tuple[int | None, tuple]] = []
     for group in groups:
         pid = None

@@ -72,7 +72,7 @@ def test_audit_help_says_pytest_arguments_pass_through_with_two_examples(capsys,
 
 
 def test_readme_lists_every_endpoint_name_and_every_artifact():
-    from nimwarden.target import ENDPOINT_NAMES
+    from nimwarden.schema.profile import ENDPOINT_NAMES
 
     line = next(ln for ln in README.splitlines() if ln.startswith("| `deployments[]` |"))
     endpoints = line[line.index("`endpoints` ("):line.index("`exposure`")]

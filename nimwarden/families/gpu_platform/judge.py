@@ -13,13 +13,12 @@ from typing import Any
 
 import yaml
 
-from nimwarden.dated import STALE_AFTER_DAYS, Dates, parse_dates
+from nimwarden.dated import Dates, parse_dates, severity_of
 from nimwarden.families.gpu_platform.stack import RAY_PORTS, Component
 from nimwarden.k8s.findings import Finding, verdict_from
 from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, not_applicable, passed
 
 TABLE_FILE = Path(__file__).resolve().parent / "cves.yaml"
-__all__ = ["STALE_AFTER_DAYS"]
 
 
 @dataclass(frozen=True)
@@ -96,10 +95,6 @@ def _version(text: str, where: str) -> tuple[int, ...]:
 @lru_cache(maxsize=1)
 def load_table() -> StackTable:
     return parse_table(yaml.load(TABLE_FILE.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)), "nimwarden/families/gpu_platform/cves.yaml")
-
-
-def severity_of(cvss: float) -> str:
-    return "critical" if cvss >= 9.0 else "high" if cvss >= 7.0 else "medium" if cvss >= 4.0 else "low"
 
 
 def _text(v: tuple[int, ...]) -> str:

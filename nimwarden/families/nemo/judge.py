@@ -16,13 +16,14 @@ from typing import Any
 
 from nimwarden.families.nemo.probe import (
     FOREIGN_ORIGIN,
+    FORGED_HEADERS,
     Answer,
     Burst,
     GuardrailsRound,
     LegacyRound,
     PlatformRound,
 )
-from nimwarden.outcome import Attempt, Outcome, Status, errored, fail_closed, failed, passed
+from nimwarden.outcome import Attempt, Outcome, combine_urls, errored, fail_closed, failed, passed
 
 
 def refused(a: Answer) -> bool:
@@ -46,22 +47,7 @@ def _evidence(a: Attempt, *answers: Answer | None, **more: Any) -> dict[str, Any
 
 def combine(outcomes: Sequence[Outcome], what: str) -> Outcome:
     """One verdict over every reachable URL: any fail fails, else any error errors, else pass."""
-    if not outcomes:
-        return errored(f"no {what} was probed")
-    for status in (Status.FAIL, Status.ERROR):
-        hit = [o for o in outcomes if o.status == status]
-        if hit:
-            if len(hit) == 1:
-                return hit[0]
-            severity = max((o.severity for o in hit if o.severity), default=None, key=_rank)
-            return Outcome(status, " | ".join(o.reason for o in hit), {"per_url": [dict(o.evidence) for o in hit]}, severity=severity)
-    if len(outcomes) == 1:
-        return outcomes[0]
-    return passed(" | ".join(o.reason for o in outcomes), per_url=[dict(o.evidence) for o in outcomes])
-
-
-def _rank(severity: str) -> int:
-    return ("info", "low", "medium", "high", "critical").index(severity)
+    return combine_urls(outcomes, "per_url") or errored(f"no {what} was probed")
 
 
 def _version(r: PlatformRound) -> str:
@@ -149,8 +135,7 @@ def identity_forgery(a: Attempt[PlatformRound]) -> Outcome:
     r = a.observation
     assert r is not None
     anon, cred, forged = r.forge_anonymous, r.forge_credential, r.forged
-    ev = _evidence(a, anon, cred, forged, forged_headers=sorted({"X-NMP-Principal-Id", "X-NMP-Principal-Email",
-                                                                 "X-NMP-Scopes", "X-NHX-Principal-Id"}))
+    ev = _evidence(a, anon, cred, forged, forged_headers=sorted(FORGED_HEADERS))
     where = f"{_version(r)} at {r.base_url}" + (" (through its gateway)" if r.via_gateway else "")
     if refused(forged):
         return passed(f"{where} refuses a forged service principal ({forged.status})", **ev)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nimwarden.net.http import HttpResponse, Limits, request
+from nimwarden.net.http import HttpResponse, Limits, credential_header, request
 from nimwarden.net.tls_client import lenient_context
 from nimwarden.outcome import Attempt, attempt
 from nimwarden.redact import redact_text, register
@@ -342,13 +342,8 @@ def credential_of(deployment: Any) -> tuple[str, str, str] | None:
     cred = dict(getattr(deployment, "credentials", {}) or {}).get("nemo")
     if cred is None:
         return None
-    value = cred.resolve()
-    if not value:
-        return None
-    header = cred.header or "Authorization"
-    if header.lower() == "authorization" and " " not in value:
-        value = f"Bearer {value}"
-    return header, value, f"credentials.nemo ({cred.describe()})"
+    sent = credential_header(cred.header, cred.resolve())
+    return (*sent, f"credentials.nemo ({cred.describe()})") if sent else None
 
 
 @dataclass(frozen=True)

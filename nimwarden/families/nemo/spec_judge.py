@@ -81,7 +81,7 @@ def _main_container(tpl: PodTemplate) -> tuple[str, Mapping[str, Any]]:
     return next(((p, c) for p, c in tpl.containers() if ".initContainers[" not in p), ("", {}))
 
 
-def _config_file(state: ClusterState, tpl: PodTemplate, cpath: str, container: Mapping[str, Any]) -> tuple[str, Any, str, str]:
+def _config_file(state: ClusterState, tpl: PodTemplate, container: Mapping[str, Any]) -> tuple[str, Any, str, str]:
     """(where, parsed config or None when no file is mounted, ConfigMap ref, its data key path)."""
     import yaml
 
@@ -153,7 +153,7 @@ def _env_value(state: ClusterState, tpl: PodTemplate, cpath: str, container: Map
 def platform_config(state: ClusterState, tpl: PodTemplate) -> AuthConfig:
     """The auth settings one NeMo Platform pod runs with: its config file, then the env variables that win."""
     cpath, container = _main_container(tpl)
-    where, parsed, ref, path = _config_file(state, tpl, cpath, container)
+    where, parsed, ref, path = _config_file(state, tpl, container)
     cfg = AuthConfig(where)
     auth = (parsed or {}).get("auth") if isinstance(parsed, Mapping) else None
     if auth is not None and not isinstance(auth, Mapping):

@@ -149,7 +149,7 @@ def default_deny_policies(inv: Inventory, namespace: str, direction: str) -> lis
     return [
         p
         for p in inv.policies_in(namespace)
-        if p.namespace == namespace and p.pod_selector.is_empty and direction in p.types and not any(_allows_everything(r) for r in p.rules(direction))
+        if p.pod_selector.is_empty and direction in p.types and not any(_allows_everything(r) for r in p.rules(direction))
     ]
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from nimwarden.dated import Dates, parse_dates
+from nimwarden.dated import Dates, parse_dates, severity_of
 from nimwarden.dated import rows as dated_rows
 from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, passed
 
@@ -104,10 +104,6 @@ def parse_table(data: Mapping[str, Any], where: str = "engines.yaml") -> EngineT
 @lru_cache(maxsize=1)
 def load_table() -> EngineTable:
     return parse_table(yaml.safe_load(TABLE_FILE.read_text(encoding="utf-8")), "nimwarden/families/nim_api/engines.yaml")
-
-
-def severity_of(cvss: float) -> str:
-    return "critical" if cvss >= 9.0 else "high" if cvss >= 7.0 else "medium" if cvss >= 4.0 else "low"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from nimwarden.k8s.exposure import workload_services
 from nimwarden.k8s.findings import Finding, verdict_from
 from nimwarden.outcome import Attempt, Outcome, errored, failed, not_applicable, passed
 
@@ -59,10 +60,7 @@ def _published(state: Any, template: Any, port: int) -> list[tuple[str, str, str
         if svc.get("grpcPort") and kind in ("LoadBalancer", "NodePort"):
             out.append((owner.ref, "spec.expose.service", f"the operator's {kind} Service publishes grpcPort {svc['grpcPort']}"))
         return out
-    for s in state.of_kind("Service", owner.namespace):
-        selector = s.spec.get("selector") or {}
-        if not selector or any(template.labels.get(k) != v for k, v in selector.items()):
-            continue
+    for s in workload_services(state, [template]):
         kind = s.spec.get("type", "ClusterIP")
         if kind not in ("LoadBalancer", "NodePort") and not s.spec.get("externalIPs"):
             continue

@@ -10,7 +10,7 @@ explorer.
 from __future__ import annotations
 
 from nimwarden.families.nim_api.probe import NimObservation
-from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, passed
+from nimwarden.outcome import Attempt, Outcome, combine_urls, errored, fail_closed, failed, passed
 
 WHAT = {
     "inference": "inference and model listing",
@@ -51,20 +51,7 @@ def judge_anonymous(a: Attempt[NimObservation], category: str) -> Outcome:
 def judge_anonymous_all(attempts: list[Attempt[NimObservation]], category: str) -> Outcome:
     """The verdict over every reachable NIM base URL: any fail fails, else any error errors."""
     outcomes = [judge_anonymous(a, category) for a in attempts]
-    for status in ("fail", "error"):
-        hit = [o for o in outcomes if o.status.value == status]
-        if hit:
-            if len(hit) == 1:
-                return hit[0]
-            ev = {"per_endpoint": [dict(o.evidence) for o in hit]}
-            return Outcome(hit[0].status, " | ".join(o.reason for o in hit), ev, severity=max((o.severity for o in hit if o.severity), default=None, key=_rank))
-    if not outcomes:
-        return errored(f"no NIM endpoint to probe for {WHAT[category]}")
-    return passed(" | ".join(o.reason for o in outcomes), per_endpoint=[dict(o.evidence) for o in outcomes])
-
-
-def _rank(severity: str) -> int:
-    return ("info", "low", "medium", "high", "critical").index(severity)
+    return combine_urls(outcomes, "per_endpoint", single_pass_as_is=False) or errored(f"no NIM endpoint to probe for {WHAT[category]}")
 
 
 @fail_closed

@@ -26,11 +26,10 @@ from typing import Any
 
 import yaml
 
-from nimwarden.dated import STALE_AFTER_DAYS, Dates, parse_dates
+from nimwarden.dated import Dates, parse_dates, severity_of
 from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, passed
 
 CVE_FILE = Path(__file__).resolve().parent / "cves.yaml"
-__all__ = ["STALE_AFTER_DAYS"]
 
 # What a safe probe must observe for a CVE of each component to count as reachable (TRITON-CVE-001).
 # "server": the API answers on some declared protocol; "backend:<b>": a loaded model uses backend b.
@@ -176,11 +175,6 @@ def version_from_image(image: str, table: CveTable | None = None) -> ImageVersio
 @lru_cache(maxsize=1)
 def load_table() -> CveTable:
     return parse_table(yaml.load(CVE_FILE.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)), "nimwarden/families/triton_api/cves.yaml")
-
-
-def severity_of(cvss: float) -> str:
-    """CVSS v3 qualitative rating, in the catalog's words."""
-    return "critical" if cvss >= 9.0 else "high" if cvss >= 7.0 else "medium" if cvss >= 4.0 else "low"
 
 
 def one_step_below(severity: str) -> str:
