@@ -35,7 +35,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from nimwarden.lab import triton
+from nimwarden.lab.procs import running
 
 SCHEMA = "nimwarden/lab-netns/v1"
 STATE_FILE = "netns.json"
@@ -207,7 +207,7 @@ def _stop_processes(*namespaces: str) -> None:
                 pass
         deadline = time.monotonic() + 3.0
         while pids and time.monotonic() < deadline:
-            pids = [p for p in pids if triton.running(p)]
+            pids = [p for p in pids if running(p)]
             time.sleep(0.05)
         if not pids:
             return

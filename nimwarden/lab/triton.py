@@ -25,6 +25,7 @@ from pathlib import Path
 import requests
 
 from nimwarden.errors import UsageError
+from nimwarden.lab.procs import process_start_time, running
 
 MODEL_TEMPLATE = Path(__file__).parent / "model"
 
@@ -161,15 +162,6 @@ def world_traversable(path: Path) -> bool:
     return True
 
 
-def process_start_time(pid: int) -> int | None:
-    """Kernel start time of a process (clock ticks since boot): guards against PID reuse."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
 def launch(
     runtime: TritonRuntime,
     args: list[str],
@@ -247,7 +239,7 @@ def stop_pid(pid: int, start_time: int | None, grace_s: float = 10.0) -> bool:
         os.kill(pid, signal.SIGTERM)
     t0 = time.monotonic()
     while time.monotonic() - t0 < grace_s:
-        if process_start_time(pid) is None or _is_zombie(pid):
+        if not running(pid):
             return True
         time.sleep(0.1)
     try:
@@ -255,19 +247,6 @@ def stop_pid(pid: int, start_time: int | None, grace_s: float = 10.0) -> bool:
     except (ProcessLookupError, PermissionError):
         pass
     return True
-
-
-def running(pid: int) -> bool:
-    """Present and not a zombie: an exited process stays in /proc until its parent (or init) reaps it, which
-    on some machines' init takes seconds."""
-    return process_start_time(pid) is not None and not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def processes_under(directory: Path) -> list[int]:

@@ -142,7 +142,7 @@ def test_kube_down_leaves_nothing_even_after_a_crash(tmp_path):
     (directory / control_plane.STATE_FILE).unlink()  # the crash: no record of the PIDs
     assert kube.down(directory, log=lambda *_: None) >= len(pids)
     deadline = time.monotonic() + 10
-    while any(control_plane.process_start_time(p) and not control_plane._zombie(p) for p in pids):
+    while any(control_plane.running(p) for p in pids):
         assert time.monotonic() < deadline, "a control-plane process survived down()"
         time.sleep(0.1)
     assert not (directory / "kube").exists() and not (directory / "kubeconfig").exists()
