@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from nimwarden.catalog import SAFE_LOADER
 from nimwarden.dated import Dates, parse_dates, severity_of
 from nimwarden.families.gpu_platform.stack import RAY_PORTS, Component
 from nimwarden.k8s.findings import Finding, verdict_from
@@ -94,7 +95,7 @@ def _version(text: str, where: str) -> tuple[int, ...]:
 
 @lru_cache(maxsize=1)
 def load_table() -> StackTable:
-    return parse_table(yaml.load(TABLE_FILE.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)), "nimwarden/families/gpu_platform/cves.yaml")
+    return parse_table(yaml.load(TABLE_FILE.read_text(encoding="utf-8"), Loader=SAFE_LOADER), "nimwarden/families/gpu_platform/cves.yaml")
 
 
 def _text(v: tuple[int, ...]) -> str:

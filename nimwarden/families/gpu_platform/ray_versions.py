@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from nimwarden.catalog import SAFE_LOADER
 from nimwarden.dated import Dates, parse_dates
 from nimwarden.dated import rows as dated_rows
 from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, passed
@@ -75,7 +76,7 @@ def parse_table(data: Mapping[str, Any], where: str = "ray.yaml") -> RayTable:
 
 @lru_cache(maxsize=1)
 def load_table() -> RayTable:
-    return parse_table(yaml.safe_load(TABLE_FILE.read_text(encoding="utf-8")), "nimwarden/families/gpu_platform/ray.yaml")
+    return parse_table(yaml.load(TABLE_FILE.read_text(encoding="utf-8"), Loader=SAFE_LOADER), "nimwarden/families/gpu_platform/ray.yaml")
 
 
 @fail_closed

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from nimwarden.catalog import SAFE_LOADER
 from nimwarden.dated import Dates, parse_dates, severity_of
 from nimwarden.dated import rows as dated_rows
 from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, passed
@@ -103,7 +104,7 @@ def parse_table(data: Mapping[str, Any], where: str = "engines.yaml") -> EngineT
 
 @lru_cache(maxsize=1)
 def load_table() -> EngineTable:
-    return parse_table(yaml.safe_load(TABLE_FILE.read_text(encoding="utf-8")), "nimwarden/families/nim_api/engines.yaml")
+    return parse_table(yaml.load(TABLE_FILE.read_text(encoding="utf-8"), Loader=SAFE_LOADER), "nimwarden/families/nim_api/engines.yaml")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from nimwarden.catalog import SAFE_LOADER
 from nimwarden.dated import Dates, parse_dates, severity_of
 from nimwarden.outcome import Attempt, Outcome, errored, fail_closed, failed, passed
 
@@ -148,6 +149,7 @@ class ImageVersion:
     release: str
     server: str | None  # None when the release is not in the map
     note: str
+    newer: bool = False  # the release is past the newest one the map holds
 
     def as_dict(self) -> dict[str, Any]:
         return {"image": self.image, "release": self.release, "server": self.server, "note": self.note}
@@ -168,13 +170,13 @@ def version_from_image(image: str, table: CveTable | None = None) -> ImageVersio
     newest, server = table.newest_release()
     if (int(release[:2]), int(release[3:])) > (int(newest[:2]), int(newest[3:])):
         return ImageVersion(image, release, None, f"release {release} is newer than the newest release the table maps "
-                                                  f"({newest} = {server})")
+                                                  f"({newest} = {server})", newer=True)
     return ImageVersion(image, release, None, f"release {release} is not in the table's release map")
 
 
 @lru_cache(maxsize=1)
 def load_table() -> CveTable:
-    return parse_table(yaml.load(CVE_FILE.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)), "nimwarden/families/triton_api/cves.yaml")
+    return parse_table(yaml.load(CVE_FILE.read_text(encoding="utf-8"), Loader=SAFE_LOADER), "nimwarden/families/triton_api/cves.yaml")
 
 
 def one_step_below(severity: str) -> str:
@@ -223,7 +225,7 @@ def version_only(metadata: Attempt, table: CveTable | None = None, image: ImageV
     read_from = ""
     if problem and image is not None:
         evidence["image"] = image.as_dict()
-        if image.server is None and "newer than" in image.note:
+        if image.server is None and image.newer:
             return passed(f"{image.image}: {image.note}; the server did not disclose its version ({problem.reason}); no known "
                           f"vulnerability in CVE table {table.version} ({table.dates.words()}) names a release after it",
                           **evidence)
