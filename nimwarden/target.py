@@ -98,6 +98,18 @@ class Deployment:
         return self.endpoints.get(name)
 
 
+
+def reachable_http(deployment: Deployment, position: str, names: Sequence[str]) -> dict[str, Endpoint]:
+    """The deployment's HTTP(S) endpoints among ``names`` that a caller at ``position`` can address: from outside,
+    those on a host that carries an endpoint named in ``exposure`` (a service published on the gateway's address
+    is reachable whether the profile meant it or not); from inside the cluster, all of them."""
+    eps = {n: e for n, e in dict(deployment.endpoints).items() if n in names and e.scheme in ("http", "https")}
+    if position != "external":
+        return eps
+    edge = {e.host for n, e in dict(deployment.endpoints).items() if n in set(deployment.exposure)}
+    return {n: e for n, e in eps.items() if e.host in edge}
+
+
 @dataclass(frozen=True)
 class KubernetesSource:
     source: str = "none"

@@ -21,6 +21,7 @@ from nimwarden.net.http import HttpResponse, Limits, credential_header, request
 from nimwarden.net.tls_client import lenient_context
 from nimwarden.outcome import Attempt, attempt
 from nimwarden.redact import redact_text, register
+from nimwarden.target import reachable_http
 
 PROBE = "nemo.http"
 PLATFORM_ENDPOINTS = ("nemo_gateway", "nemo")
@@ -311,14 +312,8 @@ def probe_legacy(endpoint: str, base_url: str, *, limits: Limits, guard=None) ->
 
 
 def _reachable(target: Any, deployment: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    """The deployment's endpoints among ``names`` that a caller at the probe position can address: from
-    outside, those on a host that carries an endpoint named in ``exposure`` (a service published on the
-    gateway's address is reachable whether the profile meant it or not); from inside, all."""
-    eps = {n: e for n, e in dict(deployment.endpoints).items() if n in names and e.scheme in ("http", "https")}
-    if target.probe_position != "external":
-        return eps
-    edge = {e.host for n, e in dict(deployment.endpoints).items() if n in set(deployment.exposure)}
-    return {n: e for n, e in eps.items() if e.host in edge}
+    """The deployment's endpoints among ``names`` that a caller at the probe position can address."""
+    return reachable_http(deployment, target.probe_position, names)
 
 
 def platform_urls(target: Any, deployment: Any) -> dict[str, Any]:

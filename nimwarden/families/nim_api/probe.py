@@ -21,6 +21,7 @@ from nimwarden.lazy import LazyModule
 from nimwarden.net import http
 from nimwarden.outcome import Attempt, attempt
 from nimwarden.redact import redact
+from nimwarden.target import reachable_http
 
 requests = LazyModule("requests")  # imported on first use: a run that judges only manifests never loads it
 
@@ -140,13 +141,8 @@ def reachable_base_urls(target: Any, deployment: Any) -> tuple[str, ...]:
     gateway's address is reachable whether the profile meant it or not); from inside
     the cluster, all of them.
     """
-    eps = dict(deployment.endpoints)
     own = "http" if deployment.kind == "nim" else "nim"
-    candidates = {n: e for n, e in eps.items() if n in ("gateway", own) and e.scheme in ("http", "https")}
-    if target.probe_position != "external":
-        return tuple(e.url for e in candidates.values())
-    edge_hosts = {e.host for n, e in eps.items() if n in set(deployment.exposure)}
-    return tuple(e.url for e in candidates.values() if e.host in edge_hosts)
+    return tuple(e.url for e in reachable_http(deployment, target.probe_position, ("gateway", own)).values())
 
 
 @dataclass(frozen=True)
