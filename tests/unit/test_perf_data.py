@@ -152,3 +152,18 @@ def test_hpack_integers_and_literals_follow_rfc7541():
     assert b"\x04\x06/svc/M" in block and b"\x00\x09admin-key\x01s" in block
     assert h2grpc.header_block("/p", "h:1", True, {})[1:2] == b"\x87"
     assert h2grpc.frame_message(b"abc") == b"\x00\x00\x00\x00\x03abc"
+
+
+def test_completions_are_counted_between_two_scrapes_not_between_two_collects():
+    from nimwarden.families.performance.loadgen import completed_between
+
+    def batch(ends, failed=()):
+        ends = np.asarray(ends, dtype=np.int64)
+        mask = np.zeros(len(ends), dtype=bool)
+        mask[list(failed)] = True
+        return ends - 5, ends, mask
+
+    batches = [batch([10, 20, 30]), batch([40, 50, 60], failed=[1]), batch([70])]
+    assert completed_between(batches, 20, 60) == 3  # 30, 40, 60: ends on the lower edge and failures not counted
+    assert completed_between(batches, 0, 100) == 6
+    assert completed_between(batches, 70, 100) == 0

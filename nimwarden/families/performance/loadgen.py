@@ -11,8 +11,11 @@ perf_analyzer (windows.py); warm-up requests are never counted.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from nimwarden.families.performance import metrics as server_metrics
 from nimwarden.families.performance.inputs import Payload
@@ -51,6 +54,11 @@ class Measurement:
     server_note: str  # why server figures are missing, or where they came from
     input_shapes: dict = field(default_factory=dict)
     client_processes: int = 1
+    # Successful requests this generator saw complete between the same two metrics scrapes that gave
+    # ``server`` (each scrape placed at the midpoint of its HTTP call). The windows end at a collect,
+    # not at a scrape, so comparing ``server`` with the windows' counts is off by whatever completed in
+    # the gap between a collect and its scrape — hundreds of requests when the machine stalls there.
+    server_span_completed: int | None = None
 
     @property
     def stable(self) -> bool:
@@ -71,17 +79,31 @@ class Measurement:
             "errors": self.errors, "error_samples": list(self.error_samples), "delayed_requests": self.delayed,
             "windows": [w.as_dict() for w in self.windows],
             "server": self.server.as_dict() if self.server else None, "server_note": self.server_note,
+            "client_completed_in_server_span": self.server_span_completed,
             "client": self.client.as_dict(),
         }
 
 
-def _try_scrape(url: str | None, model: str, headers) -> tuple[server_metrics.Snapshot | None, str]:
+def _try_scrape(url: str | None, model: str, headers) -> tuple[server_metrics.Snapshot | None, str, int]:
+    """A metrics snapshot (or None and why), and when it was taken: the midpoint of the HTTP call, in
+    ``perf_counter_ns`` like the requests' timestamps (CLOCK_MONOTONIC, shared by worker processes)."""
+    t0 = time.perf_counter_ns()
     if not url:
-        return None, "no metrics endpoint configured for this deployment"
+        return None, "no metrics endpoint configured for this deployment", t0
     try:
-        return server_metrics.scrape(url, model, headers=headers), f"from {url}"
+        snap = server_metrics.scrape(url, model, headers=headers)
+        return snap, f"from {url}", (t0 + time.perf_counter_ns()) // 2
     except Exception as exc:  # noqa: BLE001 - server figures are optional; the reason is reported
-        return None, f"metrics not reachable at {url}: {type(exc).__name__}: {str(exc)[:160]}"
+        return None, f"metrics not reachable at {url}: {type(exc).__name__}: {str(exc)[:160]}", t0
+
+
+def completed_between(batches, lo_ns: int, hi_ns: int) -> int:
+    """Successful requests whose end falls in (lo_ns, hi_ns], over (starts, ends, failed_mask) batches."""
+    total = 0
+    for _, ends, failed in batches:
+        ok = ends if not failed.any() else ends[~failed]
+        total += int(np.count_nonzero((ok > lo_ns) & (ok <= hi_ns)))
+    return total
 
 
 def measure(
@@ -107,13 +129,18 @@ def measure(
         pool = ThreadPool(transport, load.concurrency)
     windows: list[Window] = []
     snapshots: list[server_metrics.Snapshot | None] = []
+    scraped_ns: list[int] = []
+    # the last batches, kept to count completions between scrapes (the span of the last three windows
+    # touches at most the last four batches and the one collected after the loop)
+    batches: deque = deque(maxlen=5)
     note = ""
     pool.start()
     try:
         time.sleep(load.warmup_s)
         pool.collect()  # warm-up requests are never counted
-        snap, note = _try_scrape(metrics_url, payload.model, metrics_headers)
+        snap, note, at = _try_scrape(metrics_url, payload.model, metrics_headers)
         snapshots.append(snap)
+        scraped_ns.append(at)
         t_prev = time.perf_counter()
         cpu_prev = cpu_times()
         client_prev = pool.cpu_seconds()
@@ -123,30 +150,36 @@ def measure(
             cpu_now = cpu_times()
             client_now = pool.cpu_seconds()
             client = None if client_now is None or client_prev is None else max(0.0, client_now - client_prev)
-            w = window_from_slices(index, t_now - t_prev, *pool.collect(), steal=steal_between(cpu_prev, cpu_now),
+            batch = pool.collect()
+            batches.append(batch)
+            w = window_from_slices(index, t_now - t_prev, *batch, steal=steal_between(cpu_prev, cpu_now),
                                    client_cpu_s=client)
             cpu_prev, client_prev = cpu_now, client_now
             windows.append(w)
             if snapshots[0] is not None:
-                snap, note = _try_scrape(metrics_url, payload.model, metrics_headers)
+                snap, note, at = _try_scrape(metrics_url, payload.model, metrics_headers)
                 snapshots.append(snap)
+                scraped_ns.append(at)
             if on_window:
                 on_window(w)
             t_prev = t_now
             if len(windows) >= load.min_windows and stability(windows, load.tolerance).stable:
                 break
+        if snapshots[0] is not None:
+            batches.append(pool.collect())  # what completed between the last collect and the last scrape
     finally:
         pool.stop()
 
     reported = windows[-3:]
     tput, latency, _ = merge(reported)
-    server = None
+    server = span_completed = None
     if len(snapshots) > 3 and snapshots[-4] is not None and snapshots[-1] is not None:
         server = server_metrics.delta(snapshots[-4], snapshots[-1])
+        span_completed = completed_between(batches, scraped_ns[-4], scraped_ns[-1])
     return Measurement(
         endpoint=endpoint.describe(), model=payload.model, load=load, windows=tuple(windows),
         stability=stability(windows, load.tolerance), throughput=tput, latency=latency,
         errors=sum(w.errors for w in windows), error_samples=tuple(pool.errors()),
         delayed=pool.delayed(), server=server, server_note=note,
-        input_shapes=payload.input_shapes, client_processes=pool.processes,
+        input_shapes=payload.input_shapes, client_processes=pool.processes, server_span_completed=span_completed,
     )
