@@ -123,3 +123,18 @@ def test_nim_front_beside_triton_is_routed_with_the_same_auth_and_limit(tmp_path
     block = conf[conf.index("location /v1/"):]
     assert "limit_req zone=nw_api" in block.split("}")[0] and "proxy_pass http://127.0.0.1:9000;" in block
     assert conf.index("return 401") < conf.index("location /v1/")
+
+
+def test_planning_the_gateway_controls_does_not_import_requests():
+    """What applies is asked of every deployment of a manifests-only audit: that must not cost the HTTP
+    client's import (~40 ms of every start-up); a probe that runs imports it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from types import SimpleNamespace as N\n"
+            "from nimwarden.families.gateway import judge, k8s_judge, probe\n"
+            "e = probe.entry_point(N(options={}, endpoints={}, exposure=(), credentials={}, kind='nim', models=()))\n"
+            "assert e.base_url is None and 'requests' not in sys.modules, sorted(m for m in sys.modules if 'requests' in m)\n"
+            "probe._session().close(); assert 'requests' in sys.modules\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -11,19 +11,17 @@ evidence, and judges what the gateway lets through. Every request has a timeout.
 from __future__ import annotations
 
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-
 from nimwarden.net.http import credential_header
-from nimwarden.net.tls_client import lenient_context
 from nimwarden.outcome import Attempt, attempt
+
+if TYPE_CHECKING:
+    from nimwarden.families.gateway.session import ProbeSession
 
 PROBE = "gateway.http"
 
@@ -75,58 +73,14 @@ INTERNAL_PATHS = ("/v2/repository/index", "/v2/logging", "/v2/trace/setting", "/
                   "/v1/metadata", "/docs", "/openapi.json", "/v2/systemsharedmemory/status")
 
 
-MODERN_TLS = ("TLSv1.2", "TLSv1.3")
+def _session() -> ProbeSession:
+    # requests is imported when a probe runs, not when the runner asks what applies
+    from nimwarden.families.gateway.session import ProbeSession
+
+    return ProbeSession()
 
 
-class _AnyTls(HTTPAdapter):
-    """HTTPS with whatever the gateway offers (TLS 1.0 and weak suites included): a legacy-only
-    gateway must still be judged on what it lets through; the TLS family fails its protocol."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = lenient_context()
-        super().init_poolmanager(*args, **kwargs)
-
-
-class _Session(requests.Session):
-    """A probe session that remembers the TLS version of every connection it used."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.verify = False  # the TLS family judges the certificate; here only reachability matters
-        self.trust_env = False  # never through a proxy from the environment: stay inside the scope
-        self.mount("https://", _AnyTls())
-        self.tls_versions: set[str] = set()
-
-    def probe(self, method: str, url: str, *, headers: Mapping[str, str], timeout: tuple[float, float],
-              body: Mapping[str, Any] | None = None) -> requests.Response:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # InsecureRequestWarning: deliberate, see above
-            resp = self.request(method, url, json=body, headers=dict(headers), timeout=timeout, allow_redirects=False, stream=True)
-        try:
-            sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
-            version = sock.version() if hasattr(sock, "version") else None
-            if version:
-                self.tls_versions.add(version)
-            resp.content  # noqa: B018 - read it all, as without stream=True: the connection goes back to the pool
-        finally:
-            resp.close()
-        return resp
-
-    def tls_note(self) -> str | None:
-        """How the probe connected, for the evidence: None over plain HTTP."""
-        if not self.tls_versions:
-            return None
-        versions = ", ".join(sorted(self.tls_versions))
-        if all(v in MODERN_TLS for v in self.tls_versions):
-            return f"connected with {versions}"
-        return f"connected with {versions}, as the gateway offers no better; the tls family judges the protocol"
-
-
-def _session() -> _Session:
-    return _Session()
-
-
-def _send(s: _Session, base: str, r: Request, headers: Mapping[str, str], timeout: tuple[float, float]) -> int:
+def _send(s: ProbeSession, base: str, r: Request, headers: Mapping[str, str], timeout: tuple[float, float]) -> int:
     return s.probe(r.method, base + r.path, headers=headers, timeout=timeout, body=r.body).status_code
 
 
@@ -151,7 +105,7 @@ class AuthObservation:
     base_url: str
     credential: str | None  # where the credential came from (never its value)
     results: tuple[PathResult, ...]
-    tls: str | None = None  # how the probe connected (_Session.tls_note)
+    tls: str | None = None  # how the probe connected (ProbeSession.tls_note)
 
     def evidence(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "credential": self.credential or "none configured",
@@ -199,7 +153,7 @@ class InternalObservation:
     base_url: str
     with_credential: bool
     statuses: Mapping[str, int]  # path -> status
-    tls: str | None = None  # how the probe connected (_Session.tls_note)
+    tls: str | None = None  # how the probe connected (ProbeSession.tls_note)
 
     def evidence(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "with_credential": self.with_credential, "statuses": dict(self.statuses),
@@ -239,7 +193,7 @@ class BurstObservation:
     retry_after: str | None
     elapsed_s: float
     stopped_because: str
-    tls: str | None = None  # how the probe connected (_Session.tls_note)
+    tls: str | None = None  # how the probe connected (ProbeSession.tls_note)
 
     def evidence(self) -> dict[str, Any]:
         return {"url": self.url, "max_requests": self.max_requests, "max_duration_s": self.max_duration_s,
