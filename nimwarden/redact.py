@@ -69,6 +69,12 @@ def register(secret: str | None) -> None:
             _generation += 1
 
 
+def known() -> frozenset[str]:
+    """The secrets this process has learnt (a forked judge hands back those it learnt to its parent)."""
+    with _lock:
+        return frozenset(_known)
+
+
 def generation() -> int:
     """How many secrets this process has learnt: a value redacted at the current generation needs no second pass."""
     return _generation

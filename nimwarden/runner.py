@@ -22,9 +22,11 @@ import importlib.util
 import inspect
 import itertools
 import os
+import pickle
 import sys
 import time
 from collections import namedtuple
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -191,11 +193,9 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, parse_s:
             made[key] = factory(target, deployment, *extra)
         return made[key]
 
-    results, collected = [], []
     signatures: dict = {}
-    secrets_known = redact.generation()  # make_result redacts each result; unchanged at the end: no second pass
-    for nodeid, fn, control, params in cases:
-        collected.append(nodeid)
+
+    def judge_case(nodeid, fn, control, params) -> dict:
         t0 = time.perf_counter()
         verdict = _Verdict()
         deployment = params.get("deployment")
@@ -217,7 +217,11 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, parse_s:
         if verdict.recorded is None and unrecorded is None:
             unrecorded = ("error", "the test finished without recording a verdict (fail closed)")
         recorded = verdict.recorded if unrecorded is None else None
-        results.append(make_result(control, params, recorded, unrecorded, time.perf_counter() - t0, nodeid))
+        return make_result(control, params, recorded, unrecorded, time.perf_counter() - t0, nodeid)
+
+    collected = [nodeid for nodeid, _fn, _control, _params in cases]
+    secrets_known = redact.generation()  # make_result redacts each result; unchanged at the end: no second pass
+    results, judged_by = judge_all(cases, judge_case, lambda case: not reason_of(case[2], case[3]))
     for made_probe in made.values():
         close = getattr(made_probe, "close", None)
         if callable(close):
@@ -228,7 +232,7 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, parse_s:
     record = RunRecord(target=target, started=started, options=["--intrusive=no"], fail_on=None, waivers=waivers, run_dir=run_dir,
                        reports_dir=reports_dir, collected=collected, interrupted=False, stopped_early=False, pytest_exit=0,
                        data=families.data_stamps(target))
-    timings = {"runner": "in-process (no probes to run)", "startup_s": round(t_judge - started_clock - parse_s, 3),
+    timings = {"runner": f"in-process (no probes to run; judged by {judged_by})", "startup_s": round(t_judge - started_clock - parse_s, 3),
                "parse_s": round(parse_s, 3), "judge_s": round(t_reports - t_judge, 3)}
     redacted_at = secrets_known if redact.generation() == secrets_known else None
     status, lines = finish_run(record, results, timings=timings, extra_writers=(_write_junit_and_allure,), redacted_at=redacted_at,
@@ -238,6 +242,71 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, parse_s:
         print(line)
     print("timings: " + ", ".join(f"{k} {v} s" for k, v in timings.items() if k.endswith("_s")))
     return status
+
+
+# Below this many cases to judge (not applicable ones cost next to nothing), a second process costs more
+# than it saves: the chart corpus (a few hundred) is judged in ~0.1 s.
+SPREAD_FROM = 1500
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def judge_all(cases: list, judge_case: Callable[..., dict], applies: Callable[[tuple], bool]) -> tuple[list[dict], str]:
+    """Every case's result, in the cases' order, and by what ("one process" or "two processes").
+
+    Judging is pure computation on one core; a repository-scale audit has thousands of cases and the
+    machine a second core. With at least ``SPREAD_FROM`` cases to judge, fork available and two CPUs,
+    a forked child judges the second half (split where half of the applicable cases lie on each side)
+    and hands its results back through a pipe, with the secrets it learnt so that the reports redact
+    them in every result. A child that fails for any reason leaves its half to be judged here: a result
+    is never missing. The fork happens where the runner has no threads (it probes nothing).
+    ``NIMWARDEN_JUDGE_PROCESSES=1`` never forks; ``=2`` forks whenever two cases apply (the tests)."""
+    work = [i for i, case in enumerate(cases) if applies(case)]
+    wanted = os.environ.get("NIMWARDEN_JUDGE_PROCESSES", "")  # 1: never fork; 2: fork whenever two cases apply
+    spread = len(work) >= 2 if wanted == "2" else wanted != "1" and len(work) >= SPREAD_FROM and _cpus() >= 2
+    if not spread or not hasattr(os, "fork"):
+        return [judge_case(*case) for case in cases], "one process"
+    cut = work[len(work) // 2]
+    before = redact.known()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read, write = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read)
+        os.close(write)
+        return [judge_case(*case) for case in cases], "one process"
+    if pid == 0:  # the child: judge the second half, send it, leave without the parent's exit handlers
+        code = 0
+        try:
+            os.close(read)
+            theirs = [judge_case(*case) for case in cases[cut:]]
+            data = pickle.dumps((theirs, sorted(redact.known() - before)), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(write, "wb") as out:
+                out.write(data)
+        except BaseException:  # noqa: BLE001 - any failure: the parent judges this half itself
+            code = 1
+        os._exit(code)
+    os.close(write)
+    mine = [judge_case(*case) for case in cases[:cut]]
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    try:
+        theirs, learnt = pickle.loads(data) if status == 0 else (None, ())
+    except Exception:  # noqa: BLE001 - a half that cannot be read is judged again here
+        theirs, learnt = None, ()
+    if theirs is None or len(theirs) != len(cases) - cut:
+        return mine + [judge_case(*case) for case in cases[cut:]], "one process (the second failed)"
+    for secret in learnt:
+        redact.register(secret)
+    return mine + theirs, "two processes"
 
 
 def _totals(results: list[dict]) -> dict[str, int]:

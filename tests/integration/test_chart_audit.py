@@ -110,3 +110,19 @@ def test_the_in_process_runner_and_pytest_give_the_same_results(audit, tmp_path)
     assert fast["exit_status"] == slow["exit_status"] == proc.returncode
     for artifact in ("junit.xml", "allure-results", "report.html", "report.sarif", "oscal-assessment-results.json"):
         assert (tmp_path / "reports" / "latest" / artifact).exists()
+
+
+def test_judged_in_two_processes_the_results_are_the_same_in_the_same_order(audit, tmp_path):
+    """The chart corpus is below the size where judging forks; forced to fork, it gives the same results
+    (order included), verdicts and exit status as judged in one process."""
+    _, one, _ = audit
+    assert one["timings"]["runner"].endswith("judged by one process)")
+    proc, two = run_audit(corpus.audit_profile(tmp_path), tmp_path / "reports", env={"NIMWARDEN_JUDGE_PROCESSES": "2"})
+    assert two is not None and two["timings"]["runner"].endswith("judged by two processes)"), proc.stdout[-2000:]
+
+    def rows(summary):
+        return [(r["nodeid"], r["status"], r["subject"], r["reason"], json.dumps(r["evidence"], sort_keys=True)) for r in summary["results"]]
+
+    assert rows(one) == rows(two)
+    assert [d["verdict"] for d in one["deployments"]] == [d["verdict"] for d in two["deployments"]]
+    assert one["exit_status"] == two["exit_status"] == proc.returncode

@@ -1,0 +1,72 @@
+"""Judging spread over a forked child (nimwarden.runner.judge_all): order, fallback, secrets."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from nimwarden import redact
+from nimwarden.runner import judge_all
+
+
+@pytest.fixture
+def two(monkeypatch):
+    monkeypatch.setenv("NIMWARDEN_JUDGE_PROCESSES", "2")
+
+
+def cases(n):
+    return [(f"suites/test_x.py::test_x[{i}]", None, None, {"i": i}) for i in range(n)]
+
+
+def test_the_second_half_comes_back_from_the_child_in_order(two):
+    parent = os.getpid()
+    results, by = judge_all(cases(40), lambda nodeid, fn, control, params: {"nodeid": nodeid, "pid": os.getpid()},
+                            lambda case: True)
+    assert by == "two processes"
+    assert [r["nodeid"] for r in results] == [c[0] for c in cases(40)]
+    pids = [r["pid"] for r in results]
+    assert pids[:20] == [parent] * 20 and parent not in pids[20:] and len(set(pids[20:])) == 1
+
+
+def test_the_split_halves_the_cases_that_apply_not_all_cases(two):
+    # the first 30 cases are not applicable (cheap): the child takes the second half of the 10 that apply
+    results, _ = judge_all(cases(40), lambda nodeid, fn, control, params: {"i": params["i"], "pid": os.getpid()},
+                           lambda case: case[3]["i"] >= 30)
+    assert [r["i"] for r in results if r["pid"] != os.getpid()] == list(range(35, 40))
+
+
+def test_a_child_that_fails_leaves_its_half_to_the_parent(two):
+    parent = os.getpid()
+
+    def judge(nodeid, fn, control, params):
+        if os.getpid() != parent:
+            os._exit(3)  # the child dies without a word
+        return {"nodeid": nodeid, "pid": os.getpid()}
+
+    results, by = judge_all(cases(10), judge, lambda case: True)
+    assert by == "one process (the second failed)"
+    assert [r["nodeid"] for r in results] == [c[0] for c in cases(10)] and {r["pid"] for r in results} == {parent}
+
+
+def test_a_secret_the_child_learnt_is_redacted_by_the_parent(two):
+    secret = "child-learnt-" + os.urandom(6).hex()
+
+    def judge(nodeid, fn, control, params):
+        if params["i"] == 9:
+            redact.register(secret)  # e.g. a literal key found in a manifest
+        return {"nodeid": nodeid}
+
+    assert secret not in redact.known()
+    _, by = judge_all(cases(10), judge, lambda case: True)
+    assert by == "two processes"
+    assert secret in redact.known() and secret not in redact.redact_text(f"value={secret}")
+
+
+def test_few_cases_are_judged_in_one_process(monkeypatch):
+    monkeypatch.delenv("NIMWARDEN_JUDGE_PROCESSES", raising=False)
+    results, by = judge_all(cases(10), lambda nodeid, fn, control, params: {"pid": os.getpid()}, lambda case: True)
+    assert by == "one process" and {r["pid"] for r in results} == {os.getpid()}
+    monkeypatch.setenv("NIMWARDEN_JUDGE_PROCESSES", "1")
+    _, by = judge_all(cases(5000), lambda nodeid, fn, control, params: {}, lambda case: True)
+    assert by == "one process"
