@@ -7,8 +7,8 @@ and the command to run first, never a half-read object.
 
 Namespaces are what ``helm install -n NS`` / ``kubectl apply -n NS`` would give: an object without
 ``metadata.namespace`` gets the namespace of its path entry, else the profile's
-``kubernetes.default_namespace``, else ``default``. Each object keeps its YAML node, so a finding's
-field path can be turned into a line of the file (:func:`nimwarden.k8s.model.K8sObject.line_of`).
+``kubernetes.default_namespace``, else ``default``. Each object keeps the lines of its YAML node, so a
+finding's field path can be turned into a line of the file (:func:`nimwarden.k8s.model.K8sObject.line_of`).
 
 Apply units: a tree is read as what a user applies. While no two files define the same object
 (kind, namespace, name), everything read is one unit, resolved together. A repository that keeps
@@ -189,21 +189,16 @@ def objects_from_documents(docs: Iterable[Any], file: Path, default_namespace: s
     return out
 
 
-def _child(node: Any, key: str | None) -> Any:
-    """The value node under a mapping key (key None: the items of a sequence node)."""
-    if node is None:
-        return None
+def _child(lines: Any, key: str | None) -> Any:
+    """The lines under a mapping key (key None: the items of a sequence), from :func:`yaml_nodes.lines_of`."""
     if key is None:
-        return list(node.value) if isinstance(node, yaml.SequenceNode) else None
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if getattr(k, "value", None) == key:
-                return v
-    return None
+        return list(lines) if isinstance(lines, yaml_nodes.Seq) else None
+    entry = lines.get(key) if isinstance(lines, yaml_nodes.Map) else None
+    return entry[1] if isinstance(entry, tuple) else entry
 
 
 def _parse(text: str, file: Path) -> tuple[list[Any], list[Any]]:
-    """(documents, their nodes), in one pass of the (C) parser."""
+    """(documents, the lines of their nodes), in one pass of the (C) parser."""
     docs: list[Any] = []
     nodes: list[Any] = []
     loader = yaml_nodes.Loader(text)
@@ -213,8 +208,8 @@ def _parse(text: str, file: Path) -> tuple[list[Any], list[Any]]:
             dup = _top_level_duplicates(node)
             if dup:
                 raise ConfigError(file, f"document {len(docs)}", f"{dup}: two objects run together? (a '---' separator missing or glued to a key)")
-            nodes.append(node)
             docs.append(yaml_nodes.construct(loader, node))
+            nodes.append(yaml_nodes.lines_of(node))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
@@ -277,8 +272,8 @@ def load_manifests(paths: Iterable[Any], default_namespace: str | None = None) -
     A tree whose files define the same object more than once is read as several apply units
     (:func:`~nimwarden.k8s.units.split_units`): each object keeps its unit, the same object in two units is two objects (its ref
     names its unit), and each unit sees its own objects first (:meth:`ClusterState.view`)."""
-    # The cyclic GC would walk every YAML node kept so far, again and again, while thousands more are made
-    # (a third of the parse of a large tree); nodes hold no cycles, so it waits until the tree is read.
+    # The cyclic GC would walk every value and line map kept so far, again and again, while thousands more are
+    # made (a third of the parse of a large tree); they hold no cycles, so it waits until the tree is read.
     paused = gc.isenabled()
     gc.disable()
     try:

@@ -33,7 +33,7 @@ class K8sObject:
     body: Mapping[str, Any]
     origin: str = ""  # "manifests/app.yaml#2", "snapshot.json items[4]" or the API path
     file: str | None = None  # the manifest file it was read from (manifest sources only)
-    node: Any = field(default=None, compare=False, repr=False)  # its YAML node: field paths → lines
+    node: Any = field(default=None, compare=False, repr=False)  # the lines of its YAML node (yaml_nodes.lines_of)
     # An object an operator renders from a CR: node and file are the CR's, field_map takes its field paths to
     # the CR fields that produced them (``spec.type`` → ``spec.expose.service.type``), rendered_from names the CR.
     field_map: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -87,32 +87,29 @@ class K8sObject:
 
 
 def _line_in(node: Any, parts: list, offset: int) -> int:
-    yaml = _yaml()
-    line = node.start_mark.line + 1 + offset
+    from nimwarden.k8s import yaml_nodes as shapes
+
+    line = shapes.line_of(node) + 1 + offset
     for n, (key, index) in enumerate(parts):
         if index:
             key = index[1:-1]
-            if isinstance(node, yaml.SequenceNode):
-                if not key.isdigit() or int(key) >= len(node.value):
+            if isinstance(node, shapes.Seq):
+                if not key.isdigit() or int(key) >= len(node):
                     break
-                node = node.value[int(key)]
-                line = node.start_mark.line + 1 + offset
+                node = node[int(key)]
+                line = shapes.line_of(node) + 1 + offset
                 continue
-        if isinstance(node, yaml.ScalarNode) and node.style == "|":
+        if isinstance(node, shapes.Block):
             try:  # YAML inside the block: its lines start on the line after the indicator
-                inner = yaml.compose(node.value)
-            except yaml.YAMLError:
+                inner = _yaml().compose(node.text)
+            except _yaml().YAMLError:
                 break
-            return _line_in(inner, parts[n:], node.start_mark.line + 1 + offset) if inner is not None else line
-        found = None
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if getattr(k, "value", None) == key:
-                    found = (k, v)
-                    break
-        if found is None:
+            return _line_in(shapes.lines_of(inner), parts[n:], node.line + 1 + offset) if inner is not None else line
+        entry = node.get(key) if isinstance(node, shapes.Map) else None
+        if entry is None:
             break
-        line, node = found[0].start_mark.line + 1 + offset, found[1]
+        line, node = (entry[0], entry[1]) if isinstance(entry, tuple) else (entry, entry)
+        line += 1 + offset
     return line
 
 

@@ -214,7 +214,7 @@ def render_nimservice_pods(obj: K8sObject) -> list[PodTemplate]:
 
 def pipeline_services(obj: K8sObject) -> list[K8sObject]:
     """The NIMServices a NIMPipeline asks the operator for (``spec.services[]`` with ``enabled`` not false),
-    each keeping the YAML node of its ``spec.services[i]`` entry, so that a finding's ``spec.…`` path
+    each keeping the lines of its ``spec.services[i]`` entry, so that a finding's ``spec.…`` path
     points at the line of the pipeline's file."""
     out = []
     for i, entry in enumerate(obj.spec.get("services") or ()):
@@ -230,19 +230,18 @@ def pipeline_services(obj: K8sObject) -> list[K8sObject]:
 
 
 def _node_at(node: Any, keys: tuple[str, ...]) -> Any:
-    import yaml
+    from nimwarden.k8s.yaml_nodes import Map
 
     for key in keys:
-        if not isinstance(node, yaml.MappingNode):
-            return None
-        node = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+        entry = node.get(key) if isinstance(node, Map) else None
+        node = entry[1] if isinstance(entry, tuple) else None
     return node
 
 
 def _seq_item(node: Any, index: int) -> Any:
-    import yaml
+    from nimwarden.k8s.yaml_nodes import Seq
 
-    return node.value[index] if isinstance(node, yaml.SequenceNode) and index < len(node.value) else None
+    return node[index] if isinstance(node, Seq) and index < len(node) else None
 
 
 def render_nimcache_job(obj: K8sObject) -> PodTemplate | None:

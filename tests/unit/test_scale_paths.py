@@ -199,3 +199,46 @@ def test_the_generated_repository_audits_with_every_workload_judged(tmp_path, ca
     judged = {r["deployment"] for r in summary["results"] if r["status"] in ("pass", "fail")} - {"-"}  # "-": target-wide
     assert judged == {d["name"] for d in yaml.safe_load(profile.read_text())["deployments"]}
     assert summary["totals"]["error"] == 0
+
+
+LINES_DOC = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: x
+data:
+  config.yaml: |
+    auth:
+      enabled: false
+  list:
+    - a
+    - b: 1
+      c: [1, 2]
+  again: &shared {k: v}
+  alias: *shared
+"""
+
+
+def test_an_object_keeps_the_lines_of_its_yaml_not_the_nodes(tmp_path):
+    from nimwarden.k8s.manifests import load_file
+
+    path = tmp_path / "cm.yaml"
+    path.write_text(LINES_DOC)
+    [obj] = load_file(path)
+    assert obj.body["data"]["alias"] == {"k": "v"}
+    want = {"": 1, "metadata.name": 4, "metadata.missing": 3, "data[config.yaml]": 6, "data[config.yaml].auth.enabled": 8,
+            "data.list": 9, "data.list[0]": 10, "data.list[1].b": 11, "data.list[1].c": 12, "data.list[1].c[1]": 12,
+            "data.list[7]": 9, "data.list[0].deeper": 10, "data.alias.k": 13, "data.again.k": 13}  # an alias: where its anchor holds the field
+    assert {p: obj.line_of(p) for p in want} == want
+
+    def nodes(v):  # nothing of libyaml's node graph is kept
+        if isinstance(v, yaml.Node):
+            yield v
+        elif isinstance(v, dict):
+            for x in v.values():
+                yield from nodes(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                yield from nodes(x)
+
+    assert isinstance(obj.node, yaml_nodes.Map) and list(nodes(obj.node)) == []
