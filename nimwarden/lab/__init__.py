@@ -277,6 +277,7 @@ def up(directory: Path, compute_ms: float = 0.0, specs: tuple[ServerSpec, ...] =
         for spec, proc in zip(specs, procs):
             dep = state["deployments"][spec.name]
             took = triton.wait_ready(proc, dep["http"], Path(dep["log"]))
+            triton.wait_listening(proc, dep["grpc"], Path(dep["log"]))
             log(f"lab: {spec.name} ready in {took:.1f}s")
         for spec, proc, token, log_path in heads:
             took = ray.wait(proc, f"http://{state['deployments'][spec.name]['ray']}", log_path, token)

@@ -144,10 +144,23 @@ def write_model_repository(dest: Path, compute_ms: float, parameters: dict[str, 
     return repo
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port nothing is bound to now, and never one this process handed out before: the kernel may give
+    a port again as soon as its socket is closed, and did so for two of the four ports of one server
+    (10 of 20,000 four-port picks here) — which then fails to bind one of them after it seemed ready."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            break
+    if len(_handed_out) > 20_000:  # a long test session: forget the oldest picks rather than grow without end
+        _handed_out.clear()
+    _handed_out.add(port)
+    return port
 
 
 def world_traversable(path: Path) -> bool:
@@ -218,6 +231,23 @@ def wait_ready(proc: subprocess.Popen, http_address: str, log_path: Path, deadli
             pass  # not listening yet
         time.sleep(0.2)
     raise UsageError(f"tritonserver did not become ready within {deadline_s:.0f}s ({url}); last log lines:\n{tail(log_path)}")
+
+
+def wait_listening(proc: subprocess.Popen, address: str, log_path: Path, deadline_s: float = 30.0) -> None:
+    """Wait until ``host:port`` accepts a TCP connection (the server's gRPC port, once HTTP says ready):
+    a lab that hands out a port nothing listens on fails here, with the log tail, not in a later test."""
+    host, _, port = address.rpartition(":")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < deadline_s:
+        if proc.poll() is not None:
+            raise UsageError(f"tritonserver exited with status {proc.returncode} after it was ready; last log lines:\n{tail(log_path)}")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise UsageError(f"tritonserver is ready over HTTP but nothing listens on {address} after {deadline_s:.0f}s; "
+                     f"last log lines:\n{tail(log_path)}")
 
 
 def tail(path: Path, lines: int = 15) -> str:

@@ -1,0 +1,41 @@
+"""The lab's port picks and its readiness check of the gRPC port (no server needed)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from nimwarden.errors import UsageError
+from nimwarden.lab import triton
+
+
+def test_free_port_never_hands_out_a_port_twice():
+    # the kernel gives a closed port again; 4,000 picks from its ~28,000 would repeat ~280 times
+    picks = [triton.free_port() for _ in range(4000)]
+    assert len(set(picks)) == len(picks)
+
+
+def test_wait_listening_returns_once_the_port_accepts(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            triton.wait_listening(proc, f"127.0.0.1:{server.getsockname()[1]}", tmp_path / "log", deadline_s=5)
+        with pytest.raises(UsageError, match="nothing listens on 127.0.0.1:"):
+            triton.wait_listening(proc, f"127.0.0.1:{triton.free_port()}", tmp_path / "log", deadline_s=0.5)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_wait_listening_says_when_the_server_died_after_it_was_ready(tmp_path):
+    log = tmp_path / "tritonserver.log"
+    log.write_text("E1206 failed to start Metrics service: address already in use\n")
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    proc.wait()
+    with pytest.raises(UsageError, match=r"exited with status 1 after it was ready(.|\n)*address already in use"):
+        triton.wait_listening(proc, f"127.0.0.1:{triton.free_port()}", log, deadline_s=5)
