@@ -287,21 +287,21 @@ def judge_all(cases: list, judge_case: Callable[..., dict], applies: Callable[[t
         try:
             os.close(read)
             theirs = [judge_case(*case) for case in cases[cut:]]
-            data = pickle.dumps((theirs, sorted(redact.known() - before)), protocol=pickle.HIGHEST_PROTOCOL)
-            with os.fdopen(write, "wb") as out:
-                out.write(data)
+            with os.fdopen(write, "wb") as out:  # streamed: the parent reads as it is written, never one bytes object
+                pickle.dump((theirs, sorted(redact.known() - before)), out, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException:  # noqa: BLE001 - any failure: the parent judges this half itself
             code = 1
         os._exit(code)
     os.close(write)
     mine = [judge_case(*case) for case in cases[:cut]]
     with os.fdopen(read, "rb") as pipe:
-        data = pipe.read()
+        try:
+            theirs, learnt = pickle.load(pipe)
+        except Exception:  # noqa: BLE001 - a half that cannot be read (the child died) is judged again here
+            theirs, learnt = None, ()
     _, status = os.waitpid(pid, 0)
-    try:
-        theirs, learnt = pickle.loads(data) if status == 0 else (None, ())
-    except Exception:  # noqa: BLE001 - a half that cannot be read is judged again here
-        theirs, learnt = None, ()
+    if status != 0:
+        theirs = None
     if theirs is None or len(theirs) != len(cases) - cut:
         return mine + [judge_case(*case) for case in cases[cut:]], "one process (the second failed)"
     for secret in learnt:
