@@ -53,6 +53,15 @@ def totals(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return out
 
 
+def fail_by_severity(results: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in results:
+        if r.get("status") == "fail":
+            sev = r.get("severity") or "unknown"
+            out[sev] = out.get(sev, 0) + 1
+    return out
+
+
 def build_summary(
     *,
     target: Any,
@@ -80,6 +89,8 @@ def build_summary(
         "results": ordered,
         "totals": totals(ordered),
         # Additions beyond the contract's minimum; readers must ignore keys they do not know.
+        # Failures per severity: what a later run's trend chart reads of this one, from the head of the file.
+        "fail_by_severity": fail_by_severity(ordered),
         "deployments": [
             {"name": d.name, "kind": d.kind, "expect": d.expect, "must_fail": list(d.must_fail)} for d in (target.deployments if target else ())
         ],

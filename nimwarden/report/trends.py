@@ -76,12 +76,70 @@ def compare(previous: Mapping[str, Any], current: Mapping[str, Any], previous_ru
 
 def _read_summary(path: Path) -> dict[str, Any] | None:
     try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if _last_read[0] == key:  # the baseline and the trend both ask for the previous run: read it once
+        return _last_read[1]
+    try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # a half-written or foreign file is not a previous run
     if not isinstance(data, dict) or data.get("schema") != "nimwarden/summary/v1":
         return None
+    _last_read[:] = [key, data]
     return data
+
+
+# The one summary read last, whole (a run compares itself with one previous run; holding more would hold
+# hundreds of megabytes at repository scale: a 500-workload run's summary.json is 52 MB of JSON).
+_last_read: list[Any] = [None, None]
+
+_RESULTS_KEY = b'\n  "results": ['
+
+
+def _read_head(path: Path) -> dict[str, Any] | None:
+    """A summary without its results, read from the head of the file where this tool's writer puts every
+    other key (:func:`nimwarden.report.summary.write_summary`); a file laid out otherwise is read whole."""
+    try:
+        with open(path, "rb") as f:
+            head = b""
+            while _RESULTS_KEY not in head:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                head += chunk
+    except OSError:
+        return None
+    at = head.find(_RESULTS_KEY)
+    data = None
+    if at >= 0 and head[:at].rstrip().endswith(b","):
+        try:
+            data = json.loads(head[:at].rstrip()[:-1] + b"\n}")
+        except ValueError:
+            data = None
+    # Only this writer's layout (every key but the results first) carries fail_by_severity in the head;
+    # anything else — an older summary, one written by another tool — is read whole.
+    if not isinstance(data, dict) or "fail_by_severity" not in data:
+        data = _read_summary(path)
+        return None if data is None else {k: v for k, v in data.items() if k != "results"} | {
+            "fail_by_severity": _history_point("", data)["fail_by_severity"]}
+    return data if data.get("schema") == "nimwarden/summary/v1" else None
+
+
+def _runs(reports_dir: str | Path, current_run_dir: str | Path, target: str, read=_read_summary):
+    """(run name, summary) of the earlier runs of ``target``, newest first, read one at a time as asked for."""
+    reports_dir = Path(reports_dir)
+    current = Path(current_run_dir).name
+    if not reports_dir.is_dir():
+        return
+    for child in sorted(reports_dir.iterdir(), reverse=True):
+        if child.is_symlink() or not child.is_dir() or child.name >= current or child.name == "baselines":
+            continue
+        summary = read(child / "summary.json")
+        if summary is not None and summary.get("target") == target:
+            yield child.name, summary
 
 
 def earlier_runs(
@@ -93,19 +151,11 @@ def earlier_runs(
     order; ``latest`` (a link) and ``baselines`` are not runs. Reading stops
     once ``limit`` runs are found: a year of nightly runs is not re-parsed.
     """
-    reports_dir = Path(reports_dir)
-    current = Path(current_run_dir).name
-    runs: list[tuple[str, dict[str, Any]]] = []
-    if not reports_dir.is_dir():
-        return runs
-    for child in sorted(reports_dir.iterdir(), reverse=True):
+    runs = []
+    for run in _runs(reports_dir, current_run_dir, target):
         if limit is not None and len(runs) >= limit:
             break
-        if child.is_symlink() or not child.is_dir() or child.name >= current or child.name == "baselines":
-            continue
-        summary = _read_summary(child / "summary.json")
-        if summary is not None and summary.get("target") == target:
-            runs.append((child.name, summary))
+        runs.append(run)
     return runs[::-1]
 
 
@@ -125,12 +175,11 @@ def previous_run(
     A run restricted with ``-k`` or interrupted covers only part of the catalog: comparing a full
     run with it would call every control it skipped "new". Such runs are passed over.
     """
-    if covering is None:
-        runs = earlier_runs(reports_dir, current_run_dir, target, limit=1)
-        return runs[-1] if runs else None
-    wanted = _evaluated(covering)
-    for name, summary in reversed(earlier_runs(reports_dir, current_run_dir, target, limit=LOOK_BACK)):
-        if wanted <= _evaluated(summary):
+    wanted = _evaluated(covering) if covering is not None else set()
+    for looked, (name, summary) in enumerate(_runs(reports_dir, current_run_dir, target)):
+        if looked >= LOOK_BACK:
+            break
+        if wanted <= _evaluated(summary):  # one at a time: a passed-over run is not held while the next is read
             return name, summary
     return None
 
@@ -147,11 +196,13 @@ def attach_trend(summary: dict[str, Any], reports_dir: str | Path, run_dir: str 
 
 
 def _history_point(name: str, summary: Mapping[str, Any]) -> dict[str, Any]:
-    by_severity: dict[str, int] = {}
-    for r in summary.get("results") or []:
-        if r.get("status") == "fail":
-            sev = r.get("severity") or "unknown"
-            by_severity[sev] = by_severity.get(sev, 0) + 1
+    by_severity = summary.get("fail_by_severity")
+    if not isinstance(by_severity, dict):  # a summary written before the field was
+        by_severity = {}
+        for r in summary.get("results") or []:
+            if r.get("status") == "fail":
+                sev = r.get("severity") or "unknown"
+                by_severity[sev] = by_severity.get(sev, 0) + 1
     totals = summary.get("totals") or {}
     return {
         "run": name,
@@ -168,7 +219,11 @@ def history(
     reports_dir: str | Path, run_dir: str | Path, summary: Mapping[str, Any], limit: int = 20
 ) -> list[dict[str, Any]]:
     """The last ``limit`` runs of this target including the current one, oldest first, for the trend chart."""
-    runs = earlier_runs(reports_dir, run_dir, str(summary.get("target", "")), limit=max(0, limit - 1))
-    points = [_history_point(name, s) for name, s in runs]
+    points = []
+    for name, head in _runs(reports_dir, run_dir, str(summary.get("target", "")), read=_read_head):
+        if len(points) >= max(0, limit - 1):
+            break
+        points.append(_history_point(name, head))  # the head of each file: its totals, not its results
+    points.reverse()
     points.append(_history_point(Path(run_dir).name, summary))
     return points[-limit:]

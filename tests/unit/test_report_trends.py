@@ -101,3 +101,43 @@ def test_a_narrower_previous_run_is_passed_over_for_the_last_one_that_covered_th
     # Nothing earlier covers it: no trend rather than a misleading one.
     wider = with_results(lab_summary(), [A, B, C, result("GATEWAY-RATELIMIT-001", "gateway", "medium", "exposed", "g", "pass", "ok")])
     assert trends.attach_trend(wider, reports, narrow_dir) is None
+
+
+def _written(reports, name, summary):
+    """A run as this tool writes it: summary.write_summary, every key first and the results last."""
+    from nimwarden.report.summary import fail_by_severity, write_summary
+
+    run_dir = reports / name
+    run_dir.mkdir(parents=True)
+    write_summary(run_dir, dict(summary, fail_by_severity=fail_by_severity(summary["results"])))
+    return run_dir
+
+
+def test_nightly_runs_are_read_one_at_a_time_and_the_chart_reads_only_their_heads(tmp_path, monkeypatch):
+    """A year of nightly repository-scale runs in one folder: the comparison reads whole only the run it
+    compares with (once, for the baseline and the trend), and the history chart only the head of each file."""
+    reports = tmp_path / "reports"
+    for day in range(10, 20):
+        _written(reports, f"202611{day}T080000Z", with_results(lab_summary(f"2026-11-{day}T08:00:00Z"), [A, B]))
+    current_dir = reports / "20261120T080000Z"
+    current_dir.mkdir()
+    current = with_results(lab_summary("2026-11-20T08:00:00Z"), [A])
+
+    whole = []
+    real_loads = trends.json.loads
+
+    def counting(text, *args, **kwargs):
+        out = real_loads(text, *args, **kwargs)
+        if isinstance(out, dict) and "results" in out:
+            whole.append(out.get("started_at"))
+        return out
+
+    monkeypatch.setattr(trends.json, "loads", counting)
+    trends._last_read[:] = [None, None]
+    name, previous = trends.previous_run(reports, current_dir, "lab", covering=current)
+    assert name == "20261119T080000Z" and trends.previous_run(reports, current_dir, "lab", covering=current)[1] is previous
+    assert whole == ["2026-11-19T08:00:00Z"]  # once, and none of the nine older runs
+    points = trends.history(reports, current_dir, current)
+    assert whole == ["2026-11-19T08:00:00Z"]  # the chart parsed no file whole
+    assert [p["fail"] for p in points] == [2] * 10 + [1]
+    assert points[0]["fail_by_severity"] == {"high": 1, "medium": 1}
