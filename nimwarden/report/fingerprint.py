@@ -5,7 +5,8 @@ are handed out rather than chosen are masked (``:*``: NodePorts and ephemeral po
 the lab listens on ephemeral ports, a NodePort moves when its Service is recreated; a service port
 such as 443 or 8443 is part of what the finding is about and stays) and so are the generated suffixes of
 pod names (``triton-7d9f8b6c5d-x2k4q`` is ``triton``: a new ReplicaSet or a rescheduled pod is the
-same workload). Trends, the ``--fail-on-new`` gate and SARIF's ``partialFingerprints`` all use it.
+same workload), and so is the process id of a host-family subject (``local:// pid 10189``: a restarted
+server is the same server). Trends, the ``--fail-on-new`` gate and SARIF's ``partialFingerprints`` all use it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ _RS_POD = re.compile(rf"(?<=[a-z0-9])-(?=[a-z]*[0-9]){_K}{{6,10}}-{_K}{{5}}(?![a
 _POD_REF = re.compile(rf"(\bPods?/[a-z0-9-]+/[a-z0-9.-]+?)-{_K}{{5}}(?![a-z0-9-])")
 # host:port, [v6]:port — but not the "deployment:127.0.0.1" of a scan subject
 _PORT = re.compile(r"(?<=[A-Za-z0-9\]]):(\d{1,5})(?![\d.])")
+# "<host spec> pid <n>": the host family's server process, whose id changes on every restart
+_PID = re.compile(r"(?<= pid )\d+\b")
 ASSIGNED_PORTS = 30000  # NodePorts (30000-32767) and the kernel's ephemeral range start here
 
 
@@ -36,7 +39,7 @@ def normalize_subject(subject: str) -> str:
     if done is None:
         s = _RS_POD.sub("", subject)
         s = _POD_REF.sub(r"\1", s)
-        done = _PORT.sub(_mask, s)
+        done = _PID.sub("*", _PORT.sub(_mask, s))
         if len(_normalized) < 100_000:
             _normalized[subject] = done
     return done

@@ -27,6 +27,7 @@ SARIF_SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "schemas" / "s
     ("exposed:127.0.0.1:30080", "exposed:127.0.0.1:31999"),  # a NodePort that moved
     ("Pod/nim/triton-7d9f8b6c5d-x2k4q", "Pod/nim/triton-5c6b7d8f9-9zq2w"),  # a new ReplicaSet's pod
     ("Pod/nim/node-agent-x2k4q → agent", "Pod/nim/node-agent-b7rtn → agent"),  # a DaemonSet's pod
+    ("local:// pid 5335", "local:// pid 10189"),  # the host family's server, restarted
 ])
 def test_fingerprint_ignores_assigned_ports_and_pod_suffixes(before, after):
     assert normalize_subject(before) == normalize_subject(after)
@@ -39,6 +40,7 @@ def test_fingerprint_ignores_assigned_ports_and_pod_suffixes(before, after):
     ("exposed:127.0.0.1", "exposed:127.0.0.2"),
     ("Pod/nim/redis-0", "Pod/nim/redis-1"),  # StatefulSet pods keep their identity
     ("Deployment/nim/svc-grpcs", "Deployment/nim/svc"),  # a name that merely looks generated
+    ("local:// pid 5335", "ssh://gpu-1 pid 5335"),  # another host
 ])
 def test_fingerprint_keeps_what_identifies_the_subject(one, other):
     assert normalize_subject(one) != normalize_subject(other)
