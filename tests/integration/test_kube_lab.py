@@ -107,10 +107,17 @@ def test_the_audit_identity_reads_the_whole_lab_without_one_refusal(lab_state, l
     proc, from_manifests = run_audit(manifests, tmp_path / "m" / "reports", timeout=900)
     assert from_manifests is not None, proc.stdout[-3000:]
 
+    # The performance family reads no cluster state: its verdicts are the machine's timing (a load generator
+    # starved of CPU on a busy 2-core machine is an error, PERF-STABLE-001), not the source's. It is compared
+    # by what was judged; every other family by verdict.
     def verdicts(s):
-        return {(r["control"], r["deployment"], r["status"]) for r in s["results"]}
+        return {(r["control"], r["deployment"], r["status"]) for r in s["results"] if r["family"] != "performance"}
+
+    def judged(s):
+        return {(r["control"], r["deployment"]) for r in s["results"] if r["family"] == "performance"}
     live, static = verdicts(summary), verdicts(from_manifests)
     assert live == static, (sorted(live - static), sorted(static - live))
+    assert judged(summary) == judged(from_manifests) != set()
 
 
 def test_a_rule_removed_from_the_read_role_is_named_never_passed(lab_state, lab_cluster, audit_identity, tmp_path):
