@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nimwarden.report import fingerprint
+from nimwarden.report.summary import fail_by_severity
 
 FINDING_STATUSES = ("fail", "error")
 SOLVED_STATUSES = ("pass", "not_applicable")
@@ -124,7 +125,7 @@ def _read_head(path: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or "fail_by_severity" not in data:
         data = _read_summary(path)
         return None if data is None else {k: v for k, v in data.items() if k != "results"} | {
-            "fail_by_severity": _history_point("", data)["fail_by_severity"]}
+            "fail_by_severity": fail_by_severity(data.get("results") or [])}
     return data if data.get("schema") == "nimwarden/summary/v1" else None
 
 
@@ -198,11 +199,7 @@ def attach_trend(summary: dict[str, Any], reports_dir: str | Path, run_dir: str 
 def _history_point(name: str, summary: Mapping[str, Any]) -> dict[str, Any]:
     by_severity = summary.get("fail_by_severity")
     if not isinstance(by_severity, dict):  # a summary written before the field was
-        by_severity = {}
-        for r in summary.get("results") or []:
-            if r.get("status") == "fail":
-                sev = r.get("severity") or "unknown"
-                by_severity[sev] = by_severity.get(sev, 0) + 1
+        by_severity = fail_by_severity(summary.get("results") or [])
     totals = summary.get("totals") or {}
     return {
         "run": name,
