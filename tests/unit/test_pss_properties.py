@@ -43,10 +43,12 @@ VERSIONS = st.sampled_from(["v1.0", "v1.8", "v1.19", "v1.22", "v1.25", "v1.31", 
 def test_restricted_allowed_implies_baseline_allowed(spec, version):
     restricted = evaluate_pod_spec({}, spec, "restricted", version)
     baseline = evaluate_pod_spec({}, spec, "baseline", version)
-    # Upstream's quirk, kept: restricted's seccomp check replaces baseline's and exempts Windows pods
-    # (v1.25+), so a Windows pod with seccomp Unconfined passes restricted and fails baseline.
-    windows_seccomp = (spec.get("os") or {}).get("name") == "windows" and {v.check for v in baseline.violations} == {"seccompProfile_baseline"}
-    if restricted.allowed and not windows_seccomp:
+    # Upstream's quirk, kept: restricted's seccomp and capabilities checks replace baseline's and exempt
+    # Windows pods (v1.25+), so a Windows pod with seccomp Unconfined or capabilities.add ["ALL"] passes
+    # restricted and fails baseline.
+    replaced_for_windows = {"seccompProfile_baseline", "capabilities_baseline"}
+    windows_quirk = (spec.get("os") or {}).get("name") == "windows" and {v.check for v in baseline.violations} <= replaced_for_windows
+    if restricted.allowed and not windows_quirk:
         assert baseline.allowed, baseline.violations
     # every baseline violation is also a restricted one, unless a restricted check replaced it
     replaced = {"capabilities_baseline", "seccompProfile_baseline", "hostPathVolumes", "procMount"}
