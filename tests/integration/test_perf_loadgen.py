@@ -42,11 +42,16 @@ def test_closed_loop_counts_match_the_server(server, protocol, engine, processes
                         metrics_url=server.metrics_url, engine=engine)
     assert m.errors == 0 and m.throughput > 20
     assert m.latency.p50_us <= m.latency.p99_us
-    # the server saw the requests we counted between the same two scrapes (± those completing while a
-    # scrape's HTTP call was under way: the scrape is placed at the call's midpoint)
-    counted = m.server_span_completed
-    assert m.server is not None and counted is not None and counted > 0.5 * sum(w.completed for w in m.windows[-3:])
-    assert abs(m.server.requests_success - counted) <= 10 + 0.05 * counted, (m.server.requests_success, counted)
+    # The server saw the requests we counted between the same two scrapes. Where inside each scrape's HTTP
+    # call the server read its counters is unknown (a starved machine once took a quarter second over one,
+    # and the midpoint estimate was off by 515), so its count must lie between what surely completed
+    # inside the span and what possibly did, give or take the requests in flight at each end.
+    assert m.server is not None and m.server_span_bounds is not None and m.server_span_completed is not None
+    surely, possibly = m.server_span_bounds
+    assert surely <= m.server_span_completed <= possibly
+    assert surely > 0.3 * sum(w.completed for w in m.windows[-3:]), m.server_span_bounds  # the span is the windows'
+    in_flight = 2 * 2  # concurrency, at either end
+    assert surely - in_flight <= m.server.requests_success <= possibly + in_flight, (m.server.requests_success, m.server_span_bounds)
     assert m.server.requests_failed == 0 and m.server.avg_compute_infer_us > 0
     assert m.server.avg_request_us < m.latency.avg_us  # the server's part is inside the client's latency
     # the generator's own cost is recorded, from its threads or its worker processes

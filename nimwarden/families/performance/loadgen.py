@@ -59,6 +59,11 @@ class Measurement:
     # not at a scrape, so comparing ``server`` with the windows' counts is off by whatever completed in
     # the gap between a collect and its scrape — hundreds of requests when the machine stalls there.
     server_span_completed: int | None = None
+    # The same count bounded by when each scrape's HTTP call began and ended (the server read its
+    # counters somewhere inside the call): requests that surely completed inside the span, and those
+    # that possibly did. Under CPU steal a scrape can take a tenth of a second or more, and the midpoint
+    # alone is then off by hundreds of requests; the server's count must lie between these two.
+    server_span_bounds: tuple[int, int] | None = None
 
     @property
     def stable(self) -> bool:
@@ -80,21 +85,22 @@ class Measurement:
             "windows": [w.as_dict() for w in self.windows],
             "server": self.server.as_dict() if self.server else None, "server_note": self.server_note,
             "client_completed_in_server_span": self.server_span_completed,
+            "client_completed_in_server_span_bounds": list(self.server_span_bounds) if self.server_span_bounds else None,
             "client": self.client.as_dict(),
         }
 
 
-def _try_scrape(url: str | None, model: str, headers) -> tuple[server_metrics.Snapshot | None, str, int]:
-    """A metrics snapshot (or None and why), and when it was taken: the midpoint of the HTTP call, in
+def _try_scrape(url: str | None, model: str, headers) -> tuple[server_metrics.Snapshot | None, str, tuple[int, int]]:
+    """A metrics snapshot (or None and why), and when its HTTP call began and ended, in
     ``perf_counter_ns`` like the requests' timestamps (CLOCK_MONOTONIC, shared by worker processes)."""
     t0 = time.perf_counter_ns()
     if not url:
-        return None, "no metrics endpoint configured for this deployment", t0
+        return None, "no metrics endpoint configured for this deployment", (t0, t0)
     try:
         snap = server_metrics.scrape(url, model, headers=headers)
-        return snap, f"from {url}", (t0 + time.perf_counter_ns()) // 2
+        return snap, f"from {url}", (t0, time.perf_counter_ns())
     except Exception as exc:  # noqa: BLE001 - server figures are optional; the reason is reported
-        return None, f"metrics not reachable at {url}: {type(exc).__name__}: {str(exc)[:160]}", t0
+        return None, f"metrics not reachable at {url}: {type(exc).__name__}: {str(exc)[:160]}", (t0, t0)
 
 
 def completed_between(batches, lo_ns: int, hi_ns: int) -> int:
@@ -129,7 +135,7 @@ def measure(
         pool = ThreadPool(transport, load.concurrency)
     windows: list[Window] = []
     snapshots: list[server_metrics.Snapshot | None] = []
-    scraped_ns: list[int] = []
+    scraped: list[tuple[int, int]] = []  # each scrape's HTTP call: (began, ended)
     # the last batches, kept to count completions between scrapes (the span of the last three windows
     # touches at most the last four batches and the one collected after the loop)
     batches: deque = deque(maxlen=5)
@@ -140,7 +146,7 @@ def measure(
         pool.collect()  # warm-up requests are never counted
         snap, note, at = _try_scrape(metrics_url, payload.model, metrics_headers)
         snapshots.append(snap)
-        scraped_ns.append(at)
+        scraped.append(at)
         t_prev = time.perf_counter()
         cpu_prev = cpu_times()
         client_prev = pool.cpu_seconds()
@@ -159,7 +165,7 @@ def measure(
             if snapshots[0] is not None:
                 snap, note, at = _try_scrape(metrics_url, payload.model, metrics_headers)
                 snapshots.append(snap)
-                scraped_ns.append(at)
+                scraped.append(at)
             if on_window:
                 on_window(w)
             t_prev = t_now
@@ -172,14 +178,17 @@ def measure(
 
     reported = windows[-3:]
     tput, latency, _ = merge(reported)
-    server = span_completed = None
+    server = span_completed = bounds = None
     if len(snapshots) > 3 and snapshots[-4] is not None and snapshots[-1] is not None:
         server = server_metrics.delta(snapshots[-4], snapshots[-1])
-        span_completed = completed_between(batches, scraped_ns[-4], scraped_ns[-1])
+        (a0, a1), (b0, b1) = scraped[-4], scraped[-1]
+        span_completed = completed_between(batches, (a0 + a1) // 2, (b0 + b1) // 2)  # each at its midpoint
+        bounds = (completed_between(batches, a1, b0), completed_between(batches, a0, b1))
     return Measurement(
         endpoint=endpoint.describe(), model=payload.model, load=load, windows=tuple(windows),
         stability=stability(windows, load.tolerance), throughput=tput, latency=latency,
         errors=sum(w.errors for w in windows), error_samples=tuple(pool.errors()),
         delayed=pool.delayed(), server=server, server_note=note,
         input_shapes=payload.input_shapes, client_processes=pool.processes, server_span_completed=span_completed,
+        server_span_bounds=bounds,
     )
