@@ -475,8 +475,20 @@ class AuditHooks:
             for line in self.state.closing_lines:
                 terminalreporter.write_line(line)
 
-    def pytest_keyboard_interrupt(self, excinfo) -> None:
+    @pytest.hookimpl(wrapper=True)
+    def pytest_keyboard_interrupt(self, excinfo):
+        """The run was interrupted, whatever pytest's own report of it then does. That report can fail:
+        pytest formats where the interrupt landed, and a frame Python left without a line number (an
+        interrupt inside ``ast.walk`` while a failure was being formatted, seen under CI) makes it raise
+        TypeError. That error, let through, would leave the run looking uninterrupted and end nimwarden
+        as a bug (exit 70) instead of an interrupted audit with its report (exit 3)."""
         self.state.interrupted = True
+        try:
+            return (yield)
+        except Exception as exc:  # noqa: BLE001 - pytest's picture of the interrupt, not the audit's result
+            self.state.closing_lines.append(
+                f"interrupted; pytest could not show where ({type(exc).__name__}: {str(exc)[:120]})")
+            return None
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

@@ -2,6 +2,8 @@
 
 NIMWARDEN_TEST_KILL_PID + NIMWARDEN_TEST_KILL_AFTER=N: SIGKILL that process after N tests.
 NIMWARDEN_TEST_SIGINT_AFTER=N: send SIGINT to this pytest process after N tests (as Ctrl-C does).
+NIMWARDEN_TEST_BREAK_INTERRUPT_REPORT=1: pytest's report of the interrupt raises, as its terminal reporter
+does when the interrupted frame has no line number (``tb_lineno`` None: 'unsupported operand type(s) for -').
 """
 
 import os
@@ -23,3 +25,8 @@ def pytest_runtest_logfinish(nodeid, location):
     sigint_after = int(os.environ.get("NIMWARDEN_TEST_SIGINT_AFTER", "0") or 0)
     if sigint_after and n == sigint_after:
         os.kill(os.getpid(), signal.SIGINT)
+
+
+def pytest_keyboard_interrupt(excinfo):
+    if os.environ.get("NIMWARDEN_TEST_BREAK_INTERRUPT_REPORT"):
+        raise TypeError("unsupported operand type(s) for -: 'NoneType' and 'int'")
