@@ -22,6 +22,7 @@ cache folder of :mod:`nimwarden.lab.cache`, outside the clone), created there wi
 
     flock /tmp/nimwarden-lab.lock .venv/bin/python benchmarks/repo_scale.py --sizes 200,500,1000,2000 --install
     .venv/bin/python benchmarks/repo_scale.py --sizes 200 --no-checkov --keep /tmp/repo   # only nimwarden, keep the tree
+    .venv/bin/python benchmarks/repo_scale.py --sizes 2000 --repeat 0 --no-checkov --discover   # only discovery
 """
 
 from __future__ import annotations
@@ -255,6 +256,18 @@ def nimwarden_audit(profile: Path, reports: Path) -> dict:
     return row
 
 
+def nimwarden_discover(tree: Path, out: Path) -> dict:
+    """``nimwarden discover --manifests <tree>``: a profile with one deployment per workload and apply unit."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    row = measured([sys.executable, "-m", "nimwarden.cli", "discover", "--manifests", str(tree), "--out", str(out), "--force"],
+                   cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)})
+    if out.exists():
+        row["deployments"] = len((yaml.safe_load(out.read_text(encoding="utf-8")) or {}).get("deployments") or ())
+    if row["exit"] == 0:
+        row.pop("stderr_tail")
+    return row
+
+
 def find_checkov(install: bool) -> tuple[str | None, str]:
     if os.environ.get("CHECKOV"):
         return os.environ["CHECKOV"], "$CHECKOV"
@@ -289,10 +302,11 @@ def checkov_audit(binary: str, tree: Path, out: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="200,500,1000,2000", help="workload counts, comma-separated")
-    ap.add_argument("--repeat", type=int, default=1, help="nimwarden runs per size (the median is reported)")
+    ap.add_argument("--repeat", type=int, default=1, help="nimwarden audits per size (the median is reported; 0: none)")
     ap.add_argument("--no-checkov", action="store_true")
     ap.add_argument("--install", action="store_true", help=f"pip install checkov=={CHECKOV_VERSION} into the cache folder if missing")
     ap.add_argument("--keep", help="write the trees here and keep them (default: a temporary folder)")
+    ap.add_argument("--discover", action="store_true", help="also time `nimwarden discover --manifests` of each tree")
     args = ap.parse_args(argv)
     binary = None
     if not args.no_checkov:
@@ -312,12 +326,16 @@ def main(argv: list[str] | None = None) -> int:
                    "generate_s": round(time.perf_counter() - t0, 2), **machine}
             runs = [nimwarden_audit(profile, root / f"reports-{k}") for k in range(args.repeat)]
             runs.sort(key=lambda r: r["wall_s"])
-            row["nimwarden"] = runs[len(runs) // 2]
+            if runs:
+                row["nimwarden"] = runs[len(runs) // 2]
             if args.repeat > 1:
                 row["nimwarden_runs_s"] = [r["wall_s"] for r in runs]
+            if args.discover:
+                row["discover"] = nimwarden_discover(root / "repo", root / "discovered.yaml")
             if binary:
                 row["checkov"] = checkov_audit(binary, root / "repo", root / "checkov.json")
-                row["speedup"] = round(row["checkov"]["wall_s"] / max(row["nimwarden"]["wall_s"], 0.01), 1)
+                if runs:
+                    row["speedup"] = round(row["checkov"]["wall_s"] / max(row["nimwarden"]["wall_s"], 0.01), 1)
             print(json.dumps(row), flush=True)
     return 0
 

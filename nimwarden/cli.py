@@ -452,6 +452,9 @@ def _discovered(args, out: Path):
             raise UsageError(f"discovery could not read the cluster: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
         kubeconfig = str(Path(args.kubeconfig).resolve()) if args.kubeconfig else None
         source = ProfileSource("live", (), kubeconfig, args.context, tuple(args.namespace))
+    # What was read is kept until the process ends and holds no cycles: the cyclic GC need not walk it again each
+    # time discovery makes more objects (a repository of 2,000 workloads: 5.5 -> 3.5 s, docs/benchmarks.md).
+    gc.freeze()
     in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not args.kubeconfig
     position = args.position or ("cluster-internal" if in_pod else "external")
     probes = not args.no_probes and source.source != "manifests"

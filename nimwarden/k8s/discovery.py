@@ -25,6 +25,7 @@ into a target profile is :mod:`nimwarden.k8s.profile_yaml`.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +105,42 @@ def read_live(configuration: Any, namespaces: Sequence[str] = (), timeout_s: flo
     return state, requests
 
 
+class _Templates:
+    """The pod templates discovery looks at, found by who owns them and by the labels it asks about.
+    Each lookup was a scan of every template, once per custom resource or InferenceService: quadratic in a
+    cluster (or an apply unit) with thousands of them. Lists keep the templates' order."""
+
+    def __init__(self, templates: Sequence[PodTemplate]):
+        self.all = list(templates)
+        self._owned: dict[tuple, list[PodTemplate]] = {}  # (namespace, ownerReference kind, name): controllers'
+        self._of: dict[int, list[PodTemplate]] = {}  # id(owner): a CR's own (rendered) templates
+        self._labelled: dict[str, dict[tuple, list[PodTemplate]]] = {}
+        for t in self.all:
+            self._of.setdefault(id(t.owner), []).append(t)
+            if t.owner.kind in CONTROLLERS:
+                keys = {(t.owner.namespace, r.get("kind"), r.get("name")) for r in t.owner.metadata.get("ownerReferences") or ()}
+                for key in keys:
+                    self._owned.setdefault(key, []).append(t)
+
+    def owned_by(self, kind: str, obj: K8sObject) -> list[PodTemplate]:
+        """The controllers' templates whose owner names ``obj`` (of ``kind``) among its ownerReferences."""
+        return list(self._owned.get((obj.namespace, kind, obj.name), ()))
+
+    def of(self, obj: K8sObject) -> list[PodTemplate]:
+        """The templates ``obj`` itself holds (a CR's pod, as the operator would render it)."""
+        return list(self._of.get(id(obj), ()))
+
+    def labelled(self, namespace: str | None, key: str, value: str) -> list[PodTemplate]:
+        by = self._labelled.get(key)
+        if by is None:
+            by = self._labelled[key] = {}
+            for t in self.all:
+                v = t.labels.get(key)
+                if v is not None:
+                    by.setdefault((t.owner.namespace, v), []).append(t)
+        return list(by.get((namespace, value), ()))
+
+
 # ----------------------------------------------------------------------------------- the three shapes
 
 
@@ -126,12 +163,11 @@ def _controller_found(state: ClusterState, tpl: PodTemplate) -> Found | None:
     return found
 
 
-def _nimservice_found(state: ClusterState, obj: K8sObject, templates: Sequence[PodTemplate]) -> Found:
+def _nimservice_found(state: ClusterState, obj: K8sObject, templates: _Templates) -> Found:
     image = obj.spec.get("image") or {}
-    owned = [t for t in templates if t.owner.kind in CONTROLLERS and t.owner.namespace == obj.namespace
-             and any(r.get("kind") == "NIMService" and r.get("name") == obj.name for r in t.owner.metadata.get("ownerReferences") or ())]
+    owned = templates.owned_by("NIMService", obj)
     selector = {"app.kubernetes.io/name": obj.name}
-    mine = owned or [t for t in templates if t.owner is obj]
+    mine = owned or templates.of(obj)
     if owned:
         selector = dict(((owned[0].owner.spec.get("selector") or {}).get("matchLabels")) or {}) or selector
     found = Found(obj.name, "nim", str(obj.namespace), obj.ref, "a NIMService (NIM Operator)",
@@ -174,13 +210,13 @@ def _isvc_kind(state: ClusterState, obj: K8sObject) -> tuple[str, str, list[Mapp
     return None
 
 
-def _isvc_found(state: ClusterState, obj: K8sObject, templates: Sequence[PodTemplate]) -> Found | None:
+def _isvc_found(state: ClusterState, obj: K8sObject, templates: _Templates) -> Found | None:
     hit = _isvc_kind(state, obj)
     if hit is None:
         return None
     kind, why, containers = hit
     selector = {KSERVE_LABEL: obj.name}
-    mine = [t for t in templates if t.owner.namespace == obj.namespace and t.labels.get(KSERVE_LABEL) == obj.name]
+    mine = templates.labelled(obj.namespace, KSERVE_LABEL, obj.name)
     image = next((str(c.get("image")) for c in containers if c.get("image")), "")
     found = Found(obj.name, kind, str(obj.namespace), obj.ref, why, image, selector)
     tokens = [t for c in containers for t in argv_tokens(c)]
@@ -203,7 +239,7 @@ def _owned_by_cr(obj: K8sObject) -> bool:
 
 
 def _nemo_found(state: ClusterState, obj: K8sObject, service: NemoService, why: str, mine: Sequence[PodTemplate],
-                templates: Sequence[PodTemplate]) -> Found:
+                templates: _Templates) -> Found:
     """A NeMo workload: its Services' ports named by the endpoint its service answers on; the NeMo
     Platform's Envoy proxy (same release) as ``nemo_gateway``; the ports that are no API left out, with a note."""
     controller = next((t.owner for t in mine if t.owner.kind in CONTROLLERS), None)
@@ -240,8 +276,8 @@ def _nemo_found(state: ClusterState, obj: K8sObject, service: NemoService, why: 
     fronted = list(mine)
     if service.key == "platform":
         release = mine[0].labels.get("app.kubernetes.io/instance")
-        envoy = [t for t in templates if t.owner.namespace == obj.namespace and t.labels.get(PLATFORM_COMPONENT) == "nmp-envoy"
-                 and (release is None or t.labels.get("app.kubernetes.io/instance") == release)]
+        envoy = [t for t in templates.labelled(obj.namespace, PLATFORM_COMPONENT, "nmp-envoy")
+                 if release is None or t.labels.get("app.kubernetes.io/instance") == release]
         for svc in workload_services(state, envoy):
             gw = way_of(svc, {})
             ports = tuple(ServicePort("nemo_gateway", p.port, p.name, p.node_port) for p in gw.ports if p.name != "admin")
@@ -252,18 +288,16 @@ def _nemo_found(state: ClusterState, obj: K8sObject, service: NemoService, why: 
     return found
 
 
-def _nemo(state: ClusterState, templates: Sequence[PodTemplate]) -> list[Found]:
+def _nemo(state: ClusterState, templates: _Templates) -> list[Found]:
     """The NIM Operator's NeMo resources (through the Deployment it made, or the pod it would render), then every
     other controller whose main container is a NeMo service with an API."""
     out = []
     for kind, key in NEMO_CR_KINDS.items():
         for cr in state.of_kind(kind):
-            owned = [t for t in templates if t.owner.kind in CONTROLLERS and t.owner.namespace == cr.namespace and any(
-                r.get("kind") == kind and r.get("name") == cr.name for r in t.owner.metadata.get("ownerReferences") or ())]
-            mine = owned or [t for t in templates if t.owner is cr]
+            mine = templates.owned_by(kind, cr) or templates.of(cr)
             if mine:  # none: outside the namespaces asked for
                 out.append(_nemo_found(state, cr, SERVICES[key], f"a {kind} (NIM Operator)", mine, templates))
-    for tpl in templates:
+    for tpl in templates.all:
         owner = tpl.owner
         if owner.kind not in CONTROLLERS or _owned_by_cr(owner) or any(
                 r.get("kind") == "NIMService" for r in owner.metadata.get("ownerReferences") or ()):
@@ -283,7 +317,7 @@ def _profile_name(raw: str) -> str:
     return name if name and name[0].isalnum() else f"d-{name}".strip("-")
 
 
-def _found_in(state: ClusterState, templates: list[PodTemplate], wanted: set[str], mine: Any) -> list[Found]:
+def _found_in(state: ClusterState, templates: _Templates, wanted: set[str], mine: Any) -> list[Found]:
     """Every Triton / NIM / NeMo deployment of ``state`` whose object ``mine`` accepts, one per workload."""
     isvcs = {(o.namespace, o.name) for o in state.of_kind("InferenceService")}
     found: list[Found] = []
@@ -295,7 +329,7 @@ def _found_in(state: ClusterState, templates: list[PodTemplate], wanted: set[str
             f = _isvc_found(state, obj, templates)
             if f is not None:
                 found.append(f)
-    for tpl in templates:
+    for tpl in templates.all:
         owner = tpl.owner
         if owner.kind not in CONTROLLERS:
             continue
@@ -328,12 +362,15 @@ def discover(state: ClusterState, namespaces: Sequence[str] = ()) -> Discovery:
     wanted = set(namespaces)
     templates = [t for t in templates_of(state) if not wanted or t.owner.namespace in wanted]
     if not state.units:
-        found = _found_in(state, templates, wanted, lambda o: True)
+        found = _found_in(state, _Templates(templates), wanted, lambda o: True)
     else:
         found = []
+        by_unit: dict[str, list[PodTemplate]] = {}
+        for t in templates:
+            by_unit.setdefault(t.owner.unit, []).append(t)
         for unit in state.units:
             label = unit.label
-            here = _found_in(state.view(label), [t for t in templates if t.owner.unit == label], wanted,
+            here = _found_in(state.view(label), _Templates(by_unit.get(label, ())), wanted,
                              lambda o, label=label: o.unit == label)
             for f in here:
                 f.unit, f.unit_label = unit.path, label
@@ -349,8 +386,9 @@ def discover(state: ClusterState, namespaces: Sequence[str] = ()) -> Discovery:
             for f in same:
                 f.name = _profile_name(f"{f.name}-{short[f.unit_label]}")
     names = [f.name for f in found]
+    times = Counter(names)
     for f, name in zip(found, names):
-        f.name = name if names.count(name) == 1 else _profile_name(f"{f.namespace}-{name}")
+        f.name = name if times[name] == 1 else _profile_name(f"{f.namespace}-{name}")
     seen: dict[str, int] = {}
     for f in found:  # the same name twice in one namespace (a Deployment and a StatefulSet)
         seen[f.name] = seen.get(f.name, 0) + 1

@@ -215,7 +215,7 @@ class ClusterState:
 
     def _view(self, unit: str) -> ClusterState:
         by_unit = self.memo("by-unit", self._by_unit)
-        info = {u.label: u for u in self.units}.get(unit)
+        info = self.memo("units-by-label", lambda: {u.label: u for u in self.units}).get(unit)
         layers = [by_unit.get(unit, ())] + [by_unit.get(e, ()) for e in (info.enclosing if info else ())]
         layers.append(self.memo("shared", self._shared))
         seen: set = set()

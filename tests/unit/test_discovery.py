@@ -54,6 +54,7 @@ def test_manifests_find_exactly_the_triton_and_nim_workloads():
     assert [w.name for w in by["llama3-8b"].ways] == ["llama3-8b"]
     assert by["resnet"].selector == {"serving.kserve.io/inferenceservice": "resnet"}
     assert [(w.name, [(p.endpoint, p.port) for p in w.ports]) for w in by["resnet"].ways] == [("resnet-predictor", [("http", 80)])]
+    assert not by["resnet"].ways[0].inferred  # the predictor's own Service, found through its pods' label
     # found through the predictor the runtime gives it (the KServe pod template), not as the runtime object itself
     assert "ClusterServingRuntime" not in by["resnet"].why
     assert "kserve-tritonserver" in by["resnet"].why or "runs tritonserver" in by["resnet"].why
