@@ -309,7 +309,8 @@ def _kubernetes_rows(inv: Mapping[str, Any]) -> list[tuple[str, Any]]:
 def _metadata(summary: Mapping[str, Any]) -> str:
     run = summary.get("run") or {}
     options = run.get("options") or []
-    intrusive = any("intrusive" in str(o) for o in options)
+    # the options as the run records them: "--intrusive=yes" / "--intrusive=no" (a bare flag from older runs)
+    intrusive = any(str(o) in ("--intrusive", "--intrusive=yes") for o in options)
     rows = [
         ("target", summary.get("target")),
         ("tool version", summary.get("tool_version")),

@@ -90,6 +90,15 @@ def test_verdict_banners_matrix_and_metadata():
     assert "<dt>catalog version</dt><dd>2026.11.1</dd>" in page
 
 
+def test_metadata_says_whether_intrusive_probes_were_allowed():
+    """A clean-clone lab audit's report said "yes: probes that write to the target were allowed" for a run
+    with --intrusive=no: the word itself was matched, not its value."""
+    for options, said in ((["--intrusive=no"], "no"), (["--intrusive=yes"], "yes: probes that write"), ([], "no")):
+        summary = lab_summary()
+        summary["run"] = {**summary["run"], "options": options}
+        assert re.search(rf"<dt>intrusive probes</dt><dd>{said}", render_html(summary)), options
+
+
 def test_canary_that_passed_is_called_out():
     summary = lab_summary()
     for r in summary["results"]:
