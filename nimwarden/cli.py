@@ -453,7 +453,7 @@ def _discovered(args, out: Path):
         kubeconfig = str(Path(args.kubeconfig).resolve()) if args.kubeconfig else None
         source = ProfileSource("live", (), kubeconfig, args.context, tuple(args.namespace))
     # What was read is kept until the process ends and holds no cycles: the cyclic GC need not walk it again each
-    # time discovery makes more objects (a repository of 2,000 workloads: 5.5 -> 3.5 s, docs/benchmarks.md).
+    # time discovery makes more objects (docs/benchmarks.md, discover at repository scale).
     gc.freeze()
     in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not args.kubeconfig
     position = args.position or ("cluster-internal" if in_pod else "external")

@@ -114,7 +114,7 @@ class _Templates:
         self.all = list(templates)
         self._owned: dict[tuple, list[PodTemplate]] = {}  # (namespace, ownerReference kind, name): controllers'
         self._of: dict[int, list[PodTemplate]] = {}  # id(owner): a CR's own (rendered) templates
-        self._labelled: dict[str, dict[tuple, list[PodTemplate]]] = {}
+        self._by_label: dict | None = None  # source's index of templates by (label, value), made when first asked
         for t in self.all:
             self._of.setdefault(id(t.owner), []).append(t)
             if t.owner.kind in CONTROLLERS:
@@ -131,14 +131,12 @@ class _Templates:
         return list(self._of.get(id(obj), ()))
 
     def labelled(self, namespace: str | None, key: str, value: str) -> list[PodTemplate]:
-        by = self._labelled.get(key)
-        if by is None:
-            by = self._labelled[key] = {}
-            for t in self.all:
-                v = t.labels.get(key)
-                if v is not None:
-                    by.setdefault((t.owner.namespace, v), []).append(t)
-        return list(by.get((namespace, value), ()))
+        """The templates in ``namespace`` whose pods carry the label ``key: value``."""
+        if self._by_label is None:
+            from nimwarden.k8s.source import _label_index
+
+            self._by_label = _label_index(self.all)
+        return [t for t in self._by_label.get((key, value), ()) if t.owner.namespace == namespace]
 
 
 # ----------------------------------------------------------------------------------- the three shapes
