@@ -238,12 +238,16 @@ def measured(cmd: list[str], **kwargs) -> dict:
             "stderr_tail": err.decode(errors="replace")[-600:]}
 
 
-def nimwarden_audit(profile: Path, reports: Path) -> dict:
+def _nimwarden_env() -> dict:
     # As a user's shell runs it: with bytecode written and reused. An environment that sets PYTHONDONTWRITEBYTECODE
     # (some CI images and sandboxes do) recompiles ~120 modules on every start: +0.2-0.3 s of start-up, not ours.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPATH": str(ROOT)}
+
+
+def nimwarden_audit(profile: Path, reports: Path) -> dict:
     row = measured([sys.executable, "-m", "nimwarden.cli", "audit", "--target", str(profile), "--reports-dir", str(reports)],
-                   cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, stdout_to=str(reports.parent / "nimwarden.out"))
+                   cwd=ROOT, env=_nimwarden_env(), stdout_to=str(reports.parent / "nimwarden.out"))
     summary_path = reports / "latest" / "summary.json"
     if summary_path.exists():
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
@@ -258,9 +262,8 @@ def nimwarden_audit(profile: Path, reports: Path) -> dict:
 
 def nimwarden_discover(tree: Path, out: Path) -> dict:
     """``nimwarden discover --manifests <tree>``: a profile with one deployment per workload and apply unit."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     row = measured([sys.executable, "-m", "nimwarden.cli", "discover", "--manifests", str(tree), "--out", str(out), "--force"],
-                   cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)})
+                   cwd=ROOT, env=_nimwarden_env())
     if out.exists():
         row["deployments"] = len((yaml.safe_load(out.read_text(encoding="utf-8")) or {}).get("deployments") or ())
     if row["exit"] == 0:
