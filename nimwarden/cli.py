@@ -341,6 +341,15 @@ def cmd_report(args) -> int:
     return 0
 
 
+class _RunWatch:
+    """A pytest plugin that keeps the run's config, to ask the audit plugin about its report afterwards."""
+
+    config = None
+
+    def pytest_configure(self, config) -> None:
+        self.config = config
+
+
 def _run_pytest(target_file: Path, args) -> int:
     import pytest
 
@@ -362,7 +371,19 @@ def _run_pytest(target_file: Path, args) -> int:
         pytest_args += ["--baseline", str(Path(args.baseline).resolve())]
     if getattr(args, "run_dir", None):
         pytest_args += ["--run-dir", str(args.run_dir)]
-    code = int(pytest.main(pytest_args))
+    watch = _RunWatch()
+    try:
+        code = int(pytest.main(pytest_args, plugins=[watch]))
+    except Exception as exc:
+        # pytest itself failed after the audit's report was complete (its picture of a Ctrl-C can raise, a
+        # pytest bug): the report stands, and so does its exit status. Before that point it is our bug.
+        from nimwarden.plugin import report_status
+
+        code = report_status(watch.config)
+        if code is None:
+            raise
+        _say(f"pytest failed after the report was written ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); "
+             f"the exit status is the report's ({code})")
     # The run and its report are complete: a late Ctrl-C/SIGTERM must not turn the exit status
     # into 130 behind the report's back (the plugin defers them while writing; this covers the rest).
     for sig in (signal.SIGINT, signal.SIGTERM):

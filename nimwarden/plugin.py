@@ -63,6 +63,7 @@ class AuditState:
     restore_signals: dict = field(default_factory=dict)  # handlers replaced while the report is written
     fail_on_new: bool = False  # --fail-on-new: only findings absent from the baseline gate
     baseline: str | None = None  # --baseline FILE (default: the previous comparable run)
+    report_status: int | None = None  # the contract exit status, once the report is written
 
 
 # ----------------------------------------------------------------------------------- options
@@ -211,6 +212,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _state(config: pytest.Config) -> AuditState | None:
     return config.stash.get(STATE_KEY, None)
+
+
+def report_status(config: pytest.Config | None) -> int | None:
+    """The exit status of the run's report, once written (None before, or without an audit)."""
+    state = _state(config) if config is not None else None
+    return state.report_status if state is not None else None
 
 
 # ----------------------------------------------------------------------------------- parametrization and fixtures
@@ -480,15 +487,17 @@ class AuditHooks:
         """The run was interrupted, whatever pytest's own report of it then does. That report can fail:
         pytest formats where the interrupt landed, and a frame Python left without a line number (an
         interrupt inside ``ast.walk`` while a failure was being formatted, seen under CI) makes it raise
-        TypeError. That error, let through, would leave the run looking uninterrupted and end nimwarden
-        as a bug (exit 70) instead of an interrupted audit with its report (exit 3)."""
+        TypeError. The run is marked interrupted first, so the report says so; the error goes on, pytest
+        still writes the report and tears down, and the CLI ends with the report's status
+        (``report_status``), not as a bug of nimwarden. Swallowing it here instead left pytest's terminal
+        reporter with no record of the interrupt, and its end-of-session assertion failed (seen under CI)."""
         self.state.interrupted = True
         try:
             return (yield)
-        except Exception as exc:  # noqa: BLE001 - pytest's picture of the interrupt, not the audit's result
+        except Exception as exc:
             self.state.closing_lines.append(
                 f"interrupted; pytest could not show where ({type(exc).__name__}: {str(exc)[:120]})")
-            return None
+            raise
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -504,4 +513,4 @@ class AuditHooks:
                         data=families.data_stamps(s.target), fail_on_new=s.fail_on_new, baseline=s.baseline)
         status, lines = finish_run(run, list(s.results.values()))
         s.closing_lines = lines + s.closing_lines  # printed by pytest_terminal_summary, after pytest's own lines
-        session.exitstatus = status
+        session.exitstatus = s.report_status = status

@@ -9,6 +9,8 @@ does when the interrupted frame has no line number (``tb_lineno`` None: 'unsuppo
 import os
 import signal
 
+import pytest
+
 _seen = {"n": 0}
 
 
@@ -27,6 +29,7 @@ def pytest_runtest_logfinish(nodeid, location):
         os.kill(os.getpid(), signal.SIGINT)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's terminal reporter, which then never records the interrupt: as when its own call raises
 def pytest_keyboard_interrupt(excinfo):
     if os.environ.get("NIMWARDEN_TEST_BREAK_INTERRUPT_REPORT"):
         raise TypeError("unsupported operand type(s) for -: 'NoneType' and 'int'")
