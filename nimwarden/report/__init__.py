@@ -73,7 +73,7 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str,
         data=run.data,
         results_redacted=fresh(),
     )
-    _attach_baseline(run, summary)
+    previous = _attach_baseline(run, summary)
     inventory = kubernetes_inventory(run.target)
     if inventory:
         summary["kubernetes"] = inventory
@@ -95,7 +95,7 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str,
         machine = (_write_sarif_and_oscal,) if spread else ()
         join = _beside([*extra_writers, *machine], run.run_dir, summary)
         write_all(run.run_dir, summary, run.reports_dir, started_clock=t0 if timings is not None else None, before_summary=join,
-                  results_redacted=fresh(), formats=() if spread else ("sarif", "oscal"))
+                  results_redacted=fresh(), formats=() if spread else ("sarif", "oscal"), previous=previous)
         point_latest(run.reports_dir, run.run_dir)
         if timings is not None:  # the caller prints them: reports_s is known now
             timings.update(summary.get("timings") or {})
@@ -107,11 +107,13 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str,
     return status, lines
 
 
-def _attach_baseline(run: RunRecord, summary: dict[str, Any]) -> None:
-    """Compare with --baseline FILE, else with the previous comparable run (when the run writes reports)."""
+def _attach_baseline(run: RunRecord, summary: dict[str, Any]) -> Any:
+    """Compare with --baseline FILE, else with the previous comparable run (when the run writes reports).
+    Returns what :func:`trends.previous_run` found when it was asked (the trend compares with the same
+    run), else ``trends.NOT_LOOKED``."""
     from nimwarden.report import trends
 
-    previous, source = None, None
+    previous, source, found = None, None, trends.NOT_LOOKED
     if run.baseline:
         try:
             previous, source = baseline.read_baseline(run.baseline), str(run.baseline)
@@ -122,8 +124,9 @@ def _attach_baseline(run: RunRecord, summary: dict[str, Any]) -> None:
         if found is not None:
             previous, source = found[1], found[0]
     elif not run.fail_on_new:
-        return
+        return found
     baseline.attach(summary, previous, source, run.fail_on_new)
+    return found
 
 
 
@@ -196,9 +199,10 @@ def _write_sarif_and_oscal(run_dir: Path, summary: dict[str, Any]) -> None:
 
 def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None = None,
               started_clock: float | None = None, before_summary: Any = None, results_redacted: bool = False,
-              formats: Sequence[str] = ("sarif", "oscal")) -> list[Path]:
+              formats: Sequence[str] = ("sarif", "oscal"), previous: Any = ("", None)) -> list[Path]:
     """report.html (with trend), the machine formats that exist, and summary.json last (with
-    ``timings.reports_s`` measured from ``started_clock`` when given)."""
+    ``timings.reports_s`` measured from ``started_clock`` when given). ``previous``: the previous
+    comparable run as :func:`trends.previous_run` found it already (default ``trends.NOT_LOOKED``: looked for here)."""
     import time
 
     written = []
@@ -207,7 +211,7 @@ def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None =
         from nimwarden.report import trends
 
         if reports_dir is not None:
-            trends.attach_trend(summary, reports_dir, run_dir)
+            trends.attach_trend(summary, reports_dir, run_dir, previous)
         # `nimwarden report <run dir>` passes no reports_dir: keep the stored trend, and draw the
         # history chart from the run's siblings so a regenerated report.html loses nothing.
         history = trends.history(reports_dir if reports_dir is not None else Path(run_dir).parent, run_dir, summary)

@@ -176,18 +176,27 @@ def previous_run(
     A run restricted with ``-k`` or interrupted covers only part of the catalog: comparing a full
     run with it would call every control it skipped "new". Such runs are passed over.
     """
-    wanted = _evaluated(covering) if covering is not None else set()
+    wanted = None  # made when there is a run to compare with (a first run has none: 100,000 results not walked)
     for looked, (name, summary) in enumerate(_runs(reports_dir, current_run_dir, target)):
         if looked >= LOOK_BACK:
             break
+        if wanted is None:
+            wanted = _evaluated(covering) if covering is not None else set()
         if wanted <= _evaluated(summary):  # one at a time: a passed-over run is not held while the next is read
             return name, summary
     return None
 
 
-def attach_trend(summary: dict[str, Any], reports_dir: str | Path, run_dir: str | Path) -> dict[str, Any] | None:
-    """Store the comparison with the previous comparable run in ``summary["trend"]`` (None when there is none)."""
-    found = previous_run(reports_dir, run_dir, str(summary.get("target", "")), covering=summary)
+NOT_LOOKED = ("", None)  # attach_trend's ``found`` when nobody looked yet (None: looked, and there is none)
+
+
+def attach_trend(summary: dict[str, Any], reports_dir: str | Path, run_dir: str | Path,
+                 found: tuple[str, dict[str, Any]] | None | tuple[str, None] = NOT_LOOKED) -> dict[str, Any] | None:
+    """Store the comparison with the previous comparable run in ``summary["trend"]`` (None when there is none).
+    ``found``: what :func:`previous_run` gave for this run already (the baseline looked first), so the
+    previous run, a summary of 100,000 results at repository scale, is not read twice."""
+    if found == NOT_LOOKED:  # (a found run's name is never empty)
+        found = previous_run(reports_dir, run_dir, str(summary.get("target", "")), covering=summary)
     if found is None:
         summary.pop("trend", None)
         return None

@@ -185,3 +185,19 @@ def test_a_narrower_run_does_not_call_what_it_did_not_look_at_absent(tmp_path):
     assert summary["baseline"]["counts"]["absent"] == 0 and summary["baseline"]["counts"]["not_rechecked"] == 3
     assert not [r for r in sarif["runs"][0]["results"] if r["baselineState"] == "absent"]
     assert any("3 not rechecked" in line for line in lines)
+
+
+def test_the_previous_run_is_read_once_for_the_baseline_and_the_trend(tmp_path, monkeypatch):
+    """At repository scale the previous summary.json holds 100,000 results: the baseline and the trend compare
+    with the same run, read once."""
+    from nimwarden.report import trends
+
+    _finish(tmp_path, _run(41000, broken=False, pod="p-x2k4q"), "20261201T080000Z")
+    read = []
+    real = trends._read_summary
+    monkeypatch.setattr(trends, "_read_summary", lambda path: read.append(path.parent.name) or real(path))
+    monkeypatch.setattr(trends._runs, "__defaults__", (trends._read_summary,))
+    _, _, summary, _ = _finish(tmp_path, _run(38000, broken=True, pod="p-x2k4q"), "20261202T080000Z")
+    assert read == ["20261201T080000Z"]
+    assert summary["baseline"]["source"] == summary["trend"]["previous_run"] == "20261201T080000Z"
+    assert summary["trend"]["counts"]["new"] == 1
