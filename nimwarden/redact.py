@@ -39,6 +39,20 @@ def fingerprint(secret: str) -> str:
 
 # Every pattern above needs one of these in the text: one search decides whether the patterns run at all.
 _TRIGGER = re.compile(r"(?i)nvapi-|hf_|bearer|://|-----BEGIN|passw|api_?key|token|secret")
+_TRIGGER_WORDS = ("nvapi-", "hf_", "bearer", "://", "-----begin", "passw", "apikey", "api_key", "token", "secret")
+
+
+def _triggered(text: str) -> bool:
+    """``_TRIGGER.search(text)``, five times faster on ASCII text (lowered once, then substring tests: a
+    case-insensitive alternation costs ~3 µs a text, and a repository audit asks 100,000 times). Text
+    that is not ASCII goes to the regular expression, whose case folding is Unicode's (``ſ`` is an s)."""
+    if not text.isascii():
+        return _TRIGGER.search(text) is not None
+    low = text.lower()
+    for word in _TRIGGER_WORDS:
+        if word in low:
+            return True
+    return False
 _known_sorted: list[str] = []
 
 
@@ -95,7 +109,7 @@ def _redact_text(text: str) -> str:
     for secret in _known_sorted:  # rebound (never mutated) under the lock by register()
         if secret in text:
             text = text.replace(secret, fingerprint(secret))
-    if not _TRIGGER.search(text):
+    if not _triggered(text):
         return text
     for pattern, group in PATTERNS:
         text = pattern.sub(lambda m, g=group: _replace_group(m, g), text)
@@ -111,7 +125,7 @@ def redact_tree(value: Any) -> Any:
             text = json.dumps(value, ensure_ascii=False, default=str)
         except (TypeError, ValueError, RecursionError):
             return redact(value)
-        if not _TRIGGER.search(text) and not any(secret in text for secret in _known_in_json):
+        if not _triggered(text) and not any(secret in text for secret in _known_in_json):
             return value
     return redact(value)
 

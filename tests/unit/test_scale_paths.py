@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import yaml
 
 from nimwarden import cli, redact
@@ -242,3 +244,20 @@ def test_an_object_keeps_the_lines_of_its_yaml_not_the_nodes(tmp_path):
                 yield from nodes(x)
 
     assert isinstance(obj.node, yaml_nodes.Map) and list(nodes(obj.node)) == []
+
+
+_WORDY = st.text(alphabet=st.sampled_from(list("nvapi-hf_bearr:/BEGINpsswodktecAPKYTS xſKİ\u212a-=\"'")), max_size=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_WORDY, st.text(max_size=40)))
+def test_the_quick_trigger_check_says_what_the_pattern_says(text):
+    """The substring check on lowered ASCII text stands for the case-insensitive pattern: a text it passes
+    over is one no redaction pattern is even tried on, so it must never say no where the pattern says yes."""
+    assert redact._triggered(text) == (redact._TRIGGER.search(text) is not None)
+
+
+@pytest.mark.parametrize("text", ["NVAPI-x", "Hf_", "BeArEr", "http://", "-----begin", "PASSW", "ApiKey", "API_KEY", "TOKEN",
+                                  "Secret", "ſecret", "\u212aey token", "plain words"])
+def test_the_quick_trigger_check_on_chosen_words(text):
+    assert redact._triggered(text) == (redact._TRIGGER.search(text) is not None)
