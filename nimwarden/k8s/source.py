@@ -103,8 +103,21 @@ def _entries(source: Any) -> tuple:
 
 
 def _key(source: Any) -> tuple:
-    return (source.source, tuple((str(p), ns) for p, ns in _entries(source)), getattr(source, "default_namespace", None),
-            str(source.kubeconfig), source.context, tuple(source.namespaces))
+    """The cache key of a ``kubernetes:`` section. A section is a frozen dataclass asked for its state once per
+    control and deployment (100,000 times in a repository audit): its key is made once per section object."""
+    known = _keys.get(id(source))
+    if known is not None and known[0] is source:
+        return known[1]
+    key = (source.source, tuple((str(p), ns) for p, ns in _entries(source)), getattr(source, "default_namespace", None),
+           str(source.kubeconfig), source.context, tuple(source.namespaces))
+    if getattr(type(source), "__dataclass_params__", None) is not None and type(source).__dataclass_params__.frozen:
+        if len(_keys) > 64:
+            _keys.clear()
+        _keys[id(source)] = (source, key)  # the section itself is held: its id is never another's while the key is kept
+    return key
+
+
+_keys: dict[int, tuple[Any, tuple]] = {}
 
 
 def read_state(source: Any, timeout_s: float = 10.0) -> ClusterState:
