@@ -73,6 +73,9 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str,
         data=run.data,
         results_redacted=fresh(),
     )
+    # what pytest's plugins would have written (junit.xml, allure-results/: many small files, the disk's time more
+    # than ours) needs only the results as they are now: started first, beside everything below
+    early = _beside(extra_writers, run.run_dir, summary) if run.run_dir is not None else None
     previous = _attach_baseline(run, summary)
     inventory = kubernetes_inventory(run.target)
     if inventory:
@@ -91,9 +94,13 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str,
     if timings is not None:
         summary["timings"] = dict(timings)
     if run.run_dir is not None:
-        # what pytest's plugins would have written (many small files): beside the other writers, done before summary.json
-        machine = (_write_sarif_and_oscal,) if spread else ()
-        join = _beside([*extra_writers, *machine], run.run_dir, summary)
+        machine = _beside((_write_sarif_and_oscal,) if spread else (), run.run_dir, summary)
+
+        def join() -> None:  # every writer beside is done before summary.json
+            for beside in (early, machine):
+                if beside is not None:
+                    beside()
+
         write_all(run.run_dir, summary, run.reports_dir, started_clock=t0 if timings is not None else None, before_summary=join,
                   results_redacted=fresh(), formats=() if spread else ("sarif", "oscal"), previous=previous)
         point_latest(run.reports_dir, run.run_dir)

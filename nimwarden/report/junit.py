@@ -2,8 +2,14 @@
 
 Under pytest these come from pytest's junitxml and allure-pytest plugins; the in-process runner
 writes the same artifacts from the results: one testcase per result (failure for fail, error for
-error, skipped for skip / not_applicable / waived), and one Allure result file per result with the
-labels the plugin sets (epic = family, feature = control, story = deployment, severity).
+error, skipped for skip / not_applicable / waived), and one Allure result file per judged result with
+the labels the plugin sets (epic = family, feature = control, story = deployment, severity).
+
+What did not apply is one skipped Allure result per deployment and family, naming every control and
+why: a manifests-only repository audit has two not-applicable results for each judged one (the
+endpoint controls of deployments that declare no endpoints), and one file each made Allure's view
+two-thirds noise and made creating the files, at 100 µs each on a busy disk, the largest part of the
+run. summary.json and junit.xml still hold every not-applicable result, one by one.
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ import json
 import os
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
 from json.encoder import encode_basestring_ascii
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -52,7 +58,8 @@ def write_junit(run_dir: Path, summary: Mapping[str, Any]) -> Path:
 
 
 def write_allure_results(run_dir: Path, summary: Mapping[str, Any]) -> Path:
-    """One ``<uuid>-result.json`` per result (Allure's format). Written with plain os calls and made from a
+    """One ``<uuid>-result.json`` (Allure's format) per judged result, and one per deployment and family for the
+    controls that did not apply (see above). Written with plain os calls and made from a
     template (the text json's encoder writes for the same document): a repository audit writes a hundred
     thousand of them, and pathlib's write_text, a dict through the encoder and a random uuid from the
     kernel for each cost several times more per file. The uuids are one random uuid4 per run with the
@@ -67,7 +74,8 @@ def write_allure_results(run_dir: Path, summary: Mapping[str, Any]) -> Path:
     def v(value: Any) -> str:
         return encode_basestring_ascii(value) if isinstance(value, str) else encode(value)
 
-    for i, r in enumerate(summary.get("results") or []):
+    judged, not_applicable = _split(summary.get("results") or [])
+    for i, r in enumerate(judged):
         nodeid = str(r.get("nodeid") or "")
         name = f"{head}{(node + i) & 0xFFFFFFFFFFFF:012x}"
         feature = f"{r.get('control')} {r.get('title')}"
@@ -78,9 +86,46 @@ def write_allure_results(run_dir: Path, summary: Mapping[str, Any]) -> Path:
                f'{{"name": "story", "value": {v(r.get("deployment"))}}}, {{"name": "tag", "value": {v(r.get("control"))}}}, '
                f'{{"name": "severity", "value": {v(ALLURE_SEVERITY.get(str(r.get("severity")), "normal"))}}}], '
                f'"description": {v(str(r.get("remediation") or ""))}}}')
-        fd = os.open(os.path.join(out, f"{name}-result.json"), flags, 0o644)
-        try:
-            os.write(fd, doc.encode("utf-8"))
-        finally:
-            os.close(fd)
+        _write(out, name, doc, flags)
+    for j, ((deployment, family), items) in enumerate(not_applicable.items(), start=len(judged)):
+        name = f"{head}{(node + j) & 0xFFFFFFFFFFFF:012x}"
+        _write(out, name, encode(_not_applicable_doc(name, deployment, family, items)), flags)
     return out
+
+
+def _split(results: list) -> tuple[list, dict[tuple[Any, Any], list]]:
+    """(the judged results, the not-applicable ones by deployment and family, in the results' order)."""
+    judged, not_applicable = [], {}
+    for r in results:
+        if r.get("status") == "not_applicable":
+            not_applicable.setdefault((r.get("deployment"), r.get("family")), []).append(r)
+        else:
+            judged.append(r)
+    return judged, not_applicable
+
+
+def _not_applicable_doc(name: str, deployment: Any, family: Any, items: list) -> dict[str, Any]:
+    """One skipped Allure result for a deployment's not-applicable controls of one family: each control, by reason."""
+    by_reason: dict[str, list[str]] = {}
+    for r in items:
+        by_reason.setdefault(str(r.get("reason") or ""), []).append(str(r.get("control")))
+    message = "\n".join(f"{', '.join(dict.fromkeys(controls))}: {reason}" for reason, controls in by_reason.items())
+    full = f"not-applicable::{family}::{deployment}"
+    return {
+        "uuid": name, "historyId": hashlib.md5(full.encode()).hexdigest(),  # noqa: S324 - an id, not security
+        "name": f"{family}: {len(items)} control(s) not applicable to {deployment}", "fullName": full,
+        "status": "skipped", "statusDetails": {"message": message},
+        "labels": [{"name": "epic", "value": family}, {"name": "feature", "value": "not applicable"},
+                   {"name": "story", "value": deployment}, {"name": "severity", "value": "trivial"},
+                   *({"name": "tag", "value": c} for c in dict.fromkeys(str(r.get("control")) for r in items))],
+        "description": "The controls of this family that do not apply to this deployment, and why "
+                       "(each one is a result of its own in summary.json and junit.xml).",
+    }
+
+
+def _write(out: Path, name: str, doc: str, flags: int) -> None:
+    fd = os.open(os.path.join(out, f"{name}-result.json"), flags, 0o644)
+    try:
+        os.write(fd, doc.encode("utf-8"))
+    finally:
+        os.close(fd)

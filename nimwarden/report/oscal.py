@@ -22,8 +22,8 @@ import hashlib
 import json
 import re
 import uuid
-from json.encoder import encode_basestring_ascii
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 

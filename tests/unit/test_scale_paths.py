@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import yaml
 
 from nimwarden import cli, redact
 from nimwarden.families.rbac import judge as rbac
