@@ -43,16 +43,22 @@ _TRIGGER_WORDS = ("nvapi-", "hf_", "bearer", "://", "-----begin", "passw", "apik
 
 
 def _triggered(text: str) -> bool:
-    """``_TRIGGER.search(text)``, five times faster on ASCII text (lowered once, then substring tests: a
-    case-insensitive alternation costs ~3 µs a text, and a repository audit asks 100,000 times). Text
-    that is not ASCII goes to the regular expression, whose case folding is Unicode's (``ſ`` is an s)."""
-    if not text.isascii():
+    """``_TRIGGER.search(text)``, five times faster (lowered once, then substring tests: a case-insensitive
+    alternation costs ~3 µs a text, and a repository audit asks 100,000 times). The two agree on any text
+    without the four characters Unicode case folding takes to an ASCII letter (İ ı ſ K: found by trying
+    every code point); a text with one of them goes to the regular expression."""
+    if not text.isascii() and any(c in text for c in _FOLDS_TO_ASCII):
         return _TRIGGER.search(text) is not None
     low = text.lower()
     for word in _TRIGGER_WORDS:
         if word in low:
             return True
     return False
+
+
+_FOLDS_TO_ASCII = ("\u0130", "\u0131", "\u017f", "\u212a")
+
+
 _known_sorted: list[str] = []
 
 

@@ -8,6 +8,7 @@ bindings and Services a workload is judged with.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -246,7 +247,7 @@ def test_an_object_keeps_the_lines_of_its_yaml_not_the_nodes(tmp_path):
     assert isinstance(obj.node, yaml_nodes.Map) and list(nodes(obj.node)) == []
 
 
-_WORDY = st.text(alphabet=st.sampled_from(list("nvapi-hf_bearr:/BEGINpsswodktecAPKYTS xſKİ\u212a-=\"'")), max_size=40)
+_WORDY = st.text(alphabet=st.sampled_from(list("nvapi-hf_bearr:/BEGINpsswodktecAPKYTS xſıKİ\u212a→é-=\"'")), max_size=40)
 
 
 @settings(max_examples=400, deadline=None)
@@ -258,6 +259,16 @@ def test_the_quick_trigger_check_says_what_the_pattern_says(text):
 
 
 @pytest.mark.parametrize("text", ["NVAPI-x", "Hf_", "BeArEr", "http://", "-----begin", "PASSW", "ApiKey", "API_KEY", "TOKEN",
-                                  "Secret", "ſecret", "\u212aey token", "plain words"])
+                                  "Secret", "ſecret", "\u212aey token", "plain words", "Deployment/a → b: TOKEN", "api_ıey → x", "é passw"])
 def test_the_quick_trigger_check_on_chosen_words(text):
     assert redact._triggered(text) == (redact._TRIGGER.search(text) is not None)
+
+
+def test_only_four_characters_fold_to_an_ascii_letter():
+    """The quick trigger check leaves text with these to the pattern; no other code point case-folds to ASCII."""
+    import string
+
+    letters = [re.compile("(?i)" + x) for x in string.ascii_lowercase]
+    folding = {chr(cp) for cp in range(0x80, 0x3000) if any(ch in string.ascii_letters for ch in chr(cp).lower())
+               or any(p.fullmatch(chr(cp)) for p in letters)}
+    assert folding == set(redact._FOLDS_TO_ASCII)
