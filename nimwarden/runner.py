@@ -146,22 +146,25 @@ def _suite_cases(suites: Path, target: Target, reason_of) -> list:
     probe clients it imports): its cases come from its source, each with its not-applicable reason."""
     cases = []
     for path in sorted(suites.glob("test_*.py")):
-        static = _static_cases(path, target)
-        if static is not None:
-            read: list | None = []
-            try:
-                for case in static:
-                    if not reason_of(case[2], case[3]):
-                        read = None  # one case applies: the suite is imported
-                        break
-                    read.append(case)
-            except (ValueError, KeyError, TypeError, IndexError):  # a mark the source reading cannot expand: imported
-                read = None
-            if read is not None:
-                cases.extend(read)
-                continue
-        cases.extend(_cases(_import_suite(path), target))
+        static = _none_applies(_static_cases(path, target), reason_of)
+        cases.extend(static if static is not None else _cases(_import_suite(path), target))
     return cases
+
+
+def _none_applies(static: Iterator | None, reason_of) -> list | None:
+    """The cases read from a suite's source when none of them applies; None (the suite is imported) at the
+    first case that applies, or when a mark cannot be expanded from the source."""
+    if static is None:
+        return None
+    read = []
+    try:
+        for case in static:
+            if not reason_of(case[2], case[3]):
+                return None
+            read.append(case)
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+    return read
 
 
 def run(target_file: Path, target: Target, args: Any, suites: Path, started_clock: float, parse_s: float) -> int:

@@ -74,15 +74,17 @@ def _prop(name: str, value: Any) -> dict[str, Any]:
     return {"name": name, "ns": NS, "value": _string(value)}
 
 
-_props: dict[tuple, list] = {}
+_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode  # the document's encoder: one line, no blanks
+_q = encode_basestring_ascii  # a JSON string, as that encoder writes it (C, ensure_ascii)
+_props: dict[tuple, str] = {}
 
 
-def _observation_props(control: str, status: str, severity: str, family: str) -> list[dict[str, Any]]:
-    """An observation's props: the same few combinations for 100,000 observations, made once each."""
+def _observation_props(control: str, status: str, severity: str, family: str) -> str:
+    """An observation's props, as JSON text: the same few combinations for 100,000 observations, made once each."""
     key = (control, status, severity, family)
     props = _props.get(key)
     if props is None:
-        props = [_prop("control", control), _prop("status", status), _prop("severity", severity), _prop("family", family)]
+        props = _ENCODE([_prop("control", control), _prop("status", status), _prop("severity", severity), _prop("family", family)])
         if len(_props) < 10_000:
             _props[key] = props
     return props
@@ -187,11 +189,11 @@ def build_oscal(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = 
     present = [key for key, there in (("observations", bool(results)), ("findings", bool(results)),
                                       ("risks", any(r.get("status") in ("fail", "waived") for r in results))) if there]
     present.sort(key=("observations", "risks", "findings").index)
-    encode = _ENCODE
     if stream is None:
         for key in present:
             result[key] = [json.loads(item) if isinstance(item, str) else item for item in made[key]()]
         return doc
+    encode = _ENCODE
     for key in present:
         result[key] = _HOLE.format(key)
     rest = encode(doc)
@@ -209,22 +211,7 @@ def build_oscal(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = 
 _HOLE = "\x00nimwarden-oscal-{}\x00"  # where a streamed array goes in the document's text
 
 
-_q = encode_basestring_ascii  # a JSON string, as json's encoder writes it (C, ensure_ascii)
 _evidence_text = json.JSONEncoder(sort_keys=True, default=str).encode  # json.dumps(…, sort_keys=True, default=str)
-_encoded_props: dict[tuple, str] = {}
-
-
-def _props_text(control: str, status: str, severity: str, family: str) -> str:
-    key = (control, status, severity, family)
-    text = _encoded_props.get(key)
-    if text is None:
-        text = _ENCODE(_observation_props(*key))
-        if len(_encoded_props) < 10_000:
-            _encoded_props[key] = text
-    return text
-
-
-_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def _observation(index: int, r: Mapping[str, Any], run_key: tuple, tool_uuid: str, deployment_uuid: Mapping[str, str],
@@ -241,7 +228,7 @@ def _observation(index: int, r: Mapping[str, Any], run_key: tuple, tool_uuid: st
     observation = (
         f'{{"uuid":"{obs_uuid}","title":{_q(f"{control} on {deployment}: {status}")},'
         f'"description":{_q(str(r.get("reason") or status))},'
-        f'"props":{_props_text(control, status, r.get("severity") or "info", r.get("family") or "unknown")},'
+        f'"props":{_observation_props(control, status, r.get("severity") or "info", r.get("family") or "unknown")},'
         f'"methods":["TEST"],"types":["finding"],"origins":[{{"actors":[{{"type":"tool","actor-uuid":"{tool_uuid}"}}]}}],'
         f'"subjects":[{{"subject-uuid":"{deployment_uuid[deployment]}","type":"component","title":{_q(str(r.get("subject") or deployment))}}}],'
         f'"relevant-evidence":[{{"href":"summary.json","description":{_q(evidence)}}}],"collected":{_q(finished)}}}'
