@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nimwarden.report import baseline, gating
-from nimwarden.report.summary import build_summary, point_latest, utc_now, write_summary
+from nimwarden.report.summary import build_summary, finish_summary, point_latest, utc_now, write_results
 
 
 @dataclass(frozen=True)
@@ -235,11 +235,14 @@ def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None =
         writer = getattr(module, f"write_{name}", None)
         if writer is not None:
             written.append(writer(run_dir, summary))
+    # the results' lines of summary.json (its slow part) while the writers beside finish; the rest, timings
+    # included, once they have
+    body = write_results(run_dir, summary, results_redacted)
     if before_summary is not None:
         before_summary()
     if started_clock is not None and isinstance(summary.get("timings"), dict):
         summary["timings"]["reports_s"] = round(time.perf_counter() - started_clock, 3)
-    written.insert(0, write_summary(run_dir, summary, results_redacted))
+    written.insert(0, finish_summary(run_dir, summary, body))
     return written
 
 

@@ -11,6 +11,7 @@ import getpass
 import json
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -141,25 +142,50 @@ def _user() -> str:
 
 def write_summary(run_dir: Path, summary: Mapping[str, Any], results_redacted: bool = False) -> Path:
     """summary.json: indented, each result on a line of its own (json's C encoder writes those; an
-    indented dump of 100,000 results would go through its Python encoder, ten times slower). Everything
+    indented dump of 100,000 results would go through its Python encoder, ten times slower), every key
+    before the results (:mod:`nimwarden.report.trends` reads a run's head without its results). Everything
     passes through the redactor again, the results too unless ``results_redacted`` (see build_summary)."""
-    path = run_dir / "summary.json"
+    return finish_summary(run_dir, summary, write_results(run_dir, summary, results_redacted))
+
+
+def write_results(run_dir: Path, summary: Mapping[str, Any], results_redacted: bool = False) -> Path | None:
+    """The results' part of summary.json, to a file beside it, for :func:`finish_summary`: the slow part of
+    the summary, written while the other writers finish and before the rest of it (its timings) is known.
+    None when the summary has no results list. Written a line at a time: the text of 100,000 results is
+    never one string in memory."""
+    results = summary.get("results")
+    if results is None:
+        return None
+    if not results_redacted:
+        results = redact(results)
+    body = Path(run_dir) / ".summary-results.tmp"
+    encode = json.JSONEncoder(default=str).encode
+    with open(body, "w", encoding="utf-8") as out:
+        for i, r in enumerate(results):
+            out.write(("\n    " if i == 0 else ",\n    ") + encode(r))
+        if results:
+            out.write("\n  ")
+    return body
+
+
+def finish_summary(run_dir: Path, summary: Mapping[str, Any], body: Path | None) -> Path:
+    """summary.json from every key but the results (redacted here) and the results :func:`write_results` wrote
+    (``body``, removed once copied; None: the summary has no results list)."""
+    path = Path(run_dir) / "summary.json"
     tmp = path.with_suffix(".json.tmp")
     clean = redact({k: v for k, v in summary.items() if k != "results"})
-    results = summary.get("results")
-    if results is not None and not results_redacted:
-        results = redact(results)
     text = json.dumps(clean, indent=2, sort_keys=False, default=str)
-    with open(tmp, "w", encoding="utf-8") as out:
-        if results is None:
-            out.write(text)
-        else:  # written a line at a time: the text of 100,000 results is never one string in memory
-            encode = json.JSONEncoder(default=str).encode
-            out.write((text[:-2] + ",\n  " if clean else "{\n  ") + '"results": [')
-            for i, r in enumerate(results):
-                out.write(("\n    " if i == 0 else ",\n    ") + encode(r))
-            out.write(("\n  " if results else "") + "]\n}")
-        out.write("\n")
+    with open(tmp, "wb") as out:
+        if body is None:
+            out.write(text.encode("utf-8"))
+        else:
+            out.write(((text[:-2] + ",\n  " if clean else "{\n  ") + '"results": [').encode("utf-8"))
+            with open(body, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            out.write(b"]\n}")
+        out.write(b"\n")
+    if body is not None:
+        body.unlink()
     tmp.replace(path)
     return path
 

@@ -97,6 +97,20 @@ def test_summary_json_with_one_result_a_line_is_the_same_document(tmp_path):
     assert '\n    {"control": "A-1"' in text  # each result on a line of its own
     for empty in ({"results": []}, {}, {"a": {"b": 1}}):
         assert json.loads(write_summary(tmp_path, empty).read_text()) == empty
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]  # the results' part written first is gone
+
+
+def test_summary_results_written_before_the_rest_is_known(tmp_path):
+    """write_all writes the results' lines while the writers beside finish, and the keys (timings) last."""
+    from nimwarden.report.summary import finish_summary, write_results
+
+    summary = {"schema": "nimwarden/summary/v1", "results": [result("A-1", "tls", "high", "d", "s", "fail", "r", {})],
+               "timings": {}}
+    body = write_results(tmp_path, summary)
+    summary["timings"]["reports_s"] = 0.5  # known only now
+    text = finish_summary(tmp_path, summary, body).read_text(encoding="utf-8")
+    assert json.loads(text) == summary and text.index('"timings"') < text.index('"results"')
+    assert not body.exists()
 
 
 def _big_summary(n: int) -> dict:
