@@ -416,13 +416,23 @@ def cmd_audit(args) -> int:
             # A program run that only reads and judges: the cyclic GC would walk every object read (millions for a
             # repository) again and again, and the run makes few cycles; the process ends when the reports are written.
             gc.disable()
-        t0 = time.perf_counter()
-        _read_offline_state(target)  # one-line error and exit 2 before pytest starts
-        parse_s = time.perf_counter() - t0
-        if in_process:
+        if in_process:  # the manifests are read by a second process while the runner builds its cases
+            from nimwarden.k8s import beside
+
+            joined = beside.start(target.kubernetes)
             suites = suites_dir()
             args.in_process = True
-            return runner.run(target_file, target, args, suites, STARTED, parse_s)
+
+            def read() -> tuple[float, str]:  # the runner asks once it needs the objects
+                t1 = time.perf_counter()
+                seconds = joined() if joined is not None else None
+                _read_offline_state(target)  # what the child did not read is read here: one-line error, exit 2
+                if seconds is not None:
+                    return seconds, "manifests read by a second process"
+                return time.perf_counter() - t1, ""
+
+            return runner.run(target_file, target, args, suites, STARTED, read)
+        _read_offline_state(target)  # one-line error and exit 2 before pytest starts
         return _run_pytest(target_file, args)
     if args.kubeconfig or args.context:
         return _audit_discovered(args)

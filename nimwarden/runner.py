@@ -11,8 +11,9 @@ writes what pytest's plugins write for an audit too: ``junit.xml`` and ``allure-
 ``NIMWARDEN_RUNNER=pytest`` (or any pytest argument, ``--intrusive``, ``--under-load``) runs pytest.
 ``tests/integration/test_chart_audit.py`` proves both give the same results on the chart corpus.
 
-summary.json gains ``timings``: start-up (imports, profile), parsing (the manifests), judging (the
-controls) and reports, in seconds.
+summary.json gains ``timings``: start-up (imports, profile, the cases), parsing (the manifests: a second
+process reads them beside start-up, :mod:`nimwarden.k8s.beside`; ``parse_wait_s`` is how long start-up then
+waited for them), judging (the controls) and reports, in seconds.
 """
 
 from __future__ import annotations
@@ -167,12 +168,16 @@ def _none_applies(static: Iterator | None, reason_of) -> list | None:
     return read
 
 
-def run(target_file: Path, target: Target, args: Any, suites: Path, started_clock: float, parse_s: float) -> int:
-    """Audit ``target`` in-process (its manifests already read, in ``parse_s``); returns the contract exit status."""
-    return _run(target, args, suites, started_clock, parse_s)
+def run(target_file: Path, target: Target, args: Any, suites: Path, started_clock: float,
+        read: Callable[[], tuple[float, str]]) -> int:
+    """Audit ``target`` in-process; returns the contract exit status. ``read()`` reads its manifests (or joins the
+    process reading them beside, :mod:`nimwarden.k8s.beside`), raising a one-line error on a broken one, and
+    returns the seconds the reading took and by what ("" for this process); it is called once the cases are
+    built, before anything is judged."""
+    return _run(target, args, suites, started_clock, read)
 
 
-def _run(target: Target, args: Any, suites: Path, started_clock: float, parse_s: float) -> int:
+def _run(target: Target, args: Any, suites: Path, started_clock: float, read: Callable[[], tuple[float, str]]) -> int:
     from nimwarden.report import RunRecord, finish_run
     from nimwarden.report.summary import new_run_dir, utc_now
 
@@ -196,6 +201,8 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, parse_s:
         return reasons[key]
 
     cases = _suite_cases(suites, target, reason_of)
+    t_read = time.perf_counter()
+    parse_s, read_by = read()
     t_judge = time.perf_counter()
     made: dict = {}
 
@@ -245,8 +252,8 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, parse_s:
     record = RunRecord(target=target, started=started, options=["--intrusive=no"], fail_on=None, waivers=waivers, run_dir=run_dir,
                        reports_dir=reports_dir, collected=collected, interrupted=False, stopped_early=False, pytest_exit=0,
                        data=families.data_stamps(target))
-    timings = {"runner": f"in-process (no probes to run; judged by {judged_by})", "startup_s": round(t_judge - started_clock - parse_s, 3),
-               "parse_s": round(parse_s, 3), "judge_s": round(t_reports - t_judge, 3)}
+    timings = {"runner": f"in-process (no probes to run; {read_by + '; ' if read_by else ''}judged by {judged_by})", "startup_s": round(t_read - started_clock, 3),
+               "parse_s": round(parse_s, 3), "parse_wait_s": round(t_judge - t_read, 3), "judge_s": round(t_reports - t_judge, 3)}
     redacted_at = secrets_known if redact.generation() == secrets_known else None
     status, lines = finish_run(record, results, timings=timings, extra_writers=(_write_junit_and_allure,), redacted_at=redacted_at,
                                spread=True)

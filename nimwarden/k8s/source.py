@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from nimwarden.errors import ConfigError
@@ -91,8 +92,6 @@ def _within(file: str | None, unit: Any) -> bool:
         return True
     if not file:
         return False
-    from pathlib import Path
-
     f, u = Path(file).resolve(), Path(unit).resolve()
     return f == u or u in f.parents
 
@@ -155,10 +154,11 @@ def cluster_state(source: Any, timeout_s: float = 10.0) -> Attempt[ClusterState]
         return result
 
 
-def cached(source: Any) -> Attempt[ClusterState] | None:
-    """The state this process already read for a ``kubernetes:`` section, or None (nothing is read)."""
+def cached(source: Any, keep: Attempt[ClusterState] | None = None) -> Attempt[ClusterState] | None:
+    """The state this process already read for a ``kubernetes:`` section, or None (nothing is read); ``keep``: a
+    state read by another process (:mod:`nimwarden.k8s.beside`) to keep as this one's, unless it read one itself."""
     with _lock:
-        return _cache.get(_key(source))
+        return _cache.setdefault(_key(source), keep) if keep is not None else _cache.get(_key(source))
 
 
 def clear_cache() -> None:

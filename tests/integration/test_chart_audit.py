@@ -95,7 +95,7 @@ def test_bad_input_audit_is_one_line_exit_2(tmp_path, case):
 
 def test_the_in_process_runner_and_pytest_give_the_same_results(audit, tmp_path):
     _, fast, _ = audit
-    assert fast["timings"]["runner"].startswith("in-process") and {"startup_s", "parse_s", "judge_s", "reports_s"} <= set(fast["timings"])
+    assert fast["timings"]["runner"].startswith("in-process") and {"startup_s", "parse_s", "parse_wait_s", "judge_s", "reports_s"} <= set(fast["timings"])
     proc, slow = run_audit(corpus.audit_profile(tmp_path), tmp_path / "reports", env={"NIMWARDEN_RUNNER": "pytest"})
     assert slow is not None and "timings" not in slow, proc.stdout[-2000:]
 
@@ -119,6 +119,8 @@ def test_judged_in_two_processes_the_results_are_the_same_in_the_same_order(audi
     assert one["timings"]["runner"].endswith("judged by one process)")
     proc, two = run_audit(corpus.audit_profile(tmp_path), tmp_path / "reports", env={"NIMWARDEN_JUDGE_PROCESSES": "2"})
     assert two is not None and two["timings"]["runner"].endswith("judged by two processes)"), proc.stdout[-2000:]
+    assert "manifests read by a second process" in two["timings"]["runner"]  # forced too: the objects came back pickled
+    assert "second process" not in one["timings"]["runner"]  # 0.3 MiB of manifests: read by the auditing process
 
     def rows(summary):
         return [(r["nodeid"], r["status"], r["subject"], r["reason"], json.dumps(r["evidence"], sort_keys=True)) for r in summary["results"]]

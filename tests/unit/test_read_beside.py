@@ -1,0 +1,163 @@
+"""The manifests read by a forked child beside start-up (nimwarden.k8s.beside): the same state, the
+fallback to reading here, the secrets handed back, and when nothing is forked."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+
+from nimwarden import redact
+from nimwarden.errors import ConfigError
+from nimwarden.k8s import beside
+from nimwarden.k8s import source as k8s
+from tests import corpus
+
+POD = """apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: team-a, labels: {{app: {name}}}}}
+spec:
+  containers:
+  - name: main
+    image: nvcr.io/nim/x:1.0
+"""
+
+
+@dataclass(frozen=True)
+class Section:  # the part of a profile's kubernetes: section the reading uses
+    source: str
+    paths: tuple
+    default_namespace: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespaces: tuple = ()
+
+
+@pytest.fixture(autouse=True)
+def fresh(monkeypatch):
+    k8s.clear_cache()
+    monkeypatch.setenv("NIMWARDEN_JUDGE_PROCESSES", "2")  # fork whatever the size
+    yield
+    k8s.clear_cache()
+
+
+def tree(tmp_path, n=3):
+    for i in range(n):
+        (tmp_path / f"pod-{i}.yaml").write_text(POD.format(name=f"pod-{i}"), encoding="utf-8")
+    return Section("manifests", (str(tmp_path),))
+
+
+def test_the_child_reads_what_this_process_would_have(tmp_path):
+    section = tree(tmp_path)
+    join = beside.start(section)
+    assert join is not None
+    seconds = join()
+    assert isinstance(seconds, float) and seconds >= 0
+    got = k8s.cached(section)
+    assert got is not None and got.observation is not None
+    k8s.clear_cache()
+    here = k8s.cluster_state(section)
+    assert k8s.inventory(got.observation) == k8s.inventory(here.observation)
+    assert sorted(o.ref for o in got.observation.objects) == sorted(o.ref for o in here.observation.objects)
+
+
+def test_the_chart_corpus_read_beside_is_the_same_state():
+    section = Section("manifests", tuple((str(corpus.CHARTS / case / "manifests"), ns) for case, (ns, _) in corpus.AUDIT.items()))
+    section = _with_entries(section)
+    join = beside.start(section)
+    assert join is not None and join() is not None
+    got = k8s.cached(section)
+    k8s.clear_cache()
+    here = k8s.cluster_state(section)
+    assert got is not None and got.observation is not None
+    assert [o.ref for o in got.observation.objects] == [o.ref for o in here.observation.objects]
+    assert k8s.inventory(got.observation) == k8s.inventory(here.observation)
+
+
+def _with_entries(section):
+    @dataclass(frozen=True)
+    class WithEntries(Section):
+        def manifest_entries(self):
+            return [(p, ns) for p, ns in self.paths]
+
+    return WithEntries(section.source, section.paths)
+
+
+def test_a_broken_manifest_is_left_to_this_process_which_says_it(tmp_path):
+    section = tree(tmp_path)
+    (tmp_path / "broken.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n", encoding="utf-8")
+    join = beside.start(section)
+    assert join is not None
+    assert join() is None and k8s.cached(section) is None  # nothing handed back, nothing kept
+    with pytest.raises(ConfigError) as err:
+        k8s.cluster_state(section)  # read here: the one-line error of a broken file, as before
+    assert "broken.yaml" in str(err.value)
+
+
+def test_a_child_that_dies_leaves_the_reading_to_this_process(tmp_path, monkeypatch):
+    section = tree(tmp_path)
+    parent = os.getpid()
+    real = k8s.cluster_state
+
+    def dying(sec, timeout_s=10.0):
+        if os.getpid() != parent:
+            os._exit(3)
+        return real(sec, timeout_s)
+
+    monkeypatch.setattr(k8s, "cluster_state", dying)
+    join = beside.start(section)
+    assert join is not None and join() is None and k8s.cached(section) is None
+
+
+def test_a_secret_the_child_learnt_is_known_here(tmp_path, monkeypatch):
+    section = tree(tmp_path)
+    secret = "beside-learnt-" + os.urandom(6).hex()
+    real = k8s.cluster_state
+
+    def learning(sec, timeout_s=10.0):
+        redact.register(secret)  # e.g. a literal key found while reading (runs in the child)
+        return real(sec, timeout_s)
+
+    monkeypatch.setattr(k8s, "cluster_state", learning)
+    join = beside.start(section)
+    assert secret not in redact.known()
+    assert join is not None and join() is not None
+    assert secret in redact.known() and secret not in redact.redact_text(f"value={secret}")
+
+
+def test_nothing_is_forked_when_it_would_not_pay(tmp_path, monkeypatch):
+    section = tree(tmp_path)
+    monkeypatch.setenv("NIMWARDEN_JUDGE_PROCESSES", "1")
+    assert beside.start(section) is None
+    monkeypatch.delenv("NIMWARDEN_JUDGE_PROCESSES")
+    assert beside.start(section) is None  # a few hundred bytes: below BESIDE_FROM
+    monkeypatch.setattr(beside, "BESIDE_FROM", 1)
+    monkeypatch.setattr(beside, "_cpus", lambda: 1)
+    assert beside.start(section) is None  # one CPU
+    assert beside.start(Section("live", ())) is None  # a live cluster is read when a control asks
+    k8s.cluster_state(section)
+    monkeypatch.setattr(beside, "_cpus", lambda: 2)
+    assert beside.start(section) is None  # read already
+
+
+def test_an_audit_of_a_broken_tree_read_beside_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    (tmp_path / "m").mkdir()
+    tree(tmp_path / "m")
+    (tmp_path / "m" / "broken.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n", encoding="utf-8")
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(yaml.safe_dump({"name": "t", "kubernetes": {"source": "manifests", "paths": [str(tmp_path / "m")]},
+                                       "deployments": [{"name": "pod-0", "kind": "nim", "expect": "compliant", "kubernetes": {"namespace": "team-a",
+                                                                                                      "selector": {"app": "pod-0"}}}]}))
+    env = dict(os.environ, NIMWARDEN_JUDGE_PROCESSES="2")
+    proc = subprocess.run([sys.executable, "-m", "nimwarden.cli", "audit", "--target", str(profile), "--reports-dir", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "broken.yaml" in lines[0] and "Traceback" not in proc.stderr, lines
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("summary.json"))  # nothing judged, nothing written
