@@ -32,8 +32,8 @@ def _cpus() -> int:
 
 
 # Below this many bytes of manifests, reading them costs about what a second process and handing the objects
-# back cost: the chart corpus (23 files, 0.3 MiB) is read here. 200 rendered workloads are 2 MiB.
-BESIDE_FROM = 1 << 20
+# back cost: the chart corpus (23 files, 0.3 MiB) is read here; 200 rendered workloads are 1 MiB.
+BESIDE_FROM = 1 << 19
 
 
 def _size(section: Any) -> int:
