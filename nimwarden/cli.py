@@ -431,7 +431,11 @@ def cmd_audit(args) -> int:
                     return seconds, "manifests read by a second process"
                 return time.perf_counter() - t1, ""
 
-            return runner.run(target_file, target, args, suites, STARTED, read)
+            try:
+                return runner.run(target_file, target, args, suites, STARTED, read)
+            finally:
+                if joined is not None:
+                    joined.cancel()  # the run stopped before it needed the objects (a bad waiver file): stop the child
         _read_offline_state(target)  # one-line error and exit 2 before pytest starts
         return _run_pytest(target_file, args)
     if args.kubeconfig or args.context:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 from nimwarden import redact
@@ -51,11 +51,12 @@ def _size(section: Any) -> int:
         return 0
 
 
-def start(section: Any, timeout_s: float = 10.0) -> Callable[[], float] | None:
+def start(section: Any, timeout_s: float = 10.0) -> _Reading | None:
     """Start reading ``section`` (a profile's ``kubernetes:`` of source manifests or snapshot) in a forked child.
-    Returns the join: it waits for the child, keeps what it read in this process's cache (as
+    Returns the reading: called, it waits for the child, keeps what it read in this process's cache (as
     :func:`k8s.cluster_state` would have), and returns the seconds the reading took there (None: the child
-    handed back nothing, and the next :func:`k8s.cluster_state` reads the source here). Returns None, and starts
+    handed back nothing, and the next :func:`k8s.cluster_state` reads the source here); its ``cancel()`` stops
+    a child never joined. Returns None, and starts
     nothing, where the source is not offline, is already read, fork is missing, one CPU is there, the files
     hold less than ``BESIDE_FROM`` bytes, or ``NIMWARDEN_JUDGE_PROCESSES=1`` (one process, always; ``=2``
     reads beside whatever the size)."""
@@ -90,19 +91,41 @@ def start(section: Any, timeout_s: float = 10.0) -> Callable[[], float] | None:
             code = 1
         os._exit(code)
     os.close(write)
+    return _Reading(section, pid, read)
 
-    def join() -> float | None:
-        with os.fdopen(read, "rb") as pipe:
+
+class _Reading:
+    """The child reading a section: :meth:`join` once the objects are needed, :meth:`cancel` where they never will
+    be (the run stopped first: the child is not left waiting on a pipe nobody reads)."""
+
+    def __init__(self, section: Any, pid: int, fd: int) -> None:
+        self.section, self.pid, self.fd, self.done = section, pid, fd, False
+
+    def __call__(self) -> float | None:
+        """Wait for the child; keep what it read as this process's state and return the seconds the reading took
+        there, or None (it handed back nothing: the next :func:`k8s.cluster_state` reads the source here)."""
+        self.done = True
+        with os.fdopen(self.fd, "rb") as pipe:
             try:
                 attempt, learnt, seconds = pickle.load(pipe)
             except Exception:  # noqa: BLE001 - nothing (or nothing whole) came back: read here
                 attempt = None
-        _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(self.pid, 0)
         if attempt is None or status != 0:
             return None
         for secret in learnt:
             redact.register(secret)
-        k8s.cached(section, keep=attempt)
+        k8s.cached(self.section, keep=attempt)
         return seconds
 
-    return join
+    def cancel(self) -> None:
+        """Stop the child and reap it, unless it was joined."""
+        if self.done:
+            return
+        self.done = True
+        os.close(self.fd)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        os.waitpid(self.pid, 0)

@@ -161,3 +161,54 @@ def test_an_audit_of_a_broken_tree_read_beside_is_one_line_and_exit_2(tmp_path):
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and "broken.yaml" in lines[0] and "Traceback" not in proc.stderr, lines
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("summary.json"))  # nothing judged, nothing written
+
+
+def test_a_reading_never_joined_is_stopped_and_reaped(tmp_path):
+    section = tree(tmp_path, 50)
+    reading = beside.start(section)
+    assert reading is not None
+    pid = reading.pid
+    reading.cancel()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped: no zombie, no child left waiting on the pipe
+    reading.cancel()  # twice: nothing more to do
+    assert k8s.cached(section) is None
+    joined = beside.start(section)
+    assert joined is not None and joined() is not None
+    joined.cancel()  # after the join: a no-op
+    assert k8s.cached(section) is not None
+
+
+def _children() -> list[int]:
+    me, out = os.getpid(), []
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me:
+                out.append(int(stat))
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc for this process's children")
+def test_an_audit_stopped_before_it_needs_the_objects_leaves_no_child(tmp_path, capsys):
+    """A bad waiver file stops the run before the objects are joined: the reading child is stopped and reaped,
+    not left waiting on its pipe for as long as the calling process lives (a test session, a library caller)."""
+    import yaml
+
+    from nimwarden import cli
+
+    (tmp_path / "m").mkdir()
+    tree(tmp_path / "m", 400)  # more than a pipe's buffer to hand back
+    (tmp_path / "waivers.yaml").write_text("waivers: [unclosed\n", encoding="utf-8")
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(yaml.safe_dump({"name": "t", "waivers": "waivers.yaml",
+                                       "kubernetes": {"source": "manifests", "paths": [str(tmp_path / "m")]},
+                                       "deployments": [{"name": "pod-0", "kind": "nim", "expect": "compliant",
+                                                        "kubernetes": {"namespace": "team-a", "selector": {"app": "pod-0"}}}]}))
+    before = set(_children())
+    code = cli.main(["audit", "--target", str(profile), "--reports-dir", str(tmp_path / "r")])
+    assert code == 2 and "waivers.yaml" in capsys.readouterr().err
+    assert set(_children()) - before == set()
