@@ -135,10 +135,15 @@ def _static_cases(path: Path, target: Target) -> Iterator | None:
 
 
 def _import_suite(path: Path) -> Any:
+    """The suite module, imported with :mod:`nimwarden.suite_marks` for pytest where pytest is not imported yet
+    (only the marks are read here; pytest itself comes in if a suite asks for more)."""
+    from nimwarden.suite_marks import without_pytest
+
     spec = importlib.util.spec_from_file_location(f"suites.{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    with without_pytest():
+        spec.loader.exec_module(module)
     return module
 
 
