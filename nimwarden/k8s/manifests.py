@@ -263,11 +263,13 @@ def _label(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def load_manifests(paths: Iterable[Any], default_namespace: str | None = None) -> ClusterState:
+def load_manifests(paths: Iterable[Any], default_namespace: str | None = None,
+                   read_already: Mapping[Path, list[K8sObject]] | None = None) -> ClusterState:
     """Read manifests into a ClusterState; any unreadable document is a ConfigError naming file and index.
 
     ``paths`` holds paths, or ``(path, namespace)`` pairs (the namespace ``-n`` would give the
-    objects of that path that carry none); ``default_namespace`` serves the others.
+    objects of that path that carry none); ``default_namespace`` serves the others. ``read_already``: the
+    objects of some files, read by :func:`read_files` (by another process: :mod:`nimwarden.k8s.beside`).
 
     A tree whose files define the same object more than once is read as several apply units
     (:func:`~nimwarden.k8s.units.split_units`): each object keeps its unit, the same object in two units is two objects (its ref
@@ -277,25 +279,42 @@ def load_manifests(paths: Iterable[Any], default_namespace: str | None = None) -
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _load(_entries(paths), default_namespace)
+        return _load(_entries(paths), default_namespace, read_already or {})
     finally:
         if paused:
             gc.enable()
 
 
-def _load(entries: list[tuple[Path, str | None]], default_namespace: str | None) -> ClusterState:
+def manifest_plan(paths: Iterable[Any]) -> tuple[list[tuple[Path, list[Path]]], dict[Path, str | None]]:
+    """(each path entry with its files, every file once in the order it is read with the namespace its entry gives)."""
     per_entry: list[tuple[Path, list[Path]]] = []
     namespace_of: dict[Path, str | None] = {}
-    for path, namespace in entries:
+    for path, namespace in _entries(paths):
         found = manifest_files([(path, namespace)])
         per_entry.append((path, [f for f, _ in found]))
         for f, ns in found:
             namespace_of.setdefault(f, ns)
+    return per_entry, namespace_of
+
+
+def read_files(files: Iterable[tuple[Path, str | None]], default_namespace: str | None) -> dict[Path, list[K8sObject]]:
+    """The objects of each (file, namespace) of a :func:`manifest_plan`, as :func:`load_manifests` reads them."""
+    out = {}
+    for file, namespace in files:
+        out[file] = load_file(file, namespace or default_namespace or "default")
+    return out
+
+
+def _load(entries: list[tuple[Path, str | None]], default_namespace: str | None,
+          read_already: Mapping[Path, list[K8sObject]]) -> ClusterState:
+    per_entry, namespace_of = manifest_plan(entries)
     if not namespace_of:
         raise ConfigError(", ".join(str(p) for p, _ in entries) or "(none)", "", "no manifest files found")
     by_file: dict[Path, list[K8sObject]] = {}
     for file, namespace in namespace_of.items():
-        objects = load_file(file, namespace or default_namespace or "default")
+        objects = read_already.get(file)
+        if objects is None:
+            objects = load_file(file, namespace or default_namespace or "default")
         _twice_in_one_file(objects)
         by_file[file] = objects
     keys = {f: frozenset(o.key for o in objs) for f, objs in by_file.items()}

@@ -119,12 +119,12 @@ def _key(source: Any) -> tuple:
 _keys: dict[int, tuple[Any, tuple]] = {}
 
 
-def read_state(source: Any, timeout_s: float = 10.0) -> ClusterState:
+def read_state(source: Any, timeout_s: float = 10.0, read_already: Mapping | None = None) -> ClusterState:
     from nimwarden.k8s.manifests import load_manifests
     from nimwarden.k8s.snapshot import load_snapshot
 
-    if source.source == "manifests":
-        return load_manifests(_entries(source), getattr(source, "default_namespace", None))
+    if source.source == "manifests":  # read_already: objects of some files, read by another process (k8s.beside)
+        return load_manifests(_entries(source), getattr(source, "default_namespace", None), read_already)
     if source.source == "snapshot":
         return load_snapshot(source.paths)
     if source.source == "live":
@@ -135,7 +135,7 @@ def read_state(source: Any, timeout_s: float = 10.0) -> ClusterState:
     raise ValueError(f"unknown kubernetes source {source.source!r}")
 
 
-def cluster_state(source: Any, timeout_s: float = 10.0) -> Attempt[ClusterState]:
+def cluster_state(source: Any, timeout_s: float = 10.0, read_already: Mapping | None = None) -> Attempt[ClusterState]:
     """The cluster state for a target's ``kubernetes:`` section, read once per process."""
     key = _key(source)
     with _lock:
@@ -145,7 +145,7 @@ def cluster_state(source: Any, timeout_s: float = 10.0) -> Attempt[ClusterState]
         request = f"{source.source}: {', '.join(map(str, source.paths)) or source.context or 'default context'}"
         t0 = time.monotonic()
         try:
-            result = Attempt(probe, request, read_state(source, timeout_s), None, time.monotonic() - t0)
+            result = Attempt(probe, request, read_state(source, timeout_s, read_already), None, time.monotonic() - t0)
         except ConfigError:
             raise  # a broken manifest/snapshot is the user's configuration error (exit 2), not a finding
         except Exception as exc:  # noqa: BLE001 - becomes an error outcome, never a pass

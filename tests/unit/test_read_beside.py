@@ -49,9 +49,10 @@ def tree(tmp_path, n=3):
 
 
 def test_the_child_reads_what_this_process_would_have(tmp_path):
-    section = tree(tmp_path)
+    section = tree(tmp_path, 8)
     join = beside.start(section)
     assert join is not None
+    assert [f.name for f, _ in join.mine] == ["pod-6.yaml", "pod-7.yaml"]  # the last quarter is read here
     seconds = join()
     assert isinstance(seconds, float) and seconds >= 0
     got = k8s.cached(section)
@@ -95,31 +96,50 @@ def test_a_broken_manifest_is_left_to_this_process_which_says_it(tmp_path):
     assert "broken.yaml" in str(err.value)
 
 
+def test_a_broken_file_of_this_process_share_is_the_same_one_line_error(tmp_path):
+    section = tree(tmp_path, 6)
+    (tmp_path / "zz-broken.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n", encoding="utf-8")
+    join = beside.start(section)
+    assert join is not None and "zz-broken.yaml" in [f.name for f, _ in join.mine] and join.mine != []
+    with pytest.raises(ConfigError) as err:
+        join()
+    assert "zz-broken.yaml" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(join.pid, os.WNOHANG)  # the child was stopped and reaped
+    assert k8s.cached(section) is None
+
+
 def test_a_child_that_dies_leaves_the_reading_to_this_process(tmp_path, monkeypatch):
+    from nimwarden.k8s import manifests
+
     section = tree(tmp_path)
     parent = os.getpid()
-    real = k8s.cluster_state
+    real = manifests.read_files
 
-    def dying(sec, timeout_s=10.0):
+    def dying(files, default_namespace):
         if os.getpid() != parent:
             os._exit(3)
-        return real(sec, timeout_s)
+        return real(files, default_namespace)
 
-    monkeypatch.setattr(k8s, "cluster_state", dying)
+    monkeypatch.setattr(manifests, "read_files", dying)
     join = beside.start(section)
     assert join is not None and join() is None and k8s.cached(section) is None
 
 
 def test_a_secret_the_child_learnt_is_known_here(tmp_path, monkeypatch):
+    from nimwarden.k8s import manifests
+
     section = tree(tmp_path)
     secret = "beside-learnt-" + os.urandom(6).hex()
-    real = k8s.cluster_state
+    parent = os.getpid()
+    real = manifests.read_files
 
-    def learning(sec, timeout_s=10.0):
-        redact.register(secret)  # e.g. a literal key found while reading (runs in the child)
-        return real(sec, timeout_s)
+    def learning(files, default_namespace):
+        if os.getpid() != parent:
+            redact.register(secret)  # e.g. a literal key found while reading (in the child)
+        return real(files, default_namespace)
 
-    monkeypatch.setattr(k8s, "cluster_state", learning)
+    monkeypatch.setattr(manifests, "read_files", learning)
     join = beside.start(section)
     assert secret not in redact.known()
     assert join is not None and join() is not None
