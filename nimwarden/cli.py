@@ -419,9 +419,9 @@ def cmd_audit(args) -> int:
         if in_process:  # the manifests are read by a second process while the runner builds its cases
             from nimwarden.k8s import beside
 
-            joined = beside.start(target.kubernetes)
             suites = suites_dir()
             args.in_process = True
+            joined = beside.start(target.kubernetes)
 
             def read() -> tuple[float, str]:  # the runner asks once it needs the objects
                 t1 = time.perf_counter()

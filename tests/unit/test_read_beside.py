@@ -232,3 +232,30 @@ def test_an_audit_stopped_before_it_needs_the_objects_leaves_no_child(tmp_path, 
     code = cli.main(["audit", "--target", str(profile), "--reports-dir", str(tmp_path / "r")])
     assert code == 2 and "waivers.yaml" in capsys.readouterr().err
     assert set(_children()) - before == set()
+
+
+def test_a_snapshot_is_read_whole_by_the_child(tmp_path):
+    import json
+
+    from nimwarden.k8s import load_manifests
+    from nimwarden.k8s.snapshot import state_to_document
+
+    (tmp_path / "m").mkdir()
+    tree(tmp_path / "m", 5)
+    snap = tmp_path / "snap.json"
+    snap.write_text(json.dumps(state_to_document(load_manifests([tmp_path / "m"]))), encoding="utf-8")
+    section = Section("snapshot", (str(snap),))
+    join = beside.start(section)
+    assert join is not None and join.mine == []  # nothing of a snapshot is read here
+    assert join() is not None
+    got = k8s.cached(section)
+    k8s.clear_cache()
+    here = k8s.cluster_state(section)
+    assert sorted(o.ref for o in got.observation.objects) == sorted(o.ref for o in here.observation.objects)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json", encoding="utf-8")
+    k8s.clear_cache()
+    join = beside.start(Section("snapshot", (str(broken),)))
+    assert join is not None and join() is None  # the child hands back nothing: the runner reads it, and says why
+    with pytest.raises(ConfigError):
+        k8s.cluster_state(Section("snapshot", (str(broken),)))
