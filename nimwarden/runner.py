@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nimwarden import catalog, families, redact
+from nimwarden.k8s import source as k8s_source
 from nimwarden.outcome import Outcome, not_applicable
 from nimwarden.report.record import make_result
 from nimwarden.target import Target
@@ -211,9 +212,12 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, read: Ca
         return reasons[key]
 
     cases = _suite_cases(suites, target, reason_of)
+    say = _progress(len(cases))
     t_read = time.perf_counter()
     parse_s, read_by = read()
     t_judge = time.perf_counter()
+    say(f"{_objects(target)} Kubernetes object(s) read in {parse_s:.1f} s; judging {len(cases):,} controls of "
+        f"{len(target.deployments):,} deployment(s) …")
     made: dict = {}
 
     def probes(factory, deployment=None, *extra):
@@ -257,6 +261,7 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, read: Ca
         if callable(close):
             close()
     t_reports = time.perf_counter()
+    say(f"judged in {t_reports - t_judge:.1f} s ({judged_by}); writing the reports …")
     reports_dir = Path(args.reports_dir).resolve()
     run_dir = new_run_dir(reports_dir, started)
     record = RunRecord(target=target, started=started, options=["--intrusive=no"], fail_on=None, waivers=waivers, run_dir=run_dir,
@@ -272,6 +277,29 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, read: Ca
         print(line)
     print("timings: " + ", ".join(f"{k} {v} s" for k, v in timings.items() if k.endswith("_s")))
     return status
+
+
+# From this many cases (about 50 workloads), an offline audit takes seconds: it says what it is doing as it goes.
+PROGRESS_FROM = 5000
+
+
+def _progress(cases: int) -> Callable[[str], None]:
+    """Where progress goes: a line on stdout per phase of a long offline audit (as the pytest runner's progress:
+    on a terminal, or with ``NIMWARDEN_PROGRESS=1`` whatever the size; never with ``NIMWARDEN_PROGRESS=0``)."""
+    forced = os.environ.get("NIMWARDEN_PROGRESS")
+    on = forced == "1" or (forced != "0" and cases >= PROGRESS_FROM and sys.stdout.isatty())
+    if not on:
+        return lambda message: None
+
+    def say(message: str) -> None:
+        print(f"nimwarden: {message}", flush=True)
+
+    return say
+
+
+def _objects(target: Target) -> str:
+    read = k8s_source.cached(target.kubernetes)
+    return f"{len(read.observation.objects):,}" if read is not None and read.observation is not None else "no"
 
 
 # Below this many cases to judge (not applicable ones cost next to nothing), a second process costs more
