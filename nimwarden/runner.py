@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from nimwarden import catalog, families, redact
+from nimwarden import catalog, families, forked, redact
 from nimwarden.k8s import source as k8s_source
 from nimwarden.outcome import Outcome, not_applicable
 from nimwarden.report.record import make_result
@@ -307,13 +307,6 @@ def _objects(target: Target) -> str:
 SPREAD_FROM = 1500
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def judge_all(cases: list, judge_case: Callable[..., dict], applies: Callable[[tuple], bool]) -> tuple[list[dict], str]:
     """Every case's result, in the cases' order, and by what ("one process" or "two processes").
 
@@ -326,33 +319,26 @@ def judge_all(cases: list, judge_case: Callable[..., dict], applies: Callable[[t
     ``NIMWARDEN_JUDGE_PROCESSES=1`` never forks; ``=2`` forks whenever two cases apply (the tests)."""
     work = [i for i, case in enumerate(cases) if applies(case)]
     wanted = os.environ.get("NIMWARDEN_JUDGE_PROCESSES", "")  # 1: never fork; 2: fork whenever two cases apply
-    spread = len(work) >= 2 if wanted == "2" else wanted != "1" and len(work) >= SPREAD_FROM and _cpus() >= 2
-    if not spread or not hasattr(os, "fork"):
+    spread = len(work) >= 2 if wanted == "2" else wanted != "1" and len(work) >= SPREAD_FROM and forked.cpus() >= 2
+    if not spread:
         return [judge_case(*case) for case in cases], "one process"
     cut = work[len(work) // 2]
     before = redact.known()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    read, write = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read)
-        os.close(write)
+    started = forked.fork_piped()
+    if started is None:
         return [judge_case(*case) for case in cases], "one process"
+    pid, fd = started
     if pid == 0:  # the child: judge the second half, send it, leave without the parent's exit handlers
         code = 0
         try:
-            os.close(read)
             theirs = [judge_case(*case) for case in cases[cut:]]
-            with os.fdopen(write, "wb") as out:  # streamed: the parent reads as it is written, never one bytes object
+            with os.fdopen(fd, "wb") as out:  # streamed: the parent reads as it is written, never one bytes object
                 pickle.dump((theirs, sorted(redact.known() - before)), out, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException:  # noqa: BLE001 - any failure: the parent judges this half itself
             code = 1
         os._exit(code)
-    os.close(write)
     mine = [judge_case(*case) for case in cases[:cut]]
-    with os.fdopen(read, "rb") as pipe:
+    with os.fdopen(fd, "rb") as pipe:
         try:
             theirs, learnt = pickle.load(pipe)
         except Exception:  # noqa: BLE001 - a half that cannot be read (the child died) is judged again here

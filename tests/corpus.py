@@ -172,3 +172,17 @@ def audit_profile(directory: Path, charts: Path = CHARTS) -> Path:
     path = Path(directory) / "chart-corpus.yaml"
     path.write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
     return path
+
+
+def one_pod_profile(directory: Path) -> Path:
+    """A manifests-only profile of one deployment, one Pod (``directory/m/pod.yaml``), written into ``directory``:
+    the smallest offline audit."""
+    m = Path(directory) / "m"
+    m.mkdir(exist_ok=True)
+    (m / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: team-a, labels: {app: a}}\n"
+                                "spec:\n  containers:\n  - {name: main, image: 'nvcr.io/nim/x:1.0'}\n", encoding="utf-8")
+    profile = Path(directory) / "profile.yaml"
+    profile.write_text(yaml.safe_dump({"name": "t", "kubernetes": {"source": "manifests", "paths": [str(m)]},
+                                       "deployments": [{"name": "a", "kind": "nim", "expect": "noncompliant",
+                                                        "kubernetes": {"namespace": "team-a", "selector": {"app": "a"}}}]}))
+    return profile

@@ -19,20 +19,11 @@ from __future__ import annotations
 import os
 import pickle
 import signal
-import sys
 import time
 from typing import Any
 
-from nimwarden import redact
+from nimwarden import forked, redact
 from nimwarden.k8s import source as k8s
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
 
 # Below this many bytes of manifests, reading them costs about what a second process and handing the objects
 # back cost: the chart corpus (23 files, 0.3 MiB) is read here; 200 rendered workloads are 1 MiB.
@@ -82,25 +73,19 @@ def start(section: Any, timeout_s: float = 10.0) -> _Reading | None:
     if section.source not in ("manifests", "snapshot") or k8s.cached(section) is not None:
         return None
     wanted = os.environ.get("NIMWARDEN_JUDGE_PROCESSES", "")  # 1: never fork; 2: fork whatever the size (the tests)
-    if not hasattr(os, "fork") or wanted == "1" or (wanted != "2" and _cpus() < 2):
+    if wanted == "1" or (wanted != "2" and forked.cpus() < 2):
         return None
     theirs, mine, size = _plan(section)
     if (wanted != "2" and size < BESIDE_FROM) or (section.source == "manifests" and not theirs):
         return None
     before = redact.known()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    read, write = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read)
-        os.close(write)
+    started = forked.fork_piped()
+    if started is None:
         return None
+    pid, fd = started
     if pid == 0:  # the child: read, send, leave without the parent's exit handlers
         code = 1
         try:
-            os.close(read)
             t0 = time.perf_counter()
             if section.source == "manifests":  # a broken file raises: the parent reads it again, and says it
                 from nimwarden.k8s.manifests import read_files
@@ -111,14 +96,13 @@ def start(section: Any, timeout_s: float = 10.0) -> _Reading | None:
                 if read.observation is None:  # an error is read again by the parent, which says it
                     os._exit(1)
             data = pickle.dumps((read, sorted(redact.known() - before), time.perf_counter() - t0), protocol=pickle.HIGHEST_PROTOCOL)
-            with os.fdopen(write, "wb") as out:
+            with os.fdopen(fd, "wb") as out:
                 out.write(data)
             code = 0
         except BaseException:  # noqa: BLE001 - any failure: the parent reads the source itself
             code = 1
         os._exit(code)
-    os.close(write)
-    return _Reading(section, pid, read, mine, timeout_s)
+    return _Reading(section, pid, fd, mine, timeout_s)
 
 
 class _Reading:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from nimwarden import redact
+from nimwarden import forked, redact
 from nimwarden.errors import ConfigError
 from nimwarden.k8s import beside
 from nimwarden.k8s import source as k8s
@@ -153,11 +153,11 @@ def test_nothing_is_forked_when_it_would_not_pay(tmp_path, monkeypatch):
     monkeypatch.delenv("NIMWARDEN_JUDGE_PROCESSES")
     assert beside.start(section) is None  # a few hundred bytes: below BESIDE_FROM
     monkeypatch.setattr(beside, "BESIDE_FROM", 1)
-    monkeypatch.setattr(beside, "_cpus", lambda: 1)
+    monkeypatch.setattr(forked, "cpus", lambda: 1)
     assert beside.start(section) is None  # one CPU
     assert beside.start(Section("live", ())) is None  # a live cluster is read when a control asks
     k8s.cluster_state(section)
-    monkeypatch.setattr(beside, "_cpus", lambda: 2)
+    monkeypatch.setattr(forked, "cpus", lambda: 2)
     assert beside.start(section) is None  # read already
 
 

@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 from nimwarden import runner
+from tests import corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,14 +27,7 @@ def test_progress_follows_the_terminal_and_the_switch(monkeypatch, capsys):
 
 
 def _audit(tmp_path: Path, **env: str) -> str:
-    m = tmp_path / "m"
-    m.mkdir(exist_ok=True)
-    (m / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: team-a, labels: {app: a}}\n"
-                                "spec:\n  containers:\n  - {name: main, image: 'nvcr.io/nim/x:1.0'}\n", encoding="utf-8")
-    profile = tmp_path / "profile.yaml"
-    profile.write_text(yaml.safe_dump({"name": "t", "kubernetes": {"source": "manifests", "paths": [str(m)]},
-                                       "deployments": [{"name": "a", "kind": "nim", "expect": "noncompliant",
-                                                        "kubernetes": {"namespace": "team-a", "selector": {"app": "a"}}}]}))
+    profile = corpus.one_pod_profile(tmp_path)
     environ = {k: v for k, v in os.environ.items() if k != "NIMWARDEN_PROGRESS"} | env
     proc = subprocess.run([sys.executable, "-m", "nimwarden.cli", "audit", "--target", str(profile), "--reports-dir",
                            str(tmp_path / f"r{len(env)}")], capture_output=True, text=True, timeout=120, cwd=ROOT, env=environ)

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from nimwarden import suite_marks
 from nimwarden.suite_marks import STAND_IN
+from tests import corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = sorted((ROOT / "suites").glob("test_*.py"))
@@ -84,14 +84,7 @@ def test_pytest_imported_already_is_used_as_it_is():
 
 
 def test_an_offline_audit_never_imports_pytest(tmp_path):
-    m = tmp_path / "m"
-    m.mkdir()
-    (m / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: team-a, labels: {app: a}}\n"
-                                "spec:\n  containers:\n  - {name: main, image: 'nvcr.io/nim/x:1.0'}\n", encoding="utf-8")
-    profile = tmp_path / "profile.yaml"
-    profile.write_text(yaml.safe_dump({"name": "t", "kubernetes": {"source": "manifests", "paths": [str(m)]},
-                                       "deployments": [{"name": "a", "kind": "nim", "expect": "noncompliant",
-                                                        "kubernetes": {"namespace": "team-a", "selector": {"app": "a"}}}]}))
+    profile = corpus.one_pod_profile(tmp_path)
     code = ("import sys\nfrom nimwarden import cli\n"
             f"status = cli.main(['audit', '--target', {str(profile)!r}, '--reports-dir', {str(tmp_path / 'r')!r}])\n"
             "print('STATUS', status, 'pytest' in sys.modules, sorted(m for m in sys.modules if m.startswith('suites.')))\n")
