@@ -196,19 +196,14 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, read: Ca
     switches = {"intrusive": False, "under_load": False, "perf_update_baseline": False}
 
     reasons: dict = {}
-    asked: dict = {}  # by the case's params: the same case is asked again when its work is split and when judged
 
     def reason_of(control, params):  # asked once per case (and once more for a suite read from its source)
-        seen = asked.get(id(params))
-        if seen is not None and seen[0] is params and seen[1] is control:
-            return seen[2]
         dep = params.get("deployment")
         others = {k: v for k, v in params.items() if k != "deployment"}
         key = (control.id, dep.name if dep is not None else None, repr(sorted(others.items())))
         if key not in reasons:
             reasons[key] = families.not_applicable_reason(control.family, control.id,
                                                           families.Applicability(target, dep, others, switches))
-        asked[id(params)] = (params, control, reasons[key])  # params and control held: their ids are not reused
         return reasons[key]
 
     cases = _suite_cases(suites, target, reason_of)
