@@ -62,14 +62,12 @@ def _plan(section: Any) -> tuple[list, list, int]:
 
 
 def start(section: Any, timeout_s: float = 10.0) -> _Reading | None:
-    """Start reading ``section`` (a profile's ``kubernetes:`` of source manifests or snapshot) in a forked child.
-    Returns the reading: called, it waits for the child, keeps what it read in this process's cache (as
-    :func:`k8s.cluster_state` would have), and returns the seconds the reading took there (None: the child
-    handed back nothing, and the next :func:`k8s.cluster_state` reads the source here); its ``cancel()`` stops
-    a child never joined. Returns None, and starts
-    nothing, where the source is not offline, is already read, fork is missing, one CPU is there, the files
-    hold less than ``BESIDE_FROM`` bytes, or ``NIMWARDEN_JUDGE_PROCESSES=1`` (one process, always; ``=2``
-    reads beside whatever the size)."""
+    """Start reading ``section`` (a profile's ``kubernetes:`` of source manifests or snapshot) in a forked child:
+    the first ``CHILD_SHARE`` of a manifests tree's bytes, a snapshot whole. Returns the reading (see
+    :class:`_Reading`: called, it reads the rest here and keeps the state in this process's cache; its
+    ``cancel()`` stops a child never joined). Returns None, and starts nothing, where the source is not
+    offline, is already read, fork is missing, one CPU is there, the files hold less than ``BESIDE_FROM``
+    bytes, or ``NIMWARDEN_JUDGE_PROCESSES=1`` (one process, always; ``=2`` reads beside whatever the size)."""
     if section.source not in ("manifests", "snapshot") or k8s.cached(section) is not None:
         return None
     wanted = os.environ.get("NIMWARDEN_JUDGE_PROCESSES", "")  # 1: never fork; 2: fork whatever the size (the tests)
