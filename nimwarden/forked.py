@@ -1,11 +1,14 @@
 """A forked child that hands its work back through a pipe: how the in-process runner uses the machine's second
 core (the manifests read beside start-up, :mod:`nimwarden.k8s.beside`; half the cases judged,
-:func:`nimwarden.runner.judge_all`). Forked only where the process has no threads: the runner probes nothing."""
+:func:`nimwarden.runner.judge_all`; the report writers, :mod:`nimwarden.report`). Forked only where the process
+runs one thread: the command line's runner probes nothing and starts none, but a program calling
+``nimwarden.cli.main`` may have, and a child forked while another thread holds a lock would wait on it forever."""
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 
 
 def cpus() -> int:
@@ -16,11 +19,16 @@ def cpus() -> int:
         return os.cpu_count() or 1
 
 
+def safe() -> bool:
+    """Whether this process may fork: fork exists and this is its only thread."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
 def fork_piped() -> tuple[int, int] | None:
     """Fork, with a pipe from the child to the parent and the standard streams flushed first (nothing buffered is
     written twice). Returns (0, the pipe's write end) in the child, (the child's pid, the read end) in the parent,
-    or None where fork is missing or fails (nothing was started)."""
-    if not hasattr(os, "fork"):
+    or None where fork is missing or fails, or other threads run (nothing was started: do the work here)."""
+    if not safe():
         return None
     sys.stdout.flush()
     sys.stderr.flush()

@@ -138,19 +138,21 @@ def _attach_baseline(run: RunRecord, summary: dict[str, Any]) -> Any:
 
 
 def _beside(writers: Sequence[Any], run_dir: Path, summary: dict[str, Any]):
-    """Run ``writers(run_dir, summary)`` beside the main writers — in forked processes where there is
-    fork (the caller has no threads then: the in-process runner), else in this one — and return the
+    """Run ``writers(run_dir, summary)`` beside the main writers — in forked processes where this process may
+    fork (:func:`nimwarden.forked.safe`: the in-process runner, one thread), else in this one — and return the
     join. Each writer is one process of its own. A child that fails leaves its files to be written here, so
     nothing is ever missing."""
     import os
 
     if not writers:
         return None
+    from nimwarden import forked
+
     groups = [(w,) for w in writers]
     children: list[tuple[int | None, tuple]] = []
     for group in groups:
         pid = None
-        if hasattr(os, "fork"):
+        if forked.safe():
             try:
                 pid = os.fork()
             except OSError:

@@ -70,3 +70,34 @@ def test_few_cases_are_judged_in_one_process(monkeypatch):
     monkeypatch.setenv("NIMWARDEN_JUDGE_PROCESSES", "1")
     _, by = judge_all(cases(5000), lambda nodeid, fn, control, params: {}, lambda case: True)
     assert by == "one process"
+
+
+def test_nothing_is_forked_while_another_thread_runs(two, tmp_path):
+    """A program calling nimwarden.cli.main may run threads: a child forked while one of them holds a lock would
+    wait on it forever, so judging, the manifests' reading and the report writers stay in this process."""
+    import threading
+
+    from nimwarden import forked
+    from nimwarden.k8s import beside
+    from nimwarden.report import _beside
+    from tests.unit.test_read_beside import Section
+
+    assert forked.safe()
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert not forked.safe() and forked.fork_piped() is None
+        results, by = judge_all(cases(40), lambda nodeid, fn, control, params: {"pid": os.getpid()}, lambda case: True)
+        assert by == "one process" and {r["pid"] for r in results} == {os.getpid()}
+        (tmp_path / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: n}\n"
+                                           "spec: {containers: [{name: c}]}\n", encoding="utf-8")
+        assert beside.start(Section("manifests", (str(tmp_path),))) is None
+        wrote: list = []
+        join = _beside((lambda run_dir, summary: wrote.append(os.getpid()),), tmp_path, {})
+        join()
+        assert wrote == [os.getpid()]  # written here, at the join
+    finally:
+        stop.set()
+        other.join()
+    assert forked.safe()
