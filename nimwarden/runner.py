@@ -319,7 +319,7 @@ def judge_all(cases: list, judge_case: Callable[..., dict], applies: Callable[[t
         return [judge_case(*case) for case in cases], "one process"
     cut = work[len(work) // 2]
     before = redact.known()
-    started = forked.fork_piped()
+    started = forked.fork_piped(force=wanted == "2")
     if started is None:
         return [judge_case(*case) for case in cases], "one process"
     pid, fd = started

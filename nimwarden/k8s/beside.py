@@ -77,7 +77,7 @@ def start(section: Any, timeout_s: float = 10.0) -> _Reading | None:
     if (wanted != "2" and size < BESIDE_FROM) or (section.source == "manifests" and not theirs):
         return None
     before = redact.known()
-    started = forked.fork_piped()
+    started = forked.fork_piped(force=wanted == "2")
     if started is None:
         return None
     pid, fd = started

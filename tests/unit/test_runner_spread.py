@@ -72,9 +72,10 @@ def test_few_cases_are_judged_in_one_process(monkeypatch):
     assert by == "one process"
 
 
-def test_nothing_is_forked_while_another_thread_runs(two, tmp_path):
+def test_nothing_is_forked_while_another_thread_runs(monkeypatch, tmp_path):
     """A program calling nimwarden.cli.main may run threads: a child forked while one of them holds a lock would
-    wait on it forever, so judging, the manifests' reading and the report writers stay in this process."""
+    wait on it forever, so judging, the manifests' reading and the report writers stay in this process (unless
+    NIMWARDEN_JUDGE_PROCESSES=2 forces the forks, as the tests do)."""
     import threading
 
     from nimwarden import forked
@@ -82,13 +83,15 @@ def test_nothing_is_forked_while_another_thread_runs(two, tmp_path):
     from nimwarden.report import _beside
     from tests.unit.test_read_beside import Section
 
-    assert forked.safe()
+    monkeypatch.delenv("NIMWARDEN_JUDGE_PROCESSES", raising=False)
+    monkeypatch.setattr(forked, "cpus", lambda: 2)
+    monkeypatch.setattr(beside, "BESIDE_FROM", 1)
     stop = threading.Event()
     other = threading.Thread(target=stop.wait, daemon=True)
     other.start()
     try:
-        assert not forked.safe() and forked.fork_piped() is None
-        results, by = judge_all(cases(40), lambda nodeid, fn, control, params: {"pid": os.getpid()}, lambda case: True)
+        assert not forked.safe() and forked.fork_piped() is None and forked.safe(force=True)
+        results, by = judge_all(cases(4000), lambda nodeid, fn, control, params: {"pid": os.getpid()}, lambda case: True)
         assert by == "one process" and {r["pid"] for r in results} == {os.getpid()}
         (tmp_path / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: n}\n"
                                            "spec: {containers: [{name: c}]}\n", encoding="utf-8")
@@ -100,4 +103,3 @@ def test_nothing_is_forked_while_another_thread_runs(two, tmp_path):
     finally:
         stop.set()
         other.join()
-    assert forked.safe()
