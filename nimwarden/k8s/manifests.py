@@ -314,7 +314,7 @@ def _load(entries: list[tuple[Path, str | None]], default_namespace: str | None,
     for file, namespace in namespace_of.items():
         objects = read_already.get(file)
         if objects is None:
-            objects = load_file(file, namespace or default_namespace or "default")
+            objects = read_files([(file, namespace)], default_namespace)[file]
         _twice_in_one_file(objects)
         by_file[file] = objects
     keys = {f: frozenset(o.key for o in objs) for f, objs in by_file.items()}
