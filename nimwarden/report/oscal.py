@@ -3,12 +3,19 @@
 Mapping:
 - one OSCAL *result* per run, its reviewed controls are the catalog controls
   that ran;
-- one *observation* per summary result (method TEST, the tool as actor, the
-  deployment as subject component, the evidence as relevant-evidence);
-- one *finding* per control × deployment, targeting the control as an
-  objective: ``satisfied`` when every result passed or did not apply,
-  ``not-satisfied`` otherwise (an error is not-satisfied with reason
-  ``could-not-evaluate``: fail closed);
+- one *observation* per judged result (method TEST, the tool as actor, the
+  deployment as subject component, the evidence as relevant-evidence), and one per
+  deployment and family for the controls that did not apply, naming each control and why
+  (as the Allure results do: a manifests-only repository audit has two not-applicable
+  results for each judged one, and an observation each was two-thirds of the document and of
+  its making); summary.json keeps every result;
+- one *finding* per control × deployment where the control applied, targeting
+  the control as an objective: ``satisfied`` when every result passed (or did not
+  apply), ``not-satisfied`` otherwise (an error is not-satisfied with reason
+  ``could-not-evaluate``: fail closed). A control that did not apply to a
+  deployment at all has no finding there: OSCAL's states are satisfied and
+  not-satisfied, and nothing was evaluated to call it satisfied (its observation says
+  why it did not apply);
 - one *risk* per failed or waived result (status ``open`` or
   ``deviation-approved``, the waiver in its description and props).
 
@@ -19,6 +26,7 @@ summary always gives the same document.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import uuid
@@ -146,8 +154,16 @@ def build_oscal(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = 
 
     risks: list[dict[str, Any]] = []
     by_pair: dict[tuple[str, str], list[tuple[Mapping[str, Any], str, str | None]]] = {}
-    observations = (_observation(index, r, run_key, tool_uuid, deployment_uuid, finished, risks, by_pair)
-                    for index, r in enumerate(results))
+    judged, not_applicable = [], {}
+    for index, r in enumerate(results):
+        if r.get("status") == "not_applicable":
+            not_applicable.setdefault((str(r.get("deployment", "")), str(r.get("family") or "unknown")), []).append(r)
+        else:
+            judged.append((index, r))
+    observations = itertools.chain(
+        (_observation(index, r, run_key, tool_uuid, deployment_uuid, finished, by_pair, risks) for index, r in judged),
+        (_not_applicable(deployment, family, items, run_key, tool_uuid, deployment_uuid, finished, by_pair)
+         for (deployment, family), items in not_applicable.items()))
 
     controls = sorted({str(r.get("control", "")) for r in results if r.get("control")})
     result: dict[str, Any] = {
@@ -186,7 +202,8 @@ def build_oscal(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = 
     made = {"observations": lambda: observations, "risks": lambda: risks,
             "findings": lambda: _findings(by_pair, catalog, run_key, tool_uuid)}
     # OSCAL arrays have minItems 1: leave out what is empty (known before anything is made)
-    present = [key for key, there in (("observations", bool(results)), ("findings", bool(results)),
+    applied = any(r.get("status") != "not_applicable" for r in results)
+    present = [key for key, there in (("observations", bool(results)), ("findings", applied),
                                       ("risks", any(r.get("status") in ("fail", "waived") for r in results))) if there]
     present.sort(key=("observations", "risks", "findings").index)
     if stream is None:
@@ -215,7 +232,7 @@ _evidence_text = json.JSONEncoder(sort_keys=True, default=str).encode  # json.du
 
 
 def _observation(index: int, r: Mapping[str, Any], run_key: tuple, tool_uuid: str, deployment_uuid: Mapping[str, str],
-                 finished: str, risks: list, by_pair: dict) -> str:
+                 finished: str, by_pair: dict, risks: list) -> str:
     """One result's observation, as the JSON text json's encoder would write for it (made from a template:
     100,000 of them went through the encoder as dicts in more time than judging them took); its risk (a
     failure, a waived one) goes to ``risks``, its pair to ``by_pair``."""
@@ -258,11 +275,35 @@ def _observation(index: int, r: Mapping[str, Any], run_key: tuple, tool_uuid: st
     return observation
 
 
+def _not_applicable(deployment: str, family: str, items: list, run_key: tuple, tool_uuid: str,
+                    deployment_uuid: Mapping[str, str], finished: str, by_pair: dict) -> str:
+    """The observation of a deployment's controls of one family that did not apply: each control, by reason (the
+    findings of those controls refer to it)."""
+    obs_uuid = _uuid(*run_key, "not-applicable", deployment, family)
+    by_reason: dict[str, list[str]] = {}
+    for r in items:
+        control = str(r.get("control", ""))
+        by_reason.setdefault(str(r.get("reason") or "not applicable"), []).append(control)
+        by_pair.setdefault((control, deployment), []).append((r, obs_uuid, None))
+    reasons = "\n".join(f"{', '.join(dict.fromkeys(controls))}: {reason}" for reason, controls in by_reason.items())
+    return (
+        f'{{"uuid":"{obs_uuid}","title":{_q(f"{family}: {len(items)} control(s) not applicable to {deployment}")},'
+        f'"description":{_q(reasons)},'
+        f'"props":{_ENCODE([_prop("status", "not_applicable"), _prop("family", family), _prop("results", len(items))])},'
+        f'"methods":["TEST"],"types":["control-objective"],"origins":[{{"actors":[{{"type":"tool","actor-uuid":"{tool_uuid}"}}]}}],'
+        f'"subjects":[{{"subject-uuid":"{deployment_uuid[deployment]}","type":"component","title":{_q(deployment or "unnamed deployment")}}}],'
+        f'"relevant-evidence":[{{"href":"summary.json","description":"each control\'s result, one by one, in summary.json"}}],'
+        f'"collected":{_q(finished)}}}'
+    )
+
+
 def _findings(by_pair: Mapping[tuple[str, str], list], catalog: Mapping[str, Any], run_key: tuple, tool_uuid: str):
     """One finding per control and deployment, made one at a time (a streamed document holds none at once),
     each as the JSON text json's encoder would write for it."""
     severities: dict[str, str] = {}
     for (control, deployment), items in sorted(by_pair.items()):
+        if all(r.get("status") == "not_applicable" for r, _, _ in items):
+            continue  # nothing evaluated: no finding (its observation says why it did not apply)
         state, reason = _state([str(r.get("status", "error")) for r, _, _ in items])
         entry = catalog.get(control)
         title = getattr(entry, "title", None) or items[0][0].get("title") or control

@@ -55,17 +55,24 @@ def test_the_schema_check_catches_a_broken_document(validator):
     assert _errors(validator, broken)
 
 
+def expected_observations(results) -> int:
+    """One per judged result, one per deployment and family for what did not apply."""
+    judged = sum(1 for r in results if r["status"] != "not_applicable")
+    return judged + len({(r["deployment"], r["family"]) for r in results if r["status"] == "not_applicable"})
+
+
 def test_one_observation_per_result_and_one_finding_per_control_and_deployment():
     summary = lab_summary()
     res = _result(build_oscal(summary))
-    assert len(res["observations"]) == len(summary["results"])
-    pairs = {(r["control"], r["deployment"]) for r in summary["results"]}
+    assert any(r["status"] == "not_applicable" for r in summary["results"])
+    assert len(res["observations"]) == expected_observations(summary["results"])
+    pairs = {(r["control"], r["deployment"]) for r in summary["results"] if r["status"] != "not_applicable"}
     assert len(res["findings"]) == len(pairs)
     states = {(f["target"]["target-id"], f["title"].split(" on ")[1]): f["target"]["status"] for f in res["findings"]}
     assert states[("TRITON-MODELCTL-001", "hardened")] == {"state": "satisfied"}
     assert states[("TRITON-MODELCTL-001", "exposed")] == {"state": "not-satisfied", "reason": "fail"}
     assert states[("HOST-UID-001", "exposed")] == {"state": "not-satisfied", "reason": "could-not-evaluate"}
-    assert states[("NIM-METADATA-001", "hardened")] == {"state": "satisfied"}  # not applicable is not a gap
+    assert ("NIM-METADATA-001", "hardened") not in states  # not applicable: nothing evaluated, no finding
     observation_ids = {o["uuid"] for o in res["observations"]}
     for f in res["findings"]:
         assert {o["observation-uuid"] for o in f["related-observations"]} <= observation_ids
@@ -108,3 +115,26 @@ def test_write_oscal(tmp_path, validator):
     path = write_oscal(tmp_path, lab_summary())
     assert path.name == "oscal-assessment-results.json"
     assert _errors(validator, json.loads(path.read_text(encoding="utf-8"))) == []
+
+
+def test_what_did_not_apply_is_one_observation_per_deployment_and_family(validator):
+    na = [result(c, "nim-api", "medium", "hardened", "hardened", "not_applicable", why)
+          for c, why in (("NIM-METADATA-001", "no nim endpoint"), ("NIM-LOGS-001", "no nim endpoint"), ("NIM-OTHER-001", "a NIM only"))]
+    other = result("TRITON-MODELCTL-001", "triton-api", "critical", "hardened", "hardened", "not_applicable", "no triton endpoint")
+    doc = build_oscal(with_results(lab_summary(), [*na, other]))
+    assert _errors(validator, doc) == []
+    res = _result(doc)
+    assert len(res["observations"]) == 2
+    (nim,) = [o for o in res["observations"] if o["title"].startswith("nim-api")]
+    assert nim["title"] == "nim-api: 3 control(s) not applicable to hardened"
+    assert nim["description"] == "NIM-METADATA-001, NIM-LOGS-001: no nim endpoint\nNIM-OTHER-001: a NIM only"
+    assert "findings" not in res  # nothing applied, nothing evaluated: no finding claims a control is satisfied
+
+
+def test_a_control_that_applied_to_some_subjects_relates_its_finding_to_both_observations(validator):
+    na = result("RBAC-X-001", "rbac", "high", "hardened", "Role/a", "not_applicable", "no role bound")
+    passed = result("RBAC-X-001", "rbac", "high", "hardened", "Role/b", "pass", "bound and narrow")
+    doc = build_oscal(with_results(lab_summary(), [na, passed]))
+    assert _errors(validator, doc) == []
+    (finding,) = _result(doc)["findings"]
+    assert finding["target"]["status"] == {"state": "satisfied"} and len(finding["related-observations"]) == 2
