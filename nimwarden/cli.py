@@ -402,45 +402,22 @@ def argv_is_program(args) -> bool:
 
 
 def cmd_audit(args) -> int:
-    from nimwarden.families import load_profile as load_target
-
     if args.target:
         if args.kubeconfig or args.context or args.namespace:
             raise UsageError("--target and --kubeconfig/--context/--namespace exclude each other: a profile names its own cluster")
         target_file = Path(args.target)
-        from nimwarden import runner
+        from nimwarden.k8s import beside
 
-        target = load_target(target_file)
-        in_process = runner.eligible(target, args) is None  # probes nothing: judge in-process, without pytest's machinery
-        if in_process and argv_is_program(args):
-            # A program run that only reads and judges: the cyclic GC would walk every object read (millions for a
-            # repository) again and again, and the run makes few cycles; the process ends when the reports are written.
-            gc.disable()
-        if in_process:  # the manifests are read by a second process while the runner builds its cases
-            from nimwarden.k8s import beside
-
-            suites = suites_dir()
-            args.in_process = True
-            joined = beside.start(target.kubernetes)
-
-            def read() -> tuple[float, str]:  # the runner asks once it needs the objects
-                t1 = time.perf_counter()
-                seconds = joined() if joined is not None else None
-                _read_offline_state(target)  # what the child did not read is read here: one-line error, exit 2
-                if seconds is not None:
-                    return seconds, "manifests read by a second process"
-                return time.perf_counter() - t1, ""
-
-            try:
-                return runner.run(target_file, target, args, suites, STARTED, read)
-            finally:
-                if joined is not None:
-                    joined.cancel()  # the run stopped before it needed the objects (a bad waiver file): stop the child
-        _read_offline_state(target)  # one-line error and exit 2 before pytest starts
-        return _run_pytest(target_file, args)
+        early = beside.start_early(target_file, no_gc=argv_is_program(args))  # reads while the profile loads
+        try:
+            return _audit_profile(target_file, args, early)
+        finally:
+            if early is not None:
+                early.cancel()  # unless adopted: the run stopped before (a bad profile) or runs pytest
     if args.kubeconfig or args.context:
         return _audit_discovered(args)
     from nimwarden import lab
+    from nimwarden.families import load_profile as load_target
 
     directory = lab.lab_dir(args.lab_dir)
     target_file = repo_root() / "targets" / "lab.yaml"
@@ -459,6 +436,43 @@ def cmd_audit(args) -> int:
     finally:
         stopped = lab.down(directory, log=lambda *_: None)
         _say(f"lab stopped ({stopped} process(es))")
+
+
+def _audit_profile(target_file: Path, args, early) -> int:
+    """Audit the profile ``target_file``: in-process where it probes nothing, else through pytest. ``early``: the
+    child reading its manifests since before it was loaded (:func:`nimwarden.k8s.beside.start_early`), or None."""
+    from nimwarden import runner
+    from nimwarden.families import load_profile as load_target
+    from nimwarden.k8s import beside
+
+    target = load_target(target_file)
+    in_process = runner.eligible(target, args) is None  # probes nothing: judge in-process, without pytest's machinery
+    if in_process and argv_is_program(args):
+        # A program run that only reads and judges: the cyclic GC would walk every object read (millions for a
+        # repository) again and again, and the run makes few cycles; the process ends when the reports are written.
+        gc.disable()
+    if in_process:  # the manifests are read by a second process while the runner builds its cases
+        suites = suites_dir()
+        args.in_process = True
+        joined = early.adopt(target.kubernetes) if early is not None else beside.start(target.kubernetes)
+
+        def read() -> tuple[float, str]:  # the runner asks once it needs the objects
+            t1 = time.perf_counter()
+            seconds = joined() if joined is not None else None
+            _read_offline_state(target)  # what the child did not read is read here: one-line error, exit 2
+            if seconds is not None:
+                return seconds, "manifests read by a second process"
+            return time.perf_counter() - t1, ""
+
+        try:
+            return runner.run(target_file, target, args, suites, STARTED, read)
+        finally:
+            if joined is not None:
+                joined.cancel()  # the run stopped before it needed the objects (a bad waiver file): stop the child
+    if early is not None:
+        early.cancel()  # pytest's run reads the manifests itself (in each xdist worker)
+    _read_offline_state(target)  # one-line error and exit 2 before pytest starts
+    return _run_pytest(target_file, args)
 
 
 def _discovered(args, out: Path):
