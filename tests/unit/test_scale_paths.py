@@ -55,6 +55,20 @@ def test_the_fast_yaml_reader_gives_the_safe_loaders_values_on_every_manifest_of
     assert compared > 150
 
 
+def test_a_key_or_short_value_read_twice_is_one_string_and_the_values_stay_the_safe_loaders(monkeypatch):
+    text = "metadata: {name: team-a-model-store, labels: {app.kubernetes.io/instance: team-a-model-store}}\n"
+    first, second = _fast(text)[0], _fast(text.replace("team-a", "team-b").replace("store}}", "store}, x: team-a-model-store}"))[0]
+    assert first == yaml.safe_load(text)
+    key = next(iter(first["metadata"]["labels"]))
+    assert key is next(iter(second["metadata"]["labels"]))  # one str object for the key in both documents
+    assert first["metadata"]["name"] is second["metadata"]["x"]  # and for a short value
+    long = "v" * (yaml_nodes.SHARED_UP_TO + 1)
+    assert _fast(f"a: {long}")[0]["a"] is not _fast(f"b: {long}")[0]["b"]  # a long value is its own
+    monkeypatch.setattr(yaml_nodes, "SHARED_MAX", 0)  # full: nothing more is kept, and values are the same
+    assert _fast("fresh-key-never-seen: fresh-value-never-seen") == [{"fresh-key-never-seen": "fresh-value-never-seen"}]
+    assert "fresh-key-never-seen" not in yaml_nodes._shared
+
+
 @pytest.mark.parametrize("text", [
     "a: &x [1, 2]\nb: *x\nc: !!set {q: null}\nd: 2001-12-14\n<<: {m: 1}\ne: 0x1F\nf: yes\ng: ~\nh: 1.5e3\ni: '0755'\n",
     "&a [*a]\n", "a: &a {b: *a}\n", "- !!binary aGVsbG8=\n- !!omap [{a: 1}]\n",
