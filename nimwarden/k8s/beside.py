@@ -3,16 +3,21 @@
 An offline audit reads its whole tree before it judges anything, on one core, while the machine's other
 core waits: 0.22 s of a 2-second audit of 200 workloads. Nothing the runner does before judging (importing
 the suites, building the cases and asking which apply) needs the objects, so a forked child reads them and
-hands them back, pickled, when the runner first needs them; the parent builds its cases meanwhile. Handing
-objects back costs about a third of reading them, and the runner is done with its cases before the child is
-done reading, so of a manifests tree the child reads the first ``CHILD_SHARE`` of the bytes and the runner the
-rest, then joins the two (the objects of each file are what reading it alone gives; the apply units, the
-"defined twice" checks and the index are made from all of them, in the files' order, as before).
+hands them back, pickled; the parent builds its cases meanwhile.
 
-The command line starts that child before it even loads the profile (:func:`start_early`: the child looks at the
-profile's ``kubernetes:`` as plain YAML), so it reads while the profile loads too, and takes the first
-``EARLY_SHARE``. Its objects are used only where the loaded profile plans the very files, with the same
-namespaces, that it read; otherwise they are dropped and the tree is read here.
+The two read one plan of files from both ends: the child from the first file on, the runner, once its cases
+are built, from the last file back, until they meet (each says in a shared page which file it is at: how far
+the child got depends on the machine and the size, not on a fixed share). The child pickles what it read as it
+goes, into an anonymous file, so that once they meet only its last few files are left to hand back. The objects
+of each file are what reading it alone gives; the apply units, the "defined twice" checks and the index are made
+from all of them, in the files' order, as before. A file both happened to read is the same objects either way,
+and a file neither read (a child that died) is read by the runner: the shared page makes it faster, never
+different.
+
+The command line starts that child before it even loads the profile (:func:`start_early`: the child looks at
+the profile's ``kubernetes:`` as plain YAML), so it reads while the profile loads too. Its objects are used only
+where the loaded profile plans the very files, with the same namespaces, that it read; otherwise they are
+dropped and the tree is read here.
 
 Fail closed and same as before: a child that fails for any reason (a broken manifest included) hands back
 nothing, and the parent reads the source itself, where a broken manifest is the same one-line error
@@ -21,9 +26,11 @@ fork exists, two CPUs are there, and the runner has no threads (the in-process r
 """
 from __future__ import annotations
 
+import mmap
 import os
 import pickle
 import signal
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -34,11 +41,8 @@ from nimwarden.k8s import source as k8s
 # Below this many bytes of manifests, reading them costs about what a second process and handing the objects
 # back cost: the chart corpus (23 files, 0.3 MiB) is read here; 200 rendered workloads are 1 MiB.
 BESIDE_FROM = 1 << 19
-# The child's share of a manifests tree's bytes: the rest is read by the runner once its cases are built (they take
-# about as long as the child takes to read and pickle three quarters of the tree, at 200 workloads and at 2,000).
-CHILD_SHARE = 0.75
-# The share of a child started before the profile is loaded (:func:`start_early`): it reads while the profile loads too.
-EARLY_SHARE = 0.9
+CHUNK = 256 << 10  # the child pickles what it read every this many bytes of manifests
+_NOWHERE = 1 << 62  # the runner's position before it starts reading
 
 
 def _entries(section: Any) -> tuple:
@@ -46,80 +50,129 @@ def _entries(section: Any) -> tuple:
     return tuple(entries()) if callable(entries) else tuple((p, None) for p in section.paths)
 
 
-def _plan(section: Any, share: float = CHILD_SHARE) -> tuple[list, list, int]:
-    """(the files the child reads, the files the runner reads, the bytes of all), each file with its namespace;
-    ([], [], bytes) for a snapshot (read whole by the child); ([], [], 0) where the files cannot be listed (the
-    reading says why, here)."""
-    from nimwarden.errors import UsageError
+class _Plan(dict):
+    """Objects read by file (what :func:`load_manifests` takes as ``read_already``) with the plan they were read by,
+    so that it is not made again (``plan``: :func:`manifest_plan`'s answer)."""
 
-    try:
-        if section.source == "snapshot":
-            return [], [], sum(os.stat(p).st_size for p in section.paths)
-        return _split(_entries(section), share)
-    except (OSError, ValueError, UsageError):
-        return [], [], 0
+    plan: Any = None
 
 
-def _split(entries: Any, share: float) -> tuple[list, list, int]:
-    """(the files of the first ``share`` of the bytes, the rest, the bytes of all), each file with its namespace."""
+def _plan(entries: Any) -> tuple[Any, list, list]:
+    """(manifest_plan's answer, its files with their namespaces, their sizes)."""
     from nimwarden.k8s.manifests import manifest_plan
 
-    _, namespace_of = manifest_plan(entries)
-    sizes = [(f, ns, os.stat(f).st_size) for f, ns in namespace_of.items()]
-    total, upto, cut = sum(n for _, _, n in sizes), 0, len(sizes)
-    for i, (_, _, n) in enumerate(sizes):
-        if upto >= total * share:
-            cut = i
-            break
-        upto += n
-    return [(f, ns) for f, ns, _ in sizes[:cut]], [(f, ns) for f, ns, _ in sizes[cut:]], total
+    plan = manifest_plan(entries)
+    files = list(plan[1].items())
+    return plan, files, [os.stat(f).st_size for f, _ in files]
+
+
+class _Ends:
+    """Where each reader is in the plan, in a page both processes share: [0] the next file the child starts,
+    [1] the last file the runner started (reading back from the end)."""
+
+    def __init__(self) -> None:
+        self.page = mmap.mmap(-1, 16)
+        self.set(0, 0)
+        self.set(1, _NOWHERE)
+
+    def get(self, i: int) -> int:
+        return struct.unpack_from("q", self.page, 8 * i)[0]
+
+    def set(self, i: int, value: int) -> None:
+        struct.pack_into("q", self.page, 8 * i, value)
+
+
+def _scratch() -> int:
+    """An anonymous file the child writes its pickles to (in memory where the system has memfd)."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("nimwarden-beside", getattr(os, "MFD_CLOEXEC", 0))
+    import tempfile
+
+    with tempfile.TemporaryFile() as f:
+        return os.dup(f.fileno())
+
+
+def _fork() -> tuple[int, int, int, _Ends] | None:
+    """(pid, the go pipe's end, the scratch file, the shared ends), or None (nothing was started)."""
+    wanted = os.environ.get("NIMWARDEN_JUDGE_PROCESSES", "")  # 1: never fork; 2: fork whatever the size (the tests)
+    if wanted == "1" or (wanted != "2" and forked.cpus() < 2):
+        return None
+    ends, scratch = _Ends(), _scratch()
+    started = forked.fork_piped(force=wanted == "2")
+    if started is None:
+        os.close(scratch)
+        return None
+    return started[0], started[1], scratch, ends
 
 
 def start(section: Any, timeout_s: float = 10.0) -> _Reading | None:
     """Start reading ``section`` (a profile's ``kubernetes:`` of source manifests or snapshot) in a forked child:
-    the first ``CHILD_SHARE`` of a manifests tree's bytes, a snapshot whole. Returns the reading (see
-    :class:`_Reading`: called, it reads the rest here and keeps the state in this process's cache; its
-    ``cancel()`` stops a child never joined). Returns None, and starts nothing, where the source is not
-    offline, is already read, fork is missing, one CPU is there, the files hold less than ``BESIDE_FROM``
-    bytes, or ``NIMWARDEN_JUDGE_PROCESSES=1`` (one process, always; ``=2`` reads beside whatever the size)."""
+    a manifests tree from its first file on, a snapshot whole. Returns the reading (see :class:`_Reading`: called,
+    it reads from the other end here and keeps the state in this process's cache; its ``cancel()`` stops a child
+    never joined). Returns None, and starts nothing, where the source is not offline, is already read, fork is
+    missing, one CPU is there, the files hold less than ``BESIDE_FROM`` bytes, or
+    ``NIMWARDEN_JUDGE_PROCESSES=1`` (one process, always; ``=2`` reads beside whatever the size)."""
     if section.source not in ("manifests", "snapshot") or k8s.cached(section) is not None:
         return None
-    wanted = os.environ.get("NIMWARDEN_JUDGE_PROCESSES", "")  # 1: never fork; 2: fork whatever the size (the tests)
-    if wanted == "1" or (wanted != "2" and forked.cpus() < 2):
+    from nimwarden.errors import UsageError
+
+    try:
+        plan, files, sizes = _plan(_entries(section)) if section.source == "manifests" else (None, [], [])
+        size = sum(sizes) if section.source == "manifests" else sum(os.stat(p).st_size for p in section.paths)
+    except (OSError, ValueError, UsageError):  # the reading here says why
         return None
-    theirs, mine, size = _plan(section)
-    if (wanted != "2" and size < BESIDE_FROM) or (section.source == "manifests" and not theirs):
+    if (os.environ.get("NIMWARDEN_JUDGE_PROCESSES") != "2" and size < BESIDE_FROM) or (section.source == "manifests" and not files):
         return None
-    started = forked.fork_piped(force=wanted == "2")
+    started = _fork()
     if started is None:
         return None
-    pid, fd = started
-    if pid == 0:  # the child: read, send, leave without the parent's exit handlers
-        _child(fd, lambda: _read(section, theirs, timeout_s))
-    return _Reading(section, pid, fd, mine, timeout_s)
+    pid, go, scratch, ends = started
+    if pid == 0:  # the child: read, hand back, leave without the parent's exit handlers
+        os.close(go)
+        if section.source == "manifests":
+            _front(files, sizes, getattr(section, "default_namespace", None), ends, scratch)
+        _child(scratch, lambda out: out.dump(_snapshot(section, timeout_s)))
+    os.close(go)
+    return _Reading(section, pid, scratch, ends, plan, files, timeout_s)
 
 
-def _read(section: Any, theirs: list, timeout_s: float) -> Any:
-    if section.source == "manifests":  # a broken file raises: the parent reads it again, and says it
-        from nimwarden.k8s.manifests import read_files
-
-        return read_files(theirs, getattr(section, "default_namespace", None))
+def _snapshot(section: Any, timeout_s: float) -> Any:
     read = k8s.cluster_state(section, timeout_s)
     if read.observation is None:  # an error is read again by the parent, which says it
         raise RuntimeError("not read")
     return read
 
 
-def _child(fd: int, reading: Any, plan: Any = None) -> None:
-    """The child's whole life: read, send (plan, what was read, the secrets learnt, seconds) pickled, leave without
-    the parent's exit handlers. Any failure sends nothing: the parent reads the source itself."""
+def _front(files: list, sizes: list, default_namespace: str | None, ends: _Ends, scratch: int, plan: Any = None) -> None:
+    """The child's reading of a manifests plan: from the first file on, until the runner's end; never returns."""
+    from nimwarden.k8s import manifests
+
+    def read(out: pickle.Pickler) -> None:
+        chunk, pending = {}, 0
+        for j, (file, namespace) in enumerate(files):
+            if j >= ends.get(1):
+                break
+            ends.set(0, j + 1)
+            chunk.update(manifests.read_files([(file, namespace)], default_namespace))  # a broken file raises: said by the parent
+            pending += sizes[j]
+            if pending >= CHUNK:
+                out.dump(chunk)
+                chunk, pending = {}, 0
+        out.dump(chunk)
+
+    _child(scratch, read, plan)
+
+
+def _child(scratch: int, reading: Any, plan: Any = None) -> None:
+    """The child's whole life: ``reading(pickler)`` into the scratch file, then (``"end"``, plan, the secrets
+    learnt, seconds); leave without the parent's exit handlers. Any failure exits 1: the parent reads the source."""
     code = 1
     try:
         before, t0 = redact.known(), time.perf_counter()
-        read = reading()
-        data = pickle.dumps((plan, read, sorted(redact.known() - before), time.perf_counter() - t0), protocol=pickle.HIGHEST_PROTOCOL)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
+        with os.fdopen(scratch, "wb") as f:
+            out = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)  # one memo: a string shared by files is written once
+            reading(out)
+            out.dump(("end", plan, sorted(redact.known() - before), time.perf_counter() - t0))
         code = 0
     except BaseException:  # noqa: BLE001 - any failure: the parent reads the source itself
         code = 1
@@ -127,26 +180,23 @@ def _child(fd: int, reading: Any, plan: Any = None) -> None:
 
 
 def start_early(profile: Any, no_gc: bool = False) -> _Early | None:
-    """Start, before the profile is loaded, a child that reads the first ``EARLY_SHARE`` of the manifests the
-    profile names (``kubernetes: {source: manifests, paths: […]}``, read here as plain YAML, paths resolved as the
-    profile's schema resolves them). What it read is used only where the loaded profile plans the same files with
-    the same namespaces (:meth:`_Early.adopt`); a profile it cannot read that simply (a snapshot, a path it does not
+    """Start, before the profile is loaded, a child that reads the manifests the profile names (``kubernetes:
+    {source: manifests, paths: […]}``, read here as plain YAML, paths resolved as the profile's schema resolves
+    them) from the first file on. What it read is used only where the loaded profile plans the same files with the
+    same namespaces (:meth:`_Early.adopt`); a profile it cannot read that simply (a snapshot, a path it does not
     understand) it leaves to :func:`start`, once the profile is loaded. ``no_gc``: the child reads without the
     cyclic collector (as the parent will)."""
     import stat
 
-    wanted = os.environ.get("NIMWARDEN_JUDGE_PROCESSES", "")
-    if wanted == "1" or (wanted != "2" and forked.cpus() < 2):
-        return None
     try:
         if not stat.S_ISREG(os.stat(profile).st_mode):  # a pipe (`--target <(…)`) is read once, by the loader
             return None
     except (OSError, ValueError):
         return None
-    started = forked.fork_piped(force=wanted == "2")
+    started = _fork()
     if started is None:
         return None
-    pid, fd = started
+    pid, go, scratch, ends = started
     if pid == 0:
         if no_gc:
             import gc
@@ -154,17 +204,16 @@ def start_early(profile: Any, no_gc: bool = False) -> _Early | None:
             gc.disable()
         try:
             entries, default_namespace = _peek(profile)
-            theirs, _, size = _split(entries, EARLY_SHARE)
-            go = bool(theirs) and (wanted == "2" or size >= BESIDE_FROM)
+            _, files, sizes = _plan(entries)
+            ok = bool(files) and (os.environ.get("NIMWARDEN_JUDGE_PROCESSES") == "2" or sum(sizes) >= BESIDE_FROM)
         except BaseException:  # noqa: BLE001 - left to start(), once the profile is loaded
-            go = False
-        os.write(fd, b"R" if go else b"N")
-        if not go:
+            ok = False
+        os.write(go, b"R" if ok else b"N")
+        os.close(go)
+        if not ok:
             os._exit(0)
-        from nimwarden.k8s.manifests import read_files
-
-        _child(fd, lambda: read_files(theirs, default_namespace), (theirs, default_namespace))
-    return _Early(pid, fd)
+        _front(files, sizes, default_namespace, ends, scratch, (files, default_namespace))
+    return _Early(pid, go, scratch, ends)
 
 
 def _peek(profile: Any) -> tuple[list, str | None]:
@@ -195,29 +244,37 @@ def _peek(profile: Any) -> tuple[list, str | None]:
 class _Early:
     """A child started before the profile was loaded: :meth:`adopt` once it is, :meth:`cancel` where it never is."""
 
-    def __init__(self, pid: int, fd: int) -> None:
-        self.pid, self.fd, self.done = pid, fd, False
+    def __init__(self, pid: int, go: int, scratch: int, ends: _Ends) -> None:
+        self.pid, self.go, self.scratch, self.ends, self.done = pid, go, scratch, ends, False
 
     def adopt(self, section: Any, timeout_s: float = 10.0) -> _Reading | None:
         """The reading of the loaded profile's ``kubernetes`` section: this child's, when it reads, else
         :func:`start`'s (a child started now)."""
-        answer = os.read(self.fd, 1)  # the child's first byte comes once it has planned: milliseconds after the fork
+        answer = os.read(self.go, 1)  # the child's first byte comes once it has planned: milliseconds after the fork
         if answer != b"R" or section.source != "manifests":
             self.cancel()
             return start(section, timeout_s)
         self.done = True  # the reading's now
-        theirs, mine, _ = _plan(section, EARLY_SHARE)
-        return _Reading(section, self.pid, self.fd, mine, timeout_s, expect=(theirs, getattr(section, "default_namespace", None)))
+        os.close(self.go)
+        from nimwarden.errors import UsageError
+
+        try:
+            plan, files, _ = _plan(_entries(section))
+        except (OSError, ValueError, UsageError):  # the reading here says why; the child's objects are not used
+            plan, files = None, []
+        return _Reading(section, self.pid, self.scratch, self.ends, plan, files, timeout_s,
+                        expect=(files, getattr(section, "default_namespace", None)))
 
     def cancel(self) -> None:
         """Stop the child and reap it, unless it was adopted."""
         if not self.done:
             self.done = True
-            _stop(self.pid, self.fd)
+            os.close(self.go)
+            _stop(self.pid, self.scratch)
 
 
-def _stop(pid: int, fd: int) -> None:
-    os.close(fd)
+def _stop(pid: int, scratch: int) -> None:
+    os.close(scratch)
     try:
         os.kill(pid, signal.SIGKILL)
     except OSError:
@@ -227,47 +284,71 @@ def _stop(pid: int, fd: int) -> None:
 
 class _Reading:
     """The child reading a section: call it once the objects are needed, :meth:`cancel` where they never will be
-    (the run stopped first: the child is not left waiting on a pipe nobody reads)."""
+    (the run stopped first: the child is stopped, not left reading)."""
 
-    def __init__(self, section: Any, pid: int, fd: int, mine: list, timeout_s: float, expect: Any = None) -> None:
-        self.section, self.pid, self.fd, self.mine, self.timeout_s, self.done = section, pid, fd, mine, timeout_s, False
+    def __init__(self, section: Any, pid: int, scratch: int, ends: _Ends, plan: Any, files: list, timeout_s: float,
+                 expect: Any = None) -> None:
+        self.section, self.pid, self.scratch, self.ends, self.timeout_s, self.done = section, pid, scratch, ends, timeout_s, False
+        self.plan, self.files = plan, files
         self.expect = expect  # the plan the child must have read (a child started early), else None
 
     def __call__(self) -> float | None:
-        """Read this process's share, wait for the child's, and keep the state they make as this process's (as
-        :func:`k8s.cluster_state` would have); return the seconds the reading took in both, or None (the child
-        handed back nothing: the next :func:`k8s.cluster_state` reads the source here). A broken file of this
-        process's share is the one-line error it always was."""
+        """Read from the last file back until the child's end, wait for the child, and keep the state made of both
+        as this process's (as :func:`k8s.cluster_state` would have); return the seconds the reading took in both,
+        or None (the child handed back nothing: the next :func:`k8s.cluster_state` reads the source here). A broken
+        file read here is the one-line error it always was."""
         from nimwarden.k8s.manifests import read_files
 
         t0 = time.perf_counter()
+        mine = _Plan()
         try:
-            mine = read_files(self.mine, getattr(self.section, "default_namespace", None)) if self.mine else {}
+            for i in range(len(self.files) - 1, -1, -1):
+                if i < self.ends.get(0):
+                    break
+                self.ends.set(1, i)
+                mine.update(read_files([self.files[i]], getattr(self.section, "default_namespace", None)))
         except BaseException:
             self.cancel()
             raise
         own = time.perf_counter() - t0
         self.done = True
-        with os.fdopen(self.fd, "rb") as pipe:
-            try:
-                plan, read, learnt, seconds = pickle.load(pipe)
-            except Exception:  # noqa: BLE001 - nothing (or nothing whole) came back: read here
-                plan = read = None
         _, status = os.waitpid(self.pid, 0)
-        if read is None or status != 0 or plan != self.expect:  # or an early child that read other files than planned
+        read, end = _handed_back(self.scratch) if status == 0 else (None, None)
+        if read is None or end is None or end[1] != self.expect:  # or an early child that read other files than planned
             return None
-        for secret in learnt:
+        for secret in end[2]:
             redact.register(secret)
         if self.section.source != "manifests":
-            k8s.cached(self.section, keep=read)
-            return seconds
+            k8s.cached(self.section, keep=read[0])
+            return end[3]
         t1 = time.perf_counter()
-        k8s.cluster_state(self.section, self.timeout_s, read_already={**read, **mine})  # the units, checks and index
-        return seconds + own + time.perf_counter() - t1
+        both = _Plan()
+        for chunk in read:
+            both.update(chunk)
+        both.update(mine)
+        both.plan = self.plan
+        k8s.cluster_state(self.section, self.timeout_s, read_already=both)  # the units, checks and index; the rest
+        return end[3] + own + time.perf_counter() - t1
 
     def cancel(self) -> None:
         """Stop the child and reap it, unless it was joined."""
         if self.done:
             return
         self.done = True
-        _stop(self.pid, self.fd)
+        _stop(self.pid, self.scratch)
+
+
+def _handed_back(scratch: int) -> tuple[list | None, tuple | None]:
+    """(the pickles the child wrote, in order, its closing record) from the scratch file, which is closed."""
+    items: list = []
+    try:
+        with os.fdopen(scratch, "rb") as f:
+            f.seek(0)
+            loading = pickle.Unpickler(f)
+            while True:
+                item = loading.load()
+                if isinstance(item, tuple) and item and item[0] == "end":
+                    return items, item
+                items.append(item)
+    except Exception:  # noqa: BLE001 - nothing (or nothing whole) came back: read here
+        return None, None

@@ -279,7 +279,7 @@ def load_manifests(paths: Iterable[Any], default_namespace: str | None = None,
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _load(_entries(paths), default_namespace, read_already or {})
+        return _load(_entries(paths), default_namespace, read_already if read_already is not None else {})
     finally:
         if paused:
             gc.enable()
@@ -307,7 +307,8 @@ def read_files(files: Iterable[tuple[Path, str | None]], default_namespace: str 
 
 def _load(entries: list[tuple[Path, str | None]], default_namespace: str | None,
           read_already: Mapping[Path, list[K8sObject]]) -> ClusterState:
-    per_entry, namespace_of = manifest_plan(entries)
+    # the plan the objects were read by, where the reader says (nimwarden.k8s.beside): the same entries, not walked again
+    per_entry, namespace_of = getattr(read_already, "plan", None) or manifest_plan(entries)
     if not namespace_of:
         raise ConfigError(", ".join(str(p) for p, _ in entries) or "(none)", "", "no manifest files found")
     by_file: dict[Path, list[K8sObject]] = {}

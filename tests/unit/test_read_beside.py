@@ -42,6 +42,13 @@ def fresh(monkeypatch):
     k8s.clear_cache()
 
 
+def child_reads_first() -> None:
+    """Give the child the time to read a few files before this process reads from the other end."""
+    import time
+
+    time.sleep(0.3)
+
+
 def tree(tmp_path, n=3):
     for i in range(n):
         (tmp_path / f"pod-{i}.yaml").write_text(POD.format(name=f"pod-{i}"), encoding="utf-8")
@@ -52,7 +59,7 @@ def test_the_child_reads_what_this_process_would_have(tmp_path):
     section = tree(tmp_path, 8)
     join = beside.start(section)
     assert join is not None
-    assert [f.name for f, _ in join.mine] == ["pod-6.yaml", "pod-7.yaml"]  # the last quarter is read here
+    assert [f.name for f, _ in join.files] == [f"pod-{i}.yaml" for i in range(8)]  # one plan, read from both ends
     seconds = join()
     assert isinstance(seconds, float) and seconds >= 0
     got = k8s.cached(section)
@@ -90,17 +97,59 @@ def test_a_broken_manifest_is_left_to_this_process_which_says_it(tmp_path):
     (tmp_path / "broken.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n", encoding="utf-8")
     join = beside.start(section)
     assert join is not None
+    child_reads_first()  # the first file, the broken one, is the child's
     assert join() is None and k8s.cached(section) is None  # nothing handed back, nothing kept
     with pytest.raises(ConfigError) as err:
         k8s.cluster_state(section)  # read here: the one-line error of a broken file, as before
     assert "broken.yaml" in str(err.value)
 
 
-def test_a_broken_file_of_this_process_share_is_the_same_one_line_error(tmp_path):
+def slow_child(monkeypatch, log=None, seconds=0.05):
+    """The child reads each file slowly (and says which, in ``log``), so that this process reads some of them."""
+    import time
+
+    from nimwarden.k8s import manifests
+
+    parent, real = os.getpid(), manifests.read_files
+
+    def reading(files, default_namespace):
+        if log is not None:
+            with open(log, "a") as f:
+                f.writelines(f"{'child' if os.getpid() != parent else 'here'} {file.name}\n" for file, _ in files)
+        if os.getpid() != parent:
+            time.sleep(seconds)
+        return real(files, default_namespace)
+
+    monkeypatch.setattr(manifests, "read_files", reading)
+
+
+def test_the_child_and_this_process_read_from_both_ends_until_they_meet(tmp_path, monkeypatch):
+    (tmp_path / "m").mkdir()
+    section = tree(tmp_path / "m", 30)
+    slow_child(monkeypatch, tmp_path / "log")
+    join = beside.start(section)
+    assert join is not None
+    child_reads_first()
+    assert join() is not None
+    who = [line.split() for line in (tmp_path / "log").read_text().splitlines()]
+    child = [name for by, name in who if by == "child"]
+    here = [name for by, name in who if by == "here"]
+    order = [f.name for f, _ in join.files]
+    assert child and here  # both read
+    assert child == order[:len(child)]  # the child from the first file on
+    assert here == order[::-1][:len(here)]  # this process from the last file back
+    assert set(child) | set(here) == set(order) and len(set(child) & set(here)) <= 1  # they met: every file, once (or one twice)
+    got = k8s.cached(section).observation
+    k8s.clear_cache()
+    assert [o.ref for o in got.objects] == [o.ref for o in k8s.cluster_state(section).observation.objects]
+
+
+def test_a_broken_file_of_this_process_share_is_the_same_one_line_error(tmp_path, monkeypatch):
     section = tree(tmp_path, 6)
     (tmp_path / "zz-broken.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n", encoding="utf-8")
+    slow_child(monkeypatch, seconds=0.5)  # the last file, read here first, is the broken one
     join = beside.start(section)
-    assert join is not None and "zz-broken.yaml" in [f.name for f, _ in join.mine] and join.mine != []
+    assert join is not None and join.files[-1][0].name == "zz-broken.yaml"
     with pytest.raises(ConfigError) as err:
         join()
     assert "zz-broken.yaml" in str(err.value) and "\n" not in str(err.value)
@@ -123,7 +172,9 @@ def test_a_child_that_dies_leaves_the_reading_to_this_process(tmp_path, monkeypa
 
     monkeypatch.setattr(manifests, "read_files", dying)
     join = beside.start(section)
-    assert join is not None and join() is None and k8s.cached(section) is None
+    assert join is not None
+    child_reads_first()
+    assert join() is None and k8s.cached(section) is None
 
 
 def test_a_secret_the_child_learnt_is_known_here(tmp_path, monkeypatch):
@@ -142,6 +193,7 @@ def test_a_secret_the_child_learnt_is_known_here(tmp_path, monkeypatch):
     monkeypatch.setattr(manifests, "read_files", learning)
     join = beside.start(section)
     assert secret not in redact.known()
+    child_reads_first()
     assert join is not None and join() is not None
     assert secret in redact.known() and secret not in redact.redact_text(f"value={secret}")
 
@@ -246,7 +298,7 @@ def test_a_snapshot_is_read_whole_by_the_child(tmp_path):
     snap.write_text(json.dumps(state_to_document(load_manifests([tmp_path / "m"]))), encoding="utf-8")
     section = Section("snapshot", (str(snap),))
     join = beside.start(section)
-    assert join is not None and join.mine == []  # nothing of a snapshot is read here
+    assert join is not None and join.files == []  # nothing of a snapshot is read here
     assert join() is not None
     got = k8s.cached(section)
     k8s.clear_cache()

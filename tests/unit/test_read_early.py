@@ -46,7 +46,7 @@ def test_the_early_child_reads_what_the_loaded_profile_plans(tmp_path):
     section = load_profile(profile).kubernetes
     reading = early.adopt(section)
     assert reading is not None and reading.expect is not None  # the early child's reading, not a new child's
-    assert [f.name for f, _ in reading.mine] == ["pod-1.yaml"]  # the last tenth of the bytes is read here
+    assert [(f.parent.name, f.name, ns) for f, ns in reading.files][-2:] == [("n", "pod-0.yaml", "team-n"), ("n", "pod-1.yaml", "team-n")]
     assert reading() is not None
     got = k8s.cached(section)
     k8s.clear_cache()
