@@ -85,10 +85,11 @@ def _expand(rel: str, name: str, fn: Any, marks: list, module_marks: list, wants
     for m in reversed([m for m in marks if m.name == "parametrize"]):  # pytest applies the innermost mark first
         argname, values = m.args[0], m.args[1]
         axes.append([(argname, v, str(v)) for v in values])
+    entry, test = catalog.get(control), f"{rel}::{name}"
     for combo in itertools.product(*axes) if axes else [()]:
         params = {k: v for k, v, _ in combo}
         ids = "-".join(i for _, _, i in combo)
-        yield f"{rel}::{name}" + (f"[{ids}]" if ids else ""), fn, catalog.get(control), params
+        yield test + (f"[{ids}]" if ids else ""), fn, entry, params
 
 
 def _cases(module: Any, target: Target):
@@ -197,14 +198,19 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, read: Ca
 
     reasons: dict = {}
 
-    def reason_of(control, params):  # asked once per case (and once more for a suite read from its source)
+    def reason_of(control, params):  # asked two or three times per case (once more for a suite read from its source)
         dep = params.get("deployment")
-        others = {k: v for k, v in params.items() if k != "deployment"}
-        key = (control.id, dep.name if dep is not None else None, repr(sorted(others.items())))
-        if key not in reasons:
-            reasons[key] = families.not_applicable_reason(control.family, control.id,
-                                                          families.Applicability(target, dep, others, switches))
-        return reasons[key]
+        if len(params) == (dep is not None):  # nothing but the deployment (most cases): the key made without the others
+            key = (control.id, dep.name if dep is not None else None)
+        else:
+            key = (control.id, dep.name if dep is not None else None,
+                   repr(sorted((k, v) for k, v in params.items() if k != "deployment")))
+        reason = reasons.get(key, reasons)
+        if reason is reasons:
+            others = {k: v for k, v in params.items() if k != "deployment"}
+            reason = reasons[key] = families.not_applicable_reason(control.family, control.id,
+                                                                   families.Applicability(target, dep, others, switches))
+        return reason
 
     cases = _suite_cases(suites, target, reason_of)
     say = _progress(len(cases))
