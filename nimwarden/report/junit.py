@@ -17,15 +17,31 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape as _escape
+from xml.sax.saxutils import quoteattr as _quoteattr
 
 ALLURE_SEVERITY = {"critical": "blocker", "high": "critical", "medium": "normal", "low": "minor", "info": "trivial"}
 ALLURE_STATUS = {"pass": "passed", "fail": "failed", "error": "broken", "skip": "skipped", "not_applicable": "skipped", "waived": "skipped"}
+
+
+_ATTR_SPECIAL = re.compile("[&<>\"\n\r\t]")
+_TEXT_SPECIAL = re.compile("[&<>]")
+
+
+def quoteattr(value: str) -> str:
+    """``xml.sax.saxutils.quoteattr``; most values hold nothing to escape, and a search finds that in C."""
+    return f'"{value}"' if _ATTR_SPECIAL.search(value) is None else _quoteattr(value)
+
+
+def escape(value: str) -> str:
+    """``xml.sax.saxutils.escape``, with the same shortcut."""
+    return value if _TEXT_SPECIAL.search(value) is None else _escape(value)
 
 
 def _case(r: Mapping[str, Any]) -> str:
