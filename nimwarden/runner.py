@@ -33,7 +33,7 @@ from typing import Any
 
 from nimwarden import catalog, families, forked, redact
 from nimwarden.k8s import source as k8s_source
-from nimwarden.outcome import Outcome, not_applicable
+from nimwarden.outcome import Outcome
 from nimwarden.report.record import make_result
 from nimwarden.target import Target
 
@@ -232,23 +232,22 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, read: Ca
 
     def judge_case(nodeid, fn, control, params) -> dict:
         t0 = time.perf_counter()
+        reason = reason_of(control, params)
+        if reason:  # what not_applicable(reason) recorded would make: no subject, severity or evidence of its own
+            return make_result(control, params, None, ("not_applicable", reason), time.perf_counter() - t0, nodeid)
         verdict = _Verdict()
         deployment = params.get("deployment")
         others = {k: v for k, v in params.items() if k != "deployment"}
-        reason = reason_of(control, params)
         unrecorded = None
-        if reason:
-            verdict(not_applicable(reason))
-        else:
-            fixtures = {"target": target, "deployment": deployment, "verdict": verdict, "probes": probes, "run_switches": switches}
-            wanted = signatures.get(fn)
-            if wanted is None:
-                wanted = signatures[fn] = inspect.signature(fn).parameters
-            kwargs = {k: v for k, v in {**fixtures, **others}.items() if k in wanted}
-            try:
-                fn(**kwargs)
-            except Exception as exc:  # noqa: BLE001 - a harness error is an error result, never a pass
-                unrecorded = ("error", f"harness error during call: {type(exc).__name__}: {str(exc)[:480]}")
+        fixtures = {"target": target, "deployment": deployment, "verdict": verdict, "probes": probes, "run_switches": switches}
+        wanted = signatures.get(fn)
+        if wanted is None:
+            wanted = signatures[fn] = inspect.signature(fn).parameters
+        kwargs = {k: v for k, v in {**fixtures, **others}.items() if k in wanted}
+        try:
+            fn(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - a harness error is an error result, never a pass
+            unrecorded = ("error", f"harness error during call: {type(exc).__name__}: {str(exc)[:480]}")
         if verdict.recorded is None and unrecorded is None:
             unrecorded = ("error", "the test finished without recording a verdict (fail closed)")
         recorded = verdict.recorded if unrecorded is None else None
