@@ -270,7 +270,7 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, read: Ca
     timings = {"runner": f"in-process (no probes to run; {read_by + '; ' if read_by else ''}judged by {judged_by})", "startup_s": round(t_read - started_clock, 3),
                "parse_s": round(parse_s, 3), "parse_wait_s": round(t_judge - t_read, 3), "judge_s": round(t_reports - t_judge, 3)}
     redacted_at = secrets_known if redact.generation() == secrets_known else None
-    status, lines = finish_run(record, results, timings=timings, extra_writers=(_write_junit_and_allure,), redacted_at=redacted_at,
+    status, lines = finish_run(record, results, timings=timings, extra_writers=(_write_allure, _write_junit), redacted_at=redacted_at,
                                spread=True)
     print(f"{len(results)} controls judged in-process: " + ", ".join(f"{n} {s}" for s, n in sorted(_totals(results).items())))
     for line in lines:
@@ -360,8 +360,13 @@ def _totals(results: list[dict]) -> dict[str, int]:
     return out
 
 
-def _write_junit_and_allure(run_dir: Path, summary: dict) -> None:
-    from nimwarden.report.junit import write_allure_results, write_junit
+def _write_allure(run_dir: Path, summary: dict) -> None:
+    from nimwarden.report.junit import write_allure_results
+
+    write_allure_results(run_dir, summary)
+
+
+def _write_junit(run_dir: Path, summary: dict) -> None:
+    from nimwarden.report.junit import write_junit
 
     write_junit(run_dir, summary)
-    write_allure_results(run_dir, summary)

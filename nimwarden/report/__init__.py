@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from nimwarden.report import baseline, gating
-from nimwarden.report.summary import build_summary, finish_summary, point_latest, utc_now, write_results
+from nimwarden.report.summary import (
+    build_summary,
+    finish_summary,
+    point_latest,
+    results_path,
+    utc_now,
+    write_results,
+)
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,14 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str,
         results_redacted=fresh(),
     )
     # what pytest's plugins would have written (junit.xml, allure-results/: many small files, the disk's time more
-    # than ours) needs only the results as they are now: started first, beside everything below
-    early = _beside(extra_writers, run.run_dir, summary) if run.run_dir is not None else None
+    # than ours) needs only the results as they are now: started first, beside everything below. Spread, the
+    # writers beside are two processes: the first extra writer (allure-results/) and OSCAL, which need no
+    # fingerprint, from now; SARIF, which does, and the other extra writers once the baseline is attached (the
+    # three processes then finish about together, report.html and summary.json being this one's)
+    extra = tuple(extra_writers)
+    first, later = ((_group(*extra[:1], _write_oscal),), (_group(_write_sarif, *extra[1:], _results_writer(fresh())),)) \
+        if spread else (extra, ())
+    early = _beside(first, run.run_dir, summary) if run.run_dir is not None else None
     previous = _attach_baseline(run, summary)
     inventory = kubernetes_inventory(run.target)
     if inventory:
@@ -94,7 +107,7 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str,
     if timings is not None:
         summary["timings"] = dict(timings)
     if run.run_dir is not None:
-        machine = _beside((_write_sarif_and_oscal,) if spread else (), run.run_dir, summary)
+        machine = _beside(later, run.run_dir, summary)
 
         def join() -> None:  # every writer beside is done before summary.json
             for beside in (early, machine):
@@ -102,7 +115,8 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str,
                     beside()
 
         write_all(run.run_dir, summary, run.reports_dir, started_clock=t0 if timings is not None else None, before_summary=join,
-                  results_redacted=fresh(), formats=() if spread else ("sarif", "oscal"), previous=previous)
+                  results_redacted=fresh(), formats=() if spread else ("sarif", "oscal"), previous=previous,
+                  results_body=results_path(run.run_dir) if later else None)
         point_latest(run.reports_dir, run.run_dir)
         if timings is not None:  # the caller prints them: reports_s is known now
             timings.update(summary.get("timings") or {})
@@ -198,17 +212,35 @@ def kubernetes_inventory(target: Any) -> dict[str, Any] | None:
     return k8s.inventory(read.observation)
 
 
-def _write_sarif_and_oscal(run_dir: Path, summary: dict[str, Any]) -> None:
-    from nimwarden.report.oscal import write_oscal
+def _results_writer(redacted: bool) -> Any:
+    """The results' part of summary.json (:func:`write_results`), as a writer beside."""
+    return lambda run_dir, summary: write_results(run_dir, summary, redacted)
+
+
+def _group(*writers: Any) -> Any:
+    """One writer: ``writers``, in turn (one process beside)."""
+    def write(run_dir: Path, summary: dict[str, Any]) -> None:
+        for w in writers:
+            w(run_dir, summary)
+
+    return write
+
+
+def _write_sarif(run_dir: Path, summary: dict[str, Any]) -> None:
     from nimwarden.report.sarif import write_sarif
 
     write_sarif(run_dir, summary)
+
+
+def _write_oscal(run_dir: Path, summary: dict[str, Any]) -> None:
+    from nimwarden.report.oscal import write_oscal
+
     write_oscal(run_dir, summary)
 
 
 def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None = None,
               started_clock: float | None = None, before_summary: Any = None, results_redacted: bool = False,
-              formats: Sequence[str] = ("sarif", "oscal"), previous: Any = ("", None)) -> list[Path]:
+              formats: Sequence[str] = ("sarif", "oscal"), previous: Any = ("", None), results_body: Path | None = None) -> list[Path]:
     """report.html (with trend), the machine formats that exist, and summary.json last (with
     ``timings.reports_s`` measured from ``started_clock`` when given). ``previous``: the previous
     comparable run as :func:`trends.previous_run` found it already (default ``trends.NOT_LOOKED``: looked for here)."""
@@ -239,7 +271,7 @@ def write_all(run_dir: Path, summary: dict[str, Any], reports_dir: Path | None =
             written.append(writer(run_dir, summary))
     # the results' lines of summary.json (its slow part) while the writers beside finish; the rest, timings
     # included, once they have
-    body = write_results(run_dir, summary, results_redacted)
+    body = results_body if results_body is not None else write_results(run_dir, summary, results_redacted)
     if before_summary is not None:
         before_summary()
     if started_clock is not None and isinstance(summary.get("timings"), dict):

@@ -82,6 +82,8 @@ def write_allure_results(run_dir: Path, summary: Mapping[str, Any]) -> Path:
     result's index added to its last group: unique, and as random across runs."""
     out = Path(run_dir) / "allure-results"
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*-result.json"):  # an earlier attempt in this run folder (a writer beside that died): not twice
+        stale.unlink()
     encode = json.JSONEncoder(default=str).encode
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     first = str(uuid.uuid4())

@@ -148,6 +148,11 @@ def write_summary(run_dir: Path, summary: Mapping[str, Any], results_redacted: b
     return finish_summary(run_dir, summary, write_results(run_dir, summary, results_redacted))
 
 
+def results_path(run_dir: Path) -> Path:
+    """Where :func:`write_results` writes the results' part of summary.json."""
+    return Path(run_dir) / ".summary-results.tmp"
+
+
 def write_results(run_dir: Path, summary: Mapping[str, Any], results_redacted: bool = False) -> Path | None:
     """The results' part of summary.json, to a file beside it, for :func:`finish_summary`: the slow part of
     the summary, written while the other writers finish and before the rest of it (its timings) is known.
@@ -158,7 +163,7 @@ def write_results(run_dir: Path, summary: Mapping[str, Any], results_redacted: b
         return None
     if not results_redacted:
         results = redact(results)
-    body = Path(run_dir) / ".summary-results.tmp"
+    body = results_path(run_dir)
     encode = json.JSONEncoder(default=str).encode
     with open(body, "w", encoding="utf-8") as out:
         for i, r in enumerate(results):

@@ -103,3 +103,45 @@ def test_nothing_is_forked_while_another_thread_runs(monkeypatch, tmp_path):
     finally:
         stop.set()
         other.join()
+
+
+def test_a_report_writer_that_dies_beside_leaves_its_files_to_be_written_here(tmp_path, monkeypatch, capsys):
+    """Every writer beside (allure-results/ and OSCAL from the results as judged; SARIF, junit.xml and the results'
+    part of summary.json once the baseline is attached) may die: its files are written by the audit's own process,
+    once each, and the run is the run a healthy one writes."""
+    import json
+
+    from nimwarden import cli
+    from nimwarden.report import junit, oscal, sarif, summary
+    from tests import corpus
+
+    monkeypatch.setenv("NIMWARDEN_JUDGE_PROCESSES", "2")  # every fork, whatever the size
+    profile = corpus.one_pod_profile(tmp_path)
+
+    def audit(reports):
+        assert cli.main(["audit", "--target", str(profile), "--reports-dir", str(reports)]) == 3  # one error: a NIM image unknown
+        (run,) = [p for p in reports.iterdir() if p.name != "latest"]
+        return run
+
+    healthy = audit(tmp_path / "healthy")
+    parent = os.getpid()
+
+    def dying(real):
+        def write(*args, **kwargs):
+            out = real(*args, **kwargs)  # written whole (allure-results/: every file), then the child dies
+            if os.getpid() != parent:
+                os._exit(3)
+            return out
+        return write
+
+    for module, name in ((junit, "write_allure_results"), (oscal, "write_oscal"), (sarif, "write_sarif"),
+                         (junit, "write_junit"), (summary, "write_results")):
+        monkeypatch.setattr(module, name, dying(getattr(module, name)))
+    run = audit(tmp_path / "dying")
+    capsys.readouterr()
+    names = sorted(p.name for p in run.iterdir())
+    assert names == sorted(p.name for p in healthy.iterdir())  # every file, and no leftover
+    assert len(list((run / "allure-results").iterdir())) == len(list((healthy / "allure-results").iterdir()))  # once each
+    strip = lambda s: [{k: v for k, v in r.items() if k != "duration_s"} for r in s["results"]]  # noqa: E731
+    assert strip(json.loads((run / "summary.json").read_text())) == strip(json.loads((healthy / "summary.json").read_text()))
+    assert json.loads((run / "oscal-assessment-results.json").read_text())["assessment-results"]["results"][0]["findings"]
