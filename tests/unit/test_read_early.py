@@ -4,7 +4,6 @@ only where the loaded profile plans the very files it read, left to the usual re
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import pytest
 import yaml
@@ -12,17 +11,9 @@ import yaml
 from nimwarden.families import load_profile
 from nimwarden.k8s import beside
 from nimwarden.k8s import source as k8s
-from tests.unit.test_read_beside import tree
+from tests.unit.test_read_beside import Section, fresh, tree  # noqa: F401 - fresh: the autouse fixture, here too
 
 NO_CHILD = pytest.raises(ChildProcessError)  # os.waitpid of a pid already reaped
-
-
-@pytest.fixture(autouse=True)
-def fresh(monkeypatch):
-    k8s.clear_cache()
-    monkeypatch.setenv("NIMWARDEN_JUDGE_PROCESSES", "2")  # fork whatever the size
-    yield
-    k8s.clear_cache()
 
 
 def profile_of(tmp_path, kubernetes: dict) -> os.PathLike:
@@ -56,16 +47,6 @@ def test_the_early_child_reads_what_the_loaded_profile_plans(tmp_path):
     early.cancel()  # adopted: a no-op
     with NO_CHILD:
         os.waitpid(reading.pid, os.WNOHANG)
-
-
-@dataclass(frozen=True)
-class Section:
-    source: str
-    paths: tuple
-    default_namespace: str | None = None
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespaces: tuple = ()
 
 
 def test_what_an_early_child_read_for_other_files_is_not_used(tmp_path):
