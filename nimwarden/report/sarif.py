@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
@@ -226,6 +226,13 @@ def _notifications(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def build_sarif(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    doc, results = _document(summary, catalog)
+    doc["runs"][0]["results"] = list(results)
+    return doc
+
+
+def _document(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], Iterator]:
+    """(the SARIF document, its run's results left out; the results, made one at a time as they are iterated)."""
     catalog = _catalog() if catalog is None else catalog
     target = str(summary.get("target", "target"))
     results = list(summary.get("results") or [])
@@ -273,18 +280,38 @@ def build_sarif(summary: Mapping[str, Any], catalog: Mapping[str, Any] | None = 
                 },
                 "automationDetails": {"id": f"nimwarden/{target}/{summary.get('started_at', '')}"},
                 "invocations": [invocation],
-                "results": [
-                    _result(one, rule_index, target, profile_uri(summary))
-                    for r in results if r.get("status") in REPORTED for one in _per_location(r)
-                ] + [_absent(a, rule_index, target, profile_uri(summary)) for a in absent],
+                "results": None,
                 "properties": {"target": target, "totals": summary.get("totals") or {}},
             }
         ],
-    }
+    }, _results(results, absent, rule_index, target, profile_uri(summary))
+
+
+def _results(results: list, absent: list, rule_index: dict, target: str, uri: Any) -> Iterator:
+    for r in results:
+        if r.get("status") in REPORTED:
+            for one in _per_location(r):
+                yield _result(one, rule_index, target, uri)
+    for a in absent:
+        yield _absent(a, rule_index, target, uri)
+
+
+_HOLE = "\x00nimwarden-sarif-results\x00"  # where the results go in the document's text
 
 
 def write_sarif(run_dir: str | Path, summary: Mapping[str, Any]) -> Path:
+    """One line, through json's C encoder (code-scanning tools read it; indenting it in Python is slow): the text of
+    ``json.dumps(build_sarif(summary), separators=(",", ":"), default=str)``, its results made and written one at a
+    time (a repository audit reports tens of thousands: their dicts and the whole text at once were most of this
+    writer's memory)."""
     path = Path(run_dir) / "report.sarif"
-    # one line, through json's C encoder (code-scanning tools read it; indenting it in Python is slow)
-    path.write_text(json.dumps(build_sarif(summary), separators=(",", ":"), default=str) + "\n", encoding="utf-8")
+    doc, results = _document(summary)
+    doc["runs"][0]["results"] = _HOLE
+    encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+    head, tail = encode(doc).split(encode(_HOLE), 1)
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(head + "[")
+        for i, item in enumerate(results):
+            out.write(("," if i else "") + encode(item))
+        out.write("]" + tail + "\n")
     return path

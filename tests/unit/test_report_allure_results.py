@@ -52,3 +52,11 @@ def test_each_judged_result_has_its_file_and_what_did_not_apply_one_per_deployme
 def test_junit_still_holds_every_result(tmp_path):
     text = write_junit(tmp_path, _summary()).read_text(encoding="utf-8")
     assert 'tests="6"' in text and 'skipped="4"' in text and text.count("<testcase ") == 6
+
+
+def test_junit_written_in_parts_holds_every_result_once_in_order(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    many = {"results": [dict(r, nodeid=f"suites/test_x.py::test_{i}[d]") for i in range(2503) for r in _summary()["results"][:1]]}
+    cases = ET.parse(write_junit(tmp_path, many)).getroot().iter("testcase")
+    assert [c.get("name") for c in cases] == [f"test_{i}[d]" for i in range(2503)]

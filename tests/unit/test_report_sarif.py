@@ -119,6 +119,16 @@ def test_write_sarif(tmp_path, validator):
     assert _errors(validator, json.loads(path.read_text(encoding="utf-8"))) == []
 
 
+def test_the_file_written_a_result_at_a_time_is_the_documents_text(tmp_path):
+    summary = lab_summary()
+    summary["baseline"] = {"absent": [dict(summary["results"][0], status="fail", fingerprint="f" * 32)]}
+    text = write_sarif(tmp_path, summary).read_text(encoding="utf-8")
+    doc = build_sarif(summary)
+    assert len(doc["runs"][0]["results"]) > 2  # failures, errors and one absent finding
+    assert text == json.dumps(doc, separators=(",", ":"), default=str) + "\n"
+    assert text.count("\n") == 1
+
+
 def test_results_without_a_manifest_point_at_the_target_profile(validator):
     summary = lab_summary()
     summary["run"]["target_file"] = "/srv/checkout/targets/staging/lab.yaml"
