@@ -260,13 +260,15 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, read: Ca
         close = getattr(made_probe, "close", None)
         if callable(close):
             close()
+    made.clear()
+    inventory = _release(target)
     t_reports = time.perf_counter()
     say(f"judged in {t_reports - t_judge:.1f} s ({judged_by}); writing the reports …")
     reports_dir = Path(args.reports_dir).resolve()
     run_dir = new_run_dir(reports_dir, started)
     record = RunRecord(target=target, started=started, options=["--intrusive=no"], fail_on=None, waivers=waivers, run_dir=run_dir,
                        reports_dir=reports_dir, collected=collected, interrupted=False, stopped_early=False, pytest_exit=0,
-                       data=families.data_stamps(target))
+                       data=families.data_stamps(target), kubernetes=inventory)
     timings = {"runner": f"in-process (no probes to run; {read_by + '; ' if read_by else ''}judged by {judged_by})", "startup_s": round(t_read - started_clock, 3),
                "parse_s": round(parse_s, 3), "parse_wait_s": round(t_judge - t_read, 3), "judge_s": round(t_reports - t_judge, 3)}
     redacted_at = secrets_known if redact.generation() == secrets_known else None
@@ -295,6 +297,18 @@ def _progress(cases: int) -> Callable[[str], None]:
         print(f"nimwarden: {message}", flush=True)
 
     return say
+
+
+def _release(target: Target) -> dict | None:
+    """What the Kubernetes source held (the report's inventory), then the objects read let go: once everything is
+    judged nothing else needs them, and the reports need the memory (:meth:`ClusterState.forget`)."""
+    read = k8s_source.cached(target.kubernetes)
+    if read is None or read.observation is None:
+        return None
+    inventory = k8s_source.inventory(read.observation)
+    read.observation.forget()
+    k8s_source.clear_cache()
+    return inventory
 
 
 def _objects(target: Target) -> str:

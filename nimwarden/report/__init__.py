@@ -44,6 +44,7 @@ class RunRecord:
     data: dict[str, dict[str, Any]] | None = None  # the families' dated data (families.data_stamps)
     fail_on_new: bool = False  # only findings absent from the baseline gate (nimwarden.report.baseline)
     baseline: str | None = None  # a summary.json to compare with; default: the previous comparable run
+    kubernetes: dict[str, Any] | None = None  # the inventory of the Kubernetes source, where the runner let its state go
 
 
 def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str, Any] | None = None,
@@ -90,7 +91,7 @@ def finish_run(run: RunRecord, results: list[dict[str, Any]], timings: dict[str,
         if spread else (extra, ())
     early = _beside(first, run.run_dir, summary) if run.run_dir is not None else None
     previous = _attach_baseline(run, summary)
-    inventory = kubernetes_inventory(run.target)
+    inventory = run.kubernetes if run.kubernetes is not None else kubernetes_inventory(run.target)
     if inventory:
         summary["kubernetes"] = inventory
     verdicts = {v.name: v for v in gating.deployment_verdicts(summary, run.fail_on)}
