@@ -302,10 +302,12 @@ def _progress(cases: int) -> Callable[[str], None]:
 def _release(target: Target) -> dict | None:
     """What the Kubernetes source held (the report's inventory), then the objects read let go: once everything is
     judged nothing else needs them, and the reports need the memory (:meth:`ClusterState.forget`)."""
+    from nimwarden.report import kubernetes_inventory
+
     read = k8s_source.cached(target.kubernetes)
     if read is None or read.observation is None:
         return None
-    inventory = k8s_source.inventory(read.observation)
+    inventory = kubernetes_inventory(target)  # as the report takes it (from the state this process read)
     read.observation.forget()
     k8s_source.clear_cache()
     return inventory

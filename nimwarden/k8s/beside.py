@@ -32,11 +32,11 @@ import pickle
 import signal
 import struct
 import time
-from pathlib import Path
 from typing import Any
 
 from nimwarden import forked, redact
 from nimwarden.k8s import source as k8s
+from nimwarden.paths import profile_path
 
 # Below this many bytes of manifests, reading them costs about what a second process and handing the objects
 # back cost: the chart corpus (23 files, 0.3 MiB) is read here; 200 rendered workloads are 1 MiB.
@@ -82,6 +82,11 @@ class _Ends:
         struct.pack_into("q", self.page, 8 * i, value)
 
 
+def _worth(size: int) -> bool:
+    """Whether ``size`` bytes are worth a second process (always with ``NIMWARDEN_JUDGE_PROCESSES=2``: the tests)."""
+    return size >= BESIDE_FROM or os.environ.get("NIMWARDEN_JUDGE_PROCESSES") == "2"
+
+
 def _scratch() -> int:
     """An anonymous file the child writes its pickles to (in memory where the system has memfd)."""
     if hasattr(os, "memfd_create"):
@@ -121,7 +126,7 @@ def start(section: Any, timeout_s: float = 10.0) -> _Reading | None:
         size = sum(sizes) if section.source == "manifests" else sum(os.stat(p).st_size for p in section.paths)
     except (OSError, ValueError, UsageError):  # the reading here says why
         return None
-    if (os.environ.get("NIMWARDEN_JUDGE_PROCESSES") != "2" and size < BESIDE_FROM) or (section.source == "manifests" and not files):
+    if not _worth(size) or (section.source == "manifests" and not files):
         return None
     started = _fork()
     if started is None:
@@ -205,7 +210,7 @@ def start_early(profile: Any, no_gc: bool = False) -> _Early | None:
         try:
             entries, default_namespace = _peek(profile)
             _, files, sizes = _plan(entries)
-            ok = bool(files) and (os.environ.get("NIMWARDEN_JUDGE_PROCESSES") == "2" or sum(sizes) >= BESIDE_FROM)
+            ok = bool(files) and _worth(sum(sizes))
         except BaseException:  # noqa: BLE001 - left to start(), once the profile is loaded
             ok = False
         os.write(go, b"R" if ok else b"N")
@@ -234,10 +239,7 @@ def _peek(profile: Any) -> tuple[list, str | None]:
         path, namespace = (entry, None) if isinstance(entry, str) else (entry.get("path"), entry.get("namespace")) if isinstance(entry, dict) else (None, None)
         if not isinstance(path, str) or not path or "\0" in path or not isinstance(namespace, (str, type(None))):
             raise ValueError("paths")
-        resolved = Path(os.path.expanduser(path))
-        if not resolved.is_absolute():
-            resolved = (Path(profile).parent / resolved).resolve()
-        entries.append((resolved, namespace or default))
+        entries.append((profile_path(path, profile), namespace or default))  # as the profile's schema resolves it
     return entries, default
 
 

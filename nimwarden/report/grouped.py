@@ -68,3 +68,12 @@ def table(grouped: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], total:
         'result.</p><div class="wide"><table class="grid"><tr><th>control</th><th>title</th><th>family</th><th>status</th>'
         f'<th>results</th><th>reason</th><th>for example</th></tr>{rows}</table></div></section>'
     )
+
+
+def by_reason(results: Sequence[Mapping[str, Any]], missing: str = "") -> str:
+    """The controls of ``results`` by reason, a line per reason: ``CTRL-1, CTRL-2: why`` (what a deployment's
+    not-applicable controls of one family are, in allure-results/ and OSCAL); ``missing`` stands for no reason."""
+    reasons: dict[str, list[str]] = {}
+    for r in results:
+        reasons.setdefault(str(r.get("reason") or missing), []).append(str(r.get("control")))
+    return "\n".join(f"{', '.join(dict.fromkeys(controls))}: {reason}" for reason, controls in reasons.items())

@@ -26,6 +26,8 @@ from typing import Any
 from xml.sax.saxutils import escape as _escape
 from xml.sax.saxutils import quoteattr as _quoteattr
 
+from nimwarden.report.grouped import by_reason
+
 ALLURE_SEVERITY = {"critical": "blocker", "high": "critical", "medium": "normal", "low": "minor", "info": "trivial"}
 ALLURE_STATUS = {"pass": "passed", "fail": "failed", "error": "broken", "skip": "skipped", "not_applicable": "skipped", "waived": "skipped"}
 
@@ -128,10 +130,7 @@ def _split(results: list) -> tuple[list, dict[tuple[Any, Any], list]]:
 
 def _not_applicable_doc(name: str, deployment: Any, family: Any, items: list) -> dict[str, Any]:
     """One skipped Allure result for a deployment's not-applicable controls of one family: each control, by reason."""
-    by_reason: dict[str, list[str]] = {}
-    for r in items:
-        by_reason.setdefault(str(r.get("reason") or ""), []).append(str(r.get("control")))
-    message = "\n".join(f"{', '.join(dict.fromkeys(controls))}: {reason}" for reason, controls in by_reason.items())
+    message = by_reason(items)
     full = f"not-applicable::{family}::{deployment}"
     return {
         "uuid": name, "historyId": hashlib.md5(full.encode()).hexdigest(),  # noqa: S324 - an id, not security

@@ -35,6 +35,8 @@ from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
+from nimwarden.report.grouped import by_reason
+
 OSCAL_VERSION = "1.0.4"
 NS = "urn:nimwarden:oscal"
 ROOT = uuid.UUID("6f6e7761-7264-5e6e-9000-6e696d776172")  # fixed namespace for nimwarden's uuid5s
@@ -280,12 +282,9 @@ def _not_applicable(deployment: str, family: str, items: list, run_key: tuple, t
     """The observation of a deployment's controls of one family that did not apply: each control, by reason (the
     findings of those controls refer to it)."""
     obs_uuid = _uuid(*run_key, "not-applicable", deployment, family)
-    by_reason: dict[str, list[str]] = {}
     for r in items:
-        control = str(r.get("control", ""))
-        by_reason.setdefault(str(r.get("reason") or "not applicable"), []).append(control)
-        by_pair.setdefault((control, deployment), []).append((r, obs_uuid, None))
-    reasons = "\n".join(f"{', '.join(dict.fromkeys(controls))}: {reason}" for reason, controls in by_reason.items())
+        by_pair.setdefault((str(r.get("control", "")), deployment), []).append((r, obs_uuid, None))
+    reasons = by_reason(items, "not applicable")
     return (
         f'{{"uuid":"{obs_uuid}","title":{_q(f"{family}: {len(items)} control(s) not applicable to {deployment}")},'
         f'"description":{_q(reasons)},'

@@ -12,9 +12,7 @@ time), paths are taken as written and ``${…}`` is left alone.
 from __future__ import annotations
 
 import difflib
-import os
 import re
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
@@ -27,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from nimwarden.paths import profile_path
 
 LAB_REF = re.compile(r"\$\{lab\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_]+)\}")
 SECRET_WORDS = re.compile(r"(token|secret|password|passwd|api[_-]?key|apikey|credential)", re.I)
@@ -111,11 +111,7 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
     """A path as the profile means it: ``~`` expanded, relative to the profile's folder."""
     if "\0" in value:
         raise problem("a path cannot hold a NUL byte")
-    path = Path(os.path.expanduser(value))
-    file = _context(info).get("file")
-    if path.is_absolute() or file is None:
-        return str(path)
-    return str((Path(file).parent / path).resolve())
+    return str(profile_path(value, _context(info).get("file")))
 
 
 def _namespace(value: str) -> str:
