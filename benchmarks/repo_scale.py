@@ -23,6 +23,7 @@ cache folder of :mod:`nimwarden.lab.cache`, outside the clone), created there wi
     flock /tmp/nimwarden-lab.lock .venv/bin/python benchmarks/repo_scale.py --sizes 200,500,1000,2000 --install
     .venv/bin/python benchmarks/repo_scale.py --sizes 200 --no-checkov --keep /tmp/repo   # only nimwarden, keep the tree
     .venv/bin/python benchmarks/repo_scale.py --sizes 2000 --repeat 0 --no-checkov --discover   # only discovery
+    .venv/bin/python benchmarks/repo_scale.py --sizes 2000 --no-checkov --nightly   # a first run, then one compared with it
 """
 
 from __future__ import annotations
@@ -252,6 +253,7 @@ def nimwarden_audit(profile: Path, reports: Path) -> dict:
     if summary_path.exists():
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
         row.update(results=len(summary["results"]), totals=summary["totals"], timings=summary.get("timings"),
+                   compared_with=(summary.get("baseline") or {}).get("source"),
                    report_mib=round(sum(p.stat().st_size for p in (reports / "latest").resolve().rglob("*") if p.is_file()) / 2**20, 1))
     if row["exit"] not in (0, 1):
         row["output_tail"] = (reports.parent / "nimwarden.out").read_text(errors="replace")[-800:]
@@ -310,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--install", action="store_true", help=f"pip install checkov=={CHECKOV_VERSION} into the cache folder if missing")
     ap.add_argument("--keep", help="write the trees here and keep them (default: a temporary folder)")
     ap.add_argument("--discover", action="store_true", help="also time `nimwarden discover --manifests` of each tree")
+    ap.add_argument("--nightly", action="store_true",
+                    help="audit once more into the first run's reports folder: a nightly run, compared with the run before it")
     args = ap.parse_args(argv)
     binary = None
     if not args.no_checkov:
@@ -333,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
                 row["nimwarden"] = runs[len(runs) // 2]
             if args.repeat > 1:
                 row["nimwarden_runs_s"] = [r["wall_s"] for r in runs]
+            if args.nightly and runs:
+                row["nightly"] = nimwarden_audit(profile, root / "reports-0")
             if args.discover:
                 row["discover"] = nimwarden_discover(root / "repo", root / "discovered.yaml")
             if binary:

@@ -114,8 +114,9 @@ def _written(reports, name, summary):
 
 
 def test_nightly_runs_are_read_one_at_a_time_and_the_chart_reads_only_their_heads(tmp_path, monkeypatch):
-    """A year of nightly repository-scale runs in one folder: the comparison reads whole only the run it
-    compares with (once, for the baseline and the trend), and the history chart only the head of each file."""
+    """A year of nightly repository-scale runs in one folder: the comparison reads only the run it compares with
+    (once, for the baseline and the trend, a result per line: never the file as one document), and the history
+    chart only the head of each file."""
     reports = tmp_path / "reports"
     for day in range(10, 20):
         _written(reports, f"202611{day}T080000Z", with_results(lab_summary(f"2026-11-{day}T08:00:00Z"), [A, B]))
@@ -123,8 +124,8 @@ def test_nightly_runs_are_read_one_at_a_time_and_the_chart_reads_only_their_head
     current_dir.mkdir()
     current = with_results(lab_summary("2026-11-20T08:00:00Z"), [A])
 
-    whole = []
-    real_loads = trends.json.loads
+    whole, read = [], []
+    real_loads, real_read = trends.json.loads, trends._read_earlier
 
     def counting(text, *args, **kwargs):
         out = real_loads(text, *args, **kwargs)
@@ -133,11 +134,65 @@ def test_nightly_runs_are_read_one_at_a_time_and_the_chart_reads_only_their_head
         return out
 
     monkeypatch.setattr(trends.json, "loads", counting)
+    monkeypatch.setattr(trends, "_read_earlier", lambda path: read.append(path.parent.name) or real_read(path))
     trends._last_read[:] = [None, None]
     name, previous = trends.previous_run(reports, current_dir, "lab", covering=current)
     assert name == "20261119T080000Z" and trends.previous_run(reports, current_dir, "lab", covering=current)[1] is previous
-    assert whole == ["2026-11-19T08:00:00Z"]  # once, and none of the nine older runs
+    assert read == ["20261119T080000Z"] and whole == []  # once, a line at a time, and none of the nine older runs
     points = trends.history(reports, current_dir, current)
-    assert whole == ["2026-11-19T08:00:00Z"]  # the chart parsed no file whole
+    assert read == ["20261119T080000Z"] and whole == []  # the chart parsed no file whole
     assert [p["fail"] for p in points] == [2] * 10 + [1]
     assert points[0]["fail_by_severity"] == {"high": 1, "medium": 1}
+
+
+# An earlier run as a comparison reads it: what it found and waived, and what it evaluated.
+ODD = 'dep "quoted" \\ é\tx'  # a deployment name JSON escapes
+EARLIER = [
+    A, B, C,
+    result("PORTS-METRICS-001", "ports", "medium", "hardened", "h:8002", "pass", "closed", {"status": "fail"}),  # evidence's "status"
+    result("NIM-AUTH-001", "nim-api", "high", ODD, "n", "not_applicable", "no endpoint"),
+    result("NIM-AUTH-001", "nim-api", None, "exposed", "n", "pass", "null severity: the line is parsed whole"),
+    result("SECRETS-ENV-001", "secrets", "high", "exposed", 'p "x"', "waived", "accepted", waiver={"reason": "r"}),
+    result("RBAC-WILDCARD-001", "rbac", "high", ODD, "r", "skip", "not asked for"),
+    result("TLS-CERT-001", "tls", "high", "hardened", "t", "fail", 'title: "status": "pass"', title='has "status": "pass" in it'),
+]
+
+
+def _as_a_comparison_reads_it(summary):
+    kept = [{k: r[k] for k in trends.KEPT_FIELDS if k in r} for r in summary["results"] if r["status"] in trends.KEPT_STATUSES]
+    return {k: v for k, v in summary.items() if k != "results"}, kept, trends._evaluated(summary)
+
+
+def test_an_earlier_run_is_read_for_what_a_comparison_needs_and_nothing_else(tmp_path):
+    """A summary this tool wrote is read a result per line; what it passed or found not applicable is kept only as
+    what it evaluated. The comparison and the baseline are the same as with the whole file read."""
+    from nimwarden.report import baseline
+
+    summary = with_results(lab_summary(), EARLIER)
+    run_dir = _written(tmp_path, "20261121T080000Z", summary)
+    written = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    earlier = trends._read_earlier(run_dir / "summary.json")
+    head, kept, evaluated = _as_a_comparison_reads_it(written)
+    assert {k: v for k, v in earlier.items() if k != "results"} == head
+    assert earlier["results"] == kept and [r["status"] for r in kept] == ["fail", "fail", "error", "waived", "fail"]
+    assert earlier.evaluated == evaluated and ("NIM-AUTH-001", ODD) in evaluated and ("RBAC-WILDCARD-001", ODD) in evaluated
+    current = with_results(lab_summary(), [dict(A, status="pass"), dict(EARLIER[3], status="fail"), EARLIER[6]])
+    assert trends.compare(earlier, current) == trends.compare(written, current)
+    mine, theirs = json.loads(json.dumps(current)), json.loads(json.dumps(current))
+    assert baseline.attach(mine, earlier, "s", False) == baseline.attach(theirs, written, "s", False) and mine == theirs
+
+
+def test_an_earlier_run_written_otherwise_is_read_whole_and_one_cut_short_is_no_run(tmp_path):
+    summary = with_results(lab_summary(), EARLIER)
+    for name, text in (("one-line", json.dumps(summary)), ("indented", json.dumps(summary, indent=2)),
+                       ("results-first", json.dumps({"results": summary["results"], **summary}, indent=2))):
+        path = tmp_path / name / "summary.json"
+        path.parent.mkdir()
+        path.write_text(text, encoding="utf-8")
+        earlier = trends._read_earlier(path)
+        head, kept, evaluated = _as_a_comparison_reads_it(summary)
+        assert ({k: v for k, v in earlier.items() if k != "results"}, earlier["results"], earlier.evaluated) == (head, kept, evaluated), name
+    whole = (_written(tmp_path, "20261121T080000Z", summary) / "summary.json").read_bytes()
+    for cut in (len(whole) - 3, whole.index(b'"status": "waived"'), whole.index(b'"results": [') + 14):
+        (tmp_path / "cut.json").write_bytes(whole[:cut])
+        assert trends._read_earlier(tmp_path / "cut.json") is None, cut
