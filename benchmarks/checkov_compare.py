@@ -88,7 +88,6 @@ def ours(paths: list) -> tuple[dict[str, set[str]], float, int]:
 
 
 def checkov(binary: str, directory: Path) -> tuple[dict[str, set[str]], float, dict[str, int]]:
-    os.sync()
     t0 = time.perf_counter()
     proc = subprocess.run([binary, "-d", str(directory), "--framework", "kubernetes", "-o", "json", "--quiet", "--compact",
                            "--skip-download"], capture_output=True, text=True, timeout=1800)
@@ -172,7 +171,6 @@ def whole_audit(profile: Path, reports: Path, repeat: int) -> dict:
     runs = []
     for i in range(repeat):
         out = reports / f"run{i}"
-        os.sync()  # what ran before is written back first: no run pays for another's writeback (benchmarks/repo_scale.py)
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "nimwarden.cli", "audit", "--target", str(profile), "--reports-dir", str(out)],
                               cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -223,12 +223,10 @@ def steal() -> tuple[int, int]:
 
 
 def measured(cmd: list[str], **kwargs) -> dict:
-    """Run ``cmd`` as a child: its wall time, its own peak RSS (wait4 rusage), exit status, kernel CPU and the steal
-    meanwhile. What earlier steps wrote (the tree, a run before) is written back first (``sync``), so that no run
-    pays for another's writeback: on a disk mounted with online discard, creating the thousands of files of
-    ``allure-results/`` while the kernel writes back and discards cost up to 1.4 s of kernel time at 200 workloads."""
+    """Run ``cmd`` as a child: its wall time, its own peak RSS (wait4 rusage), exit status, CPU (and the kernel's part:
+    creating allure-results/ right after many files were deleted costs up to ten times more, docs/benchmarks.md)
+    and the steal meanwhile."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    os.sync()
     s0, t0_all = steal()
     t0 = time.perf_counter()
     with open(kwargs.pop("stdout_to", os.devnull), "wb") as out:
