@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nimwarden.report import gating
+from nimwarden.report import gating, trends
 from nimwarden.report.fingerprint import fingerprints
 
 FINDINGS = ("fail", "error")
@@ -30,19 +30,21 @@ SOLVED = ("pass", "not_applicable")
 
 
 def read_baseline(path: str | Path) -> dict[str, Any]:
-    """A summary.json to compare with; ValueError naming the file when it is not one."""
+    """A summary.json to compare with, read as a comparison reads an earlier run (:func:`trends.read_earlier`: its
+    findings and waived results, and what it evaluated); ValueError naming the file when it is not one."""
     file = Path(path)
     if file.is_dir():
         file = file / "summary.json"
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+    data = trends.read_earlier(file)
+    if data is not None:
+        return data
+    try:  # why not (the file read whole only here, to say so)
+        json.loads(file.read_bytes())
     except OSError as exc:
         raise ValueError(f"{file}: cannot read the baseline ({exc.strerror or exc})") from None
     except ValueError as exc:
         raise ValueError(f"{file}: the baseline is not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("schema") != "nimwarden/summary/v1" or not isinstance(data.get("results"), list):
-        raise ValueError(f"{file}: not a nimwarden summary.json (schema nimwarden/summary/v1)")
-    return data
+    raise ValueError(f"{file}: not a nimwarden summary.json (schema nimwarden/summary/v1)")
 
 
 def _brief(result: Mapping[str, Any], fingerprint: str) -> dict[str, Any]:

@@ -76,8 +76,14 @@ def compare(previous: Mapping[str, Any], current: Mapping[str, Any], previous_ru
     }
 
 
+def read_earlier(path: Path) -> dict[str, Any] | None:
+    """An earlier run's summary, as a comparison needs it (:class:`Earlier`); None when it is not one (not JSON, cut
+    short, not of this schema, or without a list of results). The one read last is kept: the baseline and the trend
+    both ask for the previous run."""
+    return _read_summary(path)
+
+
 def _read_summary(path: Path) -> dict[str, Any] | None:
-    """An earlier run's summary, as a comparison needs it (:func:`_read_earlier`); None when it is not one."""
     try:
         stat = path.stat()
     except OSError:
@@ -174,7 +180,7 @@ def _read_earlier(path: Path) -> Earlier | None:
     if not isinstance(whole, dict):
         return None
     results = whole.pop("results", None)
-    return _earlier(whole, results if isinstance(results, list) else ())
+    return _earlier(whole, results) if isinstance(results, list) else None
 
 
 class _NotLaidOut(Exception):

@@ -180,6 +180,7 @@ def test_an_earlier_run_is_read_for_what_a_comparison_needs_and_nothing_else(tmp
     assert trends.compare(earlier, current) == trends.compare(written, current)
     mine, theirs = json.loads(json.dumps(current)), json.loads(json.dumps(current))
     assert baseline.attach(mine, earlier, "s", False) == baseline.attach(theirs, written, "s", False) and mine == theirs
+    assert baseline.read_baseline(run_dir) == earlier and baseline.read_baseline(run_dir).evaluated == evaluated  # --baseline FILE
 
 
 def test_an_earlier_run_written_otherwise_is_read_whole_and_one_cut_short_is_no_run(tmp_path):
