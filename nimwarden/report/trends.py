@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -118,24 +118,26 @@ class Earlier(dict):
 # run's results: its findings and what it waived, with these fields. The others only say what it evaluated.
 KEPT_STATUSES = ("fail", "error", "waived")
 KEPT_FIELDS = ("control", "deployment", "subject", "status", "severity", "title", "family", "reason")
-_SET_ASIDE = (b"pass", b"not_applicable", b"skip")
+_KEPT = tuple(s.encode("ascii") for s in KEPT_STATUSES)
 
 _STR = rb'"[^"\\]*(?:\\.[^"\\]*)*"'  # a JSON string (the unrolled form: four times faster than an alternation)
-# The first keys of a result line as this tool writes it (nimwarden.report.record.make_result): enough to set a
-# passed or not-applicable result aside without parsing its evidence. Any other line is parsed whole.
-_LINE_START = re.compile(rb'    \{"control": "([^"\\]*)", "family": ' + _STR + rb', "severity": ' + _STR + rb', "title": '
-                         + _STR + rb', "deployment": (' + _STR + rb'), "subject": ' + _STR + rb', "status": "([a-z_]+)"')
+# A result line as this tool writes it (nimwarden.report.record.make_result): its first keys, up to its evidence, are
+# KEPT_FIELDS. Group 1 is those keys as a JSON object without its closing brace; 2, 3 and 4 the control, the
+# deployment (a JSON string) and the status. Any other line is parsed whole.
+_LINE_START = re.compile(rb'    (\{"control": "([^"\\]*)", "family": ' + _STR + rb', "severity": ' + _STR + rb', "title": ' + _STR
+                         + rb', "deployment": (' + _STR + rb'), "subject": ' + _STR + rb', "status": "([a-z_]+)", "reason": '
+                         + _STR + rb'), "evidence": ')
 
 
-def _earlier(head: dict[str, Any], results: Any) -> Earlier:
-    out = Earlier(head)
-    kept, evaluated = [], set()
-    for r in results:
-        if not isinstance(r, dict):
-            continue
+def _take(r: Any, kept: list, evaluated: set) -> None:
+    if isinstance(r, dict):
         evaluated.add((str(r.get("control", "")), str(r.get("deployment", ""))))
         if r.get("status") in KEPT_STATUSES:
             kept.append({k: r[k] for k in KEPT_FIELDS if k in r})
+
+
+def _earlier(head: dict[str, Any], kept: list, evaluated: set) -> Earlier:
+    out = Earlier(head)
     out["results"] = kept
     out.evaluated = frozenset(evaluated)
     return out
@@ -170,7 +172,7 @@ def _read_earlier(path: Path) -> Earlier | None:
             if head is not None:
                 f.seek(at)
                 try:
-                    return _earlier(head, _result_lines(f))
+                    return _earlier(head, *_result_lines(f))
                 except _NotLaidOut:
                     pass
             f.seek(0)
@@ -180,40 +182,52 @@ def _read_earlier(path: Path) -> Earlier | None:
     if not isinstance(whole, dict):
         return None
     results = whole.pop("results", None)
-    return _earlier(whole, results) if isinstance(results, list) else None
+    if not isinstance(results, list):
+        return None
+    kept: list = []
+    evaluated: set = set()
+    for r in results:
+        _take(r, kept, evaluated)
+    return _earlier(whole, kept, evaluated)
 
 
 class _NotLaidOut(Exception):
     """A results' part not laid out a result per line (written otherwise, or cut short): the file is read whole."""
 
 
-def _result_lines(f: Any) -> Iterator[dict[str, Any]]:
-    """The results of a summary's results part (``\\n    {…},\\n    {…}\\n  ]\\n}``), read from ``f`` a line at a
-    time, a passed or not-applicable one as ``{control, deployment, status}`` from its first keys. Raises
-    :class:`_NotLaidOut` where the part is not laid out so."""
+def _result_lines(f: Any) -> tuple[list, set]:
+    """What a comparison keeps of a summary's results part (``\\n    {…},\\n    {…}\\n  ]\\n}``), read from ``f`` a
+    line at a time: of a result laid out as this tool writes it, only its first keys are parsed (a passed or
+    not-applicable one: only its control and deployment). Raises :class:`_NotLaidOut` where the part is not laid
+    out so."""
     if f.readline().strip():
         raise _NotLaidOut
+    kept: list = []
+    evaluated: set = set()
     names: dict[bytes, str] = {}  # one str per control and deployment name: 200,000 results name a few thousand
     for line in f:
         if not line.startswith(b"    {"):
             break
         m = _LINE_START.match(line)
-        if m is not None and m.group(3) in _SET_ASIDE:
-            control, deployment = m.group(1, 2)
-            if control not in names:
-                names[control] = control.decode("utf-8")
-            if deployment not in names:
-                names[deployment] = json.loads(deployment) if b"\\" in deployment else deployment[1:-1].decode("utf-8")
-            yield {"control": names[control], "status": m.group(3).decode("ascii"), "deployment": names[deployment]}
+        if m is None:
+            try:
+                _take(json.loads(line.rstrip().rstrip(b",")), kept, evaluated)
+            except ValueError:
+                raise _NotLaidOut from None
             continue
-        try:
-            yield json.loads(line.rstrip().rstrip(b","))
-        except ValueError:
-            raise _NotLaidOut from None
+        control, deployment, status = m.group(2, 3, 4)
+        if control not in names:
+            names[control] = control.decode("utf-8")
+        if deployment not in names:
+            names[deployment] = json.loads(deployment) if b"\\" in deployment else deployment[1:-1].decode("utf-8")
+        evaluated.add((names[control], names[deployment]))
+        if status in _KEPT:
+            kept.append(json.loads(m.group(1) + b"}"))
     else:
         raise _NotLaidOut  # no end to the results
     if line.strip() != b"]" or f.readline().strip() != b"}" or f.read().strip():
         raise _NotLaidOut
+    return kept, evaluated
 
 
 def _read_head(path: Path) -> dict[str, Any] | None:
