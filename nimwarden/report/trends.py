@@ -248,7 +248,9 @@ def _read_head(path: Path) -> dict[str, Any] | None:
 
 
 def _runs(reports_dir: str | Path, current_run_dir: str | Path, target: str, read=_read_summary):
-    """(run name, summary) of the earlier runs of ``target``, newest first, read one at a time as asked for."""
+    """(run name, summary) of the earlier runs of ``target``, newest first, read one at a time as asked for (by ``read``:
+    by default as a comparison reads them, :class:`Earlier`). Run directories are named by UTC timestamp, so their names sort in
+    time order; ``latest`` (a link) and ``baselines`` are not runs."""
     reports_dir = Path(reports_dir)
     current = Path(current_run_dir).name
     if not reports_dir.is_dir():
@@ -259,23 +261,6 @@ def _runs(reports_dir: str | Path, current_run_dir: str | Path, target: str, rea
         summary = read(child / "summary.json")
         if summary is not None and summary.get("target") == target:
             yield child.name, summary
-
-
-def earlier_runs(
-    reports_dir: str | Path, current_run_dir: str | Path, target: str, limit: int | None = None
-) -> list[tuple[str, dict[str, Any]]]:
-    """(run name, summary) of the last ``limit`` runs of ``target`` older than the current one, oldest first.
-
-    Run directories are named by UTC timestamp, so their names sort in time
-    order; ``latest`` (a link) and ``baselines`` are not runs. Reading stops
-    once ``limit`` runs are found: a year of nightly runs is not re-parsed.
-    """
-    runs = []
-    for run in _runs(reports_dir, current_run_dir, target):
-        if limit is not None and len(runs) >= limit:
-            break
-        runs.append(run)
-    return runs[::-1]
 
 
 LOOK_BACK = 30  # runs searched for a comparable one
