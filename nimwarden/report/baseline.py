@@ -38,6 +38,8 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
     data = trends.read_earlier(file)
     if data is not None:
         return data
+    if file.exists() and trends.regular_file(file) is None:
+        raise ValueError(f"{file}: not a regular file (a summary.json written by nimwarden is one)")
     try:  # why not (the file read whole only here, to say so)
         json.loads(file.read_bytes())
     except OSError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -83,12 +84,21 @@ def read_earlier(path: Path) -> dict[str, Any] | None:
     return _read_summary(path)
 
 
-def _read_summary(path: Path) -> dict[str, Any] | None:
+def regular_file(path: Path) -> Any:
+    """``path``'s stat when it is a regular file (a link to one counts), else None: a FIFO or a device named
+    summary.json in a reports folder would block the run or never end."""
     try:
-        stat = path.stat()
+        st = path.stat()
     except OSError:
         return None
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    st = regular_file(path)
+    if st is None:
+        return None
+    key = (str(path), st.st_mtime_ns, st.st_size)
     if _last_read[0] == key:  # the baseline and the trend both ask for the previous run: read it once
         return _last_read[1]
     data = _read_earlier(path)
@@ -233,6 +243,8 @@ def _result_lines(f: Any) -> tuple[list, set]:
 def _read_head(path: Path) -> dict[str, Any] | None:
     """A summary without its results, read from the head of the file (:func:`_head_of`); a file laid out otherwise
     is read whole."""
+    if regular_file(path) is None:
+        return None
     try:
         with open(path, "rb") as f:
             data = _head_of(f)[0]

@@ -197,3 +197,41 @@ def test_an_earlier_run_written_otherwise_is_read_whole_and_one_cut_short_is_no_
     for cut in (len(whole) - 3, whole.index(b'"status": "waived"'), whole.index(b'"results": [') + 14):
         (tmp_path / "cut.json").write_bytes(whole[:cut])
         assert trends._read_earlier(tmp_path / "cut.json") is None, cut
+
+
+def test_a_summary_that_is_no_regular_file_is_passed_over_and_never_read(tmp_path):
+    """A FIFO (opening it would wait for a writer) or a link to a device (reading it never ends) named summary.json
+    is not an earlier run, nor a baseline."""
+    import signal
+
+    import pytest
+
+    from nimwarden.report import baseline
+
+    reports = tmp_path / "reports"
+    _written(reports, "20261120T080000Z", with_results(lab_summary("2026-11-20T08:00:00Z"), [A]))
+    (reports / "20261121T080000Z").mkdir()
+    os.mkfifo(reports / "20261121T080000Z" / "summary.json")
+    (reports / "20261122T080000Z").mkdir()
+    os.symlink("/dev/zero", reports / "20261122T080000Z" / "summary.json")
+    current_dir = reports / "20261123T080000Z"
+    current_dir.mkdir()
+    current = with_results(lab_summary(), [A])
+
+    class Stuck(BaseException):  # not an OSError, which the readers take for "not a summary" and go on
+        pass
+
+    def stuck(*_):
+        raise Stuck("a summary.json that is no regular file was read")
+
+    before = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(10)  # what this guards against would wait for ever: a failure, not a hang
+    try:
+        assert trends.previous_run(reports, current_dir, "lab", covering=current)[0] == "20261120T080000Z"
+        assert [p["run"] for p in trends.history(reports, current_dir, current)] == ["20261120T080000Z", "20261123T080000Z"]
+        for name in ("20261121T080000Z", "20261122T080000Z"):
+            with pytest.raises(ValueError, match="not a regular file"):
+                baseline.read_baseline(reports / name)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
