@@ -67,6 +67,23 @@ def test_expected_port_closed_is_a_finding(listeners):
     assert out.status is Status.FAIL and f"{HOST}:1/tcp" in out.reason
 
 
+def test_an_expected_port_the_scan_did_not_see_open_gets_a_second_look(listeners):
+    """A fast scan on a busy machine can lose an answer. An expected endpoint it did not see open is scanned again
+    alone before it is called closed: here the first scan cannot see it (it is not in the scanned range), the
+    second does, and the evidence says so. A port that stays closed is still a finding."""
+    documented, other = listeners
+    plan = _plan(listeners, documented, ports.port_spec({other, 1}))
+    a = ports.probe_plan(plan, guard_for([HOST]))
+    assert a.completed, a.error
+    assert (documented, "tcp") in {(p.port, p.proto) for p in a.observation.open_ports}
+    assert a.observation.evidence()["open_on_a_second_look"] == [f"{HOST}:{documented}/tcp (unknown)"]
+    assert judge_expected(a, plan).status is Status.PASS
+    closed = _plan(listeners, 1, ports.port_spec({other}))
+    b = ports.probe_plan(closed, guard_for([HOST]))
+    assert b.completed and "open_on_a_second_look" not in b.observation.evidence()
+    assert judge_expected(b, closed).status is Status.FAIL
+
+
 def test_missing_nmap_binary_is_an_error_not_a_pass(listeners, monkeypatch):
     plan = replace(_plan(listeners, listeners[0], str(listeners[0])), limits=ports.ScanLimits(nmap="/nonexistent/nmap"))
     a = ports.probe_plan(plan, guard_for([HOST]))

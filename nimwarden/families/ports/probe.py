@@ -4,7 +4,10 @@ Bounded: the timing template, host timeout, retries and packet rate are set
 explicitly and the scan time is recorded. Scoped: every host is checked
 against the target's scope *before* nmap is constructed, and only single
 address literals reach nmap's command line (no CIDRs, ranges, names or
-options that nmap would expand into other addresses).
+options that nmap would expand into other addresses). An expected endpoint the
+scan did not see open is scanned again alone, slower, before it is called closed
+(a fast scan on a busy machine can lose an answer); the evidence names what only
+that second look saw.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class PortScanObservation:
     nmap_version: str
     scan_s: float  # wall time of the nmap runs
     nmap_elapsed_s: float  # nmap's own figure
+    # expected ports the scan did not see open and a second, slower look at them did (:func:`_second_look`)
+    seen_second: tuple[str, ...] = ()
 
     def open_tcp(self) -> tuple[OpenPort, ...]:
         return tuple(p for p in self.open_ports if p.proto == "tcp")
@@ -68,7 +73,7 @@ class PortScanObservation:
             "open_ports": [p.label for p in self.open_ports],
             "nmap_command": self.command, "nmap_version": self.nmap_version,
             "scan_s": round(self.scan_s, 3), "nmap_elapsed_s": self.nmap_elapsed_s,
-        }
+        } | ({"open_on_a_second_look": list(self.seen_second)} if self.seen_second else {})
 
 
 @dataclass(frozen=True)
@@ -122,8 +127,10 @@ def scan(
     udp_ports: Sequence[int] = (),
     identify: Callable[[OpenPort], bool] | None = None,
     limits: ScanLimits = ScanLimits(),
+    expected: Sequence[tuple[str, int]] = (),
 ) -> PortScanObservation:
-    """Scan ``hosts``; ``identify`` picks open TCP ports worth nmap's version detection.
+    """Scan ``hosts``; ``identify`` picks open TCP ports worth nmap's version detection. ``expected``: (host, port) of
+    TCP endpoints that should answer; one the scan did not see open gets a second look (:func:`_second_look`).
 
     Raises OutOfScope before nmap is even constructed when a host is out of scope.
     """
@@ -157,13 +164,37 @@ def scan(
                     found.append(OpenPort(host, int(port), proto, p["state"], p.get("name", ""), p.get("product", ""), p.get("version", "")))
     elapsed = float(result["nmap"]["scanstats"].get("elapsed", 0.0))
     command = result["nmap"].get("command_line", "")
+    seen = {(p.host, p.port) for p in found if p.proto == "tcp" and p.state == "open"}
+    missed = sorted({(h, port) for h, port in expected if h in addrs} - seen)
+    second = _second_look(nm, missed, privileged, limits) if missed else []
+    found += second
     if identify is not None:
         # at most a few: version detection waits for banners, and the scan must stay bounded
         wanted = [p for p in found if p.proto == "tcp" and identify(p)][: limits.identify_max_ports]
         if wanted:
             found = _identify(nm, found, wanted, limits)
     return PortScanObservation(addrs, tcp_ports, tuple(udp_ports), udp, udp_note, tuple(found), command,
-                               "{}.{}".format(*nm.nmap_version()), time.monotonic() - t0, elapsed)
+                               "{}.{}".format(*nm.nmap_version()), time.monotonic() - t0, elapsed,
+                               tuple(p.label for p in second))
+
+
+def _second_look(nm, missed: list[tuple[str, int]], privileged: bool, limits: ScanLimits) -> list[OpenPort]:
+    """The expected ports a scan did not see open, scanned again alone: more retries, a low rate. A fast scan of
+    35,000 ports on a busy machine can lose an answer (nmap reads them from a capture buffer that fills while it
+    waits for a CPU), which would read as "the endpoint does not answer". Only what answers now is added; what does
+    not stays closed, and a look that times out adds nothing."""
+    slow = ScanLimits(timing=limits.timing, host_timeout_s=limits.host_timeout_s, max_retries=max(3, limits.max_retries),
+                      max_rate=min(limits.max_rate, 500))
+    out = []
+    for host in sorted({h for h, _ in missed}):
+        spec = "T:" + port_spec({port for h, port in missed if h == host})
+        result, timed_out = _run_nmap(nm, (host,), spec, _nmap_args(privileged, False, slow))
+        if timed_out:
+            continue
+        for port, p in sorted(result.get("scan", {}).get(host, {}).get("tcp", {}).items()):
+            if p.get("state") == "open":
+                out.append(OpenPort(host, int(port), "tcp", "open", p.get("name", ""), p.get("product", ""), p.get("version", "")))
+    return out
 
 
 def _identify(nm, found: list[OpenPort], wanted: list[OpenPort], limits: ScanLimits) -> list[OpenPort]:
@@ -193,12 +224,14 @@ def probe_ports(
     udp_ports: Sequence[int] = (),
     identify: Callable[[OpenPort], bool] | None = None,
     limits: ScanLimits = ScanLimits(),
+    expected: Sequence[tuple[str, int]] = (),
 ) -> Attempt[PortScanObservation]:
     """The port scan as an Attempt. The scope check runs first and raises: never an observation."""
     hosts = tuple(hosts)
     scoped_addresses(hosts, guard)
     return attempt(PROBE, f"nmap {' '.join(hosts)} tcp {tcp_ports} udp {','.join(map(str, udp_ports)) or '-'}",
-                   lambda: scan(hosts, guard=guard, tcp_ports=tcp_ports, udp_ports=udp_ports, identify=identify, limits=limits))
+                   lambda: scan(hosts, guard=guard, tcp_ports=tcp_ports, udp_ports=udp_ports, identify=identify, limits=limits,
+                                expected=expected))
 
 
 # --------------------------------------------------------------------------- from a target profile
@@ -354,4 +387,5 @@ def probe_plan(p: PortPlan, guard: Callable[[str], None]) -> Attempt[PortScanObs
         return not p.table.rows_for(port.port, port.proto) and port.port not in p.others
 
     return probe_ports(p.hosts, guard=guard, tcp_ports=p.tcp_ports, udp_ports=p.udp_ports,
-                       identify=undocumented if p.identify else None, limits=p.limits)
+                       identify=undocumented if p.identify else None, limits=p.limits,
+                       expected=tuple((h, port) for h, port, _ in p.expected_open))
