@@ -77,13 +77,6 @@ def compare(previous: Mapping[str, Any], current: Mapping[str, Any], previous_ru
     }
 
 
-def read_earlier(path: Path) -> dict[str, Any] | None:
-    """An earlier run's summary, as a comparison needs it (:class:`Earlier`); None when it is not one (not JSON, cut
-    short, not of this schema, or without a list of results). The one read last is kept: the baseline and the trend
-    both ask for the previous run."""
-    return _read_summary(path)
-
-
 def regular_file(path: Path) -> Any:
     """``path``'s stat when it is a regular file (a link to one counts), else None: a FIFO or a device named
     summary.json in a reports folder would block the run or never end."""
@@ -94,14 +87,17 @@ def regular_file(path: Path) -> Any:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
-def _read_summary(path: Path) -> dict[str, Any] | None:
+def read_earlier(path: Path) -> dict[str, Any] | None:
+    """An earlier run's summary, as a comparison needs it (:class:`Earlier`); None when it is not one (no regular file,
+    not JSON, cut short, not of this schema, or without a list of results). The one read last is kept: the baseline
+    and the trend both ask for the previous run."""
     st = regular_file(path)
     if st is None:
         return None
     key = (str(path), st.st_mtime_ns, st.st_size)
     if _last_read[0] == key:  # the baseline and the trend both ask for the previous run: read it once
         return _last_read[1]
-    data = _read_earlier(path)
+    data = _parse_earlier(path)
     if data is None or data.get("schema") != "nimwarden/summary/v1":
         return None  # a half-written or foreign file is not a previous run
     _last_read[:] = [key, data]
@@ -173,7 +169,7 @@ def _head_of(f: Any) -> tuple[dict[str, Any] | None, int]:
     return (data, at + len(_RESULTS_KEY)) if isinstance(data, dict) and "results" not in data else (None, 0)
 
 
-def _read_earlier(path: Path) -> Earlier | None:
+def _parse_earlier(path: Path) -> Earlier | None:
     """:class:`Earlier` from ``path``: a summary this tool wrote (every key first, then a result per line) is read a
     line at a time, a passed or not-applicable result from its first keys alone; any other file is read whole."""
     try:
@@ -253,13 +249,13 @@ def _read_head(path: Path) -> dict[str, Any] | None:
     # Only this writer's layout (every key but the results first) carries fail_by_severity in the head;
     # anything else — an older summary, one written by another tool — is read whole.
     if data is None or "fail_by_severity" not in data:
-        data = _read_summary(path)
+        data = read_earlier(path)
         return None if data is None else {k: v for k, v in data.items() if k != "results"} | {
             "fail_by_severity": fail_by_severity(data.get("results") or [])}
     return data if data.get("schema") == "nimwarden/summary/v1" else None
 
 
-def _runs(reports_dir: str | Path, current_run_dir: str | Path, target: str, read=_read_summary):
+def _runs(reports_dir: str | Path, current_run_dir: str | Path, target: str, read=read_earlier):
     """(run name, summary) of the earlier runs of ``target``, newest first, read one at a time as asked for (by ``read``:
     by default as a comparison reads them, :class:`Earlier`). Run directories are named by UTC timestamp, so their names sort in
     time order; ``latest`` (a link) and ``baselines`` are not runs."""

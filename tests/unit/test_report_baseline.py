@@ -194,9 +194,9 @@ def test_the_previous_run_is_read_once_for_the_baseline_and_the_trend(tmp_path, 
 
     _finish(tmp_path, _run(41000, broken=False, pod="p-x2k4q"), "20261201T080000Z")
     read = []
-    real = trends._read_summary
-    monkeypatch.setattr(trends, "_read_summary", lambda path: read.append(path.parent.name) or real(path))
-    monkeypatch.setattr(trends._runs, "__defaults__", (trends._read_summary,))
+    real = trends.read_earlier
+    monkeypatch.setattr(trends, "read_earlier", lambda path: read.append(path.parent.name) or real(path))
+    monkeypatch.setattr(trends._runs, "__defaults__", (trends.read_earlier,))
     _, _, summary, _ = _finish(tmp_path, _run(38000, broken=True, pod="p-x2k4q"), "20261202T080000Z")
     assert read == ["20261201T080000Z"]
     assert summary["baseline"]["source"] == summary["trend"]["previous_run"] == "20261201T080000Z"

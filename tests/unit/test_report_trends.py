@@ -125,7 +125,7 @@ def test_nightly_runs_are_read_one_at_a_time_and_the_chart_reads_only_their_head
     current = with_results(lab_summary("2026-11-20T08:00:00Z"), [A])
 
     whole, read = [], []
-    real_loads, real_read = trends.json.loads, trends._read_earlier
+    real_loads, real_read = trends.json.loads, trends._parse_earlier
 
     def counting(text, *args, **kwargs):
         out = real_loads(text, *args, **kwargs)
@@ -134,7 +134,7 @@ def test_nightly_runs_are_read_one_at_a_time_and_the_chart_reads_only_their_head
         return out
 
     monkeypatch.setattr(trends.json, "loads", counting)
-    monkeypatch.setattr(trends, "_read_earlier", lambda path: read.append(path.parent.name) or real_read(path))
+    monkeypatch.setattr(trends, "_parse_earlier", lambda path: read.append(path.parent.name) or real_read(path))
     trends._last_read[:] = [None, None]
     name, previous = trends.previous_run(reports, current_dir, "lab", covering=current)
     assert name == "20261119T080000Z" and trends.previous_run(reports, current_dir, "lab", covering=current)[1] is previous
@@ -171,7 +171,7 @@ def test_an_earlier_run_is_read_for_what_a_comparison_needs_and_nothing_else(tmp
     summary = with_results(lab_summary(), EARLIER)
     run_dir = _written(tmp_path, "20261121T080000Z", summary)
     written = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    earlier = trends._read_earlier(run_dir / "summary.json")
+    earlier = trends._parse_earlier(run_dir / "summary.json")
     head, kept, evaluated = _as_a_comparison_reads_it(written)
     assert {k: v for k, v in earlier.items() if k != "results"} == head
     assert earlier["results"] == kept and [r["status"] for r in kept] == ["fail", "fail", "error", "waived", "fail"]
@@ -190,13 +190,13 @@ def test_an_earlier_run_written_otherwise_is_read_whole_and_one_cut_short_is_no_
         path = tmp_path / name / "summary.json"
         path.parent.mkdir()
         path.write_text(text, encoding="utf-8")
-        earlier = trends._read_earlier(path)
+        earlier = trends._parse_earlier(path)
         head, kept, evaluated = _as_a_comparison_reads_it(summary)
         assert ({k: v for k, v in earlier.items() if k != "results"}, earlier["results"], earlier.evaluated) == (head, kept, evaluated), name
     whole = (_written(tmp_path, "20261121T080000Z", summary) / "summary.json").read_bytes()
     for cut in (len(whole) - 3, whole.index(b'"status": "waived"'), whole.index(b'"results": [') + 14):
         (tmp_path / "cut.json").write_bytes(whole[:cut])
-        assert trends._read_earlier(tmp_path / "cut.json") is None, cut
+        assert trends._parse_earlier(tmp_path / "cut.json") is None, cut
 
 
 def test_a_summary_that_is_no_regular_file_is_passed_over_and_never_read(tmp_path):

@@ -161,7 +161,7 @@ def scan(
         for proto in ("tcp", "udp"):
             for port, p in sorted(entry.get(proto, {}).items()):
                 if p.get("state") in ("open", "open|filtered"):
-                    found.append(OpenPort(host, int(port), proto, p["state"], p.get("name", ""), p.get("product", ""), p.get("version", "")))
+                    found.append(_port(host, port, proto, p))
     elapsed = float(result["nmap"]["scanstats"].get("elapsed", 0.0))
     command = result["nmap"].get("command_line", "")
     seen = {(p.host, p.port) for p in found if p.proto == "tcp" and p.state == "open"}
@@ -176,6 +176,11 @@ def scan(
     return PortScanObservation(addrs, tcp_ports, tuple(udp_ports), udp, udp_note, tuple(found), command,
                                "{}.{}".format(*nm.nmap_version()), time.monotonic() - t0, elapsed,
                                tuple(p.label for p in second))
+
+
+def _port(host: str, port: Any, proto: str, p: Mapping[str, Any]) -> OpenPort:
+    """One port of python-nmap's result."""
+    return OpenPort(host, int(port), proto, p["state"], p.get("name", ""), p.get("product", ""), p.get("version", ""))
 
 
 def _second_look(nm, missed: list[tuple[str, int]], privileged: bool, limits: ScanLimits) -> list[OpenPort]:
@@ -193,7 +198,7 @@ def _second_look(nm, missed: list[tuple[str, int]], privileged: bool, limits: Sc
             continue
         for port, p in sorted(result.get("scan", {}).get(host, {}).get("tcp", {}).items()):
             if p.get("state") == "open":
-                out.append(OpenPort(host, int(port), "tcp", "open", p.get("name", ""), p.get("product", ""), p.get("version", "")))
+                out.append(_port(host, port, "tcp", p))
     return out
 
 
