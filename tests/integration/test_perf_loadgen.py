@@ -164,9 +164,14 @@ def test_cpu_compute_model_spends_its_calibrated_time_on_the_cpu():
         s.stop()
     served = sum(w.completed for w in m.windows) + 1
     assert m.errors == 0 and m.server is not None
-    # the calibrated work (calibrated on a busy machine it may come out shorter, never absent)
-    assert m.server.avg_compute_infer_us >= 0.5 * 20_000, m.server.as_dict()
-    assert used >= 0.5 * served * 0.020, (used, served)  # and it was spent on a CPU, not asleep
+    # The calibrated work is there: the add alone computes in ~0.05 ms. A calibration made while the CI's
+    # other worker held the cores comes out short (CI saw 9.3 ms for 20), so the bound is loose; the test
+    # is that the work is done, and done on a CPU, not how well a busy machine calibrates.
+    compute_s = m.server.avg_compute_infer_us / 1e6
+    assert compute_s >= 0.25 * 0.020, m.server.as_dict()
+    # and it was spent on a CPU, not asleep: the stub's CPU time follows the compute time the server
+    # reports (a sleep of the same length uses ~1 % of it; a starved stub gets less CPU than wall time)
+    assert used >= 0.3 * served * compute_s, (used, served, m.server.as_dict())
 
 
 def _stub_pids(server_pid: int) -> list[int]:
