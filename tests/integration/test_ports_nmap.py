@@ -121,3 +121,85 @@ def test_listening_otel_udp_port_is_not_passed_and_a_closed_one_is():
         out = judge_position(ports.probe_plan(plan, guard), plan)
         assert out.status is Status.ERROR and "6831/udp" in out.reason  # silent UDP = open|filtered: unknown, never pass
     assert judge_position(ports.probe_plan(plan, guard), plan).status is Status.PASS
+
+
+@pytest.fixture
+def lossy_netns(tmp_path):
+    """A network namespace of this test's own, with nmap run inside it through a wrapper: whatever its iptables
+    drop is lost to the scan, the way a busy machine loses a reply."""
+    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("iptables") is None:
+        pytest.skip("needs root, ip and iptables (a network namespace of the test's own)")
+    import subprocess
+
+    ns = f"nwt-lossy-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True, capture_output=True)
+        wrapper = tmp_path / "nmap-in-netns"
+        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {ns} {shutil.which("nmap")} "$@"\n')
+        wrapper.chmod(0o755)
+
+        def iptables(*rule: str) -> None:
+            subprocess.run(["ip", "netns", "exec", ns, "iptables", *rule], check=True, capture_output=True, timeout=10)
+
+        yield ns, str(wrapper), iptables
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def _listener_in(ns: str) -> socket.socket:
+    from nimwarden.lab.netns import socket_in_netns
+
+    s = socket_in_netns(ns)
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    return s
+
+
+def _lossy_plan(nmap: str, spec: str, documented: int = 1):
+    table = ports.load_port_table().extended(
+        ports.rows_from([{"port": documented, "service": "lab gateway", "reachable_from": ["external"]}]), "test")
+    return ports.PortPlan(("127.0.0.1",), spec, (), "external", "triton", table, (), False,
+                          ports.ScanLimits(host_timeout_s=30, nmap=nmap))
+
+
+def test_an_undeclared_port_whose_answer_was_lost_is_still_found(lossy_netns):
+    """The first SYNs to an open, undeclared port are dropped (the first scan's two probes: a lost reply reads as
+    "filtered"); the second look at the ports that gave no answer finds it open, and PORTS-UNDECLARED fails on it.
+    Before, the port passed as not open."""
+    ns, nmap, iptables = lossy_netns
+    s = _listener_in(ns)
+    try:
+        port = s.getsockname()[1]
+        iptables("-A", "INPUT", "-p", "tcp", "--dport", str(port), "--syn", "-m", "quota", "--quota", "100", "-j", "DROP")
+        plan = _lossy_plan(nmap, f"{port - 20}-{port + 20}")
+        a = ports.probe_plan(plan, guard_for(["127.0.0.1/32"]))
+        assert a.completed, a.error
+        out = judge_undocumented(a, plan)
+        assert out.status is Status.FAIL and f"127.0.0.1:{port}/tcp" in out.reason, out.reason
+        evidence = a.observation.evidence()
+        assert evidence["unanswered_looked_at_again"] == 1, evidence
+        assert evidence["open_on_a_second_look"] == [f"127.0.0.1:{port}/tcp (unknown)"]
+    finally:
+        s.close()
+
+
+def test_a_port_that_never_answers_stays_filtered_and_a_filtering_host_is_not_rescanned(lossy_netns, monkeypatch):
+    """A port a firewall drops every time is looked at again and stays not open (nothing listens: a pass); a host
+    that drops more ports than LOOK_AGAIN_MAX (3 here, 256 in use) is a filtering host: those ports are counted,
+    not scanned again."""
+    ns, nmap, iptables = lossy_netns
+    iptables("-A", "INPUT", "-p", "tcp", "--dport", "20001", "--syn", "-j", "DROP")
+    plan = _lossy_plan(nmap, "20000-20010")
+    a = ports.probe_plan(plan, guard_for(["127.0.0.1/32"]))
+    assert a.completed, a.error
+    assert a.observation.evidence()["unanswered_looked_at_again"] == 1
+    assert "open_on_a_second_look" not in a.observation.evidence()
+    assert judge_undocumented(a, plan).status is Status.PASS
+    monkeypatch.setattr(ports, "LOOK_AGAIN_MAX", 3)
+    iptables("-A", "INPUT", "-p", "tcp", "--dport", "21000:21004", "--syn", "-j", "DROP")
+    plan = _lossy_plan(nmap, "21000-21010")
+    b = ports.probe_plan(plan, guard_for(["127.0.0.1/32"]))
+    assert b.completed, b.error
+    assert b.observation.evidence()["unanswered_not_looked_at_again"] == {"127.0.0.1": 5}
+    assert "unanswered_looked_at_again" not in b.observation.evidence()

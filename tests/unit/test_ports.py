@@ -164,3 +164,47 @@ def test_wildcard_listener_of_another_deployment_is_attributed_to_it_not_judged_
 def test_udp_open_filtered_on_an_internal_port_is_an_error_not_a_pass():
     out = judge_position(_ok(_obs(OpenPort("127.0.0.2", 6831, "udp", "open|filtered"))), _plan())
     assert out.status is Status.ERROR and "6831/udp" in out.reason
+
+
+# nmap's XML, written to the shape nmap 7.9x gives (a host, ports one by one, and ports folded into extraports)
+_XML = """<?xml version="1.0"?><nmaprun><host><status state="up"/><address addr="10.0.0.5" addrtype="ipv4"/>
+<ports><extraports state="closed" count="60"><extrareasons reason="reset" count="60" proto="tcp" ports="1-60"/></extraports>
+<extraports state="filtered" count="30"><extrareasons reason="no-response" count="30" proto="tcp" ports="100-128,140"/></extraports>
+<port protocol="tcp" portid="8000"><state state="filtered" reason="no-response" reason_ttl="0"/></port>
+<port protocol="tcp" portid="8001"><state state="filtered" reason="admin-prohibited" reason_ttl="64"/></port>
+<port protocol="udp" portid="6831"><state state="open|filtered" reason="no-response" reason_ttl="0"/></port>
+<port protocol="tcp" portid="8080"><state state="open" reason="syn-ack" reason_ttl="64"/></port>
+</ports></host>{more}</nmaprun>"""
+_OLD_NMAP = """<host><address addr="10.0.0.6" addrtype="ipv4"/><ports><extraports state="filtered" count="7">
+<extrareasons reason="no-response" count="7"/></extraports></ports></host>"""
+
+
+def test_unanswered_tcp_ports_are_read_whether_listed_or_folded():
+    """Only TCP ports with no answer at all: not the ones a firewall refused (admin-prohibited), not UDP, not open.
+    An nmap that folds them without naming them gives a count."""
+    from nimwarden.families.ports.scanner import unanswered
+
+    got = unanswered(_XML.format(more=_OLD_NMAP))
+    assert got["10.0.0.5"] == ([*range(100, 129), 140, 8000], 0)
+    assert got["10.0.0.6"] == ([], 7)
+    assert unanswered("<not xml") == {}
+
+
+class _TimesOut:
+    """Stands in for python-nmap's PortScanner on a second look that nmap gave up on (its XML says timedout)."""
+
+    def scan(self, hosts, ports, arguments, sudo):
+        self.hosts = hosts
+        return {"nmap": {"scaninfo": {}}, "scan": {hosts: {"tcp": {}}}}
+
+    def get_nmap_last_output(self):
+        return f'<nmaprun><host timedout="true"><address addr="{self.hosts}" addrtype="ipv4"/></host></nmaprun>'
+
+
+def test_a_second_look_nmap_gives_up_on_is_an_error_for_an_unanswered_port_not_a_pass():
+    from nimwarden.families.ports.scanner import ScanLimits, look_again
+
+    with pytest.raises(RuntimeError, match="second look at 10.0.0.5 .*8000"):
+        look_again(_TimesOut(), [("10.0.0.5", 8000)], True, ScanLimits(), frozenset({("10.0.0.5", 8000)}))
+    # an expected endpoint whose second look timed out stays closed (PORTS-EXPECTED fails on it): no error
+    assert look_again(_TimesOut(), [("10.0.0.5", 8443)], True, ScanLimits()) == []

@@ -4,10 +4,11 @@ Bounded: the timing template, host timeout, retries and packet rate are set
 explicitly and the scan time is recorded. Scoped: every host is checked
 against the target's scope *before* nmap is constructed, and only single
 address literals reach nmap's command line (no CIDRs, ranges, names or
-options that nmap would expand into other addresses). An expected endpoint the
-scan did not see open is scanned again alone, slower, before it is called closed
-(a fast scan on a busy machine can lose an answer); the evidence names what only
-that second look saw.
+options that nmap would expand into other addresses). A fast scan on a busy
+machine can lose an answer: an expected endpoint the scan did not see open, and
+the TCP ports that gave no answer at all, are scanned again alone, slower, before
+anything is called closed (:mod:`nimwarden.families.ports.scanner`); the evidence
+names what only that second look saw.
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ from typing import Any
 from nimwarden.errors import OutOfScope
 from nimwarden.families.ports.options import parse_port_spec  # noqa: F401 - part of the probe's interface
 from nimwarden.families.ports.port_table import POSITIONS, PortRow, PortTable, load_port_table, rows_from
+from nimwarden.families.ports.scanner import (  # noqa: F401 - part of the probe's interface
+    LOOK_AGAIN_MAX,
+    OpenPort,
+    ScanLimits,
+    look_again,
+    nmap_args,
+    port_of,
+    port_spec,
+    run_nmap,
+    unanswered,
+)
+from nimwarden.families.ports.scanner import identify as identify_versions
 from nimwarden.net.scope import scoped_addresses
 from nimwarden.outcome import Attempt, attempt
 
@@ -30,22 +43,6 @@ PROBE = "ports.nmap"
 
 
 # --------------------------------------------------------------------------- the documented port table
-
-
-@dataclass(frozen=True)
-class OpenPort:
-    host: str
-    port: int
-    proto: str
-    state: str  # open, or open|filtered for UDP without an answer
-    service: str = ""  # nmap's guess (from /etc/services unless version detection ran)
-    product: str = ""
-    version: str = ""
-
-    @property
-    def label(self) -> str:
-        what = " ".join(x for x in (self.product, self.version) if x) or self.service or "unknown"
-        return f"{self.host}:{self.port}/{self.proto} ({what})"
 
 
 @dataclass(frozen=True)
@@ -60,8 +57,10 @@ class PortScanObservation:
     nmap_version: str
     scan_s: float  # wall time of the nmap runs
     nmap_elapsed_s: float  # nmap's own figure
-    # expected ports the scan did not see open and a second, slower look at them did (:func:`_second_look`)
+    # ports the scan did not see open and a second, slower look at them did (scanner.look_again)
     seen_second: tuple[str, ...] = ()
+    looked_again: int = 0  # TCP ports that gave the scan no answer, looked at again
+    filtering: Mapping[str, int] = field(default_factory=dict)  # host -> ports that gave no answer, too many to look again
 
     def open_tcp(self) -> tuple[OpenPort, ...]:
         return tuple(p for p in self.open_ports if p.proto == "tcp")
@@ -73,50 +72,9 @@ class PortScanObservation:
             "open_ports": [p.label for p in self.open_ports],
             "nmap_command": self.command, "nmap_version": self.nmap_version,
             "scan_s": round(self.scan_s, 3), "nmap_elapsed_s": self.nmap_elapsed_s,
-        } | ({"open_on_a_second_look": list(self.seen_second)} if self.seen_second else {})
-
-
-@dataclass(frozen=True)
-class ScanLimits:
-    """Bounds of one scan, always passed explicitly to nmap."""
-
-    timing: int = 4  # -T4: sane on a LAN/loopback; 3 for slow links
-    host_timeout_s: int = 60
-    max_retries: int = 1
-    max_rate: int = 20000  # packets per second, a hard cap
-    version_timeout_s: int = 8  # nmap waits ~6 s for a banner before probing: keep it short
-    identify_max_ports: int = 8
-    nmap: str = ""  # path of the nmap binary; empty: $NIMWARDEN_NMAP or python-nmap's search path
-
-
-def _nmap_args(privileged: bool, udp: bool, limits: ScanLimits) -> str:
-    kinds = ("-sS" if privileged else "-sT") + (" -sU" if udp else "")
-    return (f"-n -Pn {kinds} -T{limits.timing} --host-timeout {limits.host_timeout_s}s "
-            f"--max-retries {limits.max_retries} --max-rate {limits.max_rate} --reason")
-
-
-def _run_nmap(nm, hosts: tuple[str, ...], ports: str, args: str) -> tuple[dict, set[str]]:
-    """One nmap run; returns python-nmap's result and the hosts nmap gave up on.
-
-    A host that hit --host-timeout still appears "up" with no ports in python-nmap's
-    result, exactly like a host with everything closed: only the XML's ``timedout``
-    attribute tells them apart, and reading it is what keeps a timeout from passing.
-    """
-    import xml.etree.ElementTree as ET
-
-    result = nm.scan(hosts=" ".join(hosts), ports=ports, arguments=args, sudo=False)
-    info = result.get("nmap", {}).get("scaninfo", {})
-    if "error" in info:
-        raise RuntimeError(f"nmap error: {' '.join(info['error'])}")
-    timed_out: set[str] = set()
-    try:
-        root = ET.fromstring(nm.get_nmap_last_output())
-    except ET.ParseError as exc:
-        raise RuntimeError(f"nmap XML output unreadable: {exc}") from None
-    for host in root.iter("host"):
-        if host.get("timedout") == "true":
-            timed_out.update(a.get("addr", "") for a in host.iter("address"))
-    return result, timed_out
+        } | ({"open_on_a_second_look": list(self.seen_second)} if self.seen_second else {}) \
+          | ({"unanswered_looked_at_again": self.looked_again} if self.looked_again else {}) \
+          | ({"unanswered_not_looked_at_again": dict(self.filtering)} if self.filtering else {})
 
 
 def scan(
@@ -130,7 +88,8 @@ def scan(
     expected: Sequence[tuple[str, int]] = (),
 ) -> PortScanObservation:
     """Scan ``hosts``; ``identify`` picks open TCP ports worth nmap's version detection. ``expected``: (host, port) of
-    TCP endpoints that should answer; one the scan did not see open gets a second look (:func:`_second_look`).
+    TCP endpoints that should answer; one the scan did not see open gets a second look, and so does every TCP port
+    that gave no answer on a host where few did not (:func:`scanner.look_again`).
 
     Raises OutOfScope before nmap is even constructed when a host is out of scope.
     """
@@ -143,11 +102,11 @@ def scan(
     udp = bool(udp_ports) and privileged
     udp_note = "scanned" if udp else ("no documented UDP ports" if not udp_ports else "UDP scan needs root: not scanned")
     spec = f"T:{tcp_ports}" + (f",U:{','.join(str(p) for p in udp_ports)}" if udp else "")
-    args = _nmap_args(privileged, udp, limits)
+    args = nmap_args(privileged, udp, limits)
     binary = limits.nmap or os.environ.get("NIMWARDEN_NMAP", "")
     nm = nmap.PortScanner(nmap_search_path=(binary,)) if binary else nmap.PortScanner()
     t0 = time.monotonic()
-    result, timed_out = _run_nmap(nm, addrs, spec, args)
+    result, timed_out = run_nmap(nm, addrs, spec, args)
     if timed_out:
         raise RuntimeError(f"nmap gave up on {', '.join(sorted(timed_out))} after the {limits.host_timeout_s}s host timeout: "
                            "no complete result (raise options.ports.limits.host_timeout_s or narrow tcp_ports)")
@@ -156,69 +115,35 @@ def scan(
     if missing:
         raise RuntimeError(f"nmap returned no result for {', '.join(missing)}")
     found: list[OpenPort] = []
+    silent: set[tuple[str, int]] = set()  # TCP ports that gave no answer, where few did not (scanner: a lost reply)
+    filtering: dict[str, int] = {}  # hosts where too many gave no answer to look again: they filter
     for host in addrs:
         entry = hosts_seen[host]
         for proto in ("tcp", "udp"):
             for port, p in sorted(entry.get(proto, {}).items()):
                 if p.get("state") in ("open", "open|filtered"):
-                    found.append(_port(host, port, proto, p))
+                    found.append(port_of(host, port, proto, p))
+    for host, (quiet, unnamed) in unanswered(nm.get_nmap_last_output()).items():
+        if host not in addrs:
+            continue
+        if len(quiet) > LOOK_AGAIN_MAX or unnamed:
+            filtering[host] = len(quiet) + unnamed
+        else:
+            silent.update((host, port) for port in quiet)
     elapsed = float(result["nmap"]["scanstats"].get("elapsed", 0.0))
     command = result["nmap"].get("command_line", "")
     seen = {(p.host, p.port) for p in found if p.proto == "tcp" and p.state == "open"}
-    missed = sorted({(h, port) for h, port in expected if h in addrs} - seen)
-    second = _second_look(nm, missed, privileged, limits) if missed else []
+    missed = sorted(({(h, port) for h, port in expected if h in addrs} - seen) | silent)
+    second = look_again(nm, missed, privileged, limits, frozenset(silent)) if missed else []
     found += second
     if identify is not None:
         # at most a few: version detection waits for banners, and the scan must stay bounded
         wanted = [p for p in found if p.proto == "tcp" and identify(p)][: limits.identify_max_ports]
         if wanted:
-            found = _identify(nm, found, wanted, limits)
+            found = identify_versions(nm, found, wanted, limits)
     return PortScanObservation(addrs, tcp_ports, tuple(udp_ports), udp, udp_note, tuple(found), command,
                                "{}.{}".format(*nm.nmap_version()), time.monotonic() - t0, elapsed,
-                               tuple(p.label for p in second))
-
-
-def _port(host: str, port: Any, proto: str, p: Mapping[str, Any]) -> OpenPort:
-    """One port of python-nmap's result."""
-    return OpenPort(host, int(port), proto, p["state"], p.get("name", ""), p.get("product", ""), p.get("version", ""))
-
-
-def _second_look(nm, missed: list[tuple[str, int]], privileged: bool, limits: ScanLimits) -> list[OpenPort]:
-    """The expected ports a scan did not see open, scanned again alone: more retries, a low rate. A fast scan of
-    35,000 ports on a busy machine can lose an answer (nmap reads them from a capture buffer that fills while it
-    waits for a CPU), which would read as "the endpoint does not answer". Only what answers now is added; what does
-    not stays closed, and a look that times out adds nothing."""
-    slow = ScanLimits(timing=limits.timing, host_timeout_s=limits.host_timeout_s, max_retries=max(3, limits.max_retries),
-                      max_rate=min(limits.max_rate, 500))
-    out = []
-    for host in sorted({h for h, _ in missed}):
-        spec = "T:" + port_spec({port for h, port in missed if h == host})
-        result, timed_out = _run_nmap(nm, (host,), spec, _nmap_args(privileged, False, slow))
-        if timed_out:
-            continue
-        for port, p in sorted(result.get("scan", {}).get(host, {}).get("tcp", {}).items()):
-            if p.get("state") == "open":
-                out.append(_port(host, port, "tcp", p))
-    return out
-
-
-def _identify(nm, found: list[OpenPort], wanted: list[OpenPort], limits: ScanLimits) -> list[OpenPort]:
-    """Service/version detection on a few ports, bounded by its own host timeout."""
-    named = {}
-    for host in sorted({p.host for p in wanted}):
-        ports = ",".join(str(p.port) for p in wanted if p.host == host)
-        args = (f"-n -Pn -sV --version-light -T{limits.timing} --host-timeout {limits.version_timeout_s}s "
-                f"--max-retries {limits.max_retries} --max-rate {limits.max_rate}")
-        res = _run_nmap(nm, (host,), ports, args)[0].get("scan", {}).get(host, {})  # a timeout only leaves it unnamed
-        for port, p in res.get("tcp", {}).items():
-            named[(host, int(port))] = p
-    out = []
-    for p in found:
-        n = named.get((p.host, p.port))
-        if n:
-            p = OpenPort(p.host, p.port, p.proto, p.state, n.get("name", p.service), n.get("product", ""), n.get("version", ""))
-        out.append(p)
-    return out
+                               tuple(p.label for p in second), len(silent), filtering)
 
 
 def probe_ports(
@@ -370,21 +295,6 @@ def resolve(hosts: Iterable[str]) -> tuple[str, ...]:
             continue
         out.extend(i[4][0] for i in infos)
     return tuple(dict.fromkeys(out))
-
-
-def port_spec(ports: set[int]) -> str:
-    """Compress a set of ports into nmap's range syntax (no duplicates: nmap warns about those)."""
-    out, run = [], []
-    for p in sorted(ports):
-        if run and p == run[-1] + 1:
-            run.append(p)
-            continue
-        if run:
-            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-        run = [p]
-    if run:
-        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-    return ",".join(out)
 
 
 def probe_plan(p: PortPlan, guard: Callable[[str], None]) -> Attempt[PortScanObservation]:
