@@ -35,6 +35,24 @@ def _read_some(conn: socket.socket, limit_s: float = 1.0) -> bytes:
         return b""
 
 
+def _answer(conn: socket.socket, data: bytes, drain_s: float = 1.0) -> None:
+    """Send ``data`` and close the way a server that has answered does: half-close, then read what the client still
+    sends (the body of a POST that arrived after the headers) until it closes or ``drain_s`` passes. Closing with that
+    body unread makes the kernel answer it with a reset, and the probe then sees "connection reset" instead of the
+    fault this server stands for (CI saw it once, on a malformed-body POST)."""
+    conn.sendall(data)
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + drain_s
+        while (left := deadline - time.monotonic()) > 0:
+            conn.settimeout(left)
+            if conn.recv(65536) == b"":
+                break
+    except OSError:
+        pass
+    conn.close()
+
+
 def _reset(conn: socket.socket) -> None:
     """Close with RST (SO_LINGER 0), as a crashing server does."""
     try:
@@ -106,18 +124,15 @@ class FaultServer:
 
     def _garbage(self, conn):
         _read_some(conn)
-        conn.sendall(GARBAGE)
-        conn.close()
+        _answer(conn, GARBAGE)
 
     def _malformed_body(self, conn):
         _read_some(conn)
-        conn.sendall(MALFORMED)
-        conn.close()
+        _answer(conn, MALFORMED)
 
     def _server_error(self, conn):
         _read_some(conn)
-        conn.sendall(SERVER_ERROR)
-        conn.close()
+        _answer(conn, SERVER_ERROR)
 
     def _tls_abort(self, conn):  # read the ClientHello, then RST: the handshake never completes
         _read_some(conn)
