@@ -145,13 +145,42 @@ def write_model_repository(dest: Path, compute_ms: float, parameters: dict[str, 
 
 
 _handed_out: set[int] = set()
+EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _outside_ephemeral() -> range | None:
+    """Ports outside the kernel's ephemeral range: above it (61000-65535 on Linux's default range, inside the range
+    the lab's profile scans, 30000-65535), else below it from 10000 up; None where neither side holds 2,000 ports."""
+    try:
+        low, high = map(int, EPHEMERAL.read_text().split())
+    except (OSError, ValueError):
+        return None
+    return next((side for side in (range(high + 1, 65536), range(10000, low)) if len(side) >= 2000), None)
+
+
+def _bindable(port: int, host: str) -> bool:
+    """Whether nothing holds ``port`` on any address of ``host``'s family (the servers bind the wildcard)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("::" if ":" in host else "0.0.0.0", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing is bound to now, and never one this process handed out before: the kernel may give
-    a port again as soon as its socket is closed, and did so for two of the four ports of one server
-    (10 of 20,000 four-port picks here) — which then fails to bind one of them after it seemed ready."""
-    for _ in range(100):
+    """A port nothing is bound to now, never one this process handed out before, and outside the kernel's
+    ephemeral range. Between this pick and the server's bind, the kernel may hand the same port to another socket:
+    given back as soon as its socket is closed (two of the four ports of one server, 10 of 20,000 four-port picks),
+    or taken as the local port of any outgoing connection while it lies in the ephemeral range (CI: tritonserver
+    "failed to start HTTP service: Socket '0.0.0.0:39409' already in use" during the load tests). Ports outside
+    that range are never taken that way; where there are none to pick from, the kernel picks."""
+    import random
+
+    side = _outside_ephemeral()
+    picks = (random.choice(side) for _ in range(200)) if side is not None else ()
+    port = next((p for p in picks if p not in _handed_out and _bindable(p, host)), 0)
+    for _ in range(0 if port else 100):  # no side to pick from (or nothing free there): the kernel picks
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]

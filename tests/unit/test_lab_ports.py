@@ -13,9 +13,23 @@ from nimwarden.lab import triton
 
 
 def test_free_port_never_hands_out_a_port_twice():
-    # the kernel gives a closed port again; 4,000 picks from its ~28,000 would repeat ~280 times
+    # the kernel gives a closed port again, and random picks repeat: 4,000 of them must still be distinct
     picks = [triton.free_port() for _ in range(4000)]
     assert len(set(picks)) == len(picks)
+
+
+def test_free_port_lies_outside_the_kernels_ephemeral_range(tmp_path, monkeypatch):
+    """An outgoing connection takes its local port from the ephemeral range: a lab port picked there can be taken
+    between the pick and the server's bind (CI: "Socket '0.0.0.0:39409' already in use"). Where the range leaves no
+    side of 2,000 ports, the kernel picks as before."""
+    low, high = map(int, triton.EPHEMERAL.read_text().split())
+    picks = [triton.free_port() for _ in range(200)]
+    assert all(p > high or 10000 <= p < low for p in picks), sorted(p for p in picks if low <= p <= high)
+    narrow = tmp_path / "ip_local_port_range"
+    narrow.write_text("1024\t64000\n")
+    monkeypatch.setattr(triton, "EPHEMERAL", narrow)
+    assert triton._outside_ephemeral() is None
+    assert 1 <= triton.free_port() <= 65535
 
 
 def test_wait_listening_returns_once_the_port_accepts(tmp_path):
