@@ -3,7 +3,7 @@
 A fast scan of tens of thousands of ports on a busy machine can lose an answer: nmap reads the replies from a
 capture buffer that fills while it waits for a CPU, and a port whose reply was lost is reported ``filtered``
 (``no-response``) among ports that answered. Read as it is, that hides an open port: an undeclared listener would
-pass PORTS-UNDECLARED and an expected endpoint would be called closed. So after the scan, the TCP ports that gave
+pass PORTS-UNDOCUMENTED-001 and an expected endpoint would be called closed. So after the scan, the TCP ports that gave
 no answer (where there are few of them: a host that drops everything is a firewall, not a lost reply) and the
 expected endpoints not seen open are scanned again alone, slower (:func:`look_again`). A second look that nmap
 gives up on leaves the port unknown: the probe is an error, never a pass.
@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from nimwarden.families.ports.options import parse_port_spec
 
 # At most this many unanswered TCP ports per host are looked at again (at 500 packets/s with 3 retries, ~2 s);
 # more is a host that filters, and those ports stay filtered (the evidence counts them).
@@ -111,22 +113,12 @@ def unanswered(xml_text: str) -> dict[str, tuple[list[int], int]]:
                 for why in extra.iter("extrareasons"):
                     if why.get("reason") != "no-response" or why.get("proto", "tcp") != "tcp":
                         continue
-                    if why.get("ports"):
-                        listed.update(parse_ranges(why.get("ports", "")))
-                    else:  # an nmap that does not name them
+                    try:
+                        listed.update(parse_port_spec(why.get("ports") or ""))
+                    except ValueError:  # an nmap that does not name them
                         unnamed += int(why.get("count", "0") or 0)
         if addr and (listed or unnamed):
             out[addr] = (sorted(listed), unnamed)
-    return out
-
-
-def parse_ranges(text: str) -> list[int]:
-    """nmap's "1-3,7" as [1, 2, 3, 7]."""
-    out = []
-    for part in text.split(","):
-        lo, _, hi = part.strip().partition("-")
-        if lo.isdigit() and (not hi or hi.isdigit()):
-            out.extend(range(int(lo), int(hi or lo) + 1))
     return out
 
 
