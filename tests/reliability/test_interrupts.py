@@ -28,28 +28,48 @@ SEED = int(os.environ.get("NIMWARDEN_INTERRUPT_SEED") or (156199105 if os.enviro
 POINTS = [(sig, i) for sig in (signal.SIGINT, signal.SIGTERM) for i in range(2)]
 
 
-@pytest.mark.parametrize(("sig", "draw"), POINTS, ids=[f"{s.name}-{i}" for s, i in POINTS])
-def test_signal_at_a_random_point_keeps_a_consistent_report(sig, draw, lab_state, tmp_path):
-    rng = random.Random(SEED * 7 + sig * 3 + draw)
-    delay = rng.uniform(0.0, 6.0)
+AUDITED = ("suites/test_triton_api.py", "suites/test_host.py")
+
+
+def _start(lab_state, tmp_path) -> tuple[subprocess.Popen, Path, bytes]:
+    """The audit, started; returns once its first test runs (pytest names the suite file as it starts it).
+    Read as it comes, not by line: the file's line ends only once its last test has run."""
     profile = lab_profile(tmp_path, lab_state)
     reports = tmp_path / "reports"
-    cmd = [sys.executable, "-m", "nimwarden.cli", "audit", "--target", str(profile), "--reports-dir", str(reports),
-           "suites/test_triton_api.py", "suites/test_host.py"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+    cmd = [sys.executable, "-m", "nimwarden.cli", "audit", "--target", str(profile), "--reports-dir", str(reports), *AUDITED]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=interruptible)
-    out = []
-    for line in proc.stdout:  # wait until tests run: before that there is no audit to interrupt
-        out.append(line)
-        if line.startswith("suites/"):
+    head = b""
+    while b"\nsuites/" not in b"\n" + head:  # wait until tests run: before that there is no audit to interrupt
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:
             break
+        head += chunk
+    return proc, reports, head
+
+
+@pytest.fixture(scope="module")
+def audit_length(lab_state, tmp_path_factory) -> float:
+    """How long the audit runs from its first test to its exit, uninterrupted: the span a signal is drawn in.
+    (A span longer than the run sends most signals after the run has finished, which tests nothing.)"""
+    proc, _, _ = _start(lab_state, tmp_path_factory.mktemp("uninterrupted"))
+    t0 = time.monotonic()
+    proc.communicate(timeout=120)
+    return time.monotonic() - t0
+
+
+@pytest.mark.parametrize(("sig", "draw"), POINTS, ids=[f"{s.name}-{i}" for s, i in POINTS])
+def test_signal_at_a_random_point_keeps_a_consistent_report(sig, draw, lab_state, audit_length, tmp_path):
+    rng = random.Random(SEED * 7 + sig * 3 + draw)
+    delay = rng.uniform(0.0, audit_length)
+    proc, reports, head = _start(lab_state, tmp_path)
     time.sleep(delay)
     sent = proc.poll() is None
     if sent:
         proc.send_signal(sig)
     rest, _ = proc.communicate(timeout=120)
-    out.append(rest)
-    print(f"\nseed {SEED}: {sig.name} after {delay:.2f}s of progress: {'sent' if sent else 'run had already finished'}; exit {proc.returncode}")
+    out = [(head + rest).decode("utf-8", "replace")]
+    print(f"\nseed {SEED}: {sig.name} after {delay:.2f}s of a {audit_length:.2f}s run: {'sent' if sent else 'run had already finished'}; exit {proc.returncode}")
     summary = json.loads((reports / "latest" / "summary.json").read_text())
     assert "Traceback" not in "".join(out), "".join(out)[-3000:]
     finished = [r["nodeid"] for r in summary["results"]]
