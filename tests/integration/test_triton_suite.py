@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from nimwarden.catalog import load_catalog
-from tests.conftest import ROOT, dead_port, interruptible, lab_profile, run_audit
+from tests.conftest import ROOT, dead_port, interruptible, lab_profile, run_audit, servers_only_lab
 
 pytestmark = pytest.mark.lab
 
@@ -150,7 +150,9 @@ def broken_audit(tmp_path_factory, lab_state):
     hung = {k: f"http://127.0.0.1:{hang.port}" for k in ("http", "metrics", "sagemaker")}
     hung["grpc"] = f"grpc://127.0.0.1:{hang.port}"
     profile = lab_profile(tmp, lab_state, hardened={"endpoints": dead}, exposed={"endpoints": hung})
-    profile.write_text(profile.read_text().replace("read_s: 5", "read_s: 1"))
+    # Nothing real answers here (refused or never): short deadlines lose no answer, and each hung probe waits them out
+    profile.write_text(profile.read_text().replace("connect_s: 2", "connect_s: 0.5").replace("read_s: 5", "read_s: 0.5"))
+    assert "connect_s: 0.5" in profile.read_text() and "read_s: 0.5" in profile.read_text()
     t0 = time.monotonic()
     # the live controls only: TRITON-SPEC-* read the lab's manifests, which no endpoint fault touches
     proc, summary = run_audit(profile, tmp / "reports", "suites/test_triton_api.py", "-k", "not test_spec_")
@@ -182,7 +184,7 @@ def test_broken_probe_reasons_name_the_fault(broken_audit):
 
 
 def test_broken_audit_is_bounded(broken_audit):
-    """~40 probes against a hanging server with a 2 s connect + 1 s read deadline."""
+    """~40 probes against a hanging server with a 0.5 s connect + 0.5 s read deadline."""
     _, summary, took = broken_audit
     print(f"\nbroken-target audit: {took:.1f}s for {len(summary['results'])} results")
     assert took < 240
@@ -192,13 +194,14 @@ def test_broken_audit_is_bounded(broken_audit):
 
 
 def test_killing_a_server_mid_audit_turns_its_controls_into_errors(tmp_path):
-    """A private lab: kill `hardened` after its first few tests; its later controls are errors, the report is written."""
+    """A private lab (its two tritonservers: the suite probes nothing else): kill `hardened` after its first few
+    tests; its later controls are errors, the report is written."""
     from nimwarden import lab
 
     directory = tmp_path / "lab"
-    state = lab.up(directory, log=lambda *_: None)
+    state = servers_only_lab(tmp_path)
     try:
-        profile = lab_profile(tmp_path, state)
+        profile = lab_profile(tmp_path, state, started_only=True)
         env = {"NIMWARDEN_TEST_KILL_PID": str(state["deployments"]["hardened"]["pid"]), "NIMWARDEN_TEST_KILL_AFTER": "4"}
         proc, summary = run_audit(profile, tmp_path / "reports", "suites/test_triton_api.py", "-p", "tests.killer", "-p", "no:randomly", env=env)
     finally:
