@@ -32,6 +32,22 @@ def test_free_port_lies_outside_the_kernels_ephemeral_range(tmp_path, monkeypatc
     assert 1 <= triton.free_port() <= 65535
 
 
+def test_a_long_session_still_picks_outside_the_ephemeral_range(tmp_path, monkeypatch):
+    """CI, the full suite: after its lab tests had handed out the side's ports, every pick fell back to the kernel
+    and landed inside the ephemeral range (56677). Three times the side's ports are picked here: each lies outside
+    the range, and the last picks are distinct among themselves (all but SPARE of the side are remembered)."""
+    wide = tmp_path / "ip_local_port_range"
+    wide.write_text("10000\t63000\n")  # the ports above it: 63001-65535, 2,535 of them
+    monkeypatch.setattr(triton, "EPHEMERAL", wide)
+    monkeypatch.setattr(triton, "_handed_out", {})
+    side = triton._outside_ephemeral()
+    picks = [triton.free_port() for _ in range(3 * len(side))]
+    inside = [p for p in picks if p <= 63000]
+    assert not inside, f"{len(inside)} of {len(picks)} picks inside the range, first {inside[:5]}"
+    last = picks[-(len(side) - triton.SPARE):]
+    assert len(set(last)) == len(last)
+
+
 def test_wait_listening_returns_once_the_port_accepts(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
