@@ -159,9 +159,14 @@ def _outside_ephemeral() -> range | None:
     return next((side for side in (range(high + 1, 65536), range(10000, low)) if len(side) >= 2000), None)
 
 
+def _socket(host: str) -> socket.socket:
+    """A TCP socket of ``host``'s address family."""
+    return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+
+
 def _bindable(port: int, host: str) -> bool:
     """Whether nothing holds ``port`` on any address of ``host``'s family (the servers bind the wildcard)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+    with _socket(host) as s:
         try:
             s.bind(("::" if ":" in host else "0.0.0.0", port))
         except OSError:
@@ -171,11 +176,12 @@ def _bindable(port: int, host: str) -> bool:
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing is bound to now, none of the ports this process handed out last (all but ``SPARE`` of the
-    ports it picks from), and outside the kernel's ephemeral range. Between this pick and the server's bind, the kernel may hand the same port to another socket:
-    given back as soon as its socket is closed (two of the four ports of one server, 10 of 20,000 four-port picks),
-    or taken as the local port of any outgoing connection while it lies in the ephemeral range (CI: tritonserver
-    "failed to start HTTP service: Socket '0.0.0.0:39409' already in use" during the load tests). Ports outside
-    that range are never taken that way; where there are none to pick from, the kernel picks."""
+    ports it picks from), and outside the kernel's ephemeral range. Between this pick and the server's bind, the
+    kernel may hand the same port to another socket: given back as soon as its socket is closed (two of the four
+    ports of one server, 10 of 20,000 four-port picks), or taken as the local port of any outgoing connection while
+    it lies in the ephemeral range (CI: tritonserver "failed to start HTTP service: Socket '0.0.0.0:39409' already in
+    use" during the load tests). Ports outside that range are never taken that way; where there are none to pick
+    from, the kernel picks."""
     import random
 
     side = _outside_ephemeral()
@@ -184,7 +190,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         fresh = [p for p in side if p not in _handed_out]
         port = next((p for p in random.sample(fresh, min(200, len(fresh))) if _bindable(p, host)), 0)
     for _ in range(0 if port else 100):  # no side to pick from (or nothing free there): the kernel picks
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        with _socket(host) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
         if port not in _handed_out:

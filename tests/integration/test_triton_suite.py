@@ -198,14 +198,13 @@ def test_killing_a_server_mid_audit_turns_its_controls_into_errors(tmp_path):
     tests; its later controls are errors, the report is written."""
     from nimwarden import lab
 
-    directory = tmp_path / "lab"
     state = servers_only_lab(tmp_path)
     try:
         profile = lab_profile(tmp_path, state, started_only=True)
         env = {"NIMWARDEN_TEST_KILL_PID": str(state["deployments"]["hardened"]["pid"]), "NIMWARDEN_TEST_KILL_AFTER": "4"}
         proc, summary = run_audit(profile, tmp_path / "reports", "suites/test_triton_api.py", "-p", "tests.killer", "-p", "no:randomly", env=env)
     finally:
-        lab.down(directory, log=lambda *_: None)
+        lab.down(Path(state["dir"]), log=lambda *_: None)
     assert summary is not None, proc.stderr[-2000:]
     hardened = [r for r in summary["results"] if r["deployment"] == "hardened"]
     after_kill = hardened[4:]
