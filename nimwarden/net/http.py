@@ -13,10 +13,12 @@ from __future__ import annotations
 import errno
 import http.client
 import json
+import select
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,12 +80,46 @@ def describe_error(exc: BaseException, deadline_hit: bool, limits: Limits) -> st
     if isinstance(exc, http.client.RemoteDisconnected):
         return "server closed the connection without answering"
     if isinstance(exc, http.client.IncompleteRead):
-        return "connection closed in the middle of the response"
+        expected = f", {exc.expected} more expected" if exc.expected is not None else ""
+        return f"connection closed in the middle of the response (IncompleteRead: {len(exc.partial)} bytes read{expected})"
     if isinstance(exc, (http.client.BadStatusLine, http.client.LineTooLong, http.client.HTTPException)):
         return f"answer is not valid HTTP ({type(exc).__name__}: {str(exc)[:80]!r})"
     if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
         return f"network unreachable ({exc.strerror})"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _read_body(resp: http.client.HTTPResponse, max_body: int) -> tuple[bytes, bool]:
+    """The body, up to ``max_body`` bytes (and whether it was cut there)."""
+    chunks, size = [], 0
+    while True:
+        chunk = resp.read(65536)
+        if not chunk:
+            return b"".join(chunks), False
+        size += len(chunk)
+        if size > max_body:
+            chunks.append(chunk[: max(0, max_body - (size - len(chunk)))])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+
+
+def _deadline(limits: Limits, conn: Callable[[], http.client.HTTPConnection | None]) -> tuple[threading.Timer, threading.Event]:
+    """A timer that, ``limits.deadline_s`` after it starts, marks the deadline hit and shuts the connection's
+    socket down, so that a read blocked on a server that answers too slowly (or a byte at a time) returns."""
+    hit = threading.Event()
+
+    def on_deadline() -> None:
+        hit.set()
+        sock = getattr(conn(), "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(limits.deadline_s, on_deadline)
+    timer.daemon = True
+    return timer, hit
 
 
 def request(
@@ -106,49 +142,21 @@ def request(
     shown_headers = {k: ("<redacted>" if k.lower() in redact_headers else v) for k, v in (headers or {}).items()}
     asked = f"{method} {url}" + (f" headers={sorted(shown_headers)}" if shown_headers else "")
     t0 = time.monotonic()
-    deadline_hit = threading.Event()
     conn: http.client.HTTPConnection | None = None
-
-    def on_deadline() -> None:
-        deadline_hit.set()
-        sock = getattr(conn, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    timer = threading.Timer(limits.deadline_s, on_deadline)
-    timer.daemon = True
+    timer, deadline_hit = _deadline(limits, lambda: conn)
     try:
         if guard is not None:
             guard(parts.hostname or "")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        if parts.scheme == "https":
-            ctx = ssl_context or ssl.create_default_context()
-            conn = http.client.HTTPSConnection(parts.hostname, port, timeout=limits.connect_s, context=ctx)
-        else:
-            conn = http.client.HTTPConnection(parts.hostname, port, timeout=limits.connect_s)
+        conn = _connection(parts.scheme, parts.hostname or "", parts.port, limits, ssl_context)
         timer.start()
         conn.connect()
         conn.sock.settimeout(limits.read_s)
-        all_headers = {"User-Agent": USER_AGENT, "Accept": "*/*", **(headers or {})}
-        conn.request(method, path, body=body, headers=all_headers)
+        conn.request(method, path, body=body, headers={"User-Agent": USER_AGENT, "Accept": "*/*", **(headers or {})})
         resp = conn.getresponse()
-        chunks, size, truncated = [], 0, False
-        while True:
-            chunk = resp.read(65536)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > limits.max_body:
-                truncated = True
-                chunks.append(chunk[: max(0, limits.max_body - (size - len(chunk)))])
-                break
-            chunks.append(chunk)
+        data, truncated = _read_body(resp, limits.max_body)
         if deadline_hit.is_set():
             raise TimeoutError("deadline")
-        obs = HttpResponse(resp.status, resp.reason, {k.lower(): v for k, v in resp.getheaders()}, b"".join(chunks), truncated)
+        obs = HttpResponse(resp.status, resp.reason, {k.lower(): v for k, v in resp.getheaders()}, data, truncated)
         return Attempt(probe, asked, obs, None, time.monotonic() - t0)
     except Exception as exc:  # noqa: BLE001 - every failure becomes an incomplete attempt (error), never a pass
         return Attempt(probe, asked, None, describe_error(exc, deadline_hit.is_set(), limits), time.monotonic() - t0)
@@ -156,6 +164,85 @@ def request(
         timer.cancel()
         if conn is not None:
             conn.close()
+
+
+def _connection(scheme: str, host: str, port: int | None, limits: Limits,
+                ssl_context: ssl.SSLContext | None) -> http.client.HTTPConnection:
+    if scheme == "https":
+        return http.client.HTTPSConnection(host, port or 443, timeout=limits.connect_s,
+                                           context=ssl_context or ssl.create_default_context())
+    return http.client.HTTPConnection(host, port or 80, timeout=limits.connect_s)
+
+
+class ExchangeError(Exception):
+    """An exchange of a :class:`Connection` that did not complete; its text is the reason, naming the fault."""
+
+
+class Connection:
+    """Sequential HTTP exchanges with one origin over one keep-alive connection, each bounded as
+    :func:`request` is: ``connect_s + read_s`` in all, whatever the server does (one that answers a byte at a
+    time is cut off at the deadline, where a per-read timeout never trips). A connection the server closed
+    between two exchanges (it is readable while idle: end of file) is opened again before the next one.
+    ``tls_versions``: the protocol of every TLS connection it opened."""
+
+    def __init__(self, base_url: str, *, limits: Limits, ssl_context: ssl.SSLContext | None = None) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
+        self.limits, self.ssl_context = limits, ssl_context
+        self.tls_versions: set[str] = set()
+        self._conn: http.client.HTTPConnection | None = None
+
+    def exchange(self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
+                 body: bytes | None = None) -> HttpResponse:
+        """One request and its whole answer; raises :class:`ExchangeError` with the reason when it fails."""
+        if self._conn is not None and _dropped(self._conn):
+            self.close()
+        fresh = self._conn is None
+        if fresh:
+            self._conn = _connection(self.scheme, self.host, self.port, self.limits, self.ssl_context)
+        conn = self._conn
+        timer, deadline_hit = _deadline(self.limits, lambda: conn)
+        timer.start()
+        try:
+            if fresh:
+                conn.connect()
+                conn.sock.settimeout(self.limits.read_s)
+                version = getattr(conn.sock, "version", None)
+                if callable(version) and version():
+                    self.tls_versions.add(version())
+            conn.request(method, path, body=body, headers={"User-Agent": USER_AGENT, "Accept": "*/*", **(headers or {})})
+            resp = conn.getresponse()
+            data, truncated = _read_body(resp, self.limits.max_body)
+            if deadline_hit.is_set():
+                raise TimeoutError("deadline")
+            if not truncated and resp.length:  # the server closed before the Content-Length it announced
+                raise http.client.IncompleteRead(data, resp.length)
+            if truncated or resp.will_close:
+                self.close()
+            return HttpResponse(resp.status, resp.reason, {k.lower(): v for k, v in resp.getheaders()}, data, truncated)
+        except Exception as exc:  # noqa: BLE001 - the reason names the fault; the caller's attempt is an error
+            self.close()
+            raise ExchangeError(describe_error(exc, deadline_hit.is_set(), self.limits)) from exc
+        finally:
+            timer.cancel()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle kept-alive connection was closed by the server (readable while nothing was asked)."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 def credential_header(header: str | None, value: str | None) -> tuple[str, str] | None:

@@ -31,8 +31,9 @@ FAMILIES = ("triton-api", "tls", "gateway", "nim-api", "ports", "performance", "
 CONNECT_S, READ_S = 1.0, 1.0
 
 # What an error reason must say for each fault (the reason names the fault). Behind the two
-# certificate faults sits a server answering 503 and closing (probes that do not verify see it).
-BEHIND_TLS = r"|503|closed|RemoteDisconnected|Service Unavailable"
+# certificate faults sits a server answering 503 and closing (probes that do not verify see it; it closes with the
+# request's last bytes unread at times, and the client then sees a reset).
+BEHIND_TLS = r"|503|closed|RemoteDisconnected|Service Unavailable|reset by the server"
 NAMES_FAULT = {
     "refused": r"refused|unavailable|closed",
     "hang": r"no answer|deadline|timed out|timeout",

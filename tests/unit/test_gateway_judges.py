@@ -125,16 +125,18 @@ def test_nim_front_beside_triton_is_routed_with_the_same_auth_and_limit(tmp_path
     assert conf.index("return 401") < conf.index("location /v1/")
 
 
-def test_planning_the_gateway_controls_does_not_import_requests():
-    """What applies is asked of every deployment of a manifests-only audit: that must not cost the HTTP
-    client's import (~40 ms of every start-up); a probe that runs imports it."""
+def test_planning_the_gateway_controls_imports_no_http_session():
+    """What applies is asked of every deployment of a manifests-only audit: that must not import the probe's
+    session (its TLS context and HTTP client); a probe that runs does. The session is the bounded client's, never
+    ``requests`` (whose per-read timeout lets a gateway that answers a byte at a time hold the probe for ever)."""
     import subprocess
     import sys
 
     code = ("import sys; from types import SimpleNamespace as N\n"
             "from nimwarden.families.gateway import judge, k8s_judge, probe\n"
             "e = probe.entry_point(N(options={}, endpoints={}, exposure=(), credentials={}, kind='nim', models=()))\n"
-            "assert e.base_url is None and 'requests' not in sys.modules, sorted(m for m in sys.modules if 'requests' in m)\n"
-            "probe._session().close(); assert 'requests' in sys.modules\n")
+            "assert e.base_url is None and 'nimwarden.families.gateway.session' not in sys.modules\n"
+            "probe._session().close()\n"
+            "assert 'nimwarden.families.gateway.session' in sys.modules and 'requests' not in sys.modules\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]

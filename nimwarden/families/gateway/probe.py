@@ -74,10 +74,16 @@ INTERNAL_PATHS = ("/v2/repository/index", "/v2/logging", "/v2/trace/setting", "/
 
 
 def _session() -> ProbeSession:
-    # requests is imported when a probe runs, not when the runner asks what applies
+    # the HTTP client is imported when a probe runs, not when the runner asks what applies
     from nimwarden.families.gateway.session import ProbeSession
 
     return ProbeSession()
+
+
+def _reason(exc: BaseException) -> str:
+    from nimwarden.families.gateway.session import reason
+
+    return reason(exc)
 
 
 def _send(s: ProbeSession, base: str, r: Request, headers: Mapping[str, str], timeout: tuple[float, float]) -> int:
@@ -145,7 +151,7 @@ def probe_auth(
                 out.append(PathResult(r, anon, cred))
             return AuthObservation(base, credential[2] if credential else None, tuple(out), s.tls_note())
 
-    return attempt(PROBE, f"{len(requests_)} request(s) to {base} with and without credentials", run)
+    return attempt(PROBE, f"{len(requests_)} request(s) to {base} with and without credentials", run, _reason)
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,7 @@ def probe_internal_paths(
             statuses = {p: _send(s, base, Request("GET", p), headers, timeout) for p in paths}
             return InternalObservation(base, credential is not None, statuses, s.tls_note())
 
-    return attempt(PROBE, f"GET {len(paths)} internal path(s) through {base}", run)
+    return attempt(PROBE, f"GET {len(paths)} internal path(s) through {base}", run, _reason)
 
 
 @dataclass(frozen=True)
@@ -231,12 +237,12 @@ def probe_burst(
                 resp = s.probe("GET", url, headers=headers, timeout=timeout)
                 counts[resp.status_code] += 1
                 if resp.status_code == 429:
-                    first, retry_after, why = i, resp.headers.get("Retry-After"), "first 429 seen"
+                    first, retry_after, why = i, resp.headers.get("retry-after"), "first 429 seen"
                     break
             return BurstObservation(url, max_requests, max_duration_s, sum(counts.values()), dict(counts), first,
                                     retry_after, time.monotonic() - t0, why, s.tls_note())
 
-    return attempt(PROBE, f"burst of at most {max_requests} GET {url} in {max_duration_s}s", run)
+    return attempt(PROBE, f"burst of at most {max_requests} GET {url} in {max_duration_s}s", run, _reason)
 
 
 # --------------------------------------------------------------------------- from a target profile

@@ -1,60 +1,85 @@
-"""The gateway probe's HTTP session (``requests``), apart from the probe's plan of requests, so that
-deciding what applies — which a manifests-only audit does for every deployment — never imports
-``requests`` (about 40 ms of every start-up)."""
+"""The gateway probe's HTTP session: one bounded keep-alive connection per origin
+(:class:`nimwarden.net.http.Connection`), apart from the probe's plan of requests.
+
+Every exchange ends within ``connect_s + read_s`` whatever the gateway does: a gateway that
+answers a byte at a time is cut off at that deadline (a per-read timeout, as ``requests`` has,
+never trips on it and the probe would run for as long as the gateway keeps sending)."""
 
 from __future__ import annotations
 
-import warnings
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-
+from nimwarden.net.http import Connection, ExchangeError, Limits
 from nimwarden.net.tls_client import lenient_context
 
 MODERN_TLS = ("TLSv1.2", "TLSv1.3")
 
 
-class _AnyTls(HTTPAdapter):
-    """HTTPS with whatever the gateway offers (TLS 1.0 and weak suites included): a legacy-only
-    gateway must still be judged on what it lets through; the TLS family fails its protocol."""
+@dataclass(frozen=True)
+class Answer:
+    """What the gateway answered: the status and the headers (names in lower case)."""
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = lenient_context()
-        super().init_poolmanager(*args, **kwargs)
+    status_code: int
+    headers: Mapping[str, str]
 
 
-class ProbeSession(requests.Session):
-    """A probe session that remembers the TLS version of every connection it used."""
+class ProbeSession:
+    """A probe session that keeps one connection per origin and remembers the TLS version of every
+    connection it opened. HTTPS accepts whatever the gateway offers (TLS 1.0 and weak suites included:
+    ``lenient_context``): a legacy-only gateway must still be judged on what it lets through; the TLS
+    family judges its protocol and certificate. Never through a proxy from the environment."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.verify = False  # the TLS family judges the certificate; here only reachability matters
-        self.trust_env = False  # never through a proxy from the environment: stay inside the scope
-        self.mount("https://", _AnyTls())
-        self.tls_versions: set[str] = set()
+        self._connections: dict[tuple[str, str, int | None, tuple[float, float]], Connection] = {}
+
+    def __enter__(self) -> ProbeSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def probe(self, method: str, url: str, *, headers: Mapping[str, str], timeout: tuple[float, float],
-              body: Mapping[str, Any] | None = None) -> requests.Response:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # InsecureRequestWarning: deliberate, see above
-            resp = self.request(method, url, json=body, headers=dict(headers), timeout=timeout, allow_redirects=False, stream=True)
-        try:
-            sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
-            version = sock.version() if hasattr(sock, "version") else None
-            if version:
-                self.tls_versions.add(version)
-            resp.content  # noqa: B018 - read it all, as without stream=True: the connection goes back to the pool
-        finally:
-            resp.close()
-        return resp
+              body: Mapping[str, Any] | None = None) -> Answer:
+        """One exchange, its answer read whole; raises :class:`ExchangeError` naming the fault."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "", parts.port, timeout)
+        conn = self._connections.get(key)
+        if conn is None:
+            limits = Limits(connect_s=timeout[0], read_s=timeout[1])
+            tls = lenient_context() if parts.scheme == "https" else None
+            conn = self._connections[key] = Connection(url, limits=limits, ssl_context=tls)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        sent = dict(headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            sent.setdefault("Content-Type", "application/json")
+        answer = conn.exchange(method, path, headers=sent, body=data)
+        return Answer(answer.status, answer.headers)
+
+    @property
+    def tls_versions(self) -> set[str]:
+        return set().union(*(c.tls_versions for c in self._connections.values()))
 
     def tls_note(self) -> str | None:
         """How the probe connected, for the evidence: None over plain HTTP."""
-        if not self.tls_versions:
+        versions_seen = self.tls_versions
+        if not versions_seen:
             return None
-        versions = ", ".join(sorted(self.tls_versions))
-        if all(v in MODERN_TLS for v in self.tls_versions):
+        versions = ", ".join(sorted(versions_seen))
+        if all(v in MODERN_TLS for v in versions_seen):
             return f"connected with {versions}"
         return f"connected with {versions}, as the gateway offers no better; the tls family judges the protocol"
+
+    def close(self) -> None:
+        for conn in self._connections.values():
+            conn.close()
+
+
+def reason(exc: BaseException) -> str:
+    """An attempt's reason for a failed exchange: the fault as the bounded client names it."""
+    return str(exc) if isinstance(exc, ExchangeError) else f"{type(exc).__name__}: {exc}"

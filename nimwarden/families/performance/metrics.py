@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import requests
+from nimwarden.net.http import Limits, request
 
 _LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -64,10 +64,24 @@ class Snapshot:
         return cls(counters, gpus)
 
 
+class ScrapeError(Exception):
+    """The metrics endpoint did not give its page: the reason names the fault."""
+
+
+def _page(url: str, timeout_s: float, headers: Mapping[str, str] | None) -> str:
+    """The metrics page, read by the bounded client (``timeout_s`` per read, and no more than ``connect_s +
+    timeout_s`` for the whole page however slowly the server sends it); a failure or an HTTP error raises."""
+    got = request("GET", url, probe="performance.metrics", limits=Limits(connect_s=min(2.0, timeout_s), read_s=timeout_s),
+                  headers=dict(headers or {}))
+    if not got.completed:
+        raise ScrapeError(f"GET {url}: {got.error}")
+    if got.observation.status >= 400:
+        raise ScrapeError(f"GET {url}: HTTP {got.observation.status} {got.observation.reason}")
+    return got.observation.text()
+
+
 def scrape(url: str, model: str, timeout_s: float = 5.0, headers: Mapping[str, str] | None = None) -> Snapshot:
-    resp = requests.get(url, timeout=timeout_s, headers=dict(headers or {}))
-    resp.raise_for_status()
-    snap = Snapshot.from_text(resp.text, model)
+    snap = Snapshot.from_text(_page(url, timeout_s, headers), model)
     if "nv_inference_request_success" not in snap.model:
         raise ValueError(f"{url} has no nv_inference_request_success for model {model!r}")
     return snap
@@ -111,9 +125,8 @@ def delta(before: Snapshot, after: Snapshot) -> ServerStats:
 
 def failure_total(url: str, timeout_s: float = 5.0, headers: Mapping[str, str] | None = None) -> float:
     """Sum of nv_inference_request_failure over every model: the audit-under-load counter."""
-    resp = requests.get(url, timeout=timeout_s, headers=dict(headers or {}))
-    resp.raise_for_status()
-    samples = [v for n, _, v in parse_prometheus(resp.text) if n == "nv_inference_request_failure"]
-    if not samples and "nv_inference_request_success" not in resp.text:
+    text = _page(url, timeout_s, headers)
+    samples = [v for n, _, v in parse_prometheus(text) if n == "nv_inference_request_failure"]
+    if not samples and "nv_inference_request_success" not in text:
         raise ValueError(f"{url} exposes no Triton inference counters")
     return sum(samples)

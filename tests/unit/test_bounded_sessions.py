@@ -1,0 +1,204 @@
+"""Keep-alive exchanges (the gateway probe's session, the performance family's metrics scrape) are bounded like
+the one-shot client: a server that sends its answer a byte at a time, for ever, is cut off at connect_s + read_s.
+
+Each server is a real socket on loopback. The trickling one sends a chunked body one byte every 0.3 s: a read
+timeout (1 s) never trips on it, so only a deadline over the whole exchange ends the call."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from nimwarden.families.gateway import probe as gw
+from nimwarden.families.gateway.session import ProbeSession
+from nimwarden.families.performance import metrics
+from nimwarden.net.http import Connection, ExchangeError, Limits
+
+LIMITS = Limits(connect_s=1.0, read_s=1.0)
+SLACK_S = 2.0  # a scheduler that lost the CPU to the hypervisor (see test_http_probe)
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+
+
+class Server:
+    """A loopback server: ``answer(conn, request_bytes)`` for every request on every connection, until it
+    returns False (the connection is then closed). ``connections`` counts the connections accepted."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        self.sock.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        conn.settimeout(5)
+        try:
+            while not self.stop.is_set():
+                data = _request(conn)
+                if not data or self.answer(conn, data, self.stop) is False:
+                    break
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+def _request(conn) -> bytes:
+    """One whole request: its head, then the Content-Length bytes of body (which may come in a later packet)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = conn.recv(65536)
+        if not more:
+            return b""
+        data += more
+    head = data.split(b"\r\n\r\n", 1)[0].lower()
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.startswith(b"content-length:")), 0)
+    while len(data) - len(head) - 4 < length:
+        more = conn.recv(65536)
+        if not more:
+            break
+        data += more
+    return data
+
+
+def keep_alive(conn, data, stop):
+    conn.sendall(OK)
+
+
+def answer_once(conn, data, stop):  # answers, then closes the connection without saying so
+    conn.sendall(OK)
+    return False
+
+
+def trickle(conn, data, stop):  # headers at once, then a chunked body one byte every 0.3 s (for 10 s: a client
+    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")  # without a deadline fails, not hangs)
+    for _ in range(33):
+        if stop.wait(0.3):
+            break
+        conn.sendall(b"1\r\nx\r\n")
+    return False
+
+
+def trickle_headers(conn, data, stop):  # the status line and headers themselves a byte every 0.3 s
+    for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"y" * 200:
+        if stop.wait(0.3):
+            return False
+        conn.sendall(bytes([byte]))
+    return False
+
+
+def short_body(conn, data, stop):  # announces 17 bytes, sends 16, closes
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"ready\": true, ")
+    return False
+
+
+@pytest.fixture
+def server(request):
+    s = Server(request.param)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("server", [keep_alive], indirect=True)
+def test_exchanges_share_one_connection(server):
+    conn = Connection(server.url, limits=LIMITS)
+    try:
+        answers = [conn.exchange("GET", f"/v2/{i}") for i in range(5)]
+    finally:
+        conn.close()
+    assert [a.status for a in answers] == [200] * 5 and answers[-1].body == b"ok"
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("server", [answer_once], indirect=True)
+def test_a_connection_the_server_closed_is_opened_again(server):
+    conn = Connection(server.url, limits=LIMITS)
+    try:
+        answers = []
+        for i in range(3):
+            answers.append(conn.exchange("GET", f"/v2/{i}"))
+            time.sleep(0.1)  # the server's close reaches the client while the connection is idle
+    finally:
+        conn.close()
+    assert [a.status for a in answers] == [200] * 3
+    assert server.connections == 3
+
+
+@pytest.mark.parametrize("server", [trickle, trickle_headers], indirect=True)
+def test_a_server_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline(server):
+    conn = Connection(server.url, limits=LIMITS)
+    t0 = time.monotonic()
+    with pytest.raises(ExchangeError, match="deadline"):
+        conn.exchange("GET", "/metrics")
+    took = time.monotonic() - t0
+    conn.close()
+    assert LIMITS.deadline_s - 0.1 < took < LIMITS.deadline_s + SLACK_S, took
+
+
+@pytest.mark.parametrize("server", [trickle], indirect=True)
+def test_the_gateway_probe_ends_at_the_deadline_with_an_error_naming_it(server):
+    t0 = time.monotonic()
+    got = gw.probe_internal_paths(server.url, ("/v2/repository/index", "/metrics"), timeout=(1.0, 1.0))
+    took = time.monotonic() - t0
+    assert not got.completed
+    assert got.error.startswith("no complete answer within the 2s deadline"), got.error
+    assert took < LIMITS.deadline_s + SLACK_S, took  # the first path's deadline ends the probe
+
+
+@pytest.mark.parametrize("server", [trickle], indirect=True)
+def test_the_metrics_scrape_ends_at_the_deadline(server):
+    t0 = time.monotonic()
+    with pytest.raises(metrics.ScrapeError, match="deadline"):
+        metrics.failure_total(server.url + "/metrics", timeout_s=1.0)
+    assert time.monotonic() - t0 < 1.0 + 1.0 + SLACK_S
+
+
+@pytest.mark.parametrize("server", [keep_alive], indirect=True)
+def test_the_gateway_session_sends_json_and_keeps_its_connection(server):
+    seen = []
+    server.answer = lambda conn, data, stop: (seen.append(data), conn.sendall(OK))
+    with ProbeSession() as s:
+        first = s.probe("POST", server.url + "/v1/completions", headers={"Authorization": "Bearer t"}, timeout=(1.0, 1.0),
+                        body={"prompt": "ping"})
+        second = s.probe("GET", server.url + "/v1/models?x=1", headers={}, timeout=(1.0, 1.0))
+        assert s.tls_note() is None  # plain HTTP
+    assert (first.status_code, second.status_code) == (200, 200) and first.headers["content-type"] == "text/plain"
+    assert seen[0].startswith(b"POST /v1/completions HTTP/1.1") and b"Content-Type: application/json" in seen[0]
+    assert seen[0].endswith(b'{"prompt": "ping"}') and seen[1].startswith(b"GET /v1/models?x=1 HTTP/1.1")
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("server", [short_body], indirect=True)
+def test_an_answer_cut_short_is_an_error_not_an_answer(server):
+    conn = Connection(server.url, limits=LIMITS)
+    with pytest.raises(ExchangeError) as err:
+        conn.exchange("GET", "/v1/health/ready")
+    assert str(err.value) == "connection closed in the middle of the response (IncompleteRead: 16 bytes read, 1 more expected)"
+
+
+def test_a_refused_gateway_names_the_fault():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    got = gw.probe_burst(url, timeout=(1.0, 1.0))
+    assert got.error == "connection refused (nothing listening)"
