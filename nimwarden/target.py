@@ -132,6 +132,7 @@ class KubernetesSource:
 class Timeouts:
     connect_s: float = 2.0
     read_s: float = 5.0
+    give_up_after: int = 3  # consecutive hangs of one host:port before it is not asked (nimwarden.net.hangs); 0: off
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,7 @@ def load_target(path: str | os.PathLike[str], checks: Sequence[ProfileCheck] = (
         scope=nets,
         scope_hosts=hosts,
         probe_position=profile.probe_position,
-        timeouts=Timeouts(float(profile.timeouts.connect_s), float(profile.timeouts.read_s)),
+        timeouts=Timeouts(float(profile.timeouts.connect_s), float(profile.timeouts.read_s), int(profile.timeouts.give_up_after)),
         deployments=tuple(_deployment(d) for d in profile.deployments),
         kubernetes=_kubernetes(profile.kubernetes),
         waivers=Path(profile.waivers) if profile.waivers else None,

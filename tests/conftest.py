@@ -37,6 +37,14 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs an NVIDIA GPU")
 
 
+@pytest.fixture(autouse=True)
+def _no_hung_endpoint_from_an_earlier_test():
+    """A test starts with no endpoint remembered as hanging (nimwarden.net.hangs is per process)."""
+    from nimwarden.net import hangs
+
+    hangs.forget()
+
+
 @pytest.fixture(scope="session")
 def lab_state(tmp_path_factory):
     """The embedded lab, started once for the session in its own directory, stopped afterwards."""

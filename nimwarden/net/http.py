@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nimwarden.errors import OutOfScope
+from nimwarden.net import hangs
 from nimwarden.outcome import Attempt
 
 MAX_BODY = 4 * 1024 * 1024
@@ -55,10 +56,22 @@ class Limits:
     read_s: float = 5.0
     max_body: int = MAX_BODY
     extra: dict = field(default_factory=dict)
+    give_up_after: int = 0  # consecutive requests without an answer in time before an endpoint is not asked (hangs)
 
     @property
     def deadline_s(self) -> float:
         return self.connect_s + self.read_s
+
+
+def limits_for(timeouts: Any, **more: Any) -> Limits:
+    """The limits of a probe from the profile's ``timeouts`` (connect_s, read_s, give_up_after)."""
+    return Limits(connect_s=timeouts.connect_s, read_s=timeouts.read_s,
+                  give_up_after=getattr(timeouts, "give_up_after", 0), **more)
+
+
+def _hung(exc: BaseException, deadline_hit: bool) -> bool:
+    """Whether a failed exchange is a hang (no answer in time), which :mod:`nimwarden.net.hangs` counts."""
+    return deadline_hit or isinstance(exc, TimeoutError)
 
 
 def describe_error(exc: BaseException, deadline_hit: bool, limits: Limits) -> str:
@@ -142,12 +155,16 @@ def request(
     shown_headers = {k: ("<redacted>" if k.lower() in redact_headers else v) for k, v in (headers or {}).items()}
     asked = f"{method} {url}" + (f" headers={sorted(shown_headers)}" if shown_headers else "")
     t0 = time.monotonic()
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    skipped = hangs.not_sent(host, port, limits.give_up_after)
+    if skipped:
+        return Attempt(probe, asked, None, skipped, 0.0)
     conn: http.client.HTTPConnection | None = None
     timer, deadline_hit = _deadline(limits, lambda: conn)
     try:
         if guard is not None:
-            guard(parts.hostname or "")
-        conn = _connection(parts.scheme, parts.hostname or "", parts.port, limits, ssl_context)
+            guard(host)
+        conn = _connection(parts.scheme, host, port, limits, ssl_context)
         timer.start()
         conn.connect()
         conn.sock.settimeout(limits.read_s)
@@ -157,9 +174,13 @@ def request(
         if deadline_hit.is_set():
             raise TimeoutError("deadline")
         obs = HttpResponse(resp.status, resp.reason, {k.lower(): v for k, v in resp.getheaders()}, data, truncated)
+        hangs.record(host, port, limits.give_up_after, False)
         return Attempt(probe, asked, obs, None, time.monotonic() - t0)
     except Exception as exc:  # noqa: BLE001 - every failure becomes an incomplete attempt (error), never a pass
-        return Attempt(probe, asked, None, describe_error(exc, deadline_hit.is_set(), limits), time.monotonic() - t0)
+        reason = describe_error(exc, deadline_hit.is_set(), limits)
+        if not isinstance(exc, OutOfScope):
+            hangs.record(host, port, limits.give_up_after, _hung(exc, deadline_hit.is_set()), reason)
+        return Attempt(probe, asked, None, reason, time.monotonic() - t0)
     finally:
         timer.cancel()
         if conn is not None:
@@ -197,6 +218,10 @@ class Connection:
     def exchange(self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
                  body: bytes | None = None) -> HttpResponse:
         """One request and its whole answer; raises :class:`ExchangeError` with the reason when it fails."""
+        port = self.port or (443 if self.scheme == "https" else 80)
+        skipped = hangs.not_sent(self.host, port, self.limits.give_up_after)
+        if skipped:
+            raise ExchangeError(skipped)
         if self._conn is not None and _dropped(self._conn):
             self.close()
         fresh = self._conn is None
@@ -221,10 +246,13 @@ class Connection:
                 raise http.client.IncompleteRead(data, resp.length)
             if truncated or resp.will_close:
                 self.close()
+            hangs.record(self.host, port, self.limits.give_up_after, False)
             return HttpResponse(resp.status, resp.reason, {k.lower(): v for k, v in resp.getheaders()}, data, truncated)
         except Exception as exc:  # noqa: BLE001 - the reason names the fault; the caller's attempt is an error
             self.close()
-            raise ExchangeError(describe_error(exc, deadline_hit.is_set(), self.limits)) from exc
+            reason = describe_error(exc, deadline_hit.is_set(), self.limits)
+            hangs.record(self.host, port, self.limits.give_up_after, _hung(exc, deadline_hit.is_set()), reason)
+            raise ExchangeError(reason) from exc
         finally:
             timer.cancel()
 

@@ -182,6 +182,9 @@ class KubernetesBase(Section):
 class Timeouts(Section):
     connect_s: Annotated[Positive, Field(le=3600)] = 2.0
     read_s: Annotated[Positive, Field(le=3600)] = 5.0
+    # after this many consecutive requests to one host:port without an answer in time, the next are not sent
+    # (each an error at once, saying so; asked again every minute); 0: every request waits out its deadline
+    give_up_after: Annotated[int, Field(ge=0, le=1000)] = 3
 
 
 class Lab(Section):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from nimwarden.net.http import credential_header
+from nimwarden.net.http import Limits, credential_header, limits_for
 from nimwarden.outcome import Attempt, attempt
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def _reason(exc: BaseException) -> str:
     return reason(exc)
 
 
-def _send(s: ProbeSession, base: str, r: Request, headers: Mapping[str, str], timeout: tuple[float, float]) -> int:
+def _send(s: ProbeSession, base: str, r: Request, headers: Mapping[str, str], timeout: tuple[float, float] | Limits) -> int:
     return s.probe(r.method, base + r.path, headers=headers, timeout=timeout, body=r.body).status_code
 
 
@@ -129,7 +129,7 @@ def probe_auth(
     *,
     credential: tuple[str, str, str] | None = None,  # (header, value, description)
     guard: Callable[[str], None] | None = None,
-    timeout: tuple[float, float] = (2.0, 5.0),
+    timeout: tuple[float, float] | Limits = (2.0, 5.0),
 ) -> Attempt[AuthObservation]:
     """Send each request once without credentials, and inference/health requests once more
     with the credential (when one is configured)."""
@@ -172,7 +172,7 @@ def probe_internal_paths(
     *,
     credential: tuple[str, str, str] | None = None,
     guard: Callable[[str], None] | None = None,
-    timeout: tuple[float, float] = (2.0, 5.0),
+    timeout: tuple[float, float] | Limits = (2.0, 5.0),
 ) -> Attempt[InternalObservation]:
     """GET each internal path through the gateway, with the credential when there is one:
     a valid caller must not reach them either."""
@@ -216,7 +216,7 @@ def probe_burst(
     max_requests: int = 30,
     max_duration_s: float = 5.0,
     guard: Callable[[str], None] | None = None,
-    timeout: tuple[float, float] = (2.0, 5.0),
+    timeout: tuple[float, float] | Limits = (2.0, 5.0),
 ) -> Attempt[BurstObservation]:
     """Sequential GETs on one keep-alive connection until the first 429, ``max_requests`` or
     ``max_duration_s``, whichever comes first: enough to prove a limit, never a flood."""
@@ -305,6 +305,6 @@ def entry_point(deployment: Any) -> GatewayEntry:
     )
 
 
-def timeout_of(target: Any) -> tuple[float, float]:
-    """(connect, read) seconds of the target profile's ``timeouts`` for one gateway request."""
-    return (target.timeouts.connect_s, target.timeouts.read_s)
+def timeout_of(target: Any) -> Limits:
+    """The limits of one gateway request: the target profile's ``timeouts`` (connect_s, read_s, give_up_after)."""
+    return limits_for(target.timeouts)

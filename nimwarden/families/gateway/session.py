@@ -34,7 +34,7 @@ class ProbeSession:
     family judges its protocol and certificate. Never through a proxy from the environment."""
 
     def __init__(self) -> None:
-        self._connections: dict[tuple[str, str, int | None, tuple[float, float]], Connection] = {}
+        self._connections: dict[tuple, Connection] = {}
 
     def __enter__(self) -> ProbeSession:
         return self
@@ -42,14 +42,15 @@ class ProbeSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def probe(self, method: str, url: str, *, headers: Mapping[str, str], timeout: tuple[float, float],
+    def probe(self, method: str, url: str, *, headers: Mapping[str, str], timeout: tuple[float, float] | Limits,
               body: Mapping[str, Any] | None = None) -> Answer:
-        """One exchange, its answer read whole; raises :class:`ExchangeError` naming the fault."""
+        """One exchange, its answer read whole; raises :class:`ExchangeError` naming the fault. ``timeout``:
+        (connect_s, read_s), or the limits of the profile's ``timeouts`` (with ``give_up_after``)."""
         parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname or "", parts.port, timeout)
+        limits = timeout if isinstance(timeout, Limits) else Limits(connect_s=timeout[0], read_s=timeout[1])
+        key = (parts.scheme, parts.hostname or "", parts.port, limits.connect_s, limits.read_s, limits.give_up_after)
         conn = self._connections.get(key)
         if conn is None:
-            limits = Limits(connect_s=timeout[0], read_s=timeout[1])
             tls = lenient_context() if parts.scheme == "https" else None
             conn = self._connections[key] = Connection(url, limits=limits, ssl_context=tls)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -13,7 +13,7 @@ from nimwarden.outcome import Attempt
 
 def _get(target: Any, deployment: Any, endpoint: str, path: str, probe: str) -> Attempt[http.HttpResponse]:
     ep = deployment.endpoint(endpoint)
-    limits = http.Limits(connect_s=target.timeouts.connect_s, read_s=target.timeouts.read_s)
+    limits = http.limits_for(target.timeouts)
     return http.request("GET", ep.url + path, probe=probe, limits=limits, guard=target.guard)
 
 
@@ -33,7 +33,7 @@ def ray_version(target: Any, deployment: Any) -> Attempt[http.HttpResponse]:
     """``GET /api/version`` on the Ray dashboard: without credentials first, then with the profile's ``ray``
     credential (the head's token, sent as ``Authorization: Bearer``) when token auth refuses it."""
     ep = deployment.endpoint("ray")
-    limits = http.Limits(connect_s=target.timeouts.connect_s, read_s=target.timeouts.read_s)
+    limits = http.limits_for(target.timeouts)
     first = http.request("GET", ep.url + "/api/version", probe="ray.version", limits=limits, guard=target.guard)
     headers = http.auth_headers(deployment.credentials.get("ray"))
     if not (first.completed and first.observation.status in (401, 403) and headers):
@@ -51,7 +51,7 @@ def ray_port_urls(deployment: Any) -> str:
 
 def ray_ports(target: Any, deployment: Any) -> dict[str, Attempt[str]]:
     """A TCP connect (nothing sent) to each declared Ray GCS / client server endpoint."""
-    limits = http.Limits(connect_s=target.timeouts.connect_s, read_s=target.timeouts.read_s)
+    limits = http.limits_for(target.timeouts)
     out = {}
     for name in RAY_PORT_ENDPOINTS:
         ep = deployment.endpoint(name)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nimwarden.net.http import HttpResponse, Limits, credential_header, request
+from nimwarden.net.http import HttpResponse, Limits, credential_header, limits_for, request
 from nimwarden.net.tls_client import lenient_context
 from nimwarden.outcome import Attempt, attempt
 from nimwarden.redact import redact_text, register
@@ -329,7 +329,7 @@ def legacy_urls(target: Any, deployment: Any) -> dict[str, Any]:
 
 
 def limits_of(target: Any) -> Limits:
-    return Limits(connect_s=target.timeouts.connect_s, read_s=target.timeouts.read_s, max_body=256 * 1024)
+    return limits_for(target.timeouts, max_body=256 * 1024)
 
 
 def credential_of(deployment: Any) -> tuple[str, str, str] | None:

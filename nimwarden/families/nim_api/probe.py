@@ -221,7 +221,7 @@ NIM_IMAGE = re.compile(r"(?:^|/)nim/[^:@]+:(?P<tag>[^@]+)")
 
 def _version_answer(url: str, target: Any, headers: dict[str, str] | None = None) -> tuple[str | None, str]:
     """(release, what was seen) from ``GET <url>/v1/version``; release None when it did not say."""
-    limits = http.Limits(connect_s=target.timeouts.connect_s, read_s=target.timeouts.read_s)
+    limits = http.limits_for(target.timeouts)
     a = http.request("GET", url.rstrip("/") + "/v1/version", probe="nim.version", limits=limits, guard=target.guard, headers=headers,
                      redact_headers=tuple(k.lower() for k in headers or ()))
     asked = f"GET {url.rstrip('/')}/v1/version" + (" with the gateway credential" if headers else "")
@@ -293,5 +293,5 @@ def nim_release(target: Any, deployment: Any) -> Any:  # an Attempt, or not_appl
 def grpc_connect(target: Any, deployment: Any) -> Attempt[str]:
     """A TCP connect (nothing sent) to the declared NIM gRPC endpoint (``nim_grpc``)."""
     ep = deployment.endpoint("nim_grpc")
-    limits = http.Limits(connect_s=target.timeouts.connect_s, read_s=target.timeouts.read_s)
+    limits = http.limits_for(target.timeouts)
     return http.tcp_connect(ep.host, ep.port, probe="nim.grpc", limits=limits, guard=target.guard)

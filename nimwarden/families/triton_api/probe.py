@@ -36,8 +36,9 @@ from nimwarden.families.triton_api.model_config import (
     refused_http,
 )
 from nimwarden.lazy import LazyModule
-from nimwarden.net import http
+from nimwarden.net import hangs, http
 from nimwarden.outcome import Attempt
+from nimwarden.redact import register
 from nimwarden.target import Deployment, Endpoint, Target
 
 # imported on first use: a run that judges only manifests never loads gRPC, tritonclient or numpy
@@ -100,7 +101,7 @@ class TritonProbe:
     def __init__(self, target: Target, deployment: Deployment):
         self.target = target
         self.deployment = deployment
-        self.limits = http.Limits(target.timeouts.connect_s, target.timeouts.read_s)
+        self.limits = http.limits_for(target.timeouts)
         self._channels: dict[str, grpc.Channel] = {}
         self._documents: dict[str, Attempt[ModelDocuments]] = {}
 
@@ -126,11 +127,12 @@ class TritonProbe:
     def grpc_call(self, rpc: str, request: Any, *, metadata=None) -> Attempt[tuple[str, str, Any]]:
         """One gRPC call: ``(status code name, details, reply or None)``; never raises."""
         ep = self.deployment.endpoint("grpc")
-        asked = f"grpc {rpc}"
         if ep is None:
-            return Attempt("triton.grpc", asked, None, f"deployment {self.deployment.name} declares no grpc endpoint")
+            return Attempt("triton.grpc", f"grpc {rpc}", None, f"deployment {self.deployment.name} declares no grpc endpoint")
         asked = f"grpc {rpc} {ep.address}" + (" with credentials" if metadata else "")
         t0 = time.monotonic()
+        if skipped := hangs.not_sent(ep.host, ep.port, self.limits.give_up_after):
+            return Attempt("triton.grpc", asked, None, skipped, 0.0)
         try:
             self.target.guard(ep.host)
         except OutOfScope as exc:
@@ -140,15 +142,18 @@ class TritonProbe:
             reply = getattr(stub, rpc)(request, timeout=self.limits.deadline_s, metadata=metadata)
             answer = ("OK", "", reply)
         except grpc.RpcError as exc:
-            code, details = exc.code(), exc.details() or ""
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                return Attempt("triton.grpc", asked, None, f"no answer within the {self.limits.deadline_s:g}s deadline", time.monotonic() - t0)
+            code, details, took = exc.code(), exc.details() or "", time.monotonic() - t0
             # UNAVAILABLE is also how Triton answers a restricted call or a load in model-control-mode none.
-            if code == grpc.StatusCode.UNAVAILABLE and not any(w in details for w in ("restricted", "not allowed")):
-                return Attempt("triton.grpc", asked, None, f"gRPC endpoint unavailable: {details[:200]}", time.monotonic() - t0)
+            down = code == grpc.StatusCode.UNAVAILABLE and not any(w in details for w in ("restricted", "not allowed"))
+            if down or code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                reason = f"gRPC endpoint unavailable: {details[:200]}" if down else f"no answer within the {self.limits.deadline_s:g}s deadline"
+                # unavailable after the connect time: a port that accepts and never speaks HTTP/2 (a hang)
+                hangs.record(ep.host, ep.port, self.limits.give_up_after, not down or took >= self.limits.connect_s, reason)
+                return Attempt("triton.grpc", asked, None, reason, took)
             answer = (code.name, details, None)
         except Exception as exc:  # noqa: BLE001 - error, never a pass
             return Attempt("triton.grpc", asked, None, f"{type(exc).__name__}: {exc}", time.monotonic() - t0)
+        hangs.record(ep.host, ep.port, self.limits.give_up_after, False)
         return Attempt("triton.grpc", asked, answer, None, time.monotonic() - t0)
 
     def _channel(self, ep: Endpoint) -> grpc.Channel:
@@ -156,7 +161,6 @@ class TritonProbe:
             opts = [("grpc.enable_retries", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)]
             if ep.tls:
                 from nimwarden.net.grpc_tls import grpc_channel_credentials
-
                 t = dict(self.deployment.options.get("tls", {}) or {})
                 creds = grpc_channel_credentials(t.get("ca_file"), t.get("client_cert"), t.get("client_key"))
                 self._channels[ep.address] = grpc.secure_channel(ep.address, creds, options=opts)
@@ -176,8 +180,6 @@ class TritonProbe:
         value = cred.resolve()
         if value is None:
             return None
-        from nimwarden.redact import register
-
         register(value)
         return {cred.header: value}
 
@@ -256,8 +258,6 @@ class TritonProbe:
     def infer(self, model: str, inputs: list[dict], protocol: str) -> Attempt:
         """One real inference with small synthetic inputs (from the model's metadata)."""
         if protocol == "http":
-            import json
-
             body = json.dumps({"inputs": inputs}).encode()
             return self._http("POST", f"/v2/models/{model}/infer", headers={"Content-Type": "application/json"}, body=body)
         req = pb.ModelInferRequest(model_name=model)
