@@ -165,6 +165,67 @@ def results_by(summary: dict) -> dict[tuple[str, str, str], dict]:
     return {(r["deployment"], r["control"], r["subject"]): r for r in summary["results"]}
 
 
+class LoopbackServer:
+    """A real HTTP server on loopback that misbehaves as told: ``answer(conn, request_bytes, stop)`` for every
+    request on every connection, until it returns False (the connection is then closed). ``connections`` counts
+    the connections accepted."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.connections = 0
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        self.sock.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        conn.settimeout(5)
+        try:
+            while not self.stop.is_set():
+                data = _request(conn)
+                if not data or self.answer(conn, data, self.stop) is False:
+                    break
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+def _request(conn) -> bytes:
+    """One whole request: its head, then the Content-Length bytes of body (which may come in a later packet)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = conn.recv(65536)
+        if not more:
+            return b""
+        data += more
+    head = data.split(b"\r\n\r\n", 1)[0].lower()
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.startswith(b"content-length:")), 0)
+    while len(data) - len(head) - 4 < length:
+        more = conn.recv(65536)
+        if not more:
+            break
+        data += more
+    return data
+
+
 class HangingServer:
     """Accepts TCP connections and never answers (a real socket on loopback)."""
 

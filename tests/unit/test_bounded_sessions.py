@@ -7,7 +7,6 @@ timeout (1 s) never trips on it, so only a deadline over the whole exchange ends
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
 import pytest
@@ -16,69 +15,11 @@ from nimwarden.families.gateway import probe as gw
 from nimwarden.families.gateway.session import ProbeSession
 from nimwarden.families.performance import metrics
 from nimwarden.net.http import Connection, ExchangeError, Limits
+from tests.conftest import LoopbackServer
 
 LIMITS = Limits(connect_s=1.0, read_s=1.0)
 SLACK_S = 2.0  # a scheduler that lost the CPU to the hypervisor (see test_http_probe)
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
-
-
-class Server:
-    """A loopback server: ``answer(conn, request_bytes)`` for every request on every connection, until it
-    returns False (the connection is then closed). ``connections`` counts the connections accepted."""
-
-    def __init__(self, answer):
-        self.answer = answer
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.connections = 0
-        self.stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        self.sock.settimeout(0.1)
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        conn.settimeout(5)
-        try:
-            while not self.stop.is_set():
-                data = _request(conn)
-                if not data or self.answer(conn, data, self.stop) is False:
-                    break
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self):
-        self.stop.set()
-        self.sock.close()
-
-
-def _request(conn) -> bytes:
-    """One whole request: its head, then the Content-Length bytes of body (which may come in a later packet)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        more = conn.recv(65536)
-        if not more:
-            return b""
-        data += more
-    head = data.split(b"\r\n\r\n", 1)[0].lower()
-    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.startswith(b"content-length:")), 0)
-    while len(data) - len(head) - 4 < length:
-        more = conn.recv(65536)
-        if not more:
-            break
-        data += more
-    return data
 
 
 def keep_alive(conn, data, stop):
@@ -114,7 +55,7 @@ def short_body(conn, data, stop):  # announces 17 bytes, sends 16, closes
 
 @pytest.fixture
 def server(request):
-    s = Server(request.param)
+    s = LoopbackServer(request.param)
     yield s
     s.close()
 

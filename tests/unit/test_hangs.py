@@ -3,9 +3,9 @@ requests without an answer in time, the next ones are errors at once, saying so;
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
+
+import pytest
 
 from nimwarden.errors import OutOfScope
 from nimwarden.families.gateway import probe as gw
@@ -50,71 +50,31 @@ def test_a_fast_failure_in_between_starts_the_count_again_and_zero_turns_it_off(
     assert hangs.not_sent("h", 2, 0, clock) is None and hangs.not_sent("h", 2, 3, clock) is None
 
 
-class HangingServer:
-    """Accepts every connection, reads, never answers; counts the connections."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self.stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        self.sock.settimeout(0.1)
-        held = []
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            held.append(conn)
-        for c in held:
-            c.close()
-
-    def close(self):
-        self.stop.set()
-        self.sock.close()
-
-
-def test_a_hung_server_is_asked_give_up_after_times_then_not_again():
-    server = HangingServer()
+def test_a_hung_server_is_asked_give_up_after_times_then_not_again(hanging_server):
+    server = hanging_server
     limits = Limits(connect_s=0.5, read_s=0.5, give_up_after=2)
     url = f"http://127.0.0.1:{server.port}"
-    try:
-        took, errors = [], []
-        for path in ("/v2/health/live", "/v2/health/ready", "/v2/repository/index", "/v2/logging"):
-            t0 = time.monotonic()
-            got = request("GET", url + path, probe="test", limits=limits)
-            took.append(time.monotonic() - t0)
-            errors.append(got.error)
-        try:  # the keep-alive client (the gateway's) is not sent either
-            Connection(url, limits=limits).exchange("GET", "/v1/models")
-            raise AssertionError("the hung endpoint was asked")
-        except ExchangeError as exc:
-            assert str(exc).startswith("not sent:")
-        gateway = gw.probe_internal_paths(url, timeout=limits)  # the gateway probe, with the profile's limits
-        assert gateway.error.startswith(f"not sent: 127.0.0.1:{server.port}") and gateway.elapsed_s < 0.05
-    finally:
-        server.close()
+    took, errors = [], []
+    for path in ("/v2/health/live", "/v2/health/ready", "/v2/repository/index", "/v2/logging"):
+        t0 = time.monotonic()
+        got = request("GET", url + path, probe="test", limits=limits)
+        took.append(time.monotonic() - t0)
+        errors.append(got.error)
+    with pytest.raises(ExchangeError, match="^not sent:"):  # the keep-alive client (the gateway's) is not sent either
+        Connection(url, limits=limits).exchange("GET", "/v1/models")
+    gateway = gw.probe_internal_paths(url, timeout=limits)  # the gateway probe, with the profile's limits
+    assert gateway.error.startswith(f"not sent: 127.0.0.1:{server.port}") and gateway.elapsed_s < 0.05
     assert [e.split(" (")[0] for e in errors[:2]] == ["no answer within 0.5s"] * 2, errors
     assert all(e.startswith(f"not sent: 127.0.0.1:{server.port} gave no answer in time to the last 2 request(s)") for e in errors[2:])
     assert min(took[:2]) >= 0.4 and max(took[2:]) < 0.05, took
-    assert server.connections == 2
+    assert len(server.conns) == 2
 
 
-def test_without_give_up_after_every_request_waits_out_its_deadline():
-    server = HangingServer()
-    try:
-        for _ in range(3):
-            got = request("GET", f"http://127.0.0.1:{server.port}/", probe="test", limits=Limits(0.5, 0.5))
-            assert got.error.startswith("no answer")
-    finally:
-        server.close()
-    assert server.connections == 3
+def test_without_give_up_after_every_request_waits_out_its_deadline(hanging_server):
+    for _ in range(3):
+        got = request("GET", f"http://127.0.0.1:{hanging_server.port}/", probe="test", limits=Limits(0.5, 0.5))
+        assert got.error.startswith("no answer")
+    assert len(hanging_server.conns) == 3
 
 
 def test_a_request_out_of_scope_is_not_counted():

@@ -3,52 +3,24 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
 import pytest
 
 from nimwarden.errors import OutOfScope
 from nimwarden.net.http import Limits, request, tcp_connect
-from tests.conftest import dead_port
+from tests.conftest import LoopbackServer, dead_port
 
 LIMITS = Limits(connect_s=1.0, read_s=1.0)
 
 
-class Misbehaving:
-    """A loopback server whose every connection runs ``behave(conn)``."""
+def Misbehaving(behave):  # noqa: N802 - reads as the server it makes
+    """A loopback server whose every connection runs ``behave(conn, stop)`` once the request is read, then closes."""
+    def once(conn, data, stop):
+        behave(conn, stop)
+        return False
 
-    def __init__(self, behave):
-        self.behave = behave
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        self.sock.settimeout(0.1)
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
-
-    def _one(self, conn):
-        try:
-            conn.recv(65536)
-            self.behave(conn, self.stop)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self):
-        self.stop.set()
-        self.sock.close()
+    return LoopbackServer(once)
 
 
 def slow(conn, stop):
