@@ -199,6 +199,12 @@ class ExchangeError(Exception):
     """An exchange of a :class:`Connection` that did not complete; its text is the reason, naming the fault."""
 
 
+def exchange_reason(exc: BaseException) -> str:
+    """An attempt's reason for a probe that failed (``outcome.attempt``'s ``describe``): a failed exchange's own
+    reason, naming the fault as the bounded client does; anything else by its type and text."""
+    return str(exc) if isinstance(exc, ExchangeError) else f"{type(exc).__name__}: {exc}"
+
+
 class Connection:
     """Sequential HTTP exchanges with one origin over one keep-alive connection, each bounded as
     :func:`request` is: ``connect_s + read_s`` in all, whatever the server does (one that answers a byte at a

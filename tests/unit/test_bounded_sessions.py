@@ -13,6 +13,7 @@ import pytest
 
 from nimwarden.families.gateway import probe as gw
 from nimwarden.families.gateway.session import ProbeSession
+from nimwarden.families.nim_api import probe as nim
 from nimwarden.families.performance import metrics
 from nimwarden.net.http import Connection, ExchangeError, Limits
 from tests.conftest import LoopbackServer
@@ -135,6 +136,38 @@ def test_an_answer_cut_short_is_an_error_not_an_answer(server):
     with pytest.raises(ExchangeError) as err:
         conn.exchange("GET", "/v1/health/ready")
     assert str(err.value) == "connection closed in the middle of the response (IncompleteRead: 16 bytes read, 1 more expected)"
+
+
+@pytest.mark.parametrize("server", [trickle], indirect=True)
+def test_the_nim_probe_ends_at_the_deadline_with_an_error_naming_it(server):
+    t0 = time.monotonic()
+    got = nim.probe_nim(server.url, timeout=(1.0, 1.0))
+    assert got.error.startswith("no complete answer within the 2s deadline"), got.error
+    assert time.monotonic() - t0 < LIMITS.deadline_s + SLACK_S
+
+
+@pytest.mark.parametrize("server", [keep_alive], indirect=True)
+def test_the_nim_probe_asks_every_path_on_one_connection_and_the_preflight_reads_its_headers(server):
+    def answer(conn, data, stop):
+        if data.startswith(b"OPTIONS"):
+            conn.sendall(b"HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Origin: *\r\n"
+                         b"Access-Control-Allow-Credentials: true\r\nContent-Length: 0\r\n\r\n")
+        elif b" /v1/metadata " in data:
+            body = b'{"version": "1.8.4", "licenseInfo": "x"}'
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        else:
+            conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+
+    server.answer = answer
+    got = nim.probe_nim(server.url + "/", timeout=(1.0, 1.0))
+    assert got.completed, got.error
+    statuses = {a.path: a.status for a in got.observation.answers}
+    assert statuses.pop("/v1/metadata") == 200 and set(statuses.values()) == {401} and len(statuses) == len(nim.NIM_PATHS) - 1
+    assert got.observation.reachable("metadata")[0].disclosed == {"fields": ["licenseInfo", "version"], "licenseInfo": "x",
+                                                                  "version": "1.8.4"}
+    assert server.connections == 1
+    cors = nim.probe_cors(server.url, timeout=(1.0, 1.0))
+    assert (cors.observation.status, cors.observation.allow_origin, cors.observation.allow_credentials) == (204, "*", True)
 
 
 def test_a_refused_gateway_names_the_fault():

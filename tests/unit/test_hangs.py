@@ -85,3 +85,17 @@ def test_a_request_out_of_scope_is_not_counted():
     for _ in range(3):
         got = request("GET", "http://192.0.2.1:80/", probe="test", limits=limits, guard=guard)
         assert got.error.startswith("refused:")
+
+
+def test_a_tls_endpoint_that_hangs_is_one_handshake_not_a_scan(hanging_server):
+    from nimwarden.families.tls.probe import probe_tls
+
+    t0 = time.monotonic()
+    first = probe_tls("127.0.0.1", hanging_server.port, timeout_s=1.0, cached=False, give_up_after=1)
+    took = time.monotonic() - t0
+    assert first.error == (f"TlsProbeError: no TLS handshake with 127.0.0.1:{hanging_server.port} within 1s: it accepts "
+                           "connections and does not answer (not scanned)")
+    assert took < 1.0 + 2.0, took  # sslyze's connectivity test alone would take about ten times the timeout
+    again = probe_tls("127.0.0.1", hanging_server.port, timeout_s=1.0, cached=False, give_up_after=1)
+    assert "not sent: 127.0.0.1" in again.error and again.elapsed_s < 0.05
+    assert len(hanging_server.conns) == 1

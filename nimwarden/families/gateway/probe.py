@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from nimwarden.net.http import Limits, credential_header, limits_for
+from nimwarden.net.http import Limits, credential_header, exchange_reason, limits_for
 from nimwarden.outcome import Attempt, attempt
 
 if TYPE_CHECKING:
@@ -78,12 +78,6 @@ def _session() -> ProbeSession:
     from nimwarden.families.gateway.session import ProbeSession
 
     return ProbeSession()
-
-
-def _reason(exc: BaseException) -> str:
-    from nimwarden.families.gateway.session import reason
-
-    return reason(exc)
 
 
 def _send(s: ProbeSession, base: str, r: Request, headers: Mapping[str, str], timeout: tuple[float, float] | Limits) -> int:
@@ -151,7 +145,7 @@ def probe_auth(
                 out.append(PathResult(r, anon, cred))
             return AuthObservation(base, credential[2] if credential else None, tuple(out), s.tls_note())
 
-    return attempt(PROBE, f"{len(requests_)} request(s) to {base} with and without credentials", run, _reason)
+    return attempt(PROBE, f"{len(requests_)} request(s) to {base} with and without credentials", run, exchange_reason)
 
 
 @dataclass(frozen=True)
@@ -185,7 +179,7 @@ def probe_internal_paths(
             statuses = {p: _send(s, base, Request("GET", p), headers, timeout) for p in paths}
             return InternalObservation(base, credential is not None, statuses, s.tls_note())
 
-    return attempt(PROBE, f"GET {len(paths)} internal path(s) through {base}", run, _reason)
+    return attempt(PROBE, f"GET {len(paths)} internal path(s) through {base}", run, exchange_reason)
 
 
 @dataclass(frozen=True)
@@ -242,7 +236,7 @@ def probe_burst(
             return BurstObservation(url, max_requests, max_duration_s, sum(counts.values()), dict(counts), first,
                                     retry_after, time.monotonic() - t0, why, s.tls_note())
 
-    return attempt(PROBE, f"burst of at most {max_requests} GET {url} in {max_duration_s}s", run, _reason)
+    return attempt(PROBE, f"burst of at most {max_requests} GET {url} in {max_duration_s}s", run, exchange_reason)
 
 
 # --------------------------------------------------------------------------- from a target profile

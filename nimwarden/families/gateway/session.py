@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from nimwarden.net.http import Connection, ExchangeError, Limits
+from nimwarden.net.http import Connection, Limits
 from nimwarden.net.tls_client import lenient_context
 
 MODERN_TLS = ("TLSv1.2", "TLSv1.3")
@@ -44,7 +44,7 @@ class ProbeSession:
 
     def probe(self, method: str, url: str, *, headers: Mapping[str, str], timeout: tuple[float, float] | Limits,
               body: Mapping[str, Any] | None = None) -> Answer:
-        """One exchange, its answer read whole; raises :class:`ExchangeError` naming the fault. ``timeout``:
+        """One exchange, its answer read whole; raises ``net.http.ExchangeError`` naming the fault. ``timeout``:
         (connect_s, read_s), or the limits of the profile's ``timeouts`` (with ``give_up_after``)."""
         parts = urlsplit(url)
         limits = timeout if isinstance(timeout, Limits) else Limits(connect_s=timeout[0], read_s=timeout[1])
@@ -79,8 +79,3 @@ class ProbeSession:
     def close(self) -> None:
         for conn in self._connections.values():
             conn.close()
-
-
-def reason(exc: BaseException) -> str:
-    """An attempt's reason for a failed exchange: the fault as the bounded client names it."""
-    return str(exc) if isinstance(exc, ExchangeError) else f"{type(exc).__name__}: {exc}"

@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from nimwarden.lazy import LazyModule
 from nimwarden.net import http
 from nimwarden.outcome import Attempt, attempt
 from nimwarden.redact import redact
 from nimwarden.target import reachable_http
-
-requests = LazyModule("requests")  # imported on first use: a run that judges only manifests never loads it
 
 PROBE = "nim.http"
 
@@ -79,9 +75,9 @@ class NimObservation:
         return {"base_url": self.base_url, "answers": [a.as_dict() for a in self.answers]}
 
 
-def _summary(path: str, resp: requests.Response) -> dict[str, Any]:
-    ctype = resp.headers.get("Content-Type", "")
-    text = resp.text[:65536]
+def _summary(path: str, resp: http.HttpResponse) -> dict[str, Any]:
+    ctype = resp.headers.get("content-type", "")
+    text = resp.text()[:65536]
     out: dict[str, Any] = {}
     if "json" in ctype:
         try:
@@ -104,27 +100,38 @@ def _summary(path: str, resp: requests.Response) -> dict[str, Any]:
     return redact(out)
 
 
+def _connection(base: str, timeout: tuple[float, float] | http.Limits) -> tuple[http.Connection, str]:
+    """One bounded keep-alive connection to the NIM (HTTPS unverified on purpose: the TLS family judges
+    certificates), and the path prefix of its base URL."""
+    from nimwarden.net.tls_client import lenient_context
+
+    limits = timeout if isinstance(timeout, http.Limits) else http.Limits(connect_s=timeout[0], read_s=timeout[1])
+    tls = lenient_context() if base.startswith("https:") else None
+    return http.Connection(base, limits=limits, ssl_context=tls), urlsplit(base).path.rstrip("/")
+
+
 def probe_nim(base_url: str, *, guard: Callable[[str], None] | None = None,
-              timeout: tuple[float, float] = (2.0, 5.0)) -> Attempt[NimObservation]:
-    """Ask every documented NIM path once, without credentials."""
+              timeout: tuple[float, float] | http.Limits = (2.0, 5.0)) -> Attempt[NimObservation]:
+    """Ask every documented NIM path once, without credentials; every exchange bounded (net.http.Connection)."""
     base = base_url.rstrip("/")
     if guard is not None:
         guard(urlsplit(base).hostname or "")
 
     def run() -> NimObservation:
         answers = []
-        with requests.Session() as s, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # unverified HTTPS on purpose: the TLS family judges certificates
-            s.verify, s.trust_env = False, False
+        conn, prefix = _connection(base, timeout)
+        try:
             for path, (method, category) in NIM_PATHS.items():
-                resp = s.request(method, base + path, json=_BODIES.get(path), timeout=timeout, allow_redirects=False)
-                disclosed = _summary(path, resp) if 200 <= resp.status_code < 300 else {}
-                answers.append(EndpointAnswer(path, method, category, resp.status_code,
-                                              resp.headers.get("Content-Type", ""), disclosed))
-                resp.close()
+                body = _BODIES.get(path)
+                resp = conn.exchange(method, prefix + path, body=json.dumps(body).encode() if body else None,
+                                     headers={"Content-Type": "application/json"} if body else None)
+                disclosed = _summary(path, resp) if 200 <= resp.status < 300 else {}
+                answers.append(EndpointAnswer(path, method, category, resp.status, resp.headers.get("content-type", ""), disclosed))
+        finally:
+            conn.close()
         return NimObservation(base, tuple(answers))
 
-    return attempt(PROBE, f"{len(NIM_PATHS)} NIM path(s) on {base} without credentials", run)
+    return attempt(PROBE, f"{len(NIM_PATHS)} NIM path(s) on {base} without credentials", run, http.exchange_reason)
 
 
 def serves_nim(deployment: Any) -> bool:
@@ -159,8 +166,8 @@ def deployment_answers(target: Any, deployment: Any) -> DeploymentAnswers:
     """Every reachable NIM base URL of the deployment and its answers (one round per deployment; the
     probe cache shares it among the four NIM controls)."""
     urls = reachable_base_urls(target, deployment)
-    timeout = (target.timeouts.connect_s, target.timeouts.read_s)
-    return DeploymentAnswers(urls, [probe_nim(u, guard=target.guard, timeout=timeout) for u in urls])
+    limits = http.limits_for(target.timeouts)
+    return DeploymentAnswers(urls, [probe_nim(u, guard=target.guard, timeout=limits) for u in urls])
 
 
 # ------------------------------------------------------------------ CORS
@@ -184,8 +191,8 @@ class CorsObservation:
                 "access-control-allow-methods": self.allow_methods}
 
 
-def probe_cors(base_url: str, *, guard: Callable[[str], None] | None = None, timeout: tuple[float, float] = (2.0, 5.0),
-               path: str = "/v1/chat/completions") -> Attempt[CorsObservation]:
+def probe_cors(base_url: str, *, guard: Callable[[str], None] | None = None,
+               timeout: tuple[float, float] | http.Limits = (2.0, 5.0), path: str = "/v1/chat/completions") -> Attempt[CorsObservation]:
     """One CORS preflight from a foreign origin (what a browser sends before a cross-site POST): does the NIM
     let a page on any site call its API with the visitor's browser? Read-only: a preflight runs no request."""
     base = base_url.rstrip("/")
@@ -193,25 +200,24 @@ def probe_cors(base_url: str, *, guard: Callable[[str], None] | None = None, tim
         guard(urlsplit(base).hostname or "")
 
     def run() -> CorsObservation:
-        with requests.Session() as s, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            s.verify, s.trust_env = False, False
-            resp = s.options(base + path, timeout=timeout, allow_redirects=False,
-                             headers={"Origin": FOREIGN_ORIGIN, "Access-Control-Request-Method": "POST",
-                                      "Access-Control-Request-Headers": "authorization,content-type"})
-            h = resp.headers
-            out = CorsObservation(base, path, resp.status_code, h.get("Access-Control-Allow-Origin"),
-                                  str(h.get("Access-Control-Allow-Credentials", "")).lower() == "true", h.get("Access-Control-Allow-Methods"))
-            resp.close()
-            return out
+        conn, prefix = _connection(base, timeout)
+        try:
+            resp = conn.exchange("OPTIONS", prefix + path, headers={
+                "Origin": FOREIGN_ORIGIN, "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type"})
+        finally:
+            conn.close()
+        h = resp.headers
+        return CorsObservation(base, path, resp.status, h.get("access-control-allow-origin"),
+                               str(h.get("access-control-allow-credentials", "")).lower() == "true", h.get("access-control-allow-methods"))
 
-    return attempt("nim.cors", f"CORS preflight on {base}{path} from {FOREIGN_ORIGIN}", run)
+    return attempt("nim.cors", f"CORS preflight on {base}{path} from {FOREIGN_ORIGIN}", run, http.exchange_reason)
 
 
 def deployment_cors(target: Any, deployment: Any) -> list[Attempt[CorsObservation]]:
     """A preflight on every NIM base URL reachable from the probe position."""
-    timeout = (target.timeouts.connect_s, target.timeouts.read_s)
-    return [probe_cors(u, guard=target.guard, timeout=timeout) for u in reachable_base_urls(target, deployment)]
+    limits = http.limits_for(target.timeouts)
+    return [probe_cors(u, guard=target.guard, timeout=limits) for u in reachable_base_urls(target, deployment)]
 
 
 # ------------------------------------------------------------------ the NIM release (NIM-ENGINECVE)

@@ -22,6 +22,7 @@ from typing import Any
 from nimwarden.families.tls.options import tls_options
 from nimwarden.families.tls.plaintext import PlaintextObservation, plaintext_checks, probe_plaintext  # noqa: F401 - one import path for the family's probes
 from nimwarden.lazy import LazyModule
+from nimwarden.net import hangs
 from nimwarden.net.tls_client import handshake as _handshake
 from nimwarden.net.tls_client import lenient_context as _lenient_context
 from nimwarden.outcome import Attempt, attempt
@@ -265,9 +266,11 @@ def scan(
     ca_file: Path | str | None = None,
     client: ClientCredentials | None = None,
     timeout_s: float = 5.0,
+    give_up_after: int = 0,
 ) -> TlsObservation:
     """Scan one endpoint; raises TlsProbeError (or OSError) when it cannot be scanned."""
     sni = server_name or host
+    _answers(host, port, sni, client, timeout_s, give_up_after)
     protocols, ciphers, client_auth = _sslyze_scan(host, port, sni, client, timeout_s)
     if not any(protocols.values()):
         raise TlsProbeError(f"{host}:{port} completed no handshake with any protocol version")
@@ -275,6 +278,24 @@ def scan(
     certificate = _certificate(host, port, sni, ca, client, timeout_s)
     no_cert = _without_client_certificate(host, port, sni, protocols, client, timeout_s)
     return TlsObservation(host, port, sni, protocols, ciphers, certificate, client_auth, no_cert)
+
+
+def _answers(host: str, port: int, server_name: str, client: ClientCredentials | None, timeout_s: float,
+             give_up_after: int) -> None:
+    """One handshake before the scan: an endpoint that accepts connections and never answers one (a hung
+    server) would hold sslyze's many handshakes for a minute; it is an error at once, and counts as a hang
+    (:mod:`nimwarden.net.hangs`). Any other failure is left to the scan, which names it."""
+    if why := hangs.not_sent(host, port, give_up_after):
+        raise TlsProbeError(why)
+    try:
+        _handshake(_lenient_context(client), host, port, server_name, timeout_s)
+    except TimeoutError:
+        why = f"no TLS handshake with {host}:{port} within {timeout_s:g}s: it accepts connections and does not answer (not scanned)"
+        hangs.record(host, port, give_up_after, True, why)
+        raise TlsProbeError(why) from None
+    except (OSError, ValueError):
+        return
+    hangs.record(host, port, give_up_after, False)
 
 
 _cache: dict[tuple, Attempt[TlsObservation]] = {}
@@ -291,6 +312,7 @@ def probe_tls(
     client: ClientCredentials | None = None,
     timeout_s: float = 5.0,
     cached: bool = True,
+    give_up_after: int = 0,
 ) -> Attempt[TlsObservation]:
     """The TLS attempt for one endpoint, cached per process: eight TLS controls share one scan.
 
@@ -299,13 +321,14 @@ def probe_tls(
     """
     if guard is not None:
         guard(host)
-    key = (host, port, server_name, str(ca_file), client, timeout_s)
+    key = (host, port, server_name, str(ca_file), client, timeout_s, give_up_after)
     if cached:
         with _cache_lock:
             if key in _cache:
                 return _cache[key]
     result = attempt(PROBE, f"TLS scan of {host}:{port} (SNI {server_name or host})",
-                     lambda: scan(host, port, server_name=server_name, ca_file=ca_file, client=client, timeout_s=timeout_s))
+                     lambda: scan(host, port, server_name=server_name, ca_file=ca_file, client=client, timeout_s=timeout_s,
+                                  give_up_after=give_up_after))
     if cached:
         with _cache_lock:
             _cache[key] = result
@@ -322,7 +345,7 @@ def endpoint_scan(target: Any, deployment: Any, name: str):
     if name in s.mutual and s.client_cert and s.client_key:
         client = ClientCredentials(Path(s.client_cert), Path(s.client_key))
     a = probe_tls(ep.host, ep.port, guard=target.guard, server_name=s.server_name, ca_file=s.ca_file,
-                  client=client, timeout_s=target.timeouts.read_s)
+                  client=client, timeout_s=target.timeouts.read_s, give_up_after=target.timeouts.give_up_after)
     return a, s.policy(name)
 
 
