@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,7 +55,6 @@ class Limits:
     connect_s: float = 2.0
     read_s: float = 5.0
     max_body: int = MAX_BODY
-    extra: dict = field(default_factory=dict)
     give_up_after: int = 0  # consecutive requests without an answer in time before an endpoint is not asked (hangs)
 
     @property
@@ -221,9 +220,22 @@ class Connection:
         self.tls_versions: set[str] = set()
         self._conn: http.client.HTTPConnection | None = None
 
+    @classmethod
+    def lenient(cls, base_url: str, timeout: tuple[float, float] | Limits) -> Connection:
+        """A connection to a server the probe judges, not trusts: HTTPS accepts whatever it offers (TLS 1.0 and weak
+        suites, any certificate: the TLS family judges those). ``timeout``: (connect_s, read_s), or limits."""
+        from nimwarden.net.tls_client import lenient_context
+
+        limits = timeout if isinstance(timeout, Limits) else Limits(connect_s=timeout[0], read_s=timeout[1])
+        return cls(base_url, limits=limits, ssl_context=lenient_context() if base_url.startswith("https:") else None)
+
     def exchange(self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
-                 body: bytes | None = None) -> HttpResponse:
-        """One request and its whole answer; raises :class:`ExchangeError` with the reason when it fails."""
+                 body: bytes | None = None, json_body: Any = None) -> HttpResponse:
+        """One request and its whole answer; raises :class:`ExchangeError` with the reason when it fails.
+        ``json_body``: sent as JSON (``Content-Type: application/json`` unless the headers name one)."""
+        if json_body is not None:
+            body = json.dumps(json_body).encode("utf-8")
+            headers = {"Content-Type": "application/json", **(headers or {})}
         port = self.port or (443 if self.scheme == "https" else 80)
         skipped = hangs.not_sent(self.host, port, self.limits.give_up_after)
         if skipped:

@@ -7,14 +7,12 @@ never trips on it and the probe would run for as long as the gateway keeps sendi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from nimwarden.net.http import Connection, Limits
-from nimwarden.net.tls_client import lenient_context
 
 MODERN_TLS = ("TLSv1.2", "TLSv1.3")
 
@@ -30,7 +28,7 @@ class Answer:
 class ProbeSession:
     """A probe session that keeps one connection per origin and remembers the TLS version of every
     connection it opened. HTTPS accepts whatever the gateway offers (TLS 1.0 and weak suites included:
-    ``lenient_context``): a legacy-only gateway must still be judged on what it lets through; the TLS
+    ``Connection.lenient``): a legacy-only gateway must still be judged on what it lets through; the TLS
     family judges its protocol and certificate. Never through a proxy from the environment."""
 
     def __init__(self) -> None:
@@ -47,19 +45,12 @@ class ProbeSession:
         """One exchange, its answer read whole; raises ``net.http.ExchangeError`` naming the fault. ``timeout``:
         (connect_s, read_s), or the limits of the profile's ``timeouts`` (with ``give_up_after``)."""
         parts = urlsplit(url)
-        limits = timeout if isinstance(timeout, Limits) else Limits(connect_s=timeout[0], read_s=timeout[1])
-        key = (parts.scheme, parts.hostname or "", parts.port, limits.connect_s, limits.read_s, limits.give_up_after)
+        key = (parts.scheme, parts.hostname or "", parts.port, timeout)  # Limits are frozen: hashable
         conn = self._connections.get(key)
         if conn is None:
-            tls = lenient_context() if parts.scheme == "https" else None
-            conn = self._connections[key] = Connection(url, limits=limits, ssl_context=tls)
+            conn = self._connections[key] = Connection.lenient(url, timeout)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        sent = dict(headers)
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode("utf-8")
-            sent.setdefault("Content-Type", "application/json")
-        answer = conn.exchange(method, path, headers=sent, body=data)
+        answer = conn.exchange(method, path, headers=headers, json_body=body)
         return Answer(answer.status, answer.headers)
 
     @property

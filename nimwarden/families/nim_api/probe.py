@@ -103,11 +103,7 @@ def _summary(path: str, resp: http.HttpResponse) -> dict[str, Any]:
 def _connection(base: str, timeout: tuple[float, float] | http.Limits) -> tuple[http.Connection, str]:
     """One bounded keep-alive connection to the NIM (HTTPS unverified on purpose: the TLS family judges
     certificates), and the path prefix of its base URL."""
-    from nimwarden.net.tls_client import lenient_context
-
-    limits = timeout if isinstance(timeout, http.Limits) else http.Limits(connect_s=timeout[0], read_s=timeout[1])
-    tls = lenient_context() if base.startswith("https:") else None
-    return http.Connection(base, limits=limits, ssl_context=tls), urlsplit(base).path.rstrip("/")
+    return http.Connection.lenient(base, timeout), urlsplit(base).path.rstrip("/")
 
 
 def probe_nim(base_url: str, *, guard: Callable[[str], None] | None = None,
@@ -122,9 +118,7 @@ def probe_nim(base_url: str, *, guard: Callable[[str], None] | None = None,
         conn, prefix = _connection(base, timeout)
         try:
             for path, (method, category) in NIM_PATHS.items():
-                body = _BODIES.get(path)
-                resp = conn.exchange(method, prefix + path, body=json.dumps(body).encode() if body else None,
-                                     headers={"Content-Type": "application/json"} if body else None)
+                resp = conn.exchange(method, prefix + path, json_body=_BODIES.get(path))
                 disclosed = _summary(path, resp) if 200 <= resp.status < 300 else {}
                 answers.append(EndpointAnswer(path, method, category, resp.status, resp.headers.get("content-type", ""), disclosed))
         finally:

@@ -193,8 +193,11 @@ def _key(cert: x509.Certificate) -> tuple[str, int]:
     return type(pub).__name__, 0
 
 
-def _certificate(host: str, port: int, server_name: str, ca_file: Path | None, client: ClientCredentials | None, timeout_s: float) -> CertificateInfo:
-    der = _handshake(_lenient_context(client), host, port, server_name, timeout_s)
+def _certificate(host: str, port: int, server_name: str, ca_file: Path | None, client: ClientCredentials | None, timeout_s: float,
+                 der: bytes | None = None) -> CertificateInfo:
+    """``der``: the leaf certificate an earlier lenient handshake got (none: one is made here)."""
+    if der is None:
+        der = _handshake(_lenient_context(client), host, port, server_name, timeout_s)
     if not der:
         raise TlsProbeError("server sent no certificate")
     cert = x509.load_der_x509_certificate(der)
@@ -270,32 +273,34 @@ def scan(
 ) -> TlsObservation:
     """Scan one endpoint; raises TlsProbeError (or OSError) when it cannot be scanned."""
     sni = server_name or host
-    _answers(host, port, sni, client, timeout_s, give_up_after)
+    der = _answers(host, port, sni, client, timeout_s, give_up_after)
     protocols, ciphers, client_auth = _sslyze_scan(host, port, sni, client, timeout_s)
     if not any(protocols.values()):
         raise TlsProbeError(f"{host}:{port} completed no handshake with any protocol version")
     ca = Path(ca_file) if ca_file else None
-    certificate = _certificate(host, port, sni, ca, client, timeout_s)
+    certificate = _certificate(host, port, sni, ca, client, timeout_s, der)
     no_cert = _without_client_certificate(host, port, sni, protocols, client, timeout_s)
     return TlsObservation(host, port, sni, protocols, ciphers, certificate, client_auth, no_cert)
 
 
 def _answers(host: str, port: int, server_name: str, client: ClientCredentials | None, timeout_s: float,
-             give_up_after: int) -> None:
-    """One handshake before the scan: an endpoint that accepts connections and never answers one (a hung
-    server) would hold sslyze's many handshakes for a minute; it is an error at once, and counts as a hang
-    (:mod:`nimwarden.net.hangs`). Any other failure is left to the scan, which names it."""
+             give_up_after: int) -> bytes | None:
+    """One lenient handshake before the scan, whose leaf certificate (DER) the certificate controls then read: an
+    endpoint that accepts connections and never answers it (a hung server) would hold sslyze's many handshakes for a
+    minute; it is an error at once, and counts as a hang (:mod:`nimwarden.net.hangs`). Any other failure is left to
+    the scan, which names it (None)."""
     if why := hangs.not_sent(host, port, give_up_after):
         raise TlsProbeError(why)
     try:
-        _handshake(_lenient_context(client), host, port, server_name, timeout_s)
+        der = _handshake(_lenient_context(client), host, port, server_name, timeout_s)
     except TimeoutError:
         why = f"no TLS handshake with {host}:{port} within {timeout_s:g}s: it accepts connections and does not answer (not scanned)"
         hangs.record(host, port, give_up_after, True, why)
         raise TlsProbeError(why) from None
     except (OSError, ValueError):
-        return
+        return None
     hangs.record(host, port, give_up_after, False)
+    return der
 
 
 _cache: dict[tuple, Attempt[TlsObservation]] = {}
