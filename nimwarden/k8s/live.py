@@ -54,32 +54,31 @@ def _permission(resource: Resource, verb: str, namespace: str | None) -> str:
 
 class LiveReader:
     def __init__(self, configuration: Any, timeout_s: float = 10.0, page_size: int = 500):
-        from kubernetes.client import ApiClient
+        from nimwarden.net.kube_api import ApiTransport
 
-        self.api = ApiClient(configuration)
         self.timeout = (min(timeout_s, 5.0), timeout_s)
+        self.transport = ApiTransport(configuration, self.timeout)  # each request bounded as a whole
         self.page_size = page_size
         self.requests: list[str] = []  # every path asked, for evidence
 
     def close(self) -> None:
-        self.api.close()
+        self.transport.close()
 
     def _get(self, path: str, query: list[tuple[str, Any]]) -> tuple[int, dict]:
-        method, url, headers, _, _ = self.api.param_serialize(
-            "GET", path, query_params=query, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        from nimwarden.net.kube_api import ApiCallError
+
         self.requests.append(path + ("?" + "&".join(f"{k}={v}" for k, v in query) if query else ""))
         try:
-            resp = self.api.call_api(method, url, header_params=headers, _request_timeout=self.timeout)
-            raw = resp.read()
-        except Exception as exc:  # noqa: BLE001 - urllib3/ssl/ApiException(status=0): all mean "could not read"
-            raise K8sReadError(f"GET {path}: {type(exc).__name__}: {exc}") from None
+            status, raw = self.transport.call("GET", path, query, {"Accept": "application/json"})
+        except ApiCallError as exc:  # no whole answer in time, refused, TLS: all mean "could not read"
+            raise K8sReadError(f"GET {path}: {exc}") from None
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
-            if resp.status != 200:  # a real API server answers an unknown group's path with text/plain "404 page not found"
-                return resp.status, {"message": raw[:200].decode("utf-8", "replace").strip()}
-            raise K8sReadError(f"GET {path}: HTTP {resp.status}, body is not JSON") from None
-        return resp.status, body if isinstance(body, dict) else {}
+            if status != 200:  # a real API server answers an unknown group's path with text/plain "404 page not found"
+                return status, {"message": raw[:200].decode("utf-8", "replace").strip()}
+            raise K8sReadError(f"GET {path}: HTTP {status}, body is not JSON") from None
+        return status, body if isinstance(body, dict) else {}
 
     def list(self, resource: Resource, namespace: str | None = None) -> list[dict]:
         path = resource.path(namespace)

@@ -205,12 +205,12 @@ class PodRunner:
 
     def __init__(self, configuration: Any, settings: ProbePodOptions, run_id: str | None = None, api_timeout_s: float = 10.0,
                  poll_s: float = 0.5):
-        from kubernetes.client import ApiClient
+        from nimwarden.net.kube_api import ApiTransport
 
-        self.api = ApiClient(configuration)
         self.settings = settings
         self.run_id = run_id or new_run_id()
         self.timeout = (min(api_timeout_s, 5.0), api_timeout_s)
+        self.transport = ApiTransport(configuration, self.timeout)  # each request bounded as a whole
         self.poll_s = poll_s
         self._n = 0
         self._lock = threading.Lock()
@@ -218,20 +218,19 @@ class PodRunner:
         self.leftovers: list[str] = []  # what could not be deleted (nimwarden cleanup removes it)
 
     def close(self) -> None:
-        self.api.close()
+        self.transport.close()
 
     # -- REST ----------------------------------------------------------------------
     def _call(self, method: str, path: str, query: list[tuple[str, Any]] | None = None, body: Any = None) -> tuple[int, bytes]:
         headers = {"Accept": "application/json, */*"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        m, url, hdrs, data, _ = self.api.param_serialize(method, path, query_params=query or [], header_params=headers, body=body,
-                                                         auth_settings=["BearerToken"])
+        from nimwarden.net.kube_api import ApiCallError
+
         try:
-            resp = self.api.call_api(m, url, header_params=hdrs, body=data, _request_timeout=self.timeout)
-            return resp.status, resp.read()
-        except Exception as exc:  # noqa: BLE001 - urllib3/ssl errors all mean "the API server did not answer"
-            raise ProbePodError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+            return self.transport.call(method, path, query, headers, body)
+        except ApiCallError as exc:  # no whole answer in time, refused, TLS: the API server did not answer
+            raise ProbePodError(f"{method} {path}: {exc}") from None
 
     @staticmethod
     def _json(raw: bytes) -> dict:
