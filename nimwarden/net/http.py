@@ -187,11 +187,26 @@ def request(
 
 
 def _connection(scheme: str, host: str, port: int | None, limits: Limits,
-                ssl_context: ssl.SSLContext | None) -> http.client.HTTPConnection:
+                ssl_context: ssl.SSLContext | None, server_hostname: str | None = None) -> http.client.HTTPConnection:
     if scheme == "https":
-        return http.client.HTTPSConnection(host, port or 443, timeout=limits.connect_s,
-                                           context=ssl_context or ssl.create_default_context())
+        context = ssl_context or ssl.create_default_context()
+        if not server_hostname:
+            return http.client.HTTPSConnection(host, port or 443, timeout=limits.connect_s, context=context)
+        named = _NamedHTTPSConnection(host, port or 443, timeout=limits.connect_s, context=context)
+        named.server_hostname = server_hostname
+        return named
     return http.client.HTTPConnection(host, port or 80, timeout=limits.connect_s)
+
+
+class _NamedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to ``host`` whose certificate (and SNI) is checked against another name, ``server_hostname`` (a
+    kubeconfig's ``tls-server-name``: an API server dialled by its address)."""
+
+    server_hostname: str
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.server_hostname)
 
 
 class ExchangeError(Exception):
@@ -211,12 +226,14 @@ class Connection:
     between two exchanges (it is readable while idle: end of file) is opened again before the next one.
     ``tls_versions``: the protocol of every TLS connection it opened."""
 
-    def __init__(self, base_url: str, *, limits: Limits, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, base_url: str, *, limits: Limits, ssl_context: ssl.SSLContext | None = None,
+                 server_hostname: str | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
         self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
         self.limits, self.ssl_context = limits, ssl_context
+        self.server_hostname = server_hostname  # the name the certificate is checked against, where not the host
         self.tls_versions: set[str] = set()
         self._conn: http.client.HTTPConnection | None = None
 
@@ -244,7 +261,7 @@ class Connection:
             self.close()
         fresh = self._conn is None
         if fresh:
-            self._conn = _connection(self.scheme, self.host, self.port, self.limits, self.ssl_context)
+            self._conn = _connection(self.scheme, self.host, self.port, self.limits, self.ssl_context, self.server_hostname)
         conn = self._conn
         timer, deadline_hit = _deadline(self.limits, lambda: conn)
         timer.start()

@@ -8,9 +8,9 @@ headers come from its ``ApiClient.param_serialize``, credentials included, refre
 exchange itself goes through :class:`nimwarden.net.http.Connection`: one keep-alive connection per thread,
 ``connect_s + read_s`` for the whole answer, whatever the server does.
 
-Where that client cannot stand in (an HTTP proxy in the kubeconfig, or ``tls-server-name``: the name checked is
-not the host dialled), the ``kubernetes`` client sends the request as before (:attr:`ApiTransport.bounded` is
-False then, and says why).
+Where that client cannot stand in (an HTTP proxy in the kubeconfig), the ``kubernetes`` client sends the request
+as before (:attr:`ApiTransport.bounded` is False then, and says why). A kubeconfig's ``tls-server-name`` (an API
+server dialled by its address, its certificate checked against that name) is kept.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ class ApiTransport:
         self.timeout = timeout
         self.limits = Limits(connect_s=timeout[0], read_s=timeout[1], max_body=MAX_BODY)
         self.host = str(configuration.host).rstrip("/")
+        self.server_name = getattr(configuration, "tls_server_name", None) or None
         self.why_not_bounded = ("an HTTP proxy is configured" if configuration.proxy else
-                                "tls-server-name is configured" if getattr(configuration, "tls_server_name", None) else
                                 None if urlsplit(self.host).scheme in ("http", "https") else f"the server URL {self.host!r}")
         self._context = ssl_context_of(configuration) if self.bounded and self.host.startswith("https:") else None
         self._local = threading.local()
@@ -72,7 +72,8 @@ class ApiTransport:
     def _connection(self) -> Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = Connection(self.host, limits=self.limits, ssl_context=self._context)
+            conn = self._local.conn = Connection(self.host, limits=self.limits, ssl_context=self._context,
+                                                 server_hostname=self.server_name)
             with self._lock:
                 self._opened.append(conn)
         return conn

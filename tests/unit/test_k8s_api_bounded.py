@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import time
 
 import pytest
@@ -18,9 +19,11 @@ from kubernetes.client import Configuration
 from nimwarden.k8s.live import K8sReadError, LiveReader
 from nimwarden.k8s.probe_pods import PodRunner, ProbePodError, ProbePodOptions
 from nimwarden.k8s.resources import BY_KIND
+from nimwarden.lab import pki
 from nimwarden.net import kube_api
 from nimwarden.net.kube_api import ApiCallError, ApiTransport
 from tests.conftest import LoopbackServer
+from tests.tls_servers import TestTlsServer
 from tests.unit.test_bounded_sessions import SLACK_S, trickle
 
 TIMEOUT_S = 1.0  # LiveReader/PodRunner: (min(t, 5), t) -> a 2 s deadline for the whole exchange
@@ -116,14 +119,34 @@ def test_a_refused_api_server_names_the_fault():
         reader.list(BY_KIND["Pod"])
 
 
-@pytest.mark.parametrize(("field", "value", "why"), [("proxy", "http://127.0.0.1:3128", "HTTP proxy"),
-                                                      ("tls_server_name", "kubernetes.default", "tls-server-name")])
-def test_what_the_bounded_client_cannot_do_goes_through_the_kubernetes_client(field, value, why):
+def test_a_proxy_in_the_kubeconfig_goes_through_the_kubernetes_client():
     cfg = configuration("https://127.0.0.1:6443")
-    setattr(cfg, field, value)
+    cfg.proxy = "http://127.0.0.1:3128"
     transport = ApiTransport(cfg, (TIMEOUT_S, TIMEOUT_S))
-    assert not transport.bounded and why in transport.why_not_bounded
+    assert not transport.bounded and "HTTP proxy" in transport.why_not_bounded
     assert ApiTransport(configuration("https://127.0.0.1:6443"), (TIMEOUT_S, TIMEOUT_S)).bounded
+
+
+def test_tls_server_name_checks_the_certificate_against_that_name(tmp_path):
+    """An API server dialled by its address whose certificate names only ``kubernetes.default`` (a kubeconfig's
+    tls-server-name): verified against that name and the cluster's CA, over a real TLS handshake; without the
+    name the same server is refused."""
+    ca = pki.create_ca(tmp_path, "test cluster CA")
+    cert = pki.issue(ca, tmp_path, "apiserver", ["kubernetes.default"])
+    server = TestTlsServer("127.0.0.1", cert, minimum=ssl.TLSVersion.TLSv1_2, maximum=ssl.TLSVersion.MAXIMUM_SUPPORTED, status=200)
+    try:
+        cfg = configuration(server.url)
+        cfg.ssl_ca_cert = str(ca.cert)
+        with pytest.raises(ApiCallError, match="TLS handshake failed"):
+            ApiTransport(cfg, (TIMEOUT_S, TIMEOUT_S)).call("GET", "/version")
+        cfg.tls_server_name = "kubernetes.default"
+        transport = ApiTransport(cfg, (TIMEOUT_S, TIMEOUT_S))
+        assert transport.bounded
+        status, _ = transport.call("GET", "/version")
+        transport.close()
+    finally:
+        server.close()
+    assert status == 200 and server.requests
 
 
 def test_the_tls_settings_follow_the_kubeconfig():
