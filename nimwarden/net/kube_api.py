@@ -60,7 +60,8 @@ class ApiTransport:
         self.server_name = getattr(configuration, "tls_server_name", None) or None
         self.why_not_bounded = ("an HTTP proxy is configured" if configuration.proxy else
                                 None if urlsplit(self.host).scheme in ("http", "https") else f"the server URL {self.host!r}")
-        self._context = ssl_context_of(configuration) if self.bounded and self.host.startswith("https:") else None
+        self._configuration = configuration
+        self._context: ssl.SSLContext | None = None  # made at the first request: a bad CA or key is that request's error
         self._local = threading.local()
         self._opened: list[Connection] = []
         self._lock = threading.Lock()
@@ -72,6 +73,11 @@ class ApiTransport:
     def _connection(self) -> Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            if self._context is None and self.host.startswith("https:"):
+                try:
+                    self._context = ssl_context_of(self._configuration)
+                except (OSError, ssl.SSLError, ValueError) as exc:  # a CA or client key file missing or unreadable
+                    raise ApiCallError(f"the kubeconfig's TLS settings cannot be used: {type(exc).__name__}: {exc}") from None
             conn = self._local.conn = Connection(self.host, limits=self.limits, ssl_context=self._context,
                                                  server_hostname=self.server_name)
             with self._lock:

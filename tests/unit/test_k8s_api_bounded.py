@@ -157,3 +157,11 @@ def test_the_tls_settings_follow_the_kubeconfig():
     cfg.verify_ssl = True
     ctx = kube_api.ssl_context_of(cfg)
     assert ctx.check_hostname and ctx.verify_mode.name == "CERT_REQUIRED"
+
+
+def test_a_client_certificate_that_cannot_be_read_is_the_request_s_error_not_a_crash(tmp_path):
+    cfg = configuration("https://127.0.0.1:6443")
+    cfg.cert_file, cfg.key_file = str(tmp_path / "gone.crt"), str(tmp_path / "gone.key")
+    reader = LiveReader(cfg, timeout_s=TIMEOUT_S)
+    with pytest.raises(K8sReadError, match="TLS settings cannot be used: FileNotFoundError"):
+        reader.list(BY_KIND["Pod"])
