@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -340,6 +340,16 @@ def render_html(
     history: Sequence[Mapping[str, Any]] | None = None,
     catalog: Mapping[str, Any] | None = None,
 ) -> str:
+    return "".join(html_parts(summary, history, catalog))
+
+
+def html_parts(
+    summary: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]] | None = None,
+    catalog: Mapping[str, Any] | None = None,
+) -> Iterator[str]:
+    """report.html in pieces, in order (one per result shown): :func:`write_html` writes them as they are made,
+    so that the report of 200,000 results is never one string in memory, nor its results' part another."""
     catalog = _catalog() if catalog is None else catalog
     css = (ASSETS / "report.css").read_text(encoding="utf-8")
     js = (ASSETS / "report.js").read_text(encoding="utf-8")
@@ -357,10 +367,9 @@ def render_html(
     canaries = {d.get("name") for d in summary.get("deployments") or [] if d.get("expect") == "noncompliant"}
     shown, counted = grouped.split(infos)
     brief = bool(counted)
-    results = "".join(_result(i, r, info, r.get("deployment") in canaries, brief) for i, (r, info) in enumerate(shown))
     csp = f"default-src 'none'; img-src data:; style-src {_csp_hash(css)}; script-src {_csp_hash(js)}"
     title = f"nimwarden — {summary.get('target', '?')} — {summary.get('started_at', '')}"
-    return (
+    yield (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{e(title)}</title>'
@@ -371,14 +380,16 @@ def render_html(
         + _waiver_findings(summary)
         + _matrix(summary, infos)
         + f'<section id="results"><h2>Results ({len(infos) if not counted else f"{len(shown)} of {len(infos)} one by one"})</h2>'
-        f'{_filters(infos)}<div id="result-list">{results}</div></section>'
-        + grouped.table(counted, len(infos))
-        + _metadata(summary)
-        + f"<script>{js}</script></body></html>"
+        f'{_filters(infos)}<div id="result-list">'
     )
+    for i, (r, info) in enumerate(shown):
+        yield _result(i, r, info, r.get("deployment") in canaries, brief)
+    yield "</div></section>" + grouped.table(counted, len(infos)) + _metadata(summary) + f"<script>{js}</script></body></html>"
 
 
 def write_html(run_dir: str | Path, summary: Mapping[str, Any], history: Sequence[Mapping[str, Any]] | None = None) -> Path:
     path = Path(run_dir) / "report.html"
-    path.write_text(render_html(summary, history), encoding="utf-8")
+    with open(path, "w", encoding="utf-8", buffering=1 << 20) as out:
+        for part in html_parts(summary, history):
+            out.write(part)
     return path
