@@ -11,12 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests import lab_dirs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +38,12 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs an NVIDIA GPU")
 
 
+def pytest_sessionstart(session):
+    """Labs left running by an interrupted run are taken down first (tests/lab_dirs.py); once, not per xdist worker."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        lab_dirs.sweep(log=lambda line: print(line, file=sys.stderr))
+
+
 @pytest.fixture(autouse=True)
 def _no_hung_endpoint_from_an_earlier_test():
     """A test starts with no endpoint remembered as hanging (nimwarden.net.hangs is per process)."""
@@ -51,8 +58,7 @@ def lab_state(tmp_path_factory):
     from nimwarden import lab
 
     # Not under pytest's 0700 temp root: the hardened server drops to `nobody` and must reach its files.
-    directory = Path(tempfile.mkdtemp(prefix="nimwarden-lab-"))
-    os.chmod(directory, 0o755)
+    directory = lab_dirs.make("nimwarden-lab-", 0o755)
     try:
         yield lab.up(directory, log=lambda *_: None)
     finally:
@@ -70,7 +76,7 @@ def kube_cluster():
     ok, why = kube.available()
     if not ok:
         pytest.skip(f"no Kubernetes API server here: {why}")
-    directory = Path(tempfile.mkdtemp(prefix="nimwarden-kube-"))
+    directory = lab_dirs.make("nimwarden-kube-")
     try:
         yield KubeCluster(directory, kube.up(directory, log=lambda *_: None))
     finally:

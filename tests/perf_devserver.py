@@ -9,9 +9,10 @@ code in a temporary directory, on free loopback ports, and stop it after.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests import lab_dirs
 
 MODEL = "add"
 
@@ -98,7 +99,7 @@ def start(compute_ms: float = 0.0, compute_kind: str = "sleep", compute_iteratio
     instead of calibrating it at start-up)."""
     from nimwarden import lab  # noqa: PLC0415
 
-    directory = Path(tempfile.mkdtemp(prefix="nimwarden-perf-"))
+    directory = lab_dirs.make("nimwarden-perf-")
     try:
         state = lab.up(directory, specs=(lab.ServerSpec("perf", False, compute_ms=compute_ms, compute_kind=compute_kind,
                                                               compute_iterations=compute_iterations),),

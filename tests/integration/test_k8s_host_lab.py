@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from nimwarden.families.host import judge, probe
 from nimwarden.outcome import Status
+from tests import lab_dirs
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab runs hardened as another user only when root")]
 
@@ -21,8 +20,7 @@ def open_lab():
     and runs hardened as root (which these controls would rightly fail)."""
     from nimwarden import lab
 
-    directory = Path(tempfile.mkdtemp(prefix="nimwarden-hostlab-"))
-    os.chmod(directory, 0o755)
+    directory = lab_dirs.make("nimwarden-hostlab-", 0o755)
     try:
         yield lab.up(directory, log=lambda *_: None)
     finally:
