@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nimwarden.net.http import Connection, ExchangeError, Limits
+from nimwarden.net.tls_client import verifying_context
 
 MAX_BODY = 256 * 1024 * 1024  # a page of a list (``limit`` items); more is refused, never read without end
 
@@ -34,15 +35,13 @@ def ssl_context_of(configuration: Any) -> ssl.SSLContext:
     """The TLS settings of a ``kubernetes.client.Configuration`` as urllib3 applies them: the cluster's CA (a file
     or inline data), the client certificate, and no verification where the kubeconfig says
     ``insecure-skip-tls-verify``."""
-    ctx = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None,
-                                     cadata=getattr(configuration, "ca_cert_data", None) or None)
+    ctx = verifying_context(configuration.ssl_ca_cert, ca_data=getattr(configuration, "ca_cert_data", None),
+                            client_cert=configuration.cert_file, client_key=configuration.key_file)
     if not configuration.verify_ssl:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     elif configuration.assert_hostname is False:
         ctx.check_hostname = False
-    if configuration.cert_file:
-        ctx.load_cert_chain(configuration.cert_file, configuration.key_file or None)
     return ctx
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ import numpy as np
 from nimwarden.families.performance.loadgen import LoadSpec
 from nimwarden.families.performance.stats import LatencySummary, summarize_latency
 from nimwarden.families.performance.windows import Stability, Window, merge, stability, window_from_slices
+from nimwarden.net.tls_client import verifying_context
 
 
 class StreamFailed(Exception):
@@ -45,8 +45,7 @@ class StreamEndpoint:
         hostport = rest.split("/", 1)[0]
         host, _, port = hostport.rpartition(":")
         if scheme == "https":
-            ctx = ssl.create_default_context(cafile=self.ca_file)
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx = verifying_context(self.ca_file)
             return http.client.HTTPSConnection(host.strip("[]"), int(port or 443), timeout=self.timeout_s, context=ctx)
         return http.client.HTTPConnection(host.strip("[]"), int(port or 80), timeout=self.timeout_s)
 
@@ -77,8 +76,7 @@ def discover_model(ep: StreamEndpoint, connect_s: float = 2.0, read_s: float = 5
 
     ctx = None
     if ep.base_url.startswith("https"):
-        ctx = ssl.create_default_context(cafile=ep.ca_file)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx = verifying_context(ep.ca_file)
     got = bounded.request("GET", ep.base_url.rstrip("/") + "/v1/models", probe="perf.llm.models",
                           limits=bounded.Limits(connect_s, read_s, 1 << 20), guard=guard,
                           headers={"Accept": "application/json", **ep.headers}, ssl_context=ctx,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from nimwarden.families.performance.h2grpc import H2GrpcChannel, frame_message
 from nimwarden.families.performance.inputs import Payload
+from nimwarden.net.tls_client import verifying_context
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 
@@ -59,11 +60,7 @@ Sender = Callable[[], bytes]
 
 def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
     """Verify the server against the profile's CA (or the system store); TLS 1.2+; client cert for mTLS."""
-    context = ssl.create_default_context(cafile=endpoint.ca_file)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if endpoint.client_cert:
-        context.load_cert_chain(endpoint.client_cert, endpoint.client_key)
-    return context
+    return verifying_context(endpoint.ca_file, client_cert=endpoint.client_cert, client_key=endpoint.client_key)
 
 
 class Transport:
