@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class AuditState:
     fail_on_new: bool = False  # --fail-on-new: only findings absent from the baseline gate
     baseline: str | None = None  # --baseline FILE (default: the previous comparable run)
     report_status: int | None = None  # the contract exit status, once the report is written
+    junit_also: str | None = None  # a --junitxml path the user asked for: a copy of the run's junit.xml
 
 
 # ----------------------------------------------------------------------------------- options
@@ -118,6 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     worker = hasattr(config, "workerinput")
+    junit_also = None
     reports_dir = _reports_dir(config)
     started = utc_now()
     run_dir = None
@@ -129,8 +132,11 @@ def pytest_configure(config: pytest.Config) -> None:
             run_dir = Path(preset).resolve() if preset else new_run_dir(reports_dir, started)
             run_dir.mkdir(parents=True, exist_ok=True)
             os.environ["NIMWARDEN_RUN_DIR"] = str(run_dir)  # xdist workers inherit it
-            if not getattr(config.option, "xmlpath", None):
-                config.option.xmlpath = str(run_dir / "junit.xml")
+            # The run directory always holds junit.xml (the contract's artifacts); a path the user gave pytest (on the
+            # command line, or in PYTEST_ADDOPTS as CI jobs often do) gets a copy of it at the end.
+            asked = getattr(config.option, "xmlpath", None)  # resolved as pytest's junitxml resolves it
+            junit_also = os.path.abspath(os.path.expanduser(os.path.expandvars(asked))) if asked else None
+            config.option.xmlpath = str(run_dir / "junit.xml")
         if run_dir is not None and hasattr(config.option, "allure_report_dir") and not config.option.allure_report_dir:
             config.option.allure_report_dir = str(run_dir / "allure-results")
     options = [f"--intrusive={'yes' if config.getoption('nimwarden_intrusive') else 'no'}"]
@@ -141,6 +147,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("nimwarden_fail_on_new"):
         options.append("--fail-on-new")
     state = AuditState(target, reports_dir, run_dir, started, options, config.getoption("nimwarden_fail_on"), waivers)
+    state.junit_also = junit_also if run_dir is not None and not worker else None
     state.fail_on_new = bool(config.getoption("nimwarden_fail_on_new"))
     state.baseline = config.getoption("nimwarden_baseline")
     if state.baseline:
@@ -208,6 +215,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = _state(config)
     for sig, handler in (state.restore_signals if state else {}).items():
         signal.signal(sig, handler)
+    if state is not None and state.junit_also and state.run_dir is not None:  # pytest wrote junit.xml at sessionfinish
+        _copy_junit(state.run_dir / "junit.xml", Path(state.junit_also))
+
+
+def _copy_junit(source: Path, destination: Path) -> None:
+    import shutil
+
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+    except OSError as exc:
+        print(f"nimwarden: could not copy the run's junit.xml to {destination} (the --junitxml path asked for): "
+              f"{exc.strerror or exc}", file=sys.stderr)
 
 
 def _state(config: pytest.Config) -> AuditState | None:
