@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
 from nimwarden.families.host import judge, probe
 from nimwarden.outcome import Status
-from tests import lab_dirs
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab runs hardened as another user only when root")]
 
 
 @pytest.fixture(scope="module")
-def open_lab():
-    """The lab in a world-traversable directory: under pytest's 0700 basetemp the lab cannot drop privileges
-    and runs hardened as root (which these controls would rightly fail)."""
-    from nimwarden import lab
-
-    directory = lab_dirs.make("nimwarden-hostlab-", 0o755)
-    try:
-        yield lab.up(directory, log=lambda *_: None)
-    finally:
-        lab.down(directory, log=lambda *_: None)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def servers(open_lab):
-    lab_state = open_lab
+def servers(lab_state):
+    """The session's lab (tests/conftest.py: in a world-traversable directory, so the hardened server drops to
+    ``nobody``; under pytest's 0700 basetemp it would run as root, which these controls would rightly fail).
+    Read only: the controls look at the servers' processes, users, directories and environment."""
     assert lab_state["deployments"]["hardened"].get("run_as") == "nobody", lab_state["deployments"]["hardened"].get("run_as")
     h = probe.get_host("local://")
     out = {}

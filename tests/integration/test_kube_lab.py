@@ -22,6 +22,7 @@ from tests.kube_cluster import AUDIT_SA, KubeCluster, read_role, refused, sa_use
 DEPLOY = ROOT / "deploy" / "k8s"
 SA = sa_user(*AUDIT_SA)
 LAB_NAMESPACES = ("nim-hardened", "nim-exposed")
+NOT_PERFORMANCE = ("-k", "not test_performance")
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +81,14 @@ def test_lab_up_runs_a_real_api_server_with_the_lab_on_it(lab_state, lab_cluster
 
 def test_the_audit_identity_reads_the_whole_lab_without_one_refusal(lab_state, lab_cluster, audit_identity, tmp_path):
     """A full audit, snapshot and discovery as deploy/k8s's ServiceAccount: 0 Forbidden (the API server's audit log),
-    gets and lists only, and the same (control, deployment, status) set as from the lab's manifests."""
+    gets and lists only, and the same (control, deployment, status) set as from the lab's manifests.
+
+    Every family but performance: it reads no cluster state (its verdicts are this machine's timing), and its load
+    windows were half of each audit here (17 of 37 s on two cores); tests/reliability/test_harm_and_secrets.py audits
+    the lab with it."""
     mark = lab_cluster.mark()
-    proc, summary = run_audit(_sa_profile(tmp_path, lab_state, audit_identity), tmp_path / "reports", timeout=900)
+    proc, summary = run_audit(_sa_profile(tmp_path, lab_state, audit_identity), tmp_path / "reports", *NOT_PERFORMANCE,
+                              timeout=900)
     assert summary is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
     snap = subprocess.run([sys.executable, "-m", "nimwarden.cli", "snapshot", "--kubeconfig", str(audit_identity), "--out",
                            str(tmp_path / "snap.json"), *[a for ns in LAB_NAMESPACES for a in ("-n", ns)]],
@@ -104,20 +110,15 @@ def test_the_audit_identity_reads_the_whole_lab_without_one_refusal(lab_state, l
     profile["kubernetes"] = {**profile["kubernetes"], "source": "manifests"}
     profile["kubernetes"].pop("kubeconfig")
     manifests.write_text(yaml.safe_dump(profile))
-    proc, from_manifests = run_audit(manifests, tmp_path / "m" / "reports", timeout=900)
+    proc, from_manifests = run_audit(manifests, tmp_path / "m" / "reports", *NOT_PERFORMANCE, timeout=900)
     assert from_manifests is not None, proc.stdout[-3000:]
 
-    # The performance family reads no cluster state: its verdicts are the machine's timing (a load generator
-    # starved of CPU on a busy 2-core machine is an error, PERF-STABLE-001), not the source's. It is compared
-    # by what was judged; every other family by verdict.
     def verdicts(s):
-        return {(r["control"], r["deployment"], r["status"]) for r in s["results"] if r["family"] != "performance"}
-
-    def judged(s):
-        return {(r["control"], r["deployment"]) for r in s["results"] if r["family"] == "performance"}
+        return {(r["control"], r["deployment"], r["status"]) for r in s["results"]}
     live, static = verdicts(summary), verdicts(from_manifests)
     assert live == static, (sorted(live - static), sorted(static - live))
-    assert judged(summary) == judged(from_manifests) != set()
+    assert {r["family"] for r in summary["results"]} >= {"pod-security", "rbac", "secrets", "network-policy", "nemo"}
+    assert "performance" not in {r["family"] for r in summary["results"]}
 
 
 def test_a_rule_removed_from_the_read_role_is_named_never_passed(lab_state, lab_cluster, audit_identity, tmp_path):
