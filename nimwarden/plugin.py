@@ -219,6 +219,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _copy_junit(state.run_dir / "junit.xml", Path(state.junit_also))
 
 
+def _missing_writers(run_dir: Path | None) -> tuple:
+    """Writers for what pytest's plugins did not put in the run directory: junit.xml without the junitxml plugin
+    (``-p no:junitxml``), allure-results/ without allure-pytest or with its --alluredir elsewhere. The run directory
+    holds every artifact the contract names, whatever the user's pytest options; they are written from the
+    results, as the in-process runner writes them."""
+    if run_dir is None:
+        return ()
+    from nimwarden.report.junit import write_allure_results, write_junit
+
+    return tuple(w for w, made in ((write_junit, (run_dir / "junit.xml").is_file()),
+                                   (write_allure_results, (run_dir / "allure-results").is_dir())) if not made)
+
+
 def _copy_junit(source: Path, destination: Path) -> None:
     import shutil
 
@@ -531,6 +544,6 @@ class AuditHooks:
                         run_dir=s.run_dir, reports_dir=s.reports_dir, collected=s.collected, interrupted=s.interrupted,
                         stopped_early=bool(session.shouldstop), pytest_exit=int(exitstatus),
                         data=families.data_stamps(s.target), fail_on_new=s.fail_on_new, baseline=s.baseline)
-        status, lines = finish_run(run, list(s.results.values()))
+        status, lines = finish_run(run, list(s.results.values()), extra_writers=_missing_writers(s.run_dir))
         s.closing_lines = lines + s.closing_lines  # printed by pytest_terminal_summary, after pytest's own lines
         session.exitstatus = s.report_status = status
