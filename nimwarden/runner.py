@@ -42,6 +42,8 @@ def eligible(target: Target, args: Any) -> str | None:
     """Why this audit must run under pytest, or None when the in-process runner serves it."""
     if os.environ.get("NIMWARDEN_RUNNER") == "pytest":
         return "NIMWARDEN_RUNNER=pytest"
+    if os.environ.get("PYTEST_ADDOPTS", "").strip():  # a CI job's --junitxml, -x, -p: they apply to the audit too
+        return "PYTEST_ADDOPTS is set"
     if [a for a in args.pytest_args if a != "--"] or args.intrusive or args.under_load or args.perf_update_baseline or args.fail_on:
         return "pytest arguments or switches given"
     if getattr(args, "fail_on_new", False) or getattr(args, "baseline", None) or getattr(args, "run_dir", None):

@@ -149,9 +149,11 @@ def interruptible() -> None:
 
 
 def run_audit(profile: Path, reports: Path, *pytest_args: str, timeout: float = 300, env=None) -> tuple[subprocess.CompletedProcess, dict | None]:
-    """`nimwarden audit --target …` in a subprocess, exactly as a user runs it."""
+    """`nimwarden audit --target …` in a subprocess, exactly as a user runs it. A PYTEST_ADDOPTS this test run was
+    started with is the harness's, not the audit's: it is passed on only when ``env`` names it."""
     cmd = [sys.executable, "-m", "nimwarden.cli", "audit", "--target", str(profile), "--reports-dir", str(reports), *pytest_args]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    base = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**base, **(env or {})},
                           preexec_fn=interruptible)
     summary_path = reports / "latest" / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import yaml
 
-from tests.conftest import run_audit
+from tests.conftest import ROOT, run_audit
 from tests.integration.test_cve_versions import version_server
 
 CASE = "test_no_version_only_vulnerability[staging]"
@@ -70,3 +70,19 @@ def test_an_alluredir_elsewhere_and_no_allure_plugin_still_leave_allure_results_
     assert "TRITON-CVE-002" in _controls_in_allure(run_dir / "allure-results")  # and the run's
     _, _, run_dir = _audit(tmp_path / "b", "-p", "no:allure_pytest")
     assert "TRITON-CVE-002" in _controls_in_allure(run_dir / "allure-results")
+
+
+def test_pytest_addopts_sends_a_manifests_audit_through_pytest_so_its_options_apply(tmp_path):
+    """A manifests-only audit is judged in-process, without pytest; a PYTEST_ADDOPTS in the environment (a CI
+    job's --junitxml here) is meant for the audit too, so it runs under pytest and the asked-for path gets junit.xml."""
+    profile = yaml.safe_load((ROOT / "targets" / "helm-review.yaml").read_text())
+    profile["kubernetes"]["paths"] = [str(ROOT / "targets" / p) for p in profile["kubernetes"]["paths"]]
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(profile))
+    fast_proc, fast = run_audit(tmp_path / "p.yaml", tmp_path / "fast")
+    assert fast is not None and fast["timings"]["runner"].startswith("in-process"), fast_proc.stderr[-2000:]
+    elsewhere = tmp_path / "ci.xml"
+    proc, summary = run_audit(tmp_path / "p.yaml", tmp_path / "reports", env={"PYTEST_ADDOPTS": f"--junitxml={elsewhere}"})
+    assert summary is not None and "timings" not in summary, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.returncode == fast_proc.returncode
+    assert elsewhere.read_bytes() == (tmp_path / "reports" / "latest" / "junit.xml").read_bytes()
+    assert {(r["control"], r["status"]) for r in summary["results"]} == {(r["control"], r["status"]) for r in fast["results"]}
