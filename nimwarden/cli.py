@@ -355,8 +355,17 @@ class _RunWatch:
 
 
 def _run_pytest(target_file: Path, args) -> int:
+    import shlex
+
     import pytest
 
+    addopts = os.environ.get("PYTEST_ADDOPTS", "").strip()  # pytest adds these to its arguments (shell-quoted)
+    if addopts:
+        try:
+            shlex.split(addopts)
+        except ValueError as exc:
+            _say(f"PYTEST_ADDOPTS in the environment cannot be read as pytest options ({exc}): fix or unset it")
+            return EXIT_USAGE
     suites = suites_dir()
     extra = [a for a in args.pytest_args if a != "--"]
     chosen = [a for a in extra if not a.startswith("-") and Path(a.split("::")[0]).exists()]
@@ -393,6 +402,8 @@ def _run_pytest(target_file: Path, args) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     if code == 4:  # pytest usage error (an unknown option, a bad -k expression)
+        if addopts:
+            _say(f"pytest's options also came from PYTEST_ADDOPTS in the environment: {addopts}")
         return EXIT_USAGE
     if code == 5:
         _say("no compliance test was selected (check -k / -m / paths)")

@@ -189,3 +189,21 @@ def test_endpoint_outside_scope_is_refused_at_load_time(tmp_path):
     proc = _cli("audit", "--target", str(path), "--reports-dir", str(tmp_path / "r"), "suites/test_triton_api.py")
     _assert_one_line_exit_2(proc, path, "deployments[1].endpoints.http")
     assert "outside" in proc.stderr and not (tmp_path / "r").exists()
+
+
+def test_a_pytest_addopts_that_cannot_be_read_is_one_line_and_one_pytest_refuses_is_named(tmp_path):
+    """PYTEST_ADDOPTS (a CI job's) is shell-quoted pytest options: an unclosed quote was an internal error (exit 70)."""
+    profile = tmp_path / "p.yaml"
+    profile.write_text((ROOT / "targets" / "helm-review.yaml").read_text().replace("paths: [rendered]",
+                                                                                  f"paths: [{ROOT / 'targets' / 'rendered'}]"))
+    run = ["audit", "--target", str(profile), "--reports-dir", str(tmp_path / "r")]
+    proc = subprocess.run([sys.executable, "-m", "nimwarden.cli", *run], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTEST_ADDOPTS": "-k 'unclosed"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "bug" not in proc.stderr, proc.stderr
+    [line] = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert "PYTEST_ADDOPTS" in line and "No closing quotation" in line
+    proc = subprocess.run([sys.executable, "-m", "nimwarden.cli", *run], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTEST_ADDOPTS": "--no-such-option"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith("PYTEST_ADDOPTS in the environment: --no-such-option"), proc.stderr
+    assert not (tmp_path / "r").exists()
