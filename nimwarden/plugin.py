@@ -147,7 +147,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("nimwarden_fail_on_new"):
         options.append("--fail-on-new")
     state = AuditState(target, reports_dir, run_dir, started, options, config.getoption("nimwarden_fail_on"), waivers)
-    state.junit_also = junit_also if run_dir is not None and not worker else None
+    state.junit_also = junit_also  # set only by the controller of a run that writes reports
     state.fail_on_new = bool(config.getoption("nimwarden_fail_on_new"))
     state.baseline = config.getoption("nimwarden_baseline")
     if state.baseline:
