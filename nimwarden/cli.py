@@ -10,6 +10,7 @@ errors in one place, so the command line reads as one page.
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import json
 import os
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 from nimwarden import __version__
-from nimwarden.errors import UsageError
+from nimwarden.errors import UsageError, check_writable_dir, unwritable
 
 STARTED = time.perf_counter()  # the start-up time the in-process runner reports begins here
 
@@ -180,7 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Exception as exc:  # noqa: BLE001 - the last resort: one line and a file, never a bare traceback
+        disk = unwritable(exc, "a file") if isinstance(exc, OSError) and exc.errno in _DISK else None
+        if disk is not None:  # a full or read-only disk wherever it was met: the machine's state, not a bug
+            _say(str(disk))
+            return EXIT_USAGE
         return _bug(exc)
+
+
+_DISK = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def _bug(exc: BaseException) -> int:
@@ -328,7 +336,11 @@ def cmd_report(args) -> int:
         summary = load_summary(run_dir)
     except ValueError as exc:
         raise UsageError(f"{run_dir / 'summary.json'}: not valid JSON ({exc})") from None
-    for path in write_all(run_dir.resolve(), summary, None):
+    try:
+        written = write_all(run_dir.resolve(), summary, None)
+    except OSError as exc:
+        raise (unwritable(exc, run_dir, "the reports") or exc) from None
+    for path in written:
         print(path)
     if args.sign_off:
         from nimwarden.report import sign_off
@@ -388,6 +400,9 @@ def _run_pytest(target_file: Path, args) -> int:
     try:
         code = int(pytest.main(pytest_args, plugins=[watch]))
     except Exception as exc:
+        refused = unwritable(exc, os.environ.get("NIMWARDEN_RUN_DIR") or args.reports_dir, "the reports")
+        if refused is not None:  # a disk that filled up (or went read-only) during the run: the run's files are incomplete
+            raise refused from None
         # pytest itself failed after the audit's report was complete (its picture of a Ctrl-C can raise, a
         # pytest bug): the report stands, and so does its exit status. Before that point it is our bug.
         from nimwarden.plugin import report_status
@@ -446,6 +461,7 @@ def cmd_audit(args) -> int:
     default_state = (target_file.parent / "../.nimwarden/lab").resolve()
     if directory != default_state:
         raise UsageError(f"--lab-dir {directory}: targets/lab.yaml reads the lab state from {default_state}; use a profile of your own with --target")
+    _check_reports_dir(args)
     _say(f"starting the lab in {directory}")
     try:
         state = lab.up(directory, compute_ms=args.compute_ms, log=_say)
@@ -457,6 +473,12 @@ def cmd_audit(args) -> int:
         _say(f"lab stopped ({stopped} process(es))")
 
 
+def _check_reports_dir(args) -> Path:
+    """Before anything runs (a lab, probes, a cluster read), once the profile is known good: a --reports-dir that cannot
+    take the run's files (read-only, full, a file) is one line now, not a traceback at the end of a long audit."""
+    return check_writable_dir(args.reports_dir, "--reports-dir")
+
+
 def _audit_profile(target_file: Path, args, early) -> int:
     """Audit the profile ``target_file``: in-process where it probes nothing, else through pytest. ``early``: the
     child reading its manifests since before it was loaded (:func:`nimwarden.k8s.beside.start_early`), or None."""
@@ -465,6 +487,7 @@ def _audit_profile(target_file: Path, args, early) -> int:
     from nimwarden.k8s import beside
 
     target = load_target(target_file)
+    _check_reports_dir(args)
     in_process = runner.eligible(target, args) is None  # probes nothing: judge in-process, without pytest's machinery
     # A program run that only reads and judges keeps the cyclic GC off (cmd_audit turned it off for start-up): it
     # would walk every object read (millions for a repository) again and again, and the run makes few cycles; the
@@ -533,8 +556,11 @@ def _discovered(args, out: Path):
             f.unit = rel(f.unit)
     name = args.name or _target_name(args.context or (_current_context(args.kubeconfig) if source.source == "live" else None))
     text, decisions = render_profile(found, name=name, position=position, source=source, probes=probes, written_at=iso(utc_now()))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise (unwritable(exc, out, "the profile") or exc) from None
     return found, decisions, position, probes
 
 
@@ -575,7 +601,7 @@ def _audit_discovered(args) -> int:
     from nimwarden.k8s.profile_yaml import table
     from nimwarden.report.summary import new_run_dir, utc_now
 
-    run_dir = new_run_dir(Path(args.reports_dir).resolve(), utc_now())
+    run_dir = new_run_dir(_check_reports_dir(args), utc_now())
     profile = run_dir / "target.yaml"
     found, decisions, position, probes = _discovered(args, profile)
     print(table(found, decisions, position, probes), file=sys.stderr)

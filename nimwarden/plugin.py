@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from nimwarden import catalog, families
-from nimwarden.errors import ConfigError, UsageError
+from nimwarden.errors import ConfigError, UsageError, unwritable
 from nimwarden.outcome import Outcome, Status, not_applicable
 from nimwarden.redact import redact
 from nimwarden.report.record import make_result
@@ -129,8 +129,14 @@ def pytest_configure(config: pytest.Config) -> None:
             run_dir = Path(os.environ["NIMWARDEN_RUN_DIR"]) if os.environ.get("NIMWARDEN_RUN_DIR") else None
         else:
             preset = config.getoption("nimwarden_run_dir")
-            run_dir = Path(preset).resolve() if preset else new_run_dir(reports_dir, started)
-            run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                run_dir = Path(preset).resolve() if preset else new_run_dir(reports_dir, started)
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a read-only or full disk, a file where the folder goes: one line, exit 2
+                refused = unwritable(exc, reports_dir, "the run's folder")
+                if refused is None:
+                    raise
+                raise pytest.UsageError(str(refused)) from None
             os.environ["NIMWARDEN_RUN_DIR"] = str(run_dir)  # xdist workers inherit it
             # The run directory always holds junit.xml (the contract's artifacts); a path the user gave pytest (on the
             # command line, or in PYTEST_ADDOPTS as CI jobs often do) gets a copy of it at the end.
@@ -209,6 +215,16 @@ def _defer_signals(state: AuditState) -> None:
         except ValueError:
             return  # not in the main thread (embedded use): keep the defaults
     state.restore_signals = previous
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_internalerror(excinfo: pytest.ExceptionInfo) -> None:
+    """A disk that fills up (or goes read-only) during the run makes a plugin's write fail (allure-pytest writes a
+    file per test): the machine's state, not a bug. One line and exit status 2 (pytest prints it after "Exit:")
+    instead of pytest's INTERNALERROR traceback; the run's files are incomplete."""
+    refused = unwritable(excinfo.value, os.environ.get("NIMWARDEN_RUN_DIR") or "the reports' folder", "the reports")
+    if refused is not None:
+        pytest.exit(str(refused), returncode=2)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

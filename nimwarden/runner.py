@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nimwarden import catalog, families, forked, redact
+from nimwarden.errors import unwritable
 from nimwarden.k8s import source as k8s_source
 from nimwarden.outcome import Outcome
 from nimwarden.report.record import make_result
@@ -267,15 +268,21 @@ def _run(target: Target, args: Any, suites: Path, started_clock: float, read: Ca
     t_reports = time.perf_counter()
     say(f"judged in {t_reports - t_judge:.1f} s ({judged_by}); writing the reports …")
     reports_dir = Path(args.reports_dir).resolve()
-    run_dir = new_run_dir(reports_dir, started)
+    try:
+        run_dir = new_run_dir(reports_dir, started)
+    except OSError as exc:
+        raise (unwritable(exc, reports_dir, "the run's folder") or exc) from None
     record = RunRecord(target=target, started=started, options=["--intrusive=no"], fail_on=None, waivers=waivers, run_dir=run_dir,
                        reports_dir=reports_dir, collected=collected, interrupted=False, stopped_early=False, pytest_exit=0,
                        data=families.data_stamps(target), kubernetes=inventory)
     timings = {"runner": f"in-process (no probes to run; {read_by + '; ' if read_by else ''}judged by {judged_by})", "startup_s": round(t_read - started_clock, 3),
                "parse_s": round(parse_s, 3), "parse_wait_s": round(t_judge - t_read, 3), "judge_s": round(t_reports - t_judge, 3)}
     redacted_at = secrets_known if redact.generation() == secrets_known else None
-    status, lines = finish_run(record, results, timings=timings, extra_writers=(_write_allure, _write_junit), redacted_at=redacted_at,
-                               spread=True)
+    try:
+        status, lines = finish_run(record, results, timings=timings, extra_writers=(_write_allure, _write_junit),
+                                   redacted_at=redacted_at, spread=True)
+    except OSError as exc:  # the disk filled up (or went read-only) while the reports were written: they are incomplete
+        raise (unwritable(exc, run_dir, "the reports") or exc) from None
     print(f"{len(results)} controls judged in-process: " + ", ".join(f"{n} {s}" for s, n in sorted(_totals(results).items())))
     for line in lines:
         print(line)
