@@ -574,9 +574,11 @@ def _target_name(context: str | None) -> str:
 def _current_context(kubeconfig: str | None) -> str | None:
     import yaml
 
+    from nimwarden import yaml_bounded
+
     path = kubeconfig or (os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")).split(os.pathsep)[0]
     try:
-        return (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("current-context")
+        return (yaml_bounded.load(Path(path).read_text(encoding="utf-8")) or {}).get("current-context")
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
         return None
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from nimwarden import yaml_bounded
 from nimwarden.budget import RequestBudget, budget_from_options
 from nimwarden.errors import ConfigError, OutOfScope
 from nimwarden.schema.messages import first_problem
@@ -195,7 +196,7 @@ def _read_yaml(file: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(file, "", f"cannot read: {exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: the same safe loader, ~10x faster
+        return yaml_bounded.load(text)  # libyaml's safe loader (~10x PyYAML's), aliases bounded
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         # libyaml marks a problem at the end of the input one line past a last line without a newline

@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from nimwarden import yaml_bounded
 from nimwarden.errors import ConfigError
 
 REQUIRED = ("control", "deployment", "owner", "reason", "ticket", "expires")
@@ -137,7 +138,7 @@ def parse_waivers(data: Any, file: str, known_controls: Iterable[str] | None = N
 def load_waivers(path: str | Path, known_controls: Iterable[str] | None = None) -> list[Waiver]:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml_bounded.load(path.read_text(encoding="utf-8"), yaml.SafeLoader)
     except OSError as exc:
         raise ConfigError(path, "", f"cannot read waivers: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:

@@ -224,10 +224,11 @@ def start_early(profile: Any, no_gc: bool = False) -> _Early | None:
 def _peek(profile: Any) -> tuple[list, str | None]:
     """The (path, namespace) entries and default namespace of a profile's manifests source, as the loaded profile's
     ``manifest_entries()`` gives them; ValueError where the profile is not that plain."""
-    import yaml
+
+    from nimwarden import yaml_bounded
 
     with open(profile, encoding="utf-8") as f:
-        raw = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+        raw = yaml_bounded.load(f.read())
     section = raw.get("kubernetes") if isinstance(raw, dict) else None
     if not isinstance(section, dict) or section.get("source") != "manifests" or not isinstance(section.get("paths"), list):
         raise ValueError("not a manifests source")

@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from nimwarden import yaml_bounded
 from nimwarden.errors import ConfigError
 from nimwarden.k8s import yaml_nodes
 from nimwarden.k8s.model import ClusterState, K8sObject, Unit, make_object
@@ -69,7 +70,7 @@ def _refuse_unrendered(directory: Path, namespace: str | None) -> None:
     for name in KUSTOMIZATION:
         for k in sorted(directory.rglob(name)):
             try:
-                doc = yaml.load(k.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
+                doc = yaml_bounded.load(k.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, yaml.YAMLError):
                 doc = None
             if not _plain_kustomization(doc, k.parent):
@@ -202,9 +203,12 @@ def _parse(text: str, file: Path) -> tuple[list[Any], list[Any]]:
     docs: list[Any] = []
     nodes: list[Any] = []
     loader = yaml_nodes.Loader(text)
+    anchors = "&" in text  # no anchor, no alias: rendered output (which has none) is not walked once more
     try:
         while loader.check_node():
             node = loader.get_node()
+            if anchors:
+                yaml_bounded.check_aliasing(node)  # an alias bomb is invalid YAML here, as for the API server
             dup = _top_level_duplicates(node)
             if dup:
                 raise ConfigError(file, f"document {len(docs)}", f"{dup}: two objects run together? (a '---' separator missing or glued to a key)")

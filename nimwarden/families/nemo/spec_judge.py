@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nimwarden import yaml_bounded
 from nimwarden.k8s.exposure import routes, workload_services
 from nimwarden.k8s.findings import Finding, needs, verdict_from
 from nimwarden.k8s.model import ClusterState
@@ -114,7 +115,7 @@ def _config_file(state: ClusterState, tpl: PodTemplate, container: Mapping[str, 
         if text is None:
             raise Unreadable(f"{obj.ref} has no key {key} (the config file {path})")
         try:
-            parsed = yaml.safe_load(str(text))
+            parsed = yaml_bounded.load(str(text), yaml.SafeLoader)
         except yaml.YAMLError as exc:
             raise Unreadable(f"{obj.ref} key {key} is not YAML: {str(exc).splitlines()[0]}") from None
         if parsed is not None and not isinstance(parsed, Mapping):
