@@ -212,8 +212,8 @@ def _parse(text: str, file: Path) -> tuple[list[Any], list[Any]]:
             dup = _top_level_duplicates(node)
             if dup:
                 raise ConfigError(file, f"document {len(docs)}", f"{dup}: two objects run together? (a '---' separator missing or glued to a key)")
+            nodes.append(yaml_nodes.lines_of(node))  # first: a document nested too deep is refused before it is built
             docs.append(yaml_nodes.construct(loader, node))
-            nodes.append(yaml_nodes.lines_of(node))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""

@@ -102,9 +102,10 @@ def _line_in(node: Any, parts: list, offset: int) -> int:
         if isinstance(node, shapes.Block):
             try:  # YAML inside the block: its lines start on the line after the indicator
                 inner = _yaml().compose(node.text)
+                inner_lines = shapes.lines_of(inner) if inner is not None else None
             except _yaml().YAMLError:
                 break
-            return _line_in(shapes.lines_of(inner), parts[n:], node.line + 1 + offset) if inner is not None else line
+            return _line_in(inner_lines, parts[n:], node.line + 1 + offset) if inner is not None else line
         entry = node.get(key) if isinstance(node, shapes.Map) else None
         if entry is None:
             break

@@ -66,19 +66,34 @@ def line_of(shape: Any) -> int:
     return shape if isinstance(shape, int) else shape.line
 
 
+# Deeper than this, a document is refused (Kubernetes objects nest a few dozen levels; a CRD's schema 60 or so).
+# Below Python's recursion limit with room to spare, so that a document read is one every later walk can take.
+DEPTH_MAX = 200
+
+
+class TooDeep(yaml.YAMLError):
+    def __init__(self, node: Any):
+        self.problem_mark = getattr(node, "start_mark", None)
+        self.problem = f"nested deeper than {DEPTH_MAX} levels (Kubernetes objects nest a few dozen)"
+        super().__init__(self.problem)
+
+
 def lines_of(node: Any) -> Any:
     """What a document's node keeps once built: the line of every key and item, nothing else (the
     nodes themselves were two thirds of a read tree's memory: 15.6 of 24.0 MiB for 1,890 objects, where
     their lines take 4.1 MiB).
-    An alias is the same shape, as it is the same node."""
+    An alias is the same shape, as it is the same node. A document nested deeper than :data:`DEPTH_MAX` is a
+    YAML error (:class:`TooDeep`): every walk of its values (redaction, the judges, the reports) recurses."""
     shapes: dict[int, Any] = {}
     ints: dict[int, int] = {}  # one int object per line number
 
-    def shape(n: Any) -> Any:
+    def shape(n: Any, depth: int = 0) -> Any:
         key = id(n)
         found = shapes.get(key)
         if found is not None:
             return found
+        if depth > DEPTH_MAX:
+            raise TooDeep(n)
         at = n.start_mark.line
         at = ints.setdefault(at, at)
         kind = n.__class__
@@ -87,7 +102,7 @@ def lines_of(node: Any) -> Any:
         elif kind is yaml.SequenceNode:
             out = shapes[key] = Seq()
             out.line = at
-            out.extend(shape(c) for c in n.value)
+            out.extend(shape(c, depth + 1) for c in n.value)
         else:
             out = shapes[key] = Map()
             out.line = at
@@ -96,7 +111,7 @@ def lines_of(node: Any) -> Any:
                 if isinstance(name, str) and len(name) <= SHARED_UP_TO:
                     name = _shared.setdefault(name, name) if len(_shared) < SHARED_MAX else _shared.get(name, name)
                 if isinstance(name, str) and name not in out:  # the first of two equal keys, as a search finds
-                    child, kl = shape(v), k.start_mark.line
+                    child, kl = shape(v, depth + 1), k.start_mark.line
                     kl = ints.setdefault(kl, kl)
                     out[name] = kl if isinstance(child, int) else (kl, child)
         shapes[key] = out

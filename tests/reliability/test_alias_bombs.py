@@ -1,11 +1,12 @@
-"""YAML alias bombs in files nimwarden did not write: refused in one line, in well under a second, never walked.
+"""YAML alias bombs and absurd nesting in files nimwarden did not write: refused in one line, at once, never walked.
 
 A rendered manifest in a pull request is input from whoever opened it. A kilobyte of anchors aliasing
 anchors ("billion laughs") had a review audit (`targets/helm-review.yaml` over such a tree) run past two
 minutes and 3.4 GB before it was killed; Kubernetes' YAML reader refuses such a document, and so does
 nimwarden now (nimwarden/yaml_bounded.py): invalid YAML, one line naming the file, exit 2. The same bound
 holds for the profile, a waivers file, and the YAML a NeMo Platform reads from its ConfigMap (that control
-says "error", fail closed).
+says "error", fail closed). A document nested deeper than 200 levels is refused too: deeper, a RecursionError
+somewhere (reading it, or a later walk of it) depended on how deep the stack already was.
 """
 
 from __future__ import annotations
@@ -51,12 +52,17 @@ BOMB = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: laughs, namespace: nim
 SELF = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: self, namespace: nim}\ndata: &x {k: *x}\n"
 
 
-@pytest.mark.parametrize(("document", "words"), [(BOMB, "excessive aliasing"), (SELF, "inside its own anchor")], ids=["bomb", "self"])
+def nested(depth: int) -> str:
+    return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep, namespace: nim}\ndata:\n  k: " + "[" * depth + "]" * depth + "\n"
+
+
+@pytest.mark.parametrize(("document", "words"), [(BOMB, "excessive aliasing"), (SELF, "inside its own anchor"),
+                                                  (nested(330), "nested deeper than 200 levels")], ids=["bomb", "self", "deep"])
 def test_a_manifest_alias_bomb_is_one_line_exit_2_in_a_moment(tmp_path, document, words):
     profile, bad = _review(tmp_path, document)
     started = time.monotonic()
     proc, summary = run_audit(profile, tmp_path / "reports", timeout=60)
-    assert time.monotonic() - started < 30 and summary is None  # 120 s and more, 3.4 GB, before
+    assert time.monotonic() - started < 30 and summary is None  # bomb: 120 s and more, 3.4 GB, before; deep: RecursionError
     _one_line_exit_2(proc, str(bad), "invalid YAML", words)
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
     found = subprocess.run([sys.executable, "-m", "nimwarden.cli", "discover", "--manifests", str(bad.parent), "--out",
@@ -109,3 +115,11 @@ def test_the_bound_counts_what_aliases_add_not_what_a_document_holds():
     with pytest.raises(yaml.YAMLError, match="excessive aliasing"):
         yaml_bounded.load(laughs(levels=7))  # 9**7 = 4.8 million strings
     assert list(yaml_bounded.load_all("a: &x [1]\nb: *x\n---\nc: 2\n")) == [{"a": [1], "b": [1]}, {"c": 2}]
+
+
+@pytest.mark.parametrize("runner", [(), ("--", "-n", "2")], ids=["in-process", "pytest-xdist"])
+def test_a_document_nested_just_under_the_bound_is_judged_and_reported(tmp_path, runner):
+    profile, _ = _review(tmp_path, nested(199))  # every later walk (judges, redaction, pickling, reports) takes it
+    proc, summary = run_audit(profile, tmp_path / "reports", *runner, timeout=180)
+    assert proc.returncode == 1 and summary is not None and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert not [r for r in summary["results"] if "RecursionError" in r.get("reason", "")]
