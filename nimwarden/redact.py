@@ -24,7 +24,10 @@ PATTERNS = [
     (re.compile(r"(hf_[A-Za-z0-9]{10,})"), 1),  # Hugging Face tokens
     (re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/\-]{8,}=*)"), 2),
     (re.compile(r"://([^/\s:@]+:[^/\s@]+)@"), 1),  # user:password@ in URLs
-    (re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----)"), 1),
+    # a private key to its END line, never past the next BEGIN (one BEGIN after another, none ended, was quadratic:
+    # 6.5 s for 155 kB); a key cut off before its END (evidence is truncated) to the end of its base64 body
+    (re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----(?:(?:(?!-----BEGIN )[\s\S])*?-----END [A-Z ]*PRIVATE KEY-----"
+                r"|[A-Za-z0-9+/=\s\\]*))"), 1),
     (re.compile(r"(?i)((?:password|passwd|api_key|apikey|token|secret)[\"']?\s*[=:]\s*[\"']?)([^&\s\"',}]{6,})"), 2),
 ]
 
