@@ -13,6 +13,7 @@ import argparse
 import errno
 import gc
 import json
+import math
 import os
 import signal
 import sys
@@ -78,7 +79,7 @@ def _parser() -> _Parser:
     a.add_argument("--under-load", action="store_true", help="run the suites while a steady inference load runs (PERF-UNDERLOAD-001)")
     a.add_argument("--perf-update-baseline", action="store_true", help="record this run's performance measurements as baselines")
     a.add_argument("--lab-dir", metavar="DIR", help="lab state directory (default .nimwarden/lab)")
-    a.add_argument("--compute-ms", type=float, default=0.0, help="lab model compute time per request")
+    a.add_argument("--compute-ms", type=_non_negative, default=0.0, help="lab model compute time per request")
     a.add_argument("--fail-on-new", action="store_true", help="exit 1 only for failures absent from the baseline")
     a.add_argument("--baseline", metavar="FILE", help="summary.json to compare with (default: the previous comparable run)")
     _discovery_options(a, for_audit=True)
@@ -91,7 +92,7 @@ def _parser() -> _Parser:
     lab = sub.add_parser("lab", help="start, stop or inspect the embedded lab")
     lab.add_argument("action", choices=("up", "down", "status"))
     lab.add_argument("--dir", metavar="DIR", help="lab state directory (default .nimwarden/lab or $NIMWARDEN_LAB_DIR)")
-    lab.add_argument("--compute-ms", type=float, default=0.0, help="model compute time per request in ms")
+    lab.add_argument("--compute-ms", type=_non_negative, default=0.0, help="model compute time per request in ms")
 
     r = sub.add_parser("report", help="regenerate the artifacts of a run directory from its summary.json")
     r.add_argument("run_dir", nargs="?", default="reports/latest")
@@ -107,13 +108,13 @@ def _parser() -> _Parser:
     sn.add_argument("--context", help="kubeconfig context")
     sn.add_argument("--namespace", "-n", action="append", default=[], help="limit to a namespace (repeatable)")
     sn.add_argument("--out", metavar="FILE", required=True, help="where to write the snapshot (JSON)")
-    sn.add_argument("--timeout", type=float, default=10.0, help="seconds per API call")
+    sn.add_argument("--timeout", type=_seconds, default=10.0, help="seconds per API call")
 
     cl = sub.add_parser("cleanup", help="delete the probe pods (and their anchor ConfigMaps) nimwarden left in a cluster")
     cl.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default $KUBECONFIG, ~/.kube/config, or in-cluster)")
     cl.add_argument("--context", help="kubeconfig context")
     cl.add_argument("--namespace", "-n", action="append", default=[], help="only in this namespace (repeatable; default: cluster-wide)")
-    cl.add_argument("--timeout", type=float, default=10.0, help="seconds per API call")
+    cl.add_argument("--timeout", type=_seconds, default=10.0, help="seconds per API call")
 
     v = sub.add_parser("validate", help="validate a target profile and exit",
                        description="Validate a target profile as an audit would load it: its fields, every family's "
@@ -143,7 +144,29 @@ def _discovery_options(p: argparse.ArgumentParser, for_audit: bool) -> None:
     g.add_argument("--position", choices=("external", "cluster-internal"),
                    help="where the audit will run (default: cluster-internal in a pod, else external)")
     g.add_argument("--no-probes", action="store_true", help="write endpoints commented out: judge cluster state only")
-    g.add_argument("--api-timeout", type=float, default=10.0, help="seconds per API call")
+    g.add_argument("--api-timeout", type=_seconds, default=10.0, help="seconds per API call")
+
+
+def _seconds(text: str) -> float:
+    """A timeout: a finite number of seconds above zero (argparse makes a bad one a usage error, exit 2)."""
+    value = _number(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a timeout is a finite number of seconds above 0")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _non_negative(text: str) -> float:
+    value = _number(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number, 0 or more")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,7 +318,11 @@ def cmd_cleanup(args) -> int:
 def cmd_catalog(args) -> int:
     from nimwarden.catalog import load_catalog
 
-    controls = [c for c in load_catalog().values() if not args.family or c.family == args.family]
+    catalog = load_catalog()
+    families = sorted({c.family for c in catalog.values()})
+    if args.family and args.family not in families:
+        raise UsageError(f"--family {args.family}: no such family; the families are {', '.join(families)}")
+    controls = [c for c in catalog.values() if not args.family or c.family == args.family]
     if args.json:
         print(json.dumps([c.__dict__ for c in controls], indent=2, default=list))
     else:

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -207,3 +208,19 @@ def test_a_pytest_addopts_that_cannot_be_read_is_one_line_and_one_pytest_refuses
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].endswith("PYTEST_ADDOPTS in the environment: --no-such-option"), proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("audit", "--kubeconfig", "/nonexistent", "--api-timeout", "nan"), "--api-timeout: 'nan': a timeout is a finite number of seconds above 0"),
+    (("audit", "--kubeconfig", "/nonexistent", "--api-timeout", "-1"), "--api-timeout: '-1'"),
+    (("snapshot", "--kubeconfig", "/nonexistent", "--out", "s.json", "--timeout", "0"), "--timeout: '0'"),
+    (("cleanup", "--kubeconfig", "/nonexistent", "--timeout", "soon"), "--timeout: 'soon' is not a number"),
+    (("lab", "status", "--compute-ms", "inf"), "--compute-ms: 'inf': must be a finite number, 0 or more"),
+    (("catalog", "--family", "tsl"), "--family tsl: no such family; the families are gateway,"),
+])
+def test_a_number_or_a_name_out_of_range_is_one_line_exit_2(args, words):
+    """A timeout of nan, 0 or -1 was taken as given (an API call with no time to answer, or none at all), and
+    `catalog --family` with a typo listed nothing and exited 0."""
+    proc = _cli(*args)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and words in lines[0] and "Traceback" not in proc.stderr, proc.stderr
