@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         # pydantic looks for plugins in every installed distribution's entry points the first time a model is
         # built (~20 ms of each start); nimwarden's profile models want none. A user's own setting is kept.
         os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+        sys.unraisablehook = _unraisable
     try:
         handler = {"audit": cmd_audit, "discover": cmd_discover, "lab": cmd_lab, "report": cmd_report, "catalog": cmd_catalog, "validate": cmd_validate,
                    "snapshot": cmd_snapshot, "cleanup": cmd_cleanup, "schema": cmd_schema}[args.command]
@@ -212,6 +213,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 _DISK = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _unraisable(unraisable) -> None:
+    """What Python can only ignore (an exception in a __del__, or in a plugin's generator closed after a Ctrl-C or
+    SIGTERM: allure-pytest's setup wrapper, interrupted at the wrong moment, raises one at exit): one line, not the
+    traceback Python prints by default. The run's status and reports are already decided."""
+    import contextlib
+
+    with contextlib.suppress(Exception):  # at interpreter shutdown anything may be gone; there is nothing left to say
+        exc = unraisable.exc_value
+        what = getattr(unraisable.object, "__qualname__", None) or type(unraisable.object).__name__
+        text = " ".join(str(exc).split())[:200] if exc is not None else ""
+        print(f"nimwarden: ignored, in {what} (Python cannot raise it): {type(exc).__name__}{': ' + text if text else ''}",
+              file=sys.stderr)
 
 
 def _bug(exc: BaseException) -> int:
