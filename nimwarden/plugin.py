@@ -28,6 +28,7 @@ import pytest
 from nimwarden import catalog, families
 from nimwarden.errors import ConfigError, UsageError, unwritable
 from nimwarden.outcome import Outcome, Status, not_applicable
+from nimwarden.printable import visible
 from nimwarden.redact import redact
 from nimwarden.report.record import make_result
 from nimwarden.target import Deployment, Target
@@ -354,7 +355,7 @@ class Verdict:
             raise ControlFailed(message)
         if outcome.status == Status.ERROR:
             raise ControlError(message)
-        pytest.skip(f"{outcome.status.value.replace('_', ' ')}: {redact(outcome.reason)}")
+        pytest.skip(f"{outcome.status.value.replace('_', ' ')}: {visible(redact(outcome.reason))}")
 
 
 @pytest.fixture
@@ -386,8 +387,8 @@ def _message(outcome: Outcome, subject: str | None) -> str:
     evidence = json.dumps(redact(dict(outcome.evidence)), indent=2, default=str)
     if len(evidence) > 4000:
         evidence = evidence[:4000] + "\n…"
-    where = f" [{subject}]" if subject else ""
-    return f"{outcome.status.value.upper()}{where}: {redact(outcome.reason)}\nevidence:\n{evidence}"
+    where = f" [{visible(str(subject))}]" if subject else ""  # pytest prints it on the terminal: a target's ESC shown, not run
+    return f"{outcome.status.value.upper()}{where}: {visible(redact(outcome.reason))}\nevidence:\n{evidence}"
 
 
 def _allure_evidence(outcome: Outcome) -> None:

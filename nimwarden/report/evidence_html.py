@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
+from nimwarden.printable import UNSAFE_CHARS, visible
 from nimwarden.report import charts
 
 REQUEST_KEYS = ("probe", "request", "method", "url", "headers_sent")
@@ -25,13 +26,14 @@ PICTURE_KEYS = ("svg", "latencies_ms", "latency_histogram", "reachability", "mat
 LONG_TEXT = 200
 
 
-_SPECIAL = re.compile("[&<>\"']")
+_SPECIAL = re.compile(f"[&<>\"'{UNSAFE_CHARS}]")
 
 
 def e(value: Any) -> str:
-    """``html.escape(str(value), quote=True)``; most values hold nothing to escape, and a search finds that in C."""
+    """``html.escape(visible(str(value)), quote=True)`` (a target's control characters shown, not passed on); most
+    values hold nothing to escape, and a search finds that in C."""
     text = value if isinstance(value, str) else str(value)
-    return text if _SPECIAL.search(text) is None else escape(text, quote=True)
+    return text if _SPECIAL.search(text) is None else escape(visible(text), quote=True)
 
 
 def _scalar(value: Any) -> bool:

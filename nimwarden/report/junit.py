@@ -26,24 +26,27 @@ from typing import Any
 from xml.sax.saxutils import escape as _escape
 from xml.sax.saxutils import quoteattr as _quoteattr
 
+from nimwarden.printable import UNSAFE_CHARS, visible
 from nimwarden.report.grouped import by_reason
 
 ALLURE_SEVERITY = {"critical": "blocker", "high": "critical", "medium": "normal", "low": "minor", "info": "trivial"}
 ALLURE_STATUS = {"pass": "passed", "fail": "failed", "error": "broken", "skip": "skipped", "not_applicable": "skipped", "waived": "skipped"}
 
 
-_ATTR_SPECIAL = re.compile("[&<>\"\n\r\t]")
-_TEXT_SPECIAL = re.compile("[&<>]")
+# what the escapers change, and what XML 1.0 cannot hold at all (printable.UNSAFE: a target's control characters)
+_ATTR_SPECIAL = re.compile(f"[&<>\"\n\r\t{UNSAFE_CHARS}]")
+_TEXT_SPECIAL = re.compile(f"[&<>{UNSAFE_CHARS}]")
 
 
 def quoteattr(value: str) -> str:
-    """``xml.sax.saxutils.quoteattr``; most values hold nothing to escape, and a search finds that in C."""
-    return f'"{value}"' if _ATTR_SPECIAL.search(value) is None else _quoteattr(value)
+    """``xml.sax.saxutils.quoteattr`` of ``visible(value)``; most values hold nothing to escape, and a search finds
+    that in C."""
+    return f'"{value}"' if _ATTR_SPECIAL.search(value) is None else _quoteattr(visible(value))
 
 
 def escape(value: str) -> str:
-    """``xml.sax.saxutils.escape``, with the same shortcut."""
-    return value if _TEXT_SPECIAL.search(value) is None else _escape(value)
+    """``xml.sax.saxutils.escape`` of ``visible(value)``, with the same shortcut."""
+    return value if _TEXT_SPECIAL.search(value) is None else _escape(visible(value))
 
 
 def _case(r: Mapping[str, Any]) -> str:
