@@ -378,6 +378,11 @@ def cmd_report(args) -> int:
         summary = load_summary(run_dir)
     except ValueError as exc:
         raise UsageError(f"{run_dir / 'summary.json'}: not valid JSON ({exc})") from None
+    from nimwarden.report.summary_shape import shape_problem
+
+    problem = shape_problem(summary)
+    if problem:
+        raise UsageError(f"{run_dir / 'summary.json'}: {problem} (not a summary.json nimwarden wrote, or edited since)")
     try:
         written = write_all(run_dir.resolve(), summary, None)
     except OSError as exc:
