@@ -107,12 +107,19 @@ def manifest_files(paths: Iterable[Any]) -> list[tuple[Path, str | None]]:
     return files
 
 
+# A folder is read whole (every .yaml/.yml/.json under it): in a repository's root that takes in CI workflows,
+# docs and compose files too. Said with every "not Kubernetes" error, so that the way out is in the line.
+FOLDERS_HINT = ("; a folder is read whole, every .yaml/.yml/.json under it: give --manifests / kubernetes.paths the "
+                "folders or files of rendered manifests only")
+
+
 def _not_kubernetes(doc: Any, file: Path, where: str) -> ConfigError:
     if isinstance(doc, list):
         looks = " (an Ansible playbook?)" if any(isinstance(d, dict) and ("hosts" in d or "tasks" in d) for d in doc) else ""
         return ConfigError(file, where, f"not a Kubernetes manifest: an object must be a mapping with apiVersion and kind, this is a YAML list{looks}; "
-                                        "pass rendered manifests (`helm template …`, `kubectl kustomize …`)")
-    return ConfigError(file, where, f"not a Kubernetes manifest: an object must be a mapping with apiVersion and kind, not a {type(doc).__name__}")
+                                        f"pass rendered manifests (`helm template …`, `kubectl kustomize …`){FOLDERS_HINT}")
+    return ConfigError(file, where, f"not a Kubernetes manifest: an object must be a mapping with apiVersion and kind, not a "
+                                    f"{type(doc).__name__}{FOLDERS_HINT}")
 
 
 def _check_object(doc: Any, file: Path, where: str) -> Mapping[str, Any]:
@@ -120,7 +127,7 @@ def _check_object(doc: Any, file: Path, where: str) -> Mapping[str, Any]:
         raise _not_kubernetes(doc, file, where)
     if not doc.get("kind"):
         raise ConfigError(file, where, "has no kind: not a Kubernetes object; pass rendered manifests "
-                                       "(`helm template …`, `kubectl kustomize …`)")
+                                       f"(`helm template …`, `kubectl kustomize …`){FOLDERS_HINT}")
     if doc.get("kind") == "Kustomization" and not _plain_kustomization(doc, file.parent):
         raise ConfigError(file, where, f"a kustomization; render it first: `kubectl kustomize {file.parent} > rendered.yaml`")
     if not doc.get("apiVersion"):

@@ -224,3 +224,16 @@ def test_a_number_or_a_name_out_of_range_is_one_line_exit_2(args, words):
     proc = _cli(*args)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and words in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_repository_root_with_other_yaml_names_the_file_and_the_way_out(tmp_path):
+    """`discover --manifests .` in a repository's root reads its CI workflow too: the line names that file and says
+    that a folder is read whole, so the user points at the rendered manifests' folder instead."""
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "ci.yml").write_text("name: ci\non: [push]\njobs: {t: {runs-on: ubuntu-latest}}\n")
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "nim-llm.yaml").write_text((ROOT / "targets" / "rendered" / "nim-llm.yaml").read_text())
+    proc = _cli("discover", "--manifests", str(tmp_path), "--out", str(tmp_path / "found.yaml"))
+    _assert_one_line_exit_2(proc, tmp_path / ".github" / "workflows" / "ci.yml", "has no kind")
+    assert "a folder is read whole" in proc.stderr and "folders or files of rendered manifests only" in proc.stderr
+    assert _cli("discover", "--manifests", str(tmp_path / "deploy"), "--out", str(tmp_path / "found.yaml")).returncode == 0
