@@ -10,7 +10,6 @@ errors in one place, so the command line reads as one page.
 from __future__ import annotations
 
 import argparse
-import errno
 import gc
 import json
 import math
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 from nimwarden import __version__
-from nimwarden.errors import UsageError, check_writable_dir, unwritable
+from nimwarden.errors import DISK, UsageError, check_writable_dir, unwritable
 
 STARTED = time.perf_counter()  # the start-up time the in-process runner reports begins here
 
@@ -205,14 +204,11 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Exception as exc:  # noqa: BLE001 - the last resort: one line and a file, never a bare traceback
-        disk = unwritable(exc, "a file") if isinstance(exc, OSError) and exc.errno in _DISK else None
+        disk = unwritable(exc, "a file") if isinstance(exc, OSError) and exc.errno in DISK else None
         if disk is not None:  # a full or read-only disk wherever it was met: the machine's state, not a bug
             _say(str(disk))
             return EXIT_USAGE
         return _bug(exc)
-
-
-_DISK = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def _unraisable(unraisable) -> None:

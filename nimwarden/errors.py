@@ -34,6 +34,11 @@ REFUSED = frozenset(getattr(errno, name) for name in (
     "ELOOP") if hasattr(errno, name))
 
 
+# the disk's own state wherever it is met (full, over quota, read-only): never a bug of nimwarden
+FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+DISK = FULL | {errno.EROFS}
+
+
 def unwritable(exc: BaseException, where: object, what: str = "") -> Unwritable | None:
     """The one-line error for ``exc`` where it is the file system refusing a write under ``where`` (named in the
     line, with ``what`` it was writing), else None: an exception of another kind stays what it is."""
@@ -44,8 +49,7 @@ def unwritable(exc: BaseException, where: object, what: str = "") -> Unwritable 
 
 
 def _hint(exc: OSError) -> str:
-    full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-    return "free some space, or give another folder" if full else "give a folder nimwarden can write"
+    return "free some space, or give another folder" if exc.errno in FULL else "give a folder nimwarden can write"
 
 
 def check_writable_dir(path: str | os.PathLike, option: str) -> Path:

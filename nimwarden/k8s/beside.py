@@ -224,7 +224,6 @@ def start_early(profile: Any, no_gc: bool = False) -> _Early | None:
 def _peek(profile: Any) -> tuple[list, str | None]:
     """The (path, namespace) entries and default namespace of a profile's manifests source, as the loaded profile's
     ``manifest_entries()`` gives them; ValueError where the profile is not that plain."""
-
     from nimwarden import yaml_bounded
 
     with open(profile, encoding="utf-8") as f:

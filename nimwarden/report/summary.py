@@ -204,4 +204,3 @@ def point_latest(reports_dir: Path, run_dir: Path) -> None:
         pass
     tmp.symlink_to(run_dir.name)
     tmp.replace(link)
-

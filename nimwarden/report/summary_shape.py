@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nimwarden.outcome import STATUSES
 
@@ -93,7 +93,7 @@ class Kubernetes(_Part):
 
 class Summary(_Part):
     results: list[Result]
-    schema_: str | None = None  # "schema" in the file (a BaseModel attribute name)
+    schema_: str | None = Field(default=None, alias="schema")  # "schema" is a BaseModel attribute's name
     tool_version: str | None = None
     target: str | None = None
     started_at: str | None = None
@@ -124,14 +124,11 @@ def shape_problem(summary: Any) -> str | None:
     """Why ``summary`` is not a summary.json the writers can read (``results[3].status: …``), or None."""
     if not isinstance(summary, dict):
         return f"the document is a {type(summary).__name__}, not an object"
-    document = dict(summary)
-    if "schema" in document:
-        document["schema_"] = document.pop("schema")
     try:
-        Summary.model_validate(document)
+        Summary.model_validate(summary)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = _where(tuple("schema" if p == "schema_" else p for p in first["loc"]))
+        first = exc.errors(include_url=False)[0]  # located by the file's own names (the alias)
+        where = _where(first["loc"])
         got = first.get("input")
         shown = type(got).__name__ if isinstance(got, dict | list) else repr(got)[:60]
         return f"{where}: {first['msg'].lower()} (found {shown})"
