@@ -96,7 +96,7 @@ class Summary(_Part):
     schema_: str | None = Field(default=None, alias="schema")  # "schema" is a BaseModel attribute's name
     tool_version: str | None = None
     target: str | None = None
-    started_at: str | None = None
+    started_at: str = Field(min_length=1)  # every run has one; OSCAL's result needs a start time
     finished_at: str | None = None
     interrupted: bool | None = None
     exit_status: int | None = None
@@ -131,5 +131,5 @@ def shape_problem(summary: Any) -> str | None:
         where = _where(first["loc"])
         got = first.get("input")
         shown = type(got).__name__ if isinstance(got, dict | list) else repr(got)[:60]
-        return f"{where}: {first['msg'].lower()} (found {shown})"
+        return f"{where}: {first['msg'].lower()}" + ("" if first["type"] == "missing" else f" (found {shown})")
     return None

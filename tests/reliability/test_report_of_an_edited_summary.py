@@ -41,8 +41,11 @@ def real_summary(tmp_path_factory):
 def test_a_summary_the_shape_check_accepts_is_written_whatever_it_holds(real_summary, tmp_path_factory, data):
     summary = copy.deepcopy(real_summary)
     for _ in range(data.draw(st.integers(1, 4))):
-        where = data.draw(st.sampled_from(["result", "section", "top"]))
-        if where == "result":
+        where = data.draw(st.sampled_from(["result", "section", "top", "drop"]))
+        if where == "drop":  # a key lost (cut short, or deleted by hand)
+            r = data.draw(st.sampled_from([summary, *summary["results"]]))
+            r.pop(data.draw(st.sampled_from(sorted(r))), None)
+        elif where == "result":
             r = data.draw(st.sampled_from(summary["results"]))
             r[data.draw(st.sampled_from(sorted({*r, "waiver", "baseline_state", "expected"})))] = data.draw(ODD)
         elif where == "section":
@@ -65,9 +68,10 @@ def test_a_summary_the_shape_check_accepts_is_written_whatever_it_holds(real_sum
     ("[]", "the document is a list"),
     ('{"results": {"a": 1}}', "results: input should be a valid list (found dict)"),
     ('{"results": [[1, 2]]}', "results[0]: input should be a valid dictionary or instance of result (found list)"),
-    ('{"results": [{"status": 5}]}', "results[0].status: input should be 'pass', 'fail', 'error', 'skip', 'not_applicable' or 'waived' (found 5)"),
-    ('{"results": [{"status": "fail", "control": null, "evidence": "x"}]}', "results[0].evidence: input should be a valid dictionary (found 'x')"),
-    ('{"results": [], "totals": {"fail": null}}', "totals.fail: input should be a valid integer (found None)"),
+    ('{"results": [{"status": 5}], "started_at": "x"}', "results[0].status: input should be 'pass', 'fail', 'error', 'skip', 'not_applicable' or 'waived' (found 5)"),
+    ('{"results": [{"status": "fail", "control": null, "evidence": "x"}], "started_at": "x"}', "results[0].evidence: input should be a valid dictionary (found 'x')"),
+    ('{"results": [], "started_at": "x", "totals": {"fail": null}}', "totals.fail: input should be a valid integer (found None)"),
+    ('{"results": []}', "started_at: field required"),
 ])
 def test_report_on_an_edited_summary_is_one_line_exit_2(tmp_path, document, words):
     (tmp_path / "summary.json").write_text(document)
